@@ -9,7 +9,6 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-
 func TestForeignPayloadsAreNotEnvelopes(t *testing.T) {
 	foreign := [][]byte{
 		[]byte("pineping"),
