@@ -1,0 +1,39 @@
+package overlay
+
+import (
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Link is one authenticated peering as the node sees it: a place to queue
+// encoded frames and a way to end the peering. overlay/link implements it over
+// TCP and WebSocket streams; tests use in-memory links.
+type Link interface {
+	// Send queues one whole encoded frame; the link owns frame afterwards.
+	// Protocol frames (every type but Traffic) go on a queue the writer
+	// drains before traffic. Send never blocks: false means the frame was
+	// dropped because its queue was full, and the link counts the drop.
+	Send(frame []byte, protocol bool) bool
+	// Close ends the peering; reason is logged. It is safe to call more than
+	// once and from any goroutine.
+	Close(reason error)
+}
+
+// PeerInfo describes a peering when it is attached to the node.
+type PeerInfo struct {
+	// Key is the remote key proven by the handshake.
+	Key wire.PublicKey
+	// URI is the static peer URI as configured, or for inbound and
+	// discovered peers the remote address as a URI ("tcp://[fe80::1%eth0]:1234").
+	URI string
+	// Transport is "tcp", "ws" or "wss".
+	Transport string
+	// Zone scopes duplicate detection: "static", "listen", or the interface
+	// name for LAN discovery.
+	Zone string
+	// Inbound is true when the remote side dialled us.
+	Inbound bool
+	// Type is the peer type the router uses to prefer one of two links to
+	// the same key.
+	Type router.PeerType
+}
