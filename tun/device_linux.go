@@ -1,0 +1,282 @@
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+)
+
+// MaxMTU is the largest MTU Open accepts: the largest non-jumbo IPv6 packet.
+// The daemon should stay below what one overlay frame can carry once session
+// overhead is added (pineconeip uses 65000).
+const MaxMTU = 65535
+
+// DefaultName is the interface name used when Config.Name is empty.
+const DefaultName = "pinecone0"
+
+// DefaultMTU is the MTU used when Config.MTU is zero. With offloads on, TCP
+// hands us 64 KiB super-packets whatever the MTU, so the MTU mostly sets the
+// size of the packets the overlay carries.
+const DefaultMTU = MinMTU
+
+// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE from linux/if_link.h.
+const in6AddrGenModeNone = 1
+
+// Config says how to open and configure the device.
+type Config struct {
+	// Name of the interface; DefaultName if empty. "pinecone%d" lets the
+	// kernel pick a free number.
+	Name string
+	// MTU of the interface; DefaultMTU if zero, refused below MinMTU.
+	MTU int
+	// Addresses to assign, e.g. our node address as fdXX:…/8. They are added
+	// with IFA_F_NODAD (usable at once, no duplicate detection: nobody else
+	// is on this link) and IFA_F_NOPREFIXROUTE (routes come from Routes
+	// only, so there is exactly one route per prefix).
+	Addresses []netip.Prefix
+	// Routes sent into the TUN; OverlayPrefixes (fd00::/8 and fc00::/8) if
+	// nil, none if empty but non-nil. Our own /64 lies inside fc00::/8, so
+	// with the defaults traffic to it goes into the TUN as well; a daemon
+	// that serves a LAN from its /64 adds the more specific /64 route
+	// towards that LAN itself, and longest-prefix match takes it.
+	Routes []netip.Prefix
+	// NetNSPath, if not empty, is a network namespace (e.g.
+	// /run/netns/NAME) to create the device in. The calling goroutine is
+	// moved there only for the duration of Open.
+	NetNSPath string
+}
+
+// Device is an open, configured TUN interface.
+type Device struct {
+	dev    wgtun.Device
+	nl     *netlink.Handle
+	name   string
+	index  int
+	mtu    int
+	c      counters
+	events sync.WaitGroup
+
+	mu      sync.Mutex
+	writers []*Writer
+	closed  bool
+}
+
+// Open creates the TUN (with virtio-net-header offloads when the kernel has
+// them), assigns the addresses, adds the routes and brings the link up. On
+// any error nothing is left behind.
+func Open(cfg Config) (*Device, error) {
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTU
+	}
+	if cfg.MTU < MinMTU || cfg.MTU > MaxMTU {
+		return nil, fmt.Errorf("tun %s: MTU %d outside [%d, %d]: IPv6 needs at least %d", cfg.Name, cfg.MTU, MinMTU, MaxMTU, MinMTU)
+	}
+	if cfg.Routes == nil {
+		cfg.Routes = OverlayPrefixes
+	}
+	for _, p := range cfg.Addresses {
+		if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return nil, fmt.Errorf("tun %s: address %v is not an IPv6 prefix", cfg.Name, p)
+		}
+	}
+	for _, p := range cfg.Routes {
+		if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return nil, fmt.Errorf("tun %s: route %v is not an IPv6 prefix", cfg.Name, p)
+		}
+	}
+	if cfg.NetNSPath == "" {
+		return open(cfg)
+	}
+	return openInNetNS(cfg)
+}
+
+// openInNetNS runs open with the calling OS thread moved into the namespace.
+// Every socket open makes (the TUN's netlink listener, our netlink handle) is
+// bound to the namespace it was created in, so the device keeps working from
+// any thread afterwards.
+func openInNetNS(cfg Config) (*Device, error) {
+	target, err := netns.GetFromPath(cfg.NetNSPath)
+	if err != nil {
+		return nil, fmt.Errorf("tun %s: netns %s: %w", cfg.Name, cfg.NetNSPath, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("tun %s: current netns: %w", cfg.Name, err)
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("tun %s: enter netns %s: %w", cfg.Name, cfg.NetNSPath, err)
+	}
+	d, openErr := open(cfg)
+	if err := netns.Set(orig); err != nil {
+		// The thread is stuck in the wrong namespace: keep it locked so
+		// the runtime throws it away when this goroutine ends.
+		if d != nil {
+			d.Close()
+		}
+		return nil, fmt.Errorf("tun %s: leave netns %s: %w", cfg.Name, cfg.NetNSPath, err)
+	}
+	runtime.UnlockOSThread()
+	return d, openErr
+}
+
+func open(cfg Config) (_ *Device, err error) {
+	dev, err := wgtun.CreateTUN(cfg.Name, cfg.MTU)
+	if err != nil {
+		return nil, fmt.Errorf("tun %s: create: %w", cfg.Name, err)
+	}
+	d := &Device{dev: dev, mtu: cfg.MTU}
+	// Drain the device's event channel: its status goroutines block on a
+	// full channel, and a blocked one would hang Close. The loop ends when
+	// Close closes the channel.
+	d.events.Add(1)
+	go func() {
+		defer d.events.Done()
+		for range dev.Events() {
+		}
+	}()
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.name, err = dev.Name(); err != nil {
+		return nil, fmt.Errorf("tun %s: name: %w", cfg.Name, err)
+	}
+	if d.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+		return nil, fmt.Errorf("tun %s: netlink: %w", d.name, err)
+	}
+	link, err := d.nl.LinkByName(d.name)
+	if err != nil {
+		return nil, fmt.Errorf("tun %s: find link: %w", d.name, err)
+	}
+	d.index = link.Attrs().Index
+	// No link-local address: nothing on a TUN needs one, and without it the
+	// kernel sends no router or multicast listener traffic into the TUN.
+	// Kernels without the knob are fine too, so a failure is only logged.
+	if err := d.nl.LinkSetIP6AddrGenMode(link, in6AddrGenModeNone); err != nil {
+		slog.Debug("tun: cannot disable link-local address", "link", d.name, "err", err)
+	}
+	for _, p := range cfg.Addresses {
+		a := &netlink.Addr{
+			IPNet: prefixToIPNet(p),
+			Flags: unix.IFA_F_NODAD | unix.IFA_F_NOPREFIXROUTE,
+		}
+		if err := d.nl.AddrReplace(link, a); err != nil {
+			return nil, fmt.Errorf("tun %s: add address %s: %w", d.name, p, err)
+		}
+	}
+	if err := d.nl.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("tun %s: link up: %w", d.name, err)
+	}
+	for _, p := range cfg.Routes {
+		r := &netlink.Route{LinkIndex: d.index, Dst: prefixToIPNet(p.Masked())}
+		if err := d.nl.RouteReplace(r); err != nil {
+			return nil, fmt.Errorf("tun %s: route %s: %w", d.name, p, err)
+		}
+	}
+	return d, nil
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	a := p.Addr().As16()
+	return &net.IPNet{IP: net.IP(a[:]), Mask: net.CIDRMask(p.Bits(), 128)}
+}
+
+// Name is the interface name.
+func (d *Device) Name() string { return d.name }
+
+// Index is the interface index (in the device's namespace).
+func (d *Device) Index() int { return d.index }
+
+// MTU is the interface's MTU as the kernel has it now (an administrator may
+// have changed it), or the configured one if it cannot be read.
+func (d *Device) MTU() int {
+	if d.nl != nil {
+		if l, err := d.nl.LinkByIndex(d.index); err == nil {
+			return l.Attrs().MTU
+		}
+	}
+	return d.mtu
+}
+
+// BatchSize is how many packets one read or write may carry: 128 when
+// virtio-net-header offloads are on, 1 when the kernel lacks them.
+func (d *Device) BatchSize() int { return d.dev.BatchSize() }
+
+// Offloads reports whether the kernel accepted virtio-net-header offloads
+// (TSO/GSO on read, GRO on write).
+func (d *Device) Offloads() bool { return d.dev.BatchSize() > 1 }
+
+// NewReader returns a Reader that passes on the packets f accepts. Use one
+// Reader per device. Its buffers fit the MTU given to Open.
+func (d *Device) NewReader(f Filter) *Reader {
+	return newReader(d.dev, &d.c, d.mtu, f)
+}
+
+// NewWriter starts a Writer. Close stops it; Device.Close closes it too.
+func (d *Device) NewWriter(cfg WriterConfig) *Writer {
+	w := newWriter(d.dev, &d.c, cfg)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		w.Close()
+	} else {
+		d.writers = append(d.writers, w)
+	}
+	return w
+}
+
+// Stats returns a snapshot of the counters of the device and its readers and
+// writers.
+func (d *Device) Stats() Stats { return d.c.snapshot() }
+
+// Close stops the writers, closes the TUN (which removes the interface, its
+// addresses and routes) and waits for the device's goroutines. Readers see
+// os.ErrClosed.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	ws := d.writers
+	d.writers = nil
+	d.mu.Unlock()
+	for _, w := range ws {
+		w.Close()
+	}
+	err := d.dev.Close()
+	d.events.Wait()
+	if d.nl != nil {
+		// A non-persistent TUN disappears with its last file descriptor.
+		// Should a leaked descriptor keep it alive, delete it outright.
+		if l, lerr := d.nl.LinkByIndex(d.index); lerr == nil && l.Attrs().Name == d.name {
+			if derr := d.nl.LinkDel(l); derr != nil {
+				err = errors.Join(err, fmt.Errorf("tun %s: delete link: %w", d.name, derr))
+			}
+		}
+		d.nl.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("tun %s: close: %w", d.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,313 @@
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	wgtun "golang.zx2c4.com/wireguard/tun"
+)
+
+// writeOffset is the headroom left in front of every packet handed to the
+// device's Write. With offloads on, wireguard's tun writes a virtio-net header
+// (10 bytes) in front of each packet, in place; 16 keeps the packet start
+// aligned.
+const writeOffset = 16
+
+// maxIPv6Packet is the largest non-jumbo IPv6 packet.
+const maxIPv6Packet = IPv6HeaderLen + 0xffff
+
+// maxConsecutiveReadErrors bounds how long Run keeps going while every read
+// fails: a few malformed GSO packets are survivable, an fd that only returns
+// errors is not.
+const maxConsecutiveReadErrors = 100
+
+// Reader reads batches of packets from the TUN into buffers it reuses. One
+// Reader per device; its methods are not safe for concurrent use.
+type Reader struct {
+	dev     wgtun.Device
+	c       *counters
+	filter  Filter
+	bufLen  int
+	bufs    [][]byte
+	sizes   []int
+	pkts    [][]byte
+	headers []Header
+	errRun  int
+}
+
+func newReader(dev wgtun.Device, c *counters, mtu int, f Filter) *Reader {
+	n := max(dev.BatchSize(), 1)
+	bufLen := max(mtu, MinMTU)
+	r := &Reader{
+		dev:     dev,
+		c:       c,
+		filter:  f,
+		bufLen:  bufLen,
+		bufs:    make([][]byte, n),
+		sizes:   make([]int, n),
+		pkts:    make([][]byte, 0, n),
+		headers: make([]Header, 0, n),
+	}
+	// One allocation for all buffers keeps them close together.
+	backing := make([]byte, n*bufLen)
+	for i := range r.bufs {
+		r.bufs[i] = backing[i*bufLen : (i+1)*bufLen : (i+1)*bufLen]
+	}
+	return r
+}
+
+// Read blocks until the device yields at least one packet and returns the
+// packets the Filter accepted with their parsed headers (same index). With
+// offloads on, one read may be a TCP or UDP super-packet that comes back split
+// into MTU-sized packets. The returned slices are valid until the next Read.
+// A batch may come back empty when everything in it was dropped. Read returns
+// os.ErrClosed once the device is closed; other errors are counted and
+// returned too, and the caller may go on reading (Run does).
+func (r *Reader) Read() ([][]byte, []Header, error) {
+	r.pkts, r.headers = r.pkts[:0], r.headers[:0]
+	n, err := r.dev.Read(r.bufs, r.sizes, 0)
+	if err != nil && !errors.Is(err, wgtun.ErrTooManySegments) {
+		if errors.Is(err, os.ErrClosed) {
+			return nil, nil, os.ErrClosed
+		}
+		r.c.drop(DropReadError, 1)
+		return nil, nil, fmt.Errorf("tun read: %w", err)
+	}
+	if err != nil {
+		// The packets before the overflow are good; the rest of the
+		// super-packet is gone. Not fatal.
+		r.c.drop(DropTooManySegments, 1)
+	}
+	r.c.readBatches.Add(1)
+	for i := 0; i < n && i < len(r.bufs); i++ {
+		size := r.sizes[i]
+		r.c.readPackets.Add(1)
+		r.c.readBytes.Add(uint64(max(size, 0)))
+		if size < 0 || size > r.bufLen {
+			// The kernel offered more than a buffer holds (the MTU was
+			// raised behind our back); the copy was cut short.
+			r.c.drop(DropOversize, 1)
+			continue
+		}
+		pkt := r.bufs[i][:size]
+		h, reason := r.filter.Classify(pkt)
+		if reason != Accept {
+			r.c.drop(reason, 1)
+			continue
+		}
+		r.pkts = append(r.pkts, pkt)
+		r.headers = append(r.headers, h)
+	}
+	return r.pkts, r.headers, nil
+}
+
+// Run reads until the device is closed, calling fn with each non-empty batch
+// of accepted packets (valid only during the call). It returns nil when the
+// device was closed, or an error after many reads in a row failed.
+func (r *Reader) Run(fn func(pkts [][]byte, hdrs []Header)) error {
+	for {
+		pkts, hdrs, err := r.Read()
+		switch {
+		case errors.Is(err, os.ErrClosed):
+			return nil
+		case err != nil:
+			r.errRun++
+			if r.errRun >= maxConsecutiveReadErrors {
+				return fmt.Errorf("%d reads in a row failed, last: %w", r.errRun, err)
+			}
+			continue
+		}
+		r.errRun = 0
+		if len(pkts) > 0 {
+			fn(pkts, hdrs)
+		}
+	}
+}
+
+// WriterConfig sizes a Writer.
+type WriterConfig struct {
+	// QueueLen bounds the packets waiting to be written; more are dropped
+	// and counted as queue_full. Default 1024.
+	QueueLen int
+	// MaxBatch bounds the packets in one write call. Default: the device's
+	// BatchSize when offloads are on, else 64 (still one wake-up per batch).
+	MaxBatch int
+}
+
+// DefaultWriterQueueLen is the queue bound used when WriterConfig.QueueLen
+// is zero.
+const DefaultWriterQueueLen = 1024
+
+// Writer takes packets from any goroutine through a bounded queue and writes
+// them to the TUN in batches, one Write call per batch. With offloads on, a
+// batch is where GRO happens: consecutive segments of one TCP (or UDP) flow are
+// merged into one super-packet, so the kernel's stack handles one skb instead
+// of dozens.
+type Writer struct {
+	dev   wgtun.Device
+	c     *counters
+	queue chan *[]byte
+	pool  sync.Pool
+	stop  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+	gro   bool
+
+	mu  sync.Mutex
+	err error // why the loop stopped on its own, if it did
+
+	// Owned by the loop goroutine.
+	backing [][]byte
+	bufs    [][]byte
+	batch   []*[]byte
+}
+
+func newWriter(dev wgtun.Device, c *counters, cfg WriterConfig) *Writer {
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultWriterQueueLen
+	}
+	gro := dev.BatchSize() > 1
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 64
+		if gro {
+			cfg.MaxBatch = dev.BatchSize()
+		}
+	}
+	w := &Writer{
+		dev:     dev,
+		c:       c,
+		queue:   make(chan *[]byte, cfg.QueueLen),
+		stop:    make(chan struct{}),
+		gro:     gro,
+		backing: make([][]byte, cfg.MaxBatch),
+		bufs:    make([][]byte, 0, cfg.MaxBatch),
+		batch:   make([]*[]byte, 0, cfg.MaxBatch),
+	}
+	w.pool.New = func() any {
+		b := make([]byte, 0, 2048)
+		return &b
+	}
+	w.wg.Add(1)
+	go w.loop()
+	return w
+}
+
+// Write queues a copy of pkt for the TUN and reports whether it was queued.
+// pkt must be one whole IPv6 packet; anything else is dropped here so that it
+// cannot make the kernel reject a whole batch. The caller keeps pkt.
+func (w *Writer) Write(pkt []byte) bool {
+	if _, err := ParseIPv6(pkt); err != nil {
+		w.c.drop(reasonForParseError(err), 1)
+		return false
+	}
+	select {
+	case <-w.stop:
+		w.c.drop(DropClosed, 1)
+		return false
+	default:
+	}
+	bp := w.pool.Get().(*[]byte)
+	*bp = append((*bp)[:0], pkt...)
+	select {
+	case w.queue <- bp:
+		return true
+	default:
+		w.pool.Put(bp)
+		w.c.drop(DropQueueFull, 1)
+		return false
+	}
+}
+
+// Close stops the writer; packets still queued are dropped as closed. It is
+// safe to call more than once and returns the error that stopped the writer
+// on its own, if any.
+func (w *Writer) Close() error {
+	w.once.Do(func() { close(w.stop) })
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *Writer) loop() {
+	defer w.wg.Done()
+	defer w.drainClosed()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case bp := <-w.queue:
+			w.batch = append(w.batch[:0], bp)
+		}
+	fill:
+		for len(w.batch) < cap(w.batch) {
+			select {
+			case bp := <-w.queue:
+				w.batch = append(w.batch, bp)
+			default:
+				break fill
+			}
+		}
+		if err := w.flush(); err != nil {
+			w.mu.Lock()
+			w.err = err
+			w.mu.Unlock()
+			w.once.Do(func() { close(w.stop) })
+			return
+		}
+	}
+}
+
+// flush writes w.batch in one call. It returns an error only when the device
+// is gone.
+func (w *Writer) flush() error {
+	w.bufs = w.bufs[:0]
+	var bytes uint64
+	for i, bp := range w.batch {
+		n := len(*bp)
+		need := writeOffset + n
+		if w.gro {
+			// GRO appends the payloads of later packets to the first
+			// packet of a flow, in place, only if the buffer has room.
+			need = writeOffset + maxIPv6Packet
+		}
+		if cap(w.backing[i]) < need {
+			w.backing[i] = make([]byte, need)
+		}
+		b := w.backing[i][:writeOffset+n]
+		copy(b[writeOffset:], *bp)
+		w.bufs = append(w.bufs, b)
+		bytes += uint64(n)
+		w.pool.Put(bp)
+	}
+	count := len(w.batch)
+	w.batch = w.batch[:0]
+	_, err := w.dev.Write(w.bufs, writeOffset)
+	w.c.writeBatches.Add(1)
+	switch {
+	case err == nil:
+		w.c.writtenPackets.Add(uint64(count))
+		w.c.writtenBytes.Add(bytes)
+		return nil
+	case errors.Is(err, os.ErrClosed):
+		w.c.drop(DropClosed, count)
+		return fmt.Errorf("tun write: %w", err)
+	default:
+		w.c.drop(DropWriteError, count)
+		return nil
+	}
+}
+
+func (w *Writer) drainClosed() {
+	for {
+		select {
+		case bp := <-w.queue:
+			w.pool.Put(bp)
+			w.c.drop(DropClosed, 1)
+		default:
+			return
+		}
+	}
+}
