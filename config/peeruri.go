@@ -1,0 +1,210 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Peering transports, as written in URI schemes.
+const (
+	SchemeTCP = "tcp"
+	SchemeWS  = "ws"
+	SchemeWSS = "wss"
+)
+
+// PeerURI is a parsed peering endpoint: a static peer to dial or a local
+// listener. The config, the peers package and the admin addPeer request all
+// parse URIs with ParsePeerURI or ParseListenURI so they agree on the syntax:
+//
+//	tcp://host:port          TCP; the port is required
+//	host:port                the same as tcp://host:port
+//	ws://host[:port]/path    WebSocket; port 80 when omitted, path "/" when empty
+//	wss://host[:port]/path   WebSocket over TLS; port 443 when omitted
+//
+// A static peer may end with ?key=<64 hex characters>, the remote node's
+// ed25519 public key: the peering is refused unless the remote presents that
+// key in its handshake. IPv6 literals go in brackets: tcp://[2001:db8::1]:65432.
+type PeerURI struct {
+	// Scheme is SchemeTCP, SchemeWS or SchemeWSS.
+	Scheme string
+	// Host is host:port, always with a port (defaults filled in), suitable
+	// for net.Dial or net.Listen.
+	Host string
+	// Path is the HTTP path for ws and wss, at least "/"; empty for tcp.
+	Path string
+	// Key is the pinned remote key; the zero key means not pinned.
+	Key wire.PublicKey
+}
+
+// Pinned reports whether the URI carries a ?key= the remote must present.
+func (u PeerURI) Pinned() bool { return !u.Key.IsZero() }
+
+// Hostname is the host part of Host without the port or IPv6 brackets; it
+// is the TLS server name when dialling wss.
+func (u PeerURI) Hostname() string {
+	h, _, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return u.Host
+	}
+	return h
+}
+
+// URL is the ws:// or wss:// address to dial, without the ?key= pin (which
+// is ours, not the remote web server's). For tcp it is "tcp://host:port".
+func (u PeerURI) URL() string {
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+// String is the canonical form: ParsePeerURI(u.String()) == u. It is also
+// how URIs appear in logs, the admin API and Generate's output.
+func (u PeerURI) String() string {
+	s := u.URL()
+	if u.Pinned() {
+		s += "?key=" + u.Key.String()
+	}
+	return s
+}
+
+// MarshalText writes the canonical form.
+func (u PeerURI) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// UnmarshalText parses like ParsePeerURI.
+func (u *PeerURI) UnmarshalText(b []byte) error {
+	p, err := ParsePeerURI(string(b))
+	if err != nil {
+		return err
+	}
+	*u = p
+	return nil
+}
+
+// ParsePeerURI parses a static peer URI (see PeerURI). The host and a
+// non-zero port are required.
+func ParsePeerURI(s string) (PeerURI, error) {
+	u, err := parseURI(s)
+	if err != nil {
+		return PeerURI{}, fmt.Errorf("peer URI %q: %w", s, err)
+	}
+	if err := checkStatic(u); err != nil {
+		return PeerURI{}, fmt.Errorf("peer URI %q: %w", s, err)
+	}
+	return u, nil
+}
+
+// ParseListenURI parses a listener URI. Unlike a static peer, the host may
+// be empty (all addresses, as in tcp://:65432), port 0 asks the kernel for a
+// free port, and a ?key= pin is refused: it would mean nothing here.
+func ParseListenURI(s string) (PeerURI, error) {
+	u, err := parseURI(s)
+	if err != nil {
+		return PeerURI{}, fmt.Errorf("listen URI %q: %w", s, err)
+	}
+	if err := checkListen(u); err != nil {
+		return PeerURI{}, fmt.Errorf("listen URI %q: %w", s, err)
+	}
+	return u, nil
+}
+
+func parseURI(s string) (PeerURI, error) {
+	if s == "" {
+		return PeerURI{}, errors.New("empty")
+	}
+	if strings.TrimSpace(s) != s {
+		return PeerURI{}, errors.New("leading or trailing spaces")
+	}
+	if !strings.Contains(s, "://") {
+		// Bare host:port means TCP, the way stock Pinecone takes peers.
+		// A scheme-like prefix without "//" ("ws:host") lands here too and
+		// fails the port check below with a clear message.
+		s = SchemeTCP + "://" + s
+	}
+	pu, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return PeerURI{}, err
+	}
+	u := PeerURI{Scheme: pu.Scheme}
+	switch pu.Scheme {
+	case SchemeTCP, SchemeWS, SchemeWSS:
+	default:
+		return PeerURI{}, fmt.Errorf("unsupported scheme %q (want tcp, ws or wss)", pu.Scheme)
+	}
+	if pu.User != nil {
+		return PeerURI{}, errors.New("user information is not supported")
+	}
+	if pu.Fragment != "" || strings.HasSuffix(s, "#") {
+		return PeerURI{}, errors.New("a #fragment is not allowed")
+	}
+	if pu.Opaque != "" {
+		return PeerURI{}, errors.New("missing // after the scheme")
+	}
+
+	host, port := pu.Hostname(), pu.Port()
+	if port == "" {
+		if strings.HasSuffix(pu.Host, ":") {
+			return PeerURI{}, errors.New("empty port")
+		}
+		switch pu.Scheme {
+		case SchemeTCP:
+			return PeerURI{}, errors.New("missing port (tcp needs host:port)")
+		case SchemeWS:
+			port = "80"
+		case SchemeWSS:
+			port = "443"
+		}
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return PeerURI{}, fmt.Errorf("bad port %q", port)
+	}
+	u.Host = net.JoinHostPort(host, strconv.FormatUint(n, 10))
+
+	switch pu.Scheme {
+	case SchemeTCP:
+		if pu.Path != "" && pu.Path != "/" {
+			return PeerURI{}, fmt.Errorf("tcp takes no path (got %q)", pu.Path)
+		}
+	default:
+		u.Path = pu.EscapedPath()
+		if u.Path == "" {
+			u.Path = "/"
+		}
+	}
+
+	q, err := url.ParseQuery(pu.RawQuery)
+	if err != nil {
+		return PeerURI{}, fmt.Errorf("bad query: %w", err)
+	}
+	for name, vals := range q {
+		if name != "key" {
+			return PeerURI{}, fmt.Errorf("unknown query parameter %q (only key= is understood)", name)
+		}
+		if len(vals) != 1 {
+			return PeerURI{}, errors.New("key= given more than once")
+		}
+		if len(vals[0]) != 2*wire.KeySize {
+			return PeerURI{}, fmt.Errorf("key= must be %d hex characters, got %d", 2*wire.KeySize, len(vals[0]))
+		}
+		k, err := wire.ParsePublicKey(vals[0])
+		if err != nil {
+			return PeerURI{}, fmt.Errorf("key= is not hex: %q", vals[0])
+		}
+		if k.IsZero() {
+			return PeerURI{}, errors.New("key= is the all-zero key")
+		}
+		u.Key = k
+	}
+	if strings.HasSuffix(s, "?") && pu.RawQuery == "" {
+		return PeerURI{}, errors.New("empty query after ?")
+	}
+	return u, nil
+}
