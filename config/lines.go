@@ -283,7 +283,7 @@ func (sc *keyScanner) literalString() bool {
 	return false
 }
 
-// multiline skips a """ or ”' string. Up to two quote characters may sit
+// multiline skips a multi-line basic or literal string. Up to two quotes may sit
 // right before the closing delimiter, so any run of quotes ends it.
 func (sc *keyScanner) multiline(delim string, escapes bool) bool {
 	for range 3 {
