@@ -1,0 +1,510 @@
+package addressing
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// SendFunc hands a payload to the overlay for delivery to dst. It is best
+// effort: loss is not reported. The callee owns payload.
+type SendFunc func(dst wire.PublicKey, payload []byte)
+
+// ResolverConfig tunes a Resolver. Zero fields take the defaults shown.
+type ResolverConfig struct {
+	// CacheTTL is how long a resolved key is trusted without being
+	// re-proved (Learn) or looked up again. Default 10 minutes.
+	CacheTTL time.Duration
+	// Attempts is how many lookup requests are sent before giving up.
+	// Default 4.
+	Attempts int
+	// RetryInterval is the wait after the first request; it doubles after
+	// each further one up to 4×RetryInterval, and the wait after the last
+	// request decides failure. Default 1 s, so requests go at 0, 1, 3 and
+	// 7 s and the lookup fails at 11 s.
+	RetryInterval time.Duration
+	// MaxQueue bounds the packets held per pending destination. Default 64.
+	MaxQueue int
+	// MaxPending bounds the number of destinations being looked up at
+	// once. Default 256.
+	MaxPending int
+	// MaxCache bounds the number of cached prefixes. Default 16384.
+	MaxCache int
+	// Rand is the source of lookup nonces. Default crypto/rand.
+	Rand io.Reader
+}
+
+func (c ResolverConfig) withDefaults() ResolverConfig {
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = 10 * time.Minute
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = 4
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = time.Second
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 64
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 256
+	}
+	if c.MaxCache <= 0 {
+		c.MaxCache = 16384
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	return c
+}
+
+// ResolverCallbacks are called without any Resolver lock held, from the
+// goroutine that called HandlePayload, Tick or Learn. Any may be nil.
+type ResolverCallbacks struct {
+	// Resolved receives the packets queued for a prefix, in arrival order,
+	// once its key is known. The callee owns the packets.
+	Resolved func(key wire.PublicKey, packets [][]byte)
+	// Unreachable receives the packets queued for a prefix whose lookup
+	// failed, for the daemon to answer with ICMPv6 Destination Unreachable.
+	Unreachable func(prefix KeyPrefix, packets [][]byte)
+	// LookupDone reports how long a lookup took (from the first request to
+	// the accepted answer, or to giving up), for a latency histogram.
+	LookupDone func(kind envelope.LookupKind, latency time.Duration, ok bool)
+}
+
+// ResolverStats is a snapshot of the Resolver's counters.
+type ResolverStats struct {
+	CacheHits        uint64 // Resolve found a live cache entry
+	LookupsStarted   uint64
+	LookupsSucceeded uint64
+	LookupsTimedOut  uint64 // gave up after Attempts requests
+	RequestsSent     uint64 // including retries
+
+	ResponsesAccepted    uint64
+	ResponsesUnsolicited uint64 // nonce of no pending lookup
+	ResponsesMismatch    uint64 // key does not match the prefix or the frame source
+
+	RequestsReceived uint64
+	RequestsAnswered uint64
+	RequestsNotOurs  uint64 // SNEK handed us a lookup for a prefix we do not own
+	Malformed        uint64 // payloads that failed to parse
+
+	DropQueueFull   uint64 // per-destination queue at MaxQueue
+	DropPendingFull uint64 // MaxPending destinations already pending
+	DropNotOverlay  uint64 // destination outside the overlay ranges
+	DropUnreachable uint64 // packets handed to Unreachable
+
+	CacheEntries int // current
+	Pending      int // current
+}
+
+type cacheEntry struct {
+	key     wire.PublicKey
+	expires time.Time
+}
+
+type pendingLookup struct {
+	prefix   KeyPrefix
+	nonce    uint64
+	started  time.Time
+	next     time.Time // when the next request (or failure) is due
+	attempts int
+	queue    [][]byte
+}
+
+// Resolver maps overlay addresses to keys, looks unknown ones up over the
+// overlay, and answers lookups for our own key. It is safe for concurrent
+// use and runs no goroutines: retries happen in Tick.
+type Resolver struct {
+	self wire.PublicKey
+	cfg  ResolverConfig
+	send SendFunc
+	cb   ResolverCallbacks
+
+	mu        sync.RWMutex
+	cache     map[KeyPrefix]cacheEntry
+	pending   map[KeyPrefix]*pendingLookup
+	byNonce   map[uint64]*pendingLookup
+	lastSweep time.Time
+
+	st struct {
+		cacheHits, started, succeeded, timedOut, requestsSent           atomic.Uint64
+		accepted, unsolicited, mismatch                                 atomic.Uint64
+		reqReceived, reqAnswered, reqNotOurs, malformed                 atomic.Uint64
+		dropQueueFull, dropPendingFull, dropNotOverlay, dropUnreachable atomic.Uint64
+	}
+}
+
+// NewResolver returns a resolver for a node with key self that sends lookup
+// messages through send.
+func NewResolver(self wire.PublicKey, cfg ResolverConfig, send SendFunc, cb ResolverCallbacks) *Resolver {
+	return &Resolver{
+		self:    self,
+		cfg:     cfg.withDefaults(),
+		send:    send,
+		cb:      cb,
+		cache:   make(map[KeyPrefix]cacheEntry),
+		pending: make(map[KeyPrefix]*pendingLookup),
+		byNonce: make(map[uint64]*pendingLookup),
+	}
+}
+
+// Resolve returns the key that owns dst if it is cached. Otherwise it copies
+// packet (if not nil) into the destination's queue, starts a lookup if none
+// is running, and returns false; the packet comes back later through the
+// Resolved or Unreachable callback. Packets that cannot be queued are
+// dropped and counted. A nil packet just starts a lookup (e.g. for a ping).
+func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.PublicKey, bool) {
+	p, ok := PrefixOf(dst)
+	if !ok {
+		r.st.dropNotOverlay.Add(1)
+		return wire.PublicKey{}, false
+	}
+	if p.Matches(r.self) {
+		// Our own address: nothing to look up (the kernel normally keeps
+		// these packets local anyway).
+		return r.self, true
+	}
+	r.mu.RLock()
+	e, hit := r.cache[p]
+	r.mu.RUnlock()
+	if hit && now.Before(e.expires) {
+		r.st.cacheHits.Add(1)
+		return e.key, true
+	}
+
+	r.mu.Lock()
+	if e, hit := r.cache[p]; hit && now.Before(e.expires) {
+		r.mu.Unlock()
+		r.st.cacheHits.Add(1)
+		return e.key, true
+	}
+	if pl := r.pending[p]; pl != nil {
+		if packet != nil {
+			if len(pl.queue) >= r.cfg.MaxQueue {
+				r.st.dropQueueFull.Add(1)
+			} else {
+				pl.queue = append(pl.queue, append([]byte(nil), packet...))
+			}
+		}
+		r.mu.Unlock()
+		return wire.PublicKey{}, false
+	}
+	if len(r.pending) >= r.cfg.MaxPending {
+		r.mu.Unlock()
+		if packet != nil {
+			r.st.dropPendingFull.Add(1)
+		}
+		return wire.PublicKey{}, false
+	}
+	pl := &pendingLookup{prefix: p, started: now, next: now.Add(r.cfg.RetryInterval), attempts: 1}
+	pl.nonce = r.newNonceLocked()
+	if packet != nil {
+		pl.queue = append(pl.queue, append([]byte(nil), packet...))
+	}
+	r.pending[p] = pl
+	r.byNonce[pl.nonce] = pl
+	req := r.request(pl)
+	r.mu.Unlock()
+
+	r.st.started.Add(1)
+	r.sendRequest(p, req)
+	return wire.PublicKey{}, false
+}
+
+func (r *Resolver) newNonceLocked() uint64 {
+	var b [8]byte
+	for {
+		if _, err := io.ReadFull(r.cfg.Rand, b[:]); err != nil {
+			// A broken entropy source must not stall lookups; fall back
+			// to a counter, which still matches answers to requests.
+			binary.BigEndian.PutUint64(b[:], uint64(len(r.byNonce))+uint64(time.Now().UnixNano()))
+		}
+		n := binary.BigEndian.Uint64(b[:])
+		if _, dup := r.byNonce[n]; !dup {
+			return n
+		}
+	}
+}
+
+func (r *Resolver) request(pl *pendingLookup) []byte {
+	b, err := envelope.LookupRequest{Kind: pl.prefix.kind, Nonce: pl.nonce, Prefix: pl.prefix.bytes[:pl.prefix.Len()]}.Append(nil)
+	if err != nil {
+		// Prefixes are built with valid kinds and lengths; this cannot
+		// happen, and if it did the lookup would simply time out.
+		return nil
+	}
+	return b
+}
+
+func (r *Resolver) sendRequest(p KeyPrefix, req []byte) {
+	if req == nil {
+		return
+	}
+	r.st.requestsSent.Add(1)
+	r.send(p.LookupKey(), req)
+}
+
+// HandlePayload processes a lookup request or response that arrived from
+// the overlay with frame source key src. Anything else, or anything
+// malformed, is counted and returned as an error.
+func (r *Resolver) HandlePayload(now time.Time, src wire.PublicKey, payload []byte) error {
+	t, err := envelope.ParseHeader(payload)
+	if err != nil {
+		r.st.malformed.Add(1)
+		return err
+	}
+	switch t {
+	case envelope.TypeLookupRequest:
+		return r.handleRequest(src, payload)
+	case envelope.TypeLookupResponse:
+		return r.handleResponse(now, src, payload)
+	}
+	r.st.malformed.Add(1)
+	return fmt.Errorf("resolver: %w: %s", envelope.ErrWrongType, t)
+}
+
+func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
+	req, err := envelope.ParseLookupRequest(payload)
+	if err != nil {
+		r.st.malformed.Add(1)
+		return fmt.Errorf("lookup request from %s: %w", src, err)
+	}
+	r.st.reqReceived.Add(1)
+	p, err := NewKeyPrefix(req.Kind, req.Prefix)
+	if err != nil {
+		r.st.malformed.Add(1)
+		return err
+	}
+	if !p.Matches(r.self) {
+		r.st.reqNotOurs.Add(1)
+		return nil
+	}
+	if src == r.self {
+		return nil
+	}
+	resp, err := envelope.LookupResponse{Kind: req.Kind, Nonce: req.Nonce, Key: r.self}.Append(nil)
+	if err != nil {
+		return err
+	}
+	r.st.reqAnswered.Add(1)
+	r.send(src, resp)
+	return nil
+}
+
+func (r *Resolver) handleResponse(now time.Time, src wire.PublicKey, payload []byte) error {
+	resp, err := envelope.ParseLookupResponse(payload)
+	if err != nil {
+		r.st.malformed.Add(1)
+		return fmt.Errorf("lookup response from %s: %w", src, err)
+	}
+	r.mu.Lock()
+	pl := r.byNonce[resp.Nonce]
+	if pl == nil {
+		r.mu.Unlock()
+		r.st.unsolicited.Add(1)
+		return nil
+	}
+	if resp.Kind != pl.prefix.kind || !pl.prefix.Matches(resp.Key) || resp.Key != src {
+		// The lookup stays pending: the real owner may still answer.
+		r.mu.Unlock()
+		r.st.mismatch.Add(1)
+		return fmt.Errorf("lookup response from %s: key %s does not own %s", src, resp.Key, pl.prefix)
+	}
+	r.removePendingLocked(pl)
+	r.learnLocked(now, resp.Key)
+	r.mu.Unlock()
+
+	r.st.accepted.Add(1)
+	r.finish(pl, resp.Key, now, true)
+	return nil
+}
+
+func (r *Resolver) removePendingLocked(pl *pendingLookup) {
+	delete(r.pending, pl.prefix)
+	delete(r.byNonce, pl.nonce)
+}
+
+func (r *Resolver) finish(pl *pendingLookup, key wire.PublicKey, now time.Time, ok bool) {
+	if ok {
+		r.st.succeeded.Add(1)
+		if r.cb.Resolved != nil && len(pl.queue) > 0 {
+			r.cb.Resolved(key, pl.queue)
+		}
+	} else {
+		r.st.timedOut.Add(1)
+		r.st.dropUnreachable.Add(uint64(len(pl.queue)))
+		if r.cb.Unreachable != nil && len(pl.queue) > 0 {
+			r.cb.Unreachable(pl.prefix, pl.queue)
+		}
+	}
+	if r.cb.LookupDone != nil {
+		r.cb.LookupDone(pl.prefix.kind, now.Sub(pl.started), ok)
+	}
+}
+
+// Learn records that key is proven (by a completed session handshake) and
+// caches both its node and subnet prefixes until now+CacheTTL. Lookups
+// pending for either prefix complete at once.
+func (r *Resolver) Learn(now time.Time, key wire.PublicKey) {
+	if key == r.self {
+		return
+	}
+	var done []*pendingLookup
+	r.mu.Lock()
+	r.learnLocked(now, key)
+	for _, p := range [...]KeyPrefix{NodeKeyPrefix(key), SubnetKeyPrefix(key)} {
+		if pl := r.pending[p]; pl != nil {
+			r.removePendingLocked(pl)
+			done = append(done, pl)
+		}
+	}
+	r.mu.Unlock()
+	for _, pl := range done {
+		r.finish(pl, key, now, true)
+	}
+}
+
+func (r *Resolver) learnLocked(now time.Time, key wire.PublicKey) {
+	exp := now.Add(r.cfg.CacheTTL)
+	for _, p := range [...]KeyPrefix{NodeKeyPrefix(key), SubnetKeyPrefix(key)} {
+		if _, ok := r.cache[p]; !ok && len(r.cache) >= r.cfg.MaxCache {
+			r.evictLocked(now)
+		}
+		r.cache[p] = cacheEntry{key: key, expires: exp}
+	}
+}
+
+// evictLocked makes room in a full cache: expired entries first, otherwise
+// the one closest to expiry.
+func (r *Resolver) evictLocked(now time.Time) {
+	r.sweepLocked(now)
+	if len(r.cache) < r.cfg.MaxCache {
+		return
+	}
+	var victim KeyPrefix
+	var first time.Time
+	for p, e := range r.cache {
+		if first.IsZero() || e.expires.Before(first) {
+			victim, first = p, e.expires
+		}
+	}
+	delete(r.cache, victim)
+}
+
+func (r *Resolver) sweepLocked(now time.Time) {
+	for p, e := range r.cache {
+		if !now.Before(e.expires) {
+			delete(r.cache, p)
+		}
+	}
+	r.lastSweep = now
+}
+
+// Forget drops the cache entries that map to key, e.g. when its session
+// expired or the key stopped answering.
+func (r *Resolver) Forget(key wire.PublicKey) {
+	r.mu.Lock()
+	for _, p := range [...]KeyPrefix{NodeKeyPrefix(key), SubnetKeyPrefix(key)} {
+		if e, ok := r.cache[p]; ok && e.key == key {
+			delete(r.cache, p)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// Tick sends due retries, fails lookups that ran out of attempts, and
+// sweeps expired cache entries. Call it every 250 ms or so; retry timing is
+// only as precise as the tick interval.
+func (r *Resolver) Tick(now time.Time) {
+	type retry struct {
+		p   KeyPrefix
+		req []byte
+	}
+	var retries []retry
+	var failed []*pendingLookup
+	r.mu.Lock()
+	for _, pl := range r.pending {
+		if now.Before(pl.next) {
+			continue
+		}
+		if pl.attempts >= r.cfg.Attempts {
+			r.removePendingLocked(pl)
+			failed = append(failed, pl)
+			continue
+		}
+		pl.attempts++
+		pl.next = now.Add(r.retryDelay(pl.attempts))
+		retries = append(retries, retry{pl.prefix, r.request(pl)})
+	}
+	if now.Sub(r.lastSweep) >= 10*time.Second {
+		r.sweepLocked(now)
+	}
+	r.mu.Unlock()
+
+	for _, rt := range retries {
+		r.sendRequest(rt.p, rt.req)
+	}
+	for _, pl := range failed {
+		r.finish(pl, wire.PublicKey{}, now, false)
+	}
+}
+
+// retryDelay is the wait after request number n (1-based).
+func (r *Resolver) retryDelay(n int) time.Duration {
+	if n > 3 {
+		n = 3
+	}
+	return r.cfg.RetryInterval << (n - 1)
+}
+
+// Lookup returns the cached key for dst without starting a lookup.
+func (r *Resolver) Lookup(now time.Time, dst netip.Addr) (wire.PublicKey, bool) {
+	p, ok := PrefixOf(dst)
+	if !ok {
+		return wire.PublicKey{}, false
+	}
+	r.mu.RLock()
+	e, hit := r.cache[p]
+	r.mu.RUnlock()
+	if !hit || !now.Before(e.expires) {
+		return wire.PublicKey{}, false
+	}
+	return e.key, true
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Resolver) Stats() ResolverStats {
+	r.mu.RLock()
+	entries, pending := len(r.cache), len(r.pending)
+	r.mu.RUnlock()
+	return ResolverStats{
+		CacheHits:            r.st.cacheHits.Load(),
+		LookupsStarted:       r.st.started.Load(),
+		LookupsSucceeded:     r.st.succeeded.Load(),
+		LookupsTimedOut:      r.st.timedOut.Load(),
+		RequestsSent:         r.st.requestsSent.Load(),
+		ResponsesAccepted:    r.st.accepted.Load(),
+		ResponsesUnsolicited: r.st.unsolicited.Load(),
+		ResponsesMismatch:    r.st.mismatch.Load(),
+		RequestsReceived:     r.st.reqReceived.Load(),
+		RequestsAnswered:     r.st.reqAnswered.Load(),
+		RequestsNotOurs:      r.st.reqNotOurs.Load(),
+		Malformed:            r.st.malformed.Load(),
+		DropQueueFull:        r.st.dropQueueFull.Load(),
+		DropPendingFull:      r.st.dropPendingFull.Load(),
+		DropNotOverlay:       r.st.dropNotOverlay.Load(),
+		DropUnreachable:      r.st.dropUnreachable.Load(),
+		CacheEntries:         entries,
+		Pending:              pending,
+	}
+}

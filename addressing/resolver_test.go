@@ -1,0 +1,371 @@
+package addressing
+
+import (
+	"bytes"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+type frame struct {
+	src, dst wire.PublicKey
+	payload  []byte
+}
+
+// snek is an in-memory overlay that delivers like SNEK: to the smallest
+// node key at or above the destination.
+type snek struct {
+	t     *testing.T
+	nodes map[wire.PublicKey]*Resolver
+	queue []frame
+	sniff func(frame) bool // false drops the frame
+}
+
+func newSnek(t *testing.T) *snek {
+	return &snek{t: t, nodes: map[wire.PublicKey]*Resolver{}}
+}
+
+func (s *snek) sender(src wire.PublicKey) SendFunc {
+	return func(dst wire.PublicKey, p []byte) {
+		s.queue = append(s.queue, frame{src, dst, p})
+	}
+}
+
+func (s *snek) successor(dst wire.PublicKey) (wire.PublicKey, bool) {
+	var best wire.PublicKey
+	found := false
+	for k := range s.nodes {
+		if k.Compare(dst) >= 0 && (!found || k.Less(best)) {
+			best, found = k, true
+		}
+	}
+	return best, found
+}
+
+func (s *snek) run(now time.Time) {
+	for len(s.queue) > 0 {
+		f := s.queue[0]
+		s.queue = s.queue[1:]
+		if s.sniff != nil && !s.sniff(f) {
+			continue
+		}
+		k, ok := s.successor(f.dst)
+		if !ok {
+			continue
+		}
+		_ = s.nodes[k].HandlePayload(now, f.src, f.payload)
+	}
+}
+
+type record struct {
+	resolved    map[wire.PublicKey][][]byte
+	unreachable map[KeyPrefix][][]byte
+	latencies   []time.Duration
+	oks         []bool
+}
+
+func (s *snek) add(key wire.PublicKey, cfg ResolverConfig) (*Resolver, *record) {
+	rec := &record{resolved: map[wire.PublicKey][][]byte{}, unreachable: map[KeyPrefix][][]byte{}}
+	r := NewResolver(key, cfg, s.sender(key), ResolverCallbacks{
+		Resolved: func(k wire.PublicKey, p [][]byte) { rec.resolved[k] = append(rec.resolved[k], p...) },
+		Unreachable: func(p KeyPrefix, pk [][]byte) {
+			rec.unreachable[p] = append(rec.unreachable[p], pk...)
+		},
+		LookupDone: func(_ envelope.LookupKind, d time.Duration, ok bool) {
+			rec.latencies = append(rec.latencies, d)
+			rec.oks = append(rec.oks, ok)
+		},
+	})
+	s.nodes[key] = r
+	return r, rec
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func pkts(n int) [][]byte {
+	var out [][]byte
+	for i := range n {
+		out = append(out, []byte{0x60, byte(i)})
+	}
+	return out
+}
+
+func TestLookupSuccessNodeAndSubnet(t *testing.T) {
+	s := newSnek(t)
+	ka, kb, kc := keyFromSeed(1), keyFromSeed(2), keyFromSeed(3)
+	a, rec := s.add(ka, ResolverConfig{})
+	s.add(kb, ResolverConfig{})
+	s.add(kc, ResolverConfig{})
+
+	in := pkts(3)
+	for _, p := range in {
+		if _, ok := a.Resolve(t0, NodeAddr(kb), p); ok {
+			t.Fatal("unknown address resolved without a lookup")
+		}
+	}
+	in[0][1] = 0xff // the resolver must have copied the packets
+	s.run(t0.Add(40 * time.Millisecond))
+	got := rec.resolved[kb]
+	if len(got) != 3 || got[0][1] != 0 || got[1][1] != 1 || got[2][1] != 2 {
+		t.Fatalf("resolved packets %x, want 3 in order", got)
+	}
+	if !slices.Equal(rec.oks, []bool{true}) || rec.latencies[0] != 40*time.Millisecond {
+		t.Fatalf("latency hook %v %v", rec.latencies, rec.oks)
+	}
+	if k, ok := a.Resolve(t0.Add(time.Second), NodeAddr(kb), []byte{0x60}); !ok || k != kb {
+		t.Fatal("second resolve missed the cache")
+	}
+
+	// Subnet addresses resolve through a 56-bit lookup, and an answer for a
+	// node lookup also caches the subnet.
+	host := Subnet(kc).Addr().As16()
+	host[15] = 5
+	if _, ok := a.Resolve(t0, netip.AddrFrom16(host), []byte{0x60, 9}); ok {
+		t.Fatal("subnet resolved without a lookup")
+	}
+	s.run(t0)
+	if len(rec.resolved[kc]) != 1 {
+		t.Fatalf("subnet lookup: %v", rec.resolved)
+	}
+	if k, ok := a.Lookup(t0, Subnet(kb).Addr()); !ok || k != kb {
+		t.Fatal("node lookup answer did not cache the subnet")
+	}
+	st := a.Stats()
+	if st.LookupsStarted != 2 || st.LookupsSucceeded != 2 || st.ResponsesAccepted != 2 || st.RequestsSent != 2 || st.CacheHits != 1 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if bs := s.nodes[kb].Stats(); bs.RequestsAnswered != 1 {
+		t.Fatalf("responder stats %+v", bs)
+	}
+}
+
+// absentKeyBelow returns a key no node has, whose 15-byte prefix is one
+// less than succ's, so that SNEK delivers its lookups to succ.
+func absentKeyBelow(t *testing.T, s *snek, succ wire.PublicKey) wire.PublicKey {
+	k := succ
+	for i := 14; i >= 0; i-- {
+		k[i]--
+		if k[i] != 0xff {
+			break
+		}
+	}
+	for i := 15; i < len(k); i++ {
+		k[i] = 0
+	}
+	if got, ok := s.successor(NodeKeyPrefix(k).LookupKey()); !ok || got != succ {
+		t.Fatalf("test set-up: successor of %s is %s, want %s", k, got, succ)
+	}
+	return k
+}
+
+func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
+	s := newSnek(t)
+	ka, km := keyFromSeed(1), keyFromSeed(4)
+	a, rec := s.add(ka, ResolverConfig{})
+	succ, _ := s.add(km, ResolverConfig{})
+	target := absentKeyBelow(t, s, km)
+	var nonce uint64
+	s.sniff = func(f frame) bool {
+		if r, err := envelope.ParseLookupRequest(f.payload); err == nil {
+			nonce = r.Nonce
+		}
+		return true
+	}
+	a.Resolve(t0, NodeAddr(target), []byte{0x60})
+	s.run(t0)
+	if st := succ.Stats(); st.RequestsNotOurs != 1 || st.RequestsAnswered != 0 {
+		t.Fatalf("successor answered a lookup for a prefix it does not own: %+v", st)
+	}
+
+	forge := func(src, key wire.PublicKey, n uint64, kind envelope.LookupKind) []byte {
+		b, err := envelope.LookupResponse{Kind: kind, Nonce: n, Key: key}.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// The successor claims the prefix with its own key: wrong prefix.
+	if err := a.HandlePayload(t0, km, forge(km, km, nonce, envelope.LookupNode)); err == nil {
+		t.Fatal("mismatching key accepted")
+	}
+	// A key with the right prefix but sent from another source.
+	if err := a.HandlePayload(t0, km, forge(km, target, nonce, envelope.LookupNode)); err == nil {
+		t.Fatal("answer whose key is not the frame source accepted")
+	}
+	// Right key but wrong kind for the pending lookup.
+	if err := a.HandlePayload(t0, target, forge(target, target, nonce, envelope.LookupSubnet)); err == nil {
+		t.Fatal("answer of the wrong kind accepted")
+	}
+	// Unsolicited: a nonce nobody asked with.
+	_ = a.HandlePayload(t0, target, forge(target, target, nonce+1, envelope.LookupNode))
+	st := a.Stats()
+	if st.ResponsesMismatch != 3 || st.ResponsesUnsolicited != 1 || st.ResponsesAccepted != 0 || st.Pending != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if len(rec.resolved) != 0 {
+		t.Fatal("refused answers resolved packets")
+	}
+	if _, ok := a.Lookup(t0, NodeAddr(km)); ok {
+		t.Fatal("refused answer filled the cache")
+	}
+	// The real owner can still answer the same pending lookup.
+	if err := a.HandlePayload(t0, target, forge(target, target, nonce, envelope.LookupNode)); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.resolved[target]) != 1 {
+		t.Fatal("genuine answer after refused ones not accepted")
+	}
+	// A second copy of the answer is now unsolicited.
+	_ = a.HandlePayload(t0, target, forge(target, target, nonce, envelope.LookupNode))
+	if a.Stats().ResponsesUnsolicited != 2 {
+		t.Fatal("duplicate answer not counted as unsolicited")
+	}
+}
+
+func TestRetriesThenUnreachable(t *testing.T) {
+	s := newSnek(t)
+	ka := keyFromSeed(1)
+	a, rec := s.add(ka, ResolverConfig{})
+	s.add(keyFromSeed(4), ResolverConfig{})
+	var requests []time.Duration
+	now := t0
+	s.sniff = func(f frame) bool {
+		if _, err := envelope.ParseLookupRequest(f.payload); err == nil {
+			requests = append(requests, now.Sub(t0))
+		}
+		return true
+	}
+	target := absentKeyBelow(t, s, keyFromSeed(4))
+	in := pkts(5)
+	for _, p := range in {
+		a.Resolve(now, NodeAddr(target), p)
+	}
+	for now = t0; now.Before(t0.Add(20 * time.Second)); now = now.Add(250 * time.Millisecond) {
+		a.Tick(now)
+		s.run(now)
+		if len(rec.unreachable) > 0 {
+			break
+		}
+	}
+	want := []time.Duration{0, time.Second, 3 * time.Second, 7 * time.Second}
+	if !slices.Equal(requests, want) {
+		t.Fatalf("requests at %v, want %v", requests, want)
+	}
+	if now.Sub(t0) != 11*time.Second {
+		t.Fatalf("gave up at %v, want 11s", now.Sub(t0))
+	}
+	got := rec.unreachable[NodeKeyPrefix(target)]
+	if len(got) != 5 {
+		t.Fatalf("unreachable got %d packets", len(got))
+	}
+	for i, p := range got {
+		if !bytes.Equal(p, in[i]) {
+			t.Fatalf("packet %d out of order", i)
+		}
+	}
+	if !slices.Equal(rec.oks, []bool{false}) || rec.latencies[0] != 11*time.Second {
+		t.Fatalf("latency hook %v %v", rec.latencies, rec.oks)
+	}
+	st := a.Stats()
+	if st.LookupsTimedOut != 1 || st.DropUnreachable != 5 || st.RequestsSent != 4 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestQueueBoundsAndDrops(t *testing.T) {
+	s := newSnek(t)
+	a, _ := s.add(keyFromSeed(1), ResolverConfig{MaxQueue: 4, MaxPending: 2})
+	var d1, d2, d3 wire.PublicKey
+	d1[0], d2[0], d3[0] = 1, 2, 3
+	for range 6 {
+		a.Resolve(t0, NodeAddr(d1), []byte{0x60})
+	}
+	a.Resolve(t0, NodeAddr(d2), []byte{0x60})
+	a.Resolve(t0, NodeAddr(d3), []byte{0x60})
+	a.Resolve(t0, netip.MustParseAddr("2001:db8::1"), []byte{0x60})
+	st := a.Stats()
+	if st.DropQueueFull != 2 || st.DropPendingFull != 1 || st.DropNotOverlay != 1 || st.Pending != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestCacheExpiryAndLearn(t *testing.T) {
+	s := newSnek(t)
+	ka, kb := keyFromSeed(1), keyFromSeed(2)
+	a, rec := s.add(ka, ResolverConfig{CacheTTL: time.Minute})
+	s.add(kb, ResolverConfig{})
+	a.Learn(t0, kb)
+	if k, ok := a.Resolve(t0.Add(59*time.Second), NodeAddr(kb), nil); !ok || k != kb {
+		t.Fatal("learned key not cached")
+	}
+	if _, ok := a.Resolve(t0.Add(time.Minute), NodeAddr(kb), []byte{0x60, 1}); ok {
+		t.Fatal("expired entry used")
+	}
+	// A session proving the key completes the pending lookup at once.
+	a.Learn(t0.Add(time.Minute), kb)
+	if len(rec.resolved[kb]) != 1 {
+		t.Fatal("Learn did not flush the pending lookup")
+	}
+	a.Tick(t0.Add(2*time.Minute - time.Second))
+	if k, ok := a.Lookup(t0.Add(2*time.Minute-time.Second), NodeAddr(kb)); !ok || k != kb {
+		t.Fatal("refreshed entry lost")
+	}
+	a.Tick(t0.Add(3 * time.Minute)) // sweeps run at most every 10 s
+	if a.Stats().CacheEntries != 0 {
+		t.Fatal("expired entries not swept")
+	}
+	a.Forget(kb)
+	if _, ok := a.Lookup(t0, NodeAddr(kb)); ok {
+		t.Fatal("Forget kept the entry")
+	}
+}
+
+func TestCacheBound(t *testing.T) {
+	s := newSnek(t)
+	a, _ := s.add(keyFromSeed(1), ResolverConfig{MaxCache: 10})
+	for i := range 20 {
+		var k wire.PublicKey
+		k[0], k[1] = 0x80, byte(i)
+		a.Learn(t0.Add(time.Duration(i)*time.Second), k)
+	}
+	if n := a.Stats().CacheEntries; n > 10 {
+		t.Fatalf("cache holds %d entries, bound 10", n)
+	}
+}
+
+func FuzzResolverHandlePayload(f *testing.F) {
+	self := keyFromSeed(1)
+	req, _ := envelope.LookupRequest{Kind: envelope.LookupNode, Prefix: self[:15]}.Append(nil)
+	f.Add(req, []byte(self[:]))
+	resp, _ := envelope.LookupResponse{Kind: envelope.LookupSubnet, Key: self}.Append(nil)
+	f.Add(resp, []byte(self[:]))
+	f.Add([]byte("pineping"), []byte{})
+	f.Fuzz(func(t *testing.T, payload, srcBytes []byte) {
+		var src wire.PublicKey
+		copy(src[:], srcBytes)
+		var sent []frame
+		r := NewResolver(self, ResolverConfig{}, func(dst wire.PublicKey, p []byte) {
+			sent = append(sent, frame{dst: dst, payload: p})
+		}, ResolverCallbacks{})
+		var target wire.PublicKey
+		target[0] = 0x42
+		r.Resolve(t0, NodeAddr(target), []byte{0x60})
+		sent = sent[:0]
+		_ = r.HandlePayload(t0, src, payload)
+		for _, f := range sent {
+			lr, err := envelope.ParseLookupResponse(f.payload)
+			if err != nil || lr.Key != self || f.dst != src {
+				t.Fatalf("sent something other than our own answer: %x", f.payload)
+			}
+		}
+		if st := r.Stats(); st.ResponsesAccepted > 0 {
+			if k, ok := r.Lookup(t0, NodeAddr(target)); !ok || !NodeKeyPrefix(target).Matches(k) || k != src {
+				t.Fatal("accepted an answer that does not own the prefix")
+			}
+		}
+	})
+}
