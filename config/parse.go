@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -41,22 +42,33 @@ func Load(path string) (Config, error) {
 func Parse(name string, data []byte) (Config, error) {
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return Config{}, syntaxError(name, err)
+		return Config{}, syntaxError(name, data, err)
 	}
 	d := decoder{file: name, idx: indexKeys(string(data))}
 	cfg := Default()
 	d.table(raw, reflect.ValueOf(&cfg).Elem(), nil)
-	d.errs = append(d.errs, validate(cfg, name, d.idx)...)
+	d.errs = append(d.errs, validate(cfg, name, d.idx, d.failed)...)
 	if err := d.errs.orNil(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
 }
 
-func syntaxError(name string, err error) error {
+// syntaxError reports a toml.ParseError on the line of the offending byte.
+// The library's own line number is one too far when that byte is the
+// newline ending a line ("[tun" followed by a newline), so we count lines
+// up to Position.Start ourselves.
+func syntaxError(name string, data []byte, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return Errors{{File: name, Line: pe.Position.Line, Msg: "syntax error: " + pe.Message, Err: err}}
+		line := pe.Position.Line
+		if start := pe.Position.Start; start >= 0 && start <= len(data) && len(data) > 0 {
+			if start == len(data) {
+				start-- // at EOF: blame the last line with content
+			}
+			line = 1 + bytes.Count(data[:start], []byte("\n"))
+		}
+		return Errors{{File: name, Line: line, Msg: "syntax error: " + pe.Message, Err: err}}
 	}
 	return Errors{{File: name, Msg: err.Error(), Err: err}}
 }
@@ -64,7 +76,7 @@ func syntaxError(name string, err error) error {
 // Validate checks a configuration built in code (Parse and Load already
 // validate what they return). The error, if any, is an Errors without lines.
 func (c Config) Validate() error {
-	return validate(c, "", nil).orNil()
+	return validate(c, "", nil, nil).orNil()
 }
 
 // decoder walks the generic tree BurntSushi/toml decoded and fills the
@@ -74,6 +86,10 @@ type decoder struct {
 	file string
 	idx  *keyIndex
 	errs Errors
+	// failed holds the keys (with [i] for elements) that could not be
+	// decoded. They keep a default or zero value, so validate skips them
+	// instead of adding a second, confusing error for the same mistake.
+	failed map[string]bool
 }
 
 func (d *decoder) fail(path []string, elem int, format string, args ...any) {
@@ -82,6 +98,10 @@ func (d *decoder) fail(path []string, elem int, format string, args ...any) {
 		key = fmt.Sprintf("%s[%d]", key, elem)
 		line = d.idx.elemLine(path, elem)
 	}
+	if d.failed == nil {
+		d.failed = map[string]bool{}
+	}
+	d.failed[key] = true
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -200,12 +220,6 @@ func (d *decoder) value(v any, fv reflect.Value, path []string, elem int) {
 		arr, ok := v.([]any)
 		if !ok {
 			d.fail(path, elem, "expected an array, got %s", describe(v))
-			return
-		}
-		if elem >= 0 {
-			// No option is an array of arrays; the element index would
-			// be ambiguous in messages anyway.
-			d.fail(path, elem, "expected a single value, got an array")
 			return
 		}
 		s := reflect.MakeSlice(fv.Type(), len(arr), len(arr))

@@ -57,8 +57,9 @@ func (u PeerURI) Hostname() string {
 
 // URL is the ws:// or wss:// address to dial, without the ?key= pin (which
 // is ours, not the remote web server's). For tcp it is "tcp://host:port".
+// An IPv6 zone's '%' is escaped as URLs require.
 func (u PeerURI) URL() string {
-	return u.Scheme + "://" + u.Host + u.Path
+	return u.Scheme + "://" + strings.ReplaceAll(u.Host, "%", "%25") + u.Path
 }
 
 // String is the canonical form: ParsePeerURI(u.String()) == u. It is also
@@ -119,10 +120,19 @@ func parseURI(s string) (PeerURI, error) {
 		return PeerURI{}, errors.New("leading or trailing spaces")
 	}
 	if !strings.Contains(s, "://") {
+		scheme, _, _ := strings.Cut(s, ":")
+		switch strings.ToLower(scheme) {
+		case SchemeTCP, SchemeWS, SchemeWSS:
+			return PeerURI{}, errors.New("missing // after the scheme")
+		}
 		// Bare host:port means TCP, the way stock Pinecone takes peers.
-		// A scheme-like prefix without "//" ("ws:host") lands here too and
-		// fails the port check below with a clear message.
-		s = SchemeTCP + "://" + s
+		// There is no URL escaping in that form, so an IPv6 zone's '%'
+		// is taken literally.
+		hostport, query, hasQuery := strings.Cut(s, "?")
+		s = SchemeTCP + "://" + strings.ReplaceAll(hostport, "%", "%25")
+		if hasQuery {
+			s += "?" + query
+		}
 	}
 	pu, err := url.Parse(s)
 	if err != nil {
@@ -143,9 +153,6 @@ func parseURI(s string) (PeerURI, error) {
 	}
 	if pu.Fragment != "" || strings.HasSuffix(s, "#") {
 		return PeerURI{}, errors.New("a #fragment is not allowed")
-	}
-	if pu.Opaque != "" {
-		return PeerURI{}, errors.New("missing // after the scheme")
 	}
 
 	host, port := pu.Hostname(), pu.Port()

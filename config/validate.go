@@ -29,9 +29,10 @@ func checkListen(u PeerURI) error {
 }
 
 type validator struct {
-	file string
-	idx  *keyIndex
-	errs Errors
+	file   string
+	idx    *keyIndex
+	failed map[string]bool
+	errs   Errors
 }
 
 func (v *validator) fail(key string, elem int, format string, args ...any) {
@@ -41,13 +42,22 @@ func (v *validator) fail(key string, elem int, format string, args ...any) {
 		key = fmt.Sprintf("%s[%d]", key, elem)
 		line = v.idx.elemLine(path, elem)
 	}
+	if v.failed[key] {
+		return
+	}
+	for n := 1; n <= len(path); n++ {
+		if v.failed[strings.Join(path[:n], ".")] {
+			return
+		}
+	}
 	v.errs = append(v.errs, &Error{File: v.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // validate checks values and the relations between them. It runs on every
 // parsed file and on Config.Validate; idx may be nil (no lines then).
-func validate(c Config, file string, idx *keyIndex) Errors {
-	v := &validator{file: file, idx: idx}
+// Keys in failed could not be decoded and are not checked again.
+func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Errors {
+	v := &validator{file: file, idx: idx, failed: failed}
 
 	if c.PrivateKeyFile == "" {
 		v.fail("private_key_file", -1, "must not be empty")
