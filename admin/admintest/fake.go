@@ -1,0 +1,243 @@
+// Package admintest provides a fake admin.Backend with fixed, plausible
+// contents, for testing the admin server, its clients and pineconectl
+// without a running node.
+package admintest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pineconed/pineconed/admin"
+)
+
+// Keys used by the fake. Each is 64 lowercase hex characters.
+var (
+	SelfKey   = strings.Repeat("1a", 32)
+	RootKey   = strings.Repeat("fe", 32)
+	ParentKey = strings.Repeat("c3", 32)
+	PeerKey2  = strings.Repeat("7b", 32)
+	// UnreachableKey never answers pings.
+	UnreachableKey = strings.Repeat("0d", 32)
+)
+
+// Addresses the fake resolves with Lookup.
+const (
+	ParentAddress      = "fdc3:c3c3:c3c3:c3c3:c3c3:c3c3:c3c3:c3c3"
+	UnreachableAddress = "fd0d:d0d:d0d:d0d:d0d:d0d:d0d:d0d"
+	UnknownAddress     = "fd99::1"
+)
+
+// ErrNoSuchPeer is what RemovePeer returns for a URI it does not have.
+var ErrNoSuchPeer = errors.New("no static peer with that URI")
+
+// Backend is a fake admin.Backend. Its zero value is ready to use. It is
+// safe for concurrent use.
+type Backend struct {
+	mu    sync.Mutex
+	stats admin.Stats
+	uris  []string
+	// PingRTT is the round-trip time Ping reports (default 1.5 ms).
+	PingRTT time.Duration
+	// FailSelf makes Self fail with this error.
+	FailSelf error
+	// Block makes every getter wait for ctx to end, for timeout tests.
+	Block bool
+}
+
+func mustKey(s string) [32]byte {
+	k, err := admin.ParseKey(s)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func (b *Backend) block(ctx context.Context) error {
+	b.mu.Lock()
+	blk := b.Block
+	b.mu.Unlock()
+	if blk {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// SetBlock sets Block under the lock.
+func (b *Backend) SetBlock(v bool) {
+	b.mu.Lock()
+	b.Block = v
+	b.mu.Unlock()
+}
+
+// Self implements admin.Backend.
+func (b *Backend) Self(ctx context.Context) (admin.Self, error) {
+	if err := b.block(ctx); err != nil {
+		return admin.Self{}, err
+	}
+	if b.FailSelf != nil {
+		return admin.Self{}, b.FailSelf
+	}
+	return admin.Self{
+		PublicKey:     SelfKey,
+		Address:       "fd1a:1a1a:1a1a:1a1a:1a1a:1a1a:1a1a:1a1a",
+		Subnet:        "fe1a:1a1a:1a1a:1a1a::/64",
+		Coords:        []uint64{2, 5},
+		RootKey:       RootKey,
+		RootSequence:  42,
+		ParentPort:    1,
+		ParentKey:     ParentKey,
+		UptimeSeconds: 3723,
+		Version:       "v0.1.0-test",
+		TunName:       "pcn0",
+		TunMTU:        1420,
+		PeerCount:     2,
+	}, nil
+}
+
+// Peers implements admin.Backend.
+func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
+	if err := b.block(ctx); err != nil {
+		return nil, err
+	}
+	return []admin.Peer{
+		{
+			Port: 1, PublicKey: ParentKey, Address: ParentAddress,
+			URI: "tcp://[fd00::2]:65432", Transport: admin.TransportTCP,
+			UptimeSeconds: 185, FramesIn: 1000, FramesOut: 900,
+			BytesIn: 1258291, BytesOut: 2048, Drops: map[string]uint64{"queue_full": 3},
+			Coords: []uint64{2}, IsParent: true,
+		},
+		{
+			Port: 2, PublicKey: PeerKey2, Address: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b",
+			URI: "[fe80::7b%eth0]:41234", Transport: admin.TransportMulticast, Inbound: true, Zone: "eth0",
+			UptimeSeconds: 59, FramesIn: 10, FramesOut: 12, BytesIn: 512, BytesOut: 700,
+			Coords: []uint64{2, 5, 1}, Duplicate: true,
+		},
+	}, nil
+}
+
+// Tree implements admin.Backend.
+func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
+	if err := b.block(ctx); err != nil {
+		return admin.Tree{}, err
+	}
+	return admin.Tree{
+		RootKey: RootKey, RootSequence: 42, Coords: []uint64{2, 5},
+		ParentPort: 1, ParentKey: ParentKey,
+		Announcements: []admin.TreeAnnouncement{
+			{Port: 1, PublicKey: ParentKey, RootKey: RootKey, RootSequence: 42, Coords: []uint64{2}, ReceivedAgoSeconds: 1.25},
+			{Port: 2, PublicKey: PeerKey2, RootKey: RootKey, RootSequence: 41, Coords: []uint64{2, 5, 1}, ReceivedAgoSeconds: 30.5},
+		},
+	}, nil
+}
+
+// Snake implements admin.Backend.
+func (b *Backend) Snake(ctx context.Context) (admin.Snake, error) {
+	if err := b.block(ctx); err != nil {
+		return admin.Snake{}, err
+	}
+	return admin.Snake{
+		Ascending: &admin.SnakeNeighbour{PublicKey: PeerKey2, Port: 2, ExpiresInSeconds: 8.5},
+		Entries: []admin.SnakeEntry{
+			{OriginKey: PeerKey2, SourcePort: 2, DestinationPort: 1, WatermarkSequence: 17, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 8.5},
+			{OriginKey: ParentKey, SourcePort: 1, DestinationPort: 0, WatermarkSequence: 3, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 2},
+		},
+	}, nil
+}
+
+// Sessions implements admin.Backend.
+func (b *Backend) Sessions(ctx context.Context) ([]admin.Session, error) {
+	if err := b.block(ctx); err != nil {
+		return nil, err
+	}
+	return []admin.Session{
+		{RemoteKey: ParentKey, RemoteAddress: ParentAddress, State: admin.SessionEstablished,
+			AgeSeconds: 305, BytesIn: 3 << 20, BytesOut: 1536, LastRekeySeconds: 65, PeerMTU: 1420},
+		{RemoteKey: PeerKey2, RemoteAddress: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b", State: admin.SessionHandshaking,
+			AgeSeconds: 1, LastRekeySeconds: -1},
+	}, nil
+}
+
+// SetStats replaces the snapshot Stats returns.
+func (b *Backend) SetStats(s admin.Stats) {
+	b.mu.Lock()
+	b.stats = s
+	b.mu.Unlock()
+}
+
+// Stats implements admin.Backend and admin.StatsSource.
+func (b *Backend) Stats(ctx context.Context) (admin.Stats, error) {
+	if err := b.block(ctx); err != nil {
+		return admin.Stats{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stats, nil
+}
+
+// URIs returns the static peer URIs added so far.
+func (b *Backend) URIs() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.uris...)
+}
+
+// AddPeer implements admin.Backend. It rejects URIs without a known scheme,
+// like the daemon would.
+func (b *Backend) AddPeer(ctx context.Context, uri string) error {
+	if !strings.HasPrefix(uri, "tcp://") && !strings.HasPrefix(uri, "ws://") && !strings.HasPrefix(uri, "wss://") {
+		return fmt.Errorf("unsupported peer URI %q: want tcp://, ws:// or wss://", uri)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, u := range b.uris {
+		if u == uri {
+			return fmt.Errorf("already peering with %s", uri)
+		}
+	}
+	b.uris = append(b.uris, uri)
+	return nil
+}
+
+// RemovePeer implements admin.Backend.
+func (b *Backend) RemovePeer(ctx context.Context, uri string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, u := range b.uris {
+		if u == uri {
+			b.uris = append(b.uris[:i], b.uris[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", uri, ErrNoSuchPeer)
+}
+
+// Lookup implements admin.Backend: the parent's and the unreachable node's
+// addresses resolve, anything else is not found.
+func (b *Backend) Lookup(ctx context.Context, addr string) ([32]byte, bool, error) {
+	switch addr {
+	case ParentAddress:
+		return mustKey(ParentKey), true, nil
+	case UnreachableAddress:
+		return mustKey(UnreachableKey), false, nil
+	}
+	return [32]byte{}, false, fmt.Errorf("no node owns %s", addr)
+}
+
+// Ping implements admin.Backend: UnreachableKey never answers, other keys
+// answer after PingRTT without actually waiting.
+func (b *Backend) Ping(ctx context.Context, key [32]byte) (time.Duration, error) {
+	if key == mustKey(UnreachableKey) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	if b.PingRTT > 0 {
+		return b.PingRTT, nil
+	}
+	return 1500 * time.Microsecond, nil
+}

@@ -1,0 +1,274 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Request names understood by the server. They are part of the stable API.
+const (
+	ReqGetSelf     = "getSelf"
+	ReqGetPeers    = "getPeers"
+	ReqGetTree     = "getTree"
+	ReqGetSnake    = "getSnake"
+	ReqGetSessions = "getSessions"
+	ReqGetStats    = "getStats"
+	ReqAddPeer     = "addPeer"
+	ReqRemovePeer  = "removePeer"
+	ReqLookup      = "lookup"
+	ReqPing        = "ping"
+)
+
+// Reply status values.
+const (
+	StatusSuccess = "success"
+	StatusError   = "error"
+)
+
+// Request is one line sent by a client.
+type Request struct {
+	Request   string          `json:"request"`
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+}
+
+// Reply is one line sent back by the server. Exactly one of Response (on
+// success) and Error (on error) is set.
+type Reply struct {
+	Status   string          `json:"status"`
+	Response json.RawMessage `json:"response,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// Backend is what the daemon implements to answer admin requests. The
+// server validates every argument before calling it, so a Backend sees
+// well-formed values only. Every method must return promptly once ctx is
+// done: Server.Close waits for calls in flight.
+//
+// Keys are passed as raw 32-byte ed25519 public keys (wire.PublicKey
+// converts to and from [32]byte directly); in responses they are
+// 64-character lowercase hex strings.
+type Backend interface {
+	// Self describes this node.
+	Self(ctx context.Context) (Self, error)
+	// Peers lists the current peerings, one entry per port.
+	Peers(ctx context.Context) ([]Peer, error)
+	// Tree describes our position in the spanning tree.
+	Tree(ctx context.Context) (Tree, error)
+	// Snake describes the SNEK neighbours and routing table.
+	Snake(ctx context.Context) (Snake, error)
+	// Sessions lists the end-to-end sessions.
+	Sessions(ctx context.Context) ([]Session, error)
+	// Stats returns the counters that the metrics also expose. It has the
+	// signature of StatsSource, so the daemon can hand it to the metrics
+	// collector as well.
+	Stats(ctx context.Context) (Stats, error)
+	// AddPeer starts a static peering to uri at run time (e.g.
+	// "tcp://[fd00::1]:65432", "wss://host/path"). uri is non-empty and
+	// no longer than MaxURILength; the backend checks the scheme.
+	AddPeer(ctx context.Context, uri string) error
+	// RemovePeer stops the static peering to uri and drops its links.
+	RemovePeer(ctx context.Context, uri string) error
+	// Lookup resolves an overlay IPv6 address (node address or an address
+	// inside a node's subnet) to the owner's key. cached reports that the
+	// answer came from the resolver cache without network traffic.
+	Lookup(ctx context.Context, addr string) (key [32]byte, cached bool, err error)
+	// Ping sends one echo request to key over the overlay and waits for the
+	// matching reply, returning the round-trip time. When ctx ends first it
+	// returns ctx's error, which the server reports as a lost probe. Replies
+	// must be matched by an identifier the backend picks, so that a late
+	// reply to an earlier probe is never counted for a later one.
+	Ping(ctx context.Context, key [32]byte) (rtt time.Duration, err error)
+}
+
+// Limits on request arguments.
+const (
+	// MaxURILength bounds the uri argument of addPeer and removePeer.
+	MaxURILength = 2048
+	// MaxPingCount bounds the count argument of ping.
+	MaxPingCount = 100
+	// MinPingIntervalMS and MaxPingIntervalMS bound interval_ms.
+	MinPingIntervalMS = 10
+	MaxPingIntervalMS = 60_000
+	// MaxPingTimeoutMS bounds timeout_ms.
+	MaxPingTimeoutMS = 60_000
+	// MaxPingDurationMS bounds (count-1)*interval_ms + timeout_ms, the
+	// longest a ping request can keep a connection busy.
+	MaxPingDurationMS = 300_000
+	// Defaults for omitted ping arguments.
+	DefaultPingCount      = 4
+	DefaultPingIntervalMS = 1000
+	DefaultPingTimeoutMS  = 2000
+)
+
+// Self is the response to getSelf.
+type Self struct {
+	PublicKey     string   `json:"public_key"`
+	Address       string   `json:"address"`
+	Subnet        string   `json:"subnet"`
+	Coords        []uint64 `json:"coords"`
+	RootKey       string   `json:"root_key"`
+	RootSequence  uint64   `json:"root_sequence"`
+	ParentPort    uint64   `json:"parent_port"` // 0 when we have no parent (we are root)
+	ParentKey     string   `json:"parent_key"`  // "" when we have no parent
+	UptimeSeconds int64    `json:"uptime_seconds"`
+	Version       string   `json:"version"`
+	TunName       string   `json:"tun_name"` // "" when running without a TUN device
+	TunMTU        int      `json:"tun_mtu"`
+	PeerCount     int      `json:"peer_count"`
+}
+
+// Transport values of Peer.Transport.
+const (
+	TransportTCP       = "tcp"
+	TransportWS        = "ws"
+	TransportWSS       = "wss"
+	TransportMulticast = "multicast"
+)
+
+// Peer is one entry of the getPeers response.
+type Peer struct {
+	Port          uint64            `json:"port"`
+	PublicKey     string            `json:"public_key"`
+	Address       string            `json:"address"`
+	URI           string            `json:"uri"`
+	Transport     string            `json:"transport"`
+	Inbound       bool              `json:"inbound"`
+	Zone          string            `json:"zone"`
+	UptimeSeconds int64             `json:"uptime_seconds"`
+	FramesIn      uint64            `json:"frames_in"`
+	FramesOut     uint64            `json:"frames_out"`
+	BytesIn       uint64            `json:"bytes_in"`
+	BytesOut      uint64            `json:"bytes_out"`
+	Drops         map[string]uint64 `json:"drops"`
+	Coords        []uint64          `json:"coords"`
+	IsParent      bool              `json:"is_parent"`
+	Duplicate     bool              `json:"duplicate"` // another link to the same key exists
+}
+
+// PeersResponse is the response to getPeers.
+type PeersResponse struct {
+	Peers []Peer `json:"peers"`
+}
+
+// Tree is the response to getTree.
+type Tree struct {
+	RootKey       string             `json:"root_key"`
+	RootSequence  uint64             `json:"root_sequence"`
+	Coords        []uint64           `json:"coords"`
+	ParentPort    uint64             `json:"parent_port"`
+	ParentKey     string             `json:"parent_key"`
+	Announcements []TreeAnnouncement `json:"announcements"`
+}
+
+// TreeAnnouncement summarises the last announcement accepted from a peer.
+type TreeAnnouncement struct {
+	Port               uint64   `json:"port"`
+	PublicKey          string   `json:"public_key"`
+	RootKey            string   `json:"root_key"`
+	RootSequence       uint64   `json:"root_sequence"`
+	Coords             []uint64 `json:"coords"`
+	ReceivedAgoSeconds float64  `json:"received_ago_seconds"`
+}
+
+// Snake is the response to getSnake.
+type Snake struct {
+	Ascending  *SnakeNeighbour `json:"ascending"`  // null when unknown
+	Descending *SnakeNeighbour `json:"descending"` // null when unknown
+	Entries    []SnakeEntry    `json:"entries"`
+}
+
+// SnakeNeighbour is our nearest known key above or below us on the snake.
+type SnakeNeighbour struct {
+	PublicKey        string  `json:"public_key"`
+	Port             uint64  `json:"port"`
+	ExpiresInSeconds float64 `json:"expires_in_seconds"`
+}
+
+// SnakeEntry is one SNEK routing table entry, keyed by originator.
+type SnakeEntry struct {
+	OriginKey         string  `json:"origin_key"`
+	SourcePort        uint64  `json:"source_port"`
+	DestinationPort   uint64  `json:"destination_port"` // 0 when the bootstrap ended here
+	WatermarkSequence uint64  `json:"watermark_sequence"`
+	RootKey           string  `json:"root_key"`
+	RootSequence      uint64  `json:"root_sequence"`
+	ExpiresInSeconds  float64 `json:"expires_in_seconds"`
+}
+
+// Session states reported in Session.State and Stats.SessionsByState.
+const (
+	SessionHandshaking = "handshaking"
+	SessionEstablished = "established"
+	SessionRekeying    = "rekeying"
+	SessionExpired     = "expired"
+)
+
+// Session is one entry of the getSessions response.
+type Session struct {
+	RemoteKey        string `json:"remote_key"`
+	RemoteAddress    string `json:"remote_address"`
+	State            string `json:"state"`
+	AgeSeconds       int64  `json:"age_seconds"`
+	BytesIn          uint64 `json:"bytes_in"`
+	BytesOut         uint64 `json:"bytes_out"`
+	LastRekeySeconds int64  `json:"last_rekey_seconds"` // -1 when never rekeyed
+	PeerMTU          int    `json:"peer_mtu"`
+}
+
+// SessionsResponse is the response to getSessions.
+type SessionsResponse struct {
+	Sessions []Session `json:"sessions"`
+}
+
+// URIArgs are the arguments of addPeer and removePeer.
+type URIArgs struct {
+	URI string `json:"uri"`
+}
+
+// Empty is the response to requests that return nothing (addPeer,
+// removePeer): an empty JSON object.
+type Empty struct{}
+
+// LookupArgs are the arguments of lookup.
+type LookupArgs struct {
+	Address string `json:"address"`
+}
+
+// LookupResponse is the response to lookup.
+type LookupResponse struct {
+	Address    string  `json:"address"`
+	PublicKey  string  `json:"public_key"`
+	Cached     bool    `json:"cached"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// PingArgs are the arguments of ping. Zero values take the defaults.
+type PingArgs struct {
+	Target     string `json:"target"` // overlay IPv6 address or 64-char hex key
+	Count      int    `json:"count,omitempty"`
+	IntervalMS int    `json:"interval_ms,omitempty"`
+	TimeoutMS  int    `json:"timeout_ms,omitempty"`
+}
+
+// PingProbe is the result of one echo request.
+type PingProbe struct {
+	Seq   int     `json:"seq"` // from 1
+	Lost  bool    `json:"lost"`
+	RTTMS float64 `json:"rtt_ms"` // 0 when lost
+	Error string  `json:"error"`  // why it was lost, "" when it was not
+}
+
+// PingResponse is the response to ping.
+type PingResponse struct {
+	Target      string      `json:"target"`
+	PublicKey   string      `json:"public_key"`
+	Address     string      `json:"address"` // "" when the target was a key
+	Probes      []PingProbe `json:"probes"`
+	Sent        int         `json:"sent"`
+	Received    int         `json:"received"`
+	LossPercent float64     `json:"loss_percent"`
+	MinRTTMS    float64     `json:"min_rtt_ms"` // min/avg/max are 0 when nothing came back
+	AvgRTTMS    float64     `json:"avg_rtt_ms"`
+	MaxRTTMS    float64     `json:"max_rtt_ms"`
+}
