@@ -57,7 +57,7 @@ last = 'end'
 		"tab": 14, "tab.arr": 15,
 		"tab.inline": 21, "tab.inline.a": 21, "tab.inline.b": 21, "tab.inline.b.c": 21, "tab.inline.d": 21,
 		"tab.after": 23,
-		"list": 25, "list.x": 26, "list.y": 28,
+		"list":      25, "list.x": 26, "list.y": 28,
 		"tab.sub": 30, "tab.sub.esc": 31, "tab.sub.last": 32,
 	}
 	if !reflect.DeepEqual(idx.lines, wantLines) {
