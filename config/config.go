@@ -17,7 +17,9 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
+	"regexp"
 
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -155,4 +157,20 @@ func Default() Config {
 			Listen: "127.0.0.1:9977",
 		},
 	}
+}
+
+// InterfacePatterns compiles Interfaces, each anchored to match a whole
+// interface name ("eth" matches only "eth", "eth.*" matches "eth0"). The
+// multicast package uses this so every user of the option agrees. A parsed
+// or validated Config never returns an error here.
+func (m MulticastConfig) InterfacePatterns() ([]*regexp.Regexp, error) {
+	out := make([]*regexp.Regexp, 0, len(m.Interfaces))
+	for _, expr := range m.Interfaces {
+		re, err := regexp.Compile(`^(?:` + expr + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("multicast interface pattern %q: %w", expr, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
 }

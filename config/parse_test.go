@@ -417,3 +417,34 @@ func TestParseLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestInterfacePatterns(t *testing.T) {
+	m := MulticastConfig{Interfaces: []string{"eth", "wl.*", "en|br0"}}
+	res, err := m.InterfacePatterns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	match := func(name string) bool {
+		for _, re := range res {
+			if re.MatchString(name) {
+				return true
+			}
+		}
+		return false
+	}
+	for name, want := range map[string]bool{
+		"eth": true, "eth0": false, "veth": false, "wlan0": true, "xwlan0": false,
+		"en": true, "br0": true, "en0": false, "br01": false,
+	} {
+		if match(name) != want {
+			t.Errorf("%s: match = %v, want %v", name, !want, want)
+		}
+	}
+	if _, err := (MulticastConfig{Interfaces: []string{"("}}).InterfacePatterns(); err == nil {
+		t.Error("bad pattern compiled")
+	}
+	def, err := Default().Multicast.InterfacePatterns()
+	if err != nil || len(def) != 1 || !def[0].MatchString("anything0") {
+		t.Errorf("default pattern: %v %v", def, err)
+	}
+}
