@@ -1,0 +1,438 @@
+package link
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Protocol timings (protocol §1.4) and our queue sizes.
+const (
+	// DefaultKeepaliveInterval is how long the writer stays silent before
+	// it sends a Keepalive. Stock nodes drop a peer after 5 s of silence.
+	DefaultKeepaliveInterval = 3 * time.Second
+	// DefaultReadTimeout is how long one whole frame may take to arrive.
+	DefaultReadTimeout = 5 * time.Second
+	// DefaultWriteTimeout bounds each write to the connection.
+	DefaultWriteTimeout = 3 * time.Second
+	// DefaultProtocolQueue is the protocol queue's length in frames.
+	// Protocol frames are small and few; a full queue means the peer has
+	// stopped reading for a long time.
+	DefaultProtocolQueue = 256
+	// DefaultTrafficQueue is the traffic queue's length in frames.
+	DefaultTrafficQueue = 512
+	// DefaultTrafficQueueBytes caps the bytes held by the traffic queue, so
+	// that large frames (up to 64 KiB each) cannot make one slow peer hold
+	// tens of megabytes.
+	DefaultTrafficQueueBytes = 4 << 20
+	// DefaultWriteBuffer is the writer's buffer: how many bytes of frames
+	// one flush can carry.
+	DefaultWriteBuffer = 64 << 10
+	// DefaultReadBuffer is the reader's buffer. It is all the read-ahead a
+	// link does beyond the frame being handed to the node.
+	DefaultReadBuffer = 64 << 10
+)
+
+// Config tunes a link. The zero value gives the protocol's defaults; a
+// negative duration turns that timer off (the reference's
+// ConnectionKeepalives(false), for transports that cannot afford them).
+type Config struct {
+	// KeepaliveInterval is the idle time after which a Keepalive is sent.
+	KeepaliveInterval time.Duration
+	// ReadTimeout is the time allowed for each whole frame to arrive.
+	ReadTimeout time.Duration
+	// WriteTimeout is the time allowed for each write to the connection.
+	WriteTimeout time.Duration
+	// ProtocolQueue and TrafficQueue are the queue lengths in frames.
+	ProtocolQueue int
+	TrafficQueue  int
+	// TrafficQueueBytes caps the bytes waiting in the traffic queue.
+	TrafficQueueBytes int
+	// WriteBuffer and ReadBuffer are the buffered writer's and reader's
+	// sizes in bytes.
+	WriteBuffer int
+	ReadBuffer  int
+	// Logger receives the link's debug messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	dur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	num := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	dur(&c.KeepaliveInterval, DefaultKeepaliveInterval)
+	dur(&c.ReadTimeout, DefaultReadTimeout)
+	dur(&c.WriteTimeout, DefaultWriteTimeout)
+	num(&c.ProtocolQueue, DefaultProtocolQueue)
+	num(&c.TrafficQueue, DefaultTrafficQueue)
+	num(&c.TrafficQueueBytes, DefaultTrafficQueueBytes)
+	num(&c.WriteBuffer, DefaultWriteBuffer)
+	num(&c.ReadBuffer, DefaultReadBuffer)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Reasons a link ends. The reason passed to Detach wraps one of these (or
+// is the error the node returned from Receive, wrapped in ErrRejected, or
+// whatever reason the caller of Close gave).
+var (
+	// ErrClosed is the reason when Close is called with a nil reason.
+	ErrClosed = errors.New("link closed")
+	// ErrRemoteClosed means the remote side ended the stream.
+	ErrRemoteClosed = errors.New("remote closed the connection")
+	// ErrReadTimeout means a whole frame did not arrive within the read
+	// timeout: the peer went silent or stalled mid-frame.
+	ErrReadTimeout = errors.New("read timeout")
+	// ErrWriteTimeout means a write did not finish within the write
+	// timeout: the peer stopped reading.
+	ErrWriteTimeout = errors.New("write timeout")
+	// ErrBadFrame means a frame header was malformed: bad magic (also
+	// wraps wire.ErrBadMagic) or an impossible declared length.
+	ErrBadFrame = errors.New("malformed frame header")
+	// ErrRejected wraps the error the node's Receive returned for a frame.
+	ErrRejected = errors.New("frame rejected")
+)
+
+// Receiver is the part of the node a running link reports to.
+type Receiver interface {
+	// Receive takes one whole frame read from the peer on port. The frame
+	// is only valid during the call. A non-nil error is a protocol
+	// violation: the link closes with that error as its reason.
+	Receive(port router.Port, frame []byte) error
+	// Detach is called exactly once, after the link's goroutines have
+	// stopped: no Receive call follows it.
+	Detach(port router.Port, reason error)
+}
+
+// keepaliveFrame is the Keepalive frame, the same bytes every time.
+var keepaliveFrame = func() []byte {
+	b, err := (&wire.Keepalive{}).Append(nil)
+	if err != nil {
+		panic("link: cannot encode a keepalive: " + err.Error())
+	}
+	return b
+}()
+
+// Conn is one peering over a net.Conn after a successful Handshake. It
+// implements overlay.Link. Create it with New, hand it to the node's Attach
+// (which may already Send on it), then call Start with the port Attach gave.
+type Conn struct {
+	nc     net.Conn
+	remote wire.PublicKey
+	cfg    Config
+	log    *slog.Logger
+
+	protoQ       chan []byte
+	trafficQ     chan []byte
+	trafficBytes atomic.Int64
+
+	mu      sync.Mutex
+	closed  bool
+	started bool
+	reason  error
+	port    router.Port
+	recv    Receiver
+	closing chan struct{} // closed by the first Close
+	done    chan struct{} // closed after Detach has returned
+
+	stats counters
+}
+
+var _ overlay.Link = (*Conn)(nil)
+
+// New wraps a connection whose handshake with remote has succeeded. Nothing
+// runs until Start; frames sent before then wait in the queues.
+func New(nc net.Conn, remote wire.PublicKey, cfg Config) *Conn {
+	cfg = cfg.withDefaults()
+	c := &Conn{
+		nc:       nc,
+		remote:   remote,
+		cfg:      cfg,
+		log:      cfg.Logger.With("peer", remote.String(), "remote", nc.RemoteAddr().String()),
+		protoQ:   make(chan []byte, cfg.ProtocolQueue),
+		trafficQ: make(chan []byte, cfg.TrafficQueue),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	c.stats.since = time.Now()
+	return c
+}
+
+// Remote is the key the remote proved in the handshake.
+func (c *Conn) Remote() wire.PublicKey { return c.remote }
+
+// RemoteAddr is the underlying connection's remote address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Start runs the reader and writer for the node port the link was attached
+// on; r receives the frames and, once, the Detach. Calling Start more than
+// once has no effect. If the link was closed before Start, it still detaches.
+func (c *Conn) Start(port router.Port, r Receiver) {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return
+	}
+	c.started, c.port, c.recv = true, port, r
+	c.log = c.log.With("port", uint8(port))
+	c.mu.Unlock()
+	go c.run()
+}
+
+// Done is closed when a started link has finished: both goroutines have
+// stopped, the connection is closed and Detach has returned.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Reason is why the link closed, or nil while it is open.
+func (c *Conn) Reason() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// Close ends the peering with reason (nil means ErrClosed). Only the first
+// call counts. It does not wait: the link's own goroutine closes the
+// connection and calls Detach. On a link that was never started, Close
+// closes the connection itself.
+func (c *Conn) Close(reason error) {
+	if reason == nil {
+		reason = ErrClosed
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed, c.reason = true, reason
+	started := c.started
+	close(c.closing)
+	c.mu.Unlock()
+	if !started {
+		_ = c.nc.Close()
+	}
+}
+
+// Send queues one whole encoded frame; see overlay.Link. A frame whose header
+// does not describe exactly its own length is dropped and counted as
+// "malformed": a bad frame from us could crash a stock node (protocol §3.8).
+func (c *Conn) Send(frame []byte, protocol bool) bool {
+	if len(frame) < wire.HeaderSize || len(frame) > wire.MaxFrameSize ||
+		[4]byte(frame[:4]) != wire.Magic || int(binary.BigEndian.Uint16(frame[8:10])) != len(frame) {
+		c.stats.drop(DropMalformed)
+		return false
+	}
+	select {
+	case <-c.closing:
+		c.stats.drop(DropClosed)
+		return false
+	default:
+	}
+	if protocol {
+		select {
+		case c.protoQ <- frame:
+			return true
+		default:
+			c.stats.drop(DropProtocolQueueFull)
+			return false
+		}
+	}
+	n := int64(len(frame))
+	if c.trafficBytes.Add(n) > int64(c.cfg.TrafficQueueBytes) {
+		c.trafficBytes.Add(-n)
+		c.stats.drop(DropTrafficQueueFull)
+		return false
+	}
+	select {
+	case c.trafficQ <- frame:
+		return true
+	default:
+		c.trafficBytes.Add(-n)
+		c.stats.drop(DropTrafficQueueFull)
+		return false
+	}
+}
+
+// run owns the reader and writer goroutines, closes the connection when
+// the link is closing, and detaches once both have stopped.
+func (c *Conn) run() {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.readLoop() }()
+	go func() { defer wg.Done(); c.writeLoop() }()
+	<-c.closing
+	_ = c.nc.Close()
+	wg.Wait()
+	reason := c.Reason()
+	c.log.Debug("link closed", "reason", reason)
+	c.recv.Detach(c.port, reason)
+	close(c.done)
+}
+
+func (c *Conn) readLoop() {
+	br := bufio.NewReaderSize(c.nc, c.cfg.ReadBuffer)
+	buf := make([]byte, 0, 2048)
+	for {
+		var deadline time.Time
+		if c.cfg.ReadTimeout > 0 {
+			deadline = time.Now().Add(c.cfg.ReadTimeout)
+			if err := c.nc.SetReadDeadline(deadline); err != nil {
+				c.Close(c.readError(err, time.Time{}, 0, wire.HeaderSize))
+				return
+			}
+		}
+		buf = buf[:wire.HeaderSize]
+		if n, err := io.ReadFull(br, buf); err != nil {
+			c.Close(c.readError(err, deadline, n, wire.HeaderSize))
+			return
+		}
+		h, err := wire.ParseHeader(buf)
+		if err != nil {
+			c.Close(fmt.Errorf("%w: %w", ErrBadFrame, err))
+			return
+		}
+		if h.Length > cap(buf) {
+			nb := make([]byte, h.Length)
+			copy(nb, buf)
+			buf = nb
+		}
+		buf = buf[:h.Length]
+		if n, err := io.ReadFull(br, buf[wire.HeaderSize:]); err != nil {
+			c.Close(c.readError(err, deadline, wire.HeaderSize+n, h.Length))
+			return
+		}
+		c.stats.in[typeIndex(h.Type)].add(h.Length)
+		select {
+		case <-c.closing:
+			return
+		default:
+		}
+		if err := c.recv.Receive(c.port, buf); err != nil {
+			c.Close(fmt.Errorf("%w: %s frame: %w", ErrRejected, h.Type, err))
+			return
+		}
+	}
+}
+
+// readError turns a failed read of a frame into the reason the link ends.
+func (c *Conn) readError(err error, deadline time.Time, got, want int) error {
+	select {
+	case <-c.closing:
+		// Our own Close made the read fail; its reason stands.
+		return err
+	default:
+	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return fmt.Errorf("%w: no whole frame within %v (got %d of %d bytes)", ErrReadTimeout, c.cfg.ReadTimeout, got, want)
+	}
+	// net.Pipe reports the other end's Close as io.ErrClosedPipe.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.ErrClosedPipe) {
+		if got == 0 {
+			return ErrRemoteClosed
+		}
+		return fmt.Errorf("%w mid-frame (got %d of %d bytes)", ErrRemoteClosed, got, want)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// deadlineWriter gives every write to the connection its own deadline, so
+// both explicit flushes and the buffer's own spills when a burst overflows
+// it are bounded.
+type deadlineWriter struct{ c *Conn }
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	c := w.c
+	var deadline time.Time
+	if c.cfg.WriteTimeout > 0 {
+		deadline = time.Now().Add(c.cfg.WriteTimeout)
+		if err := c.nc.SetWriteDeadline(deadline); err != nil {
+			return 0, fmt.Errorf("set write deadline: %w", err)
+		}
+	}
+	n, err := c.nc.Write(p)
+	c.stats.writes.Add(1)
+	if err != nil {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return n, fmt.Errorf("%w: %d bytes not written within %v", ErrWriteTimeout, len(p)-n, c.cfg.WriteTimeout)
+		}
+		return n, fmt.Errorf("write: %w", err)
+	}
+	return n, nil
+}
+
+func (c *Conn) writeLoop() {
+	bw := bufio.NewWriterSize(deadlineWriter{c}, c.cfg.WriteBuffer)
+	ka := c.cfg.KeepaliveInterval
+	var idle <-chan time.Time
+	var timer *time.Timer
+	lastWrite := time.Now()
+	if ka > 0 {
+		timer = time.NewTimer(ka)
+		defer timer.Stop()
+		idle = timer.C
+	}
+	for {
+		var frame []byte
+		traffic := false
+		select {
+		case frame = <-c.protoQ:
+		default:
+			select {
+			case frame = <-c.protoQ:
+			case frame = <-c.trafficQ:
+				traffic = true
+			default:
+				// Both queues are empty: this is the moment to put
+				// everything buffered on the wire in one write.
+				if bw.Buffered() > 0 {
+					if err := bw.Flush(); err != nil {
+						c.Close(err)
+						return
+					}
+					lastWrite = time.Now()
+				}
+				select {
+				case frame = <-c.protoQ:
+				case frame = <-c.trafficQ:
+					traffic = true
+				case <-idle:
+					if wait := ka - time.Since(lastWrite); wait > 0 {
+						timer.Reset(wait)
+						continue
+					}
+					timer.Reset(ka)
+					frame = keepaliveFrame
+				case <-c.closing:
+					return
+				}
+			}
+		}
+		if traffic {
+			c.trafficBytes.Add(-int64(len(frame)))
+		}
+		if _, err := bw.Write(frame); err != nil {
+			c.Close(err)
+			return
+		}
+		c.stats.out[typeIndex(wire.FrameType(frame[5]))].add(len(frame))
+	}
+}

@@ -1,0 +1,19 @@
+// Package link runs one Pinecone peering over a reliable byte stream: the
+// 104-byte handshake, then a framed reader and a batching writer with the
+// protocol's keepalives and deadlines (protocol §1).
+//
+// In the data path it sits between the socket and the node. Inbound, the
+// reader goroutine reads exactly one frame at a time (10 header bytes checked
+// by wire.ParseHeader, then the body) and hands it to the node's Receive. It
+// reads the next frame only when Receive has returned, so a peer that sends
+// faster than the node consumes is slowed down by TCP flow control instead of
+// filling our memory. Outbound, the node queues encoded frames with Send;
+// the writer goroutine drains the protocol queue before the traffic queue,
+// writes into a buffer and flushes only when both queues are empty, so a
+// busy link pays one system call for many frames.
+//
+// The stream can be TCP, a WebSocket carrying binary messages (see
+// DialWebSocket and WebSocketHandler), or anything else that is a net.Conn.
+// Who dials, listens and decides which peers to keep is overlay/peers; what
+// the frames mean is the node's business (package overlay).
+package link

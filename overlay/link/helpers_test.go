@@ -1,0 +1,123 @@
+package link
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Keys of protocol §12: ed25519 seeds of one repeated byte.
+func seedKey(b byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
+}
+
+var (
+	privA, privB = seedKey(1), seedKey(2)
+	keyA, keyB   = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB)
+)
+
+// frameOf builds a frame of type t and total length n (at least 12) whose
+// body is filled with fill. It only has to look like a frame to a link;
+// the links never decode bodies.
+func frameOf(t wire.FrameType, n int, fill byte) []byte {
+	f := make([]byte, n)
+	copy(f, wire.Magic[:])
+	f[5] = byte(t)
+	binary.BigEndian.PutUint16(f[8:], uint16(n))
+	binary.BigEndian.PutUint16(f[10:], uint16(n-12))
+	for i := 12; i < n; i++ {
+		f[i] = fill
+	}
+	return f
+}
+
+// fakeSwitch is the node as a link sees it: it records frames and detaches
+// per port, and lets a test slow down or refuse frames.
+type fakeSwitch struct {
+	mu       sync.Mutex
+	frames   map[router.Port][][]byte
+	detached map[router.Port][]error
+	// hook, when set, runs on every Receive (outside the lock) and its
+	// error is returned to the link.
+	hook func(port router.Port, frame []byte) error
+}
+
+func newFakeSwitch() *fakeSwitch {
+	return &fakeSwitch{frames: map[router.Port][][]byte{}, detached: map[router.Port][]error{}}
+}
+
+func (s *fakeSwitch) Receive(port router.Port, frame []byte) error {
+	s.mu.Lock()
+	hook := s.hook
+	s.frames[port] = append(s.frames[port], bytes.Clone(frame))
+	s.mu.Unlock()
+	if hook != nil {
+		return hook(port, frame)
+	}
+	return nil
+}
+
+func (s *fakeSwitch) Detach(port router.Port, reason error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.detached[port] = append(s.detached[port], reason)
+}
+
+func (s *fakeSwitch) got(port router.Port) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.frames[port]...)
+}
+
+func (s *fakeSwitch) detaches(port router.Port) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]error(nil), s.detached[port]...)
+}
+
+// waitFor polls cond until it holds or the time runs out.
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkNoLeak fails the test if the goroutine count has not come back to
+// what it was when checkNoLeak was called, once the test's cleanups ran.
+func checkNoLeak(t *testing.T) {
+	t.Helper()
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		end := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > base {
+			if time.Now().After(end) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
+					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// fastConfig makes the protocol's timers short enough for tests.
+func fastConfig() Config {
+	return Config{
+		KeepaliveInterval: 50 * time.Millisecond,
+		ReadTimeout:       300 * time.Millisecond,
+		WriteTimeout:      300 * time.Millisecond,
+	}
+}
