@@ -363,12 +363,13 @@ probing:
 		return nil, err
 	}
 	resp.Probes = probes[:sent]
-	summarisePing(&resp)
+	SummarisePing(&resp)
 	return resp, nil
 }
 
-// summarisePing fills the counts and RTT statistics from resp.Probes.
-func summarisePing(resp *PingResponse) {
+// SummarisePing fills the counts, loss and RTT statistics of resp from
+// resp.Probes. pineconectl uses it for probes it sent one at a time.
+func SummarisePing(resp *PingResponse) {
 	resp.Sent, resp.Received = len(resp.Probes), 0
 	resp.MinRTTMS, resp.AvgRTTMS, resp.MaxRTTMS = 0, 0, 0
 	var sum float64
