@@ -1,0 +1,270 @@
+package peers
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+func seedKey(b byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
+}
+
+var (
+	privA, privB, privC = seedKey(1), seedKey(2), seedKey(3)
+	keyA, keyB, keyC    = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB), wire.PublicKeyOf(privC)
+)
+
+// frameOf builds a frame of type t and total length n (at least 12).
+func frameOf(t wire.FrameType, n int, fill byte) []byte {
+	f := make([]byte, n)
+	copy(f, wire.Magic[:])
+	f[5] = byte(t)
+	binary.BigEndian.PutUint16(f[8:], uint16(n))
+	binary.BigEndian.PutUint16(f[10:], uint16(n-12))
+	for i := 12; i < n; i++ {
+		f[i] = fill
+	}
+	return f
+}
+
+// greeting is what the fake node queues on every new link inside Attach,
+// as a stock node queues its tree announcement.
+var greeting = frameOf(wire.TypeTreeAnnouncement, 40, 0x61)
+
+// fakeNode implements Switch: lowest free port, a port limit, and a record
+// of everything that happened.
+type fakeNode struct {
+	mu       sync.Mutex
+	maxPorts int
+	links    map[router.Port]overlay.Link
+	infos    map[router.Port]overlay.PeerInfo
+	attaches []overlay.PeerInfo
+	detaches []error
+	frames   map[router.Port][][]byte
+}
+
+func newFakeNode() *fakeNode {
+	return &fakeNode{
+		maxPorts: int(router.MaxPort),
+		links:    map[router.Port]overlay.Link{},
+		infos:    map[router.Port]overlay.PeerInfo{},
+		frames:   map[router.Port][][]byte{},
+	}
+}
+
+func (n *fakeNode) Attach(info overlay.PeerInfo, l overlay.Link) (router.Port, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for p := router.Port(1); int(p) <= n.maxPorts; p++ {
+		if _, used := n.links[p]; !used {
+			n.links[p], n.infos[p] = l, info
+			n.attaches = append(n.attaches, info)
+			delete(n.frames, p)
+			l.Send(bytes.Clone(greeting), true)
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free switch ports")
+}
+
+func (n *fakeNode) Receive(port router.Port, frame []byte) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if wire.FrameType(frame[5]) != wire.TypeKeepalive {
+		n.frames[port] = append(n.frames[port], bytes.Clone(frame))
+	}
+	return nil
+}
+
+func (n *fakeNode) Detach(port router.Port, reason error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.links[port]; !ok {
+		panic("detach of a port that is not attached")
+	}
+	delete(n.links, port)
+	delete(n.infos, port)
+	n.detaches = append(n.detaches, reason)
+}
+
+// portFor returns the port of the live peering with key, if any.
+func (n *fakeNode) portFor(key wire.PublicKey) (router.Port, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for p, info := range n.infos {
+		if info.Key == key {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+func (n *fakeNode) live() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.links)
+}
+
+func (n *fakeNode) attachCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.attaches)
+}
+
+func (n *fakeNode) detachReasons() []error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]error(nil), n.detaches...)
+}
+
+func (n *fakeNode) send(port router.Port, f []byte) bool {
+	n.mu.Lock()
+	l := n.links[port]
+	n.mu.Unlock()
+	return l != nil && l.Send(f, false)
+}
+
+func (n *fakeNode) got(port router.Port) [][]byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([][]byte(nil), n.frames[port]...)
+}
+
+func (n *fakeNode) info(port router.Port) overlay.PeerInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.infos[port]
+}
+
+// logBuf collects slog text output from concurrent goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuf) lines(substr string) []string {
+	var out []string
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func newLog(t *testing.T) (*slog.Logger, *logBuf) {
+	buf := &logBuf{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func checkNoLeak(t *testing.T) {
+	t.Helper()
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		end := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > base {
+			if time.Now().After(end) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
+					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and a client config that
+// trusts it.
+func selfSigned(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		&tls.Config{RootCAs: pool}
+}
+
+// newManager starts a manager for priv on a fresh fake node and closes it
+// when the test ends.
+func newManager(t *testing.T, cfg Config, priv ed25519.PrivateKey) (*Manager, *fakeNode) {
+	t.Helper()
+	cfg.PrivateKey = priv
+	if cfg.Logger == nil {
+		cfg.Logger, _ = newLog(t)
+	}
+	n := newFakeNode()
+	m, err := New(cfg, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, n
+}

@@ -1,0 +1,163 @@
+package peers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/router"
+)
+
+// listener is one listening endpoint: a TCP accept loop, or an HTTP server
+// upgrading WebSocket requests on the configured path.
+type listener struct {
+	uri  config.PeerURI
+	ln   net.Listener
+	http *http.Server // nil for tcp
+}
+
+func (l *listener) close() error {
+	var err error
+	if l.http != nil {
+		// Close, not Shutdown: the upgraded connections are hijacked and
+		// belong to their links, which the manager closes itself.
+		err = l.http.Close()
+	} else {
+		err = l.ln.Close()
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close listener %s: %w", l.uri, err)
+	}
+	return nil
+}
+
+// ListenAddrs returns the listeners' bound addresses, in configuration
+// order (useful with port 0).
+func (m *Manager) ListenAddrs() []net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]net.Addr, 0, len(m.listeners))
+	for _, l := range m.listeners {
+		out = append(out, l.ln.Addr())
+	}
+	return out
+}
+
+func (m *Manager) listen(u config.PeerURI) error {
+	if u.Scheme == config.SchemeWSS && (m.cfg.TLS == nil || (len(m.cfg.TLS.Certificates) == 0 && m.cfg.TLS.GetCertificate == nil)) {
+		return fmt.Errorf("listen %s: wss needs a TLS certificate", u)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(m.ctx, "tcp", u.Host)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", u, err)
+	}
+	l := &listener{uri: u, ln: ln}
+	log := m.log.With("uri", u.String())
+	if u.Scheme == config.SchemeTCP {
+		m.mu.Lock()
+		m.listeners = append(m.listeners, l)
+		m.wg.Add(1)
+		m.mu.Unlock()
+		go m.acceptLoop(l)
+		log.Info("listening", "addr", ln.Addr().String())
+		return nil
+	}
+
+	if u.Scheme == config.SchemeWSS {
+		tc := m.cfg.TLS.Clone()
+		// WebSocket upgrades need HTTP/1.1.
+		tc.NextProtos = []string{"http/1.1"}
+		l.ln = tlsListener(ln, tc)
+	}
+	l.http = &http.Server{
+		Handler: link.WebSocketHandler(u.Path, func(nc net.Conn, r *http.Request) {
+			// http.Server does not wait for handlers of hijacked
+			// connections, so the manager tracks them itself.
+			if !m.track() {
+				nc.Close()
+				return
+			}
+			defer m.wg.Done()
+			m.serveInbound(nc, u.Scheme, r.RemoteAddr)
+		}),
+		ReadHeaderTimeout: link.HandshakeTimeout,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return m.ctx },
+	}
+	m.mu.Lock()
+	m.listeners = append(m.listeners, l)
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		if err := l.http.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("listener stopped", "err", err)
+		}
+	}()
+	log.Info("listening", "addr", ln.Addr().String(), "path", u.Path)
+	return nil
+}
+
+func (m *Manager) acceptLoop(l *listener) {
+	defer m.wg.Done()
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || m.ctx.Err() != nil {
+				return
+			}
+			// Out of file descriptors and the like: wait a little
+			// rather than spin, and keep listening.
+			m.log.Warn("accept failed", "uri", l.uri.String(), "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-m.ctx.Done():
+				return
+			}
+			continue
+		}
+		if !m.track() {
+			nc.Close()
+			return
+		}
+		go func() {
+			defer m.wg.Done()
+			m.serveInbound(nc, config.SchemeTCP, nc.RemoteAddr().String())
+		}()
+	}
+}
+
+// serveInbound runs one accepted connection, if a handshake slot is free.
+func (m *Manager) serveInbound(nc net.Conn, scheme, remote string) {
+	select {
+	case m.hsSlots <- struct{}{}:
+	default:
+		m.log.Warn("refusing inbound connection: too many handshakes in progress", "remote", remote, "limit", cap(m.hsSlots))
+		nc.Close()
+		return
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-m.hsSlots
+		}
+	}
+	defer release()
+	info := overlay.PeerInfo{
+		URI:       scheme + "://" + remote,
+		Transport: scheme,
+		Zone:      ZoneListen,
+		Inbound:   true,
+		Type:      router.PeerRemote,
+	}
+	_, _ = m.handle(m.ctx, nc, info, [32]byte{}, release, nil)
+}

@@ -1,0 +1,430 @@
+package peers
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Switch is the node as the peers package sees it. Package overlay's Node
+// implements it; tests use fakes.
+type Switch interface {
+	// Attach registers an authenticated peering and gives it the lowest
+	// free port. It fails when no port is free or the node's own peer
+	// limit is reached. It may queue the first frames on l before it
+	// returns.
+	Attach(info overlay.PeerInfo, l overlay.Link) (router.Port, error)
+	// Receive takes one whole frame read from the peer on port; the frame
+	// is only valid during the call. An error is a protocol violation: the
+	// link closes with that reason.
+	Receive(port router.Port, frame []byte) error
+	// Detach says the peering on port has ended; it is called exactly
+	// once for every successful Attach.
+	Detach(port router.Port, reason error)
+}
+
+// Zones of the peerings this package makes (PeerInfo.Zone). LAN discovery
+// uses the interface name instead.
+const (
+	ZoneStatic = "static"
+	ZoneListen = "listen"
+)
+
+// Defaults.
+const (
+	// DefaultMaxPeers is the peer limit when Config.MaxPeers is 0; it is
+	// the config file's default too.
+	DefaultMaxPeers = 64
+	// DefaultDialTimeout bounds a static peer's TCP connect or WebSocket
+	// upgrade.
+	DefaultDialTimeout = 10 * time.Second
+	// DefaultMaxHandshakes caps inbound connections still in their
+	// handshake, so a flood of idle connections costs at most this many
+	// goroutines for at most link.HandshakeTimeout.
+	DefaultMaxHandshakes = 64
+)
+
+// Errors that end or refuse a peering.
+var (
+	// ErrSelf: the remote presented our own key (we dialled ourselves).
+	ErrSelf = errors.New("connection to ourselves")
+	// ErrKeyMismatch: the remote's key is not the one pinned in its URI.
+	ErrKeyMismatch = errors.New("remote key does not match the pinned key")
+	// ErrNotAllowed: allowed_keys is set and the remote key is not in it.
+	ErrNotAllowed = errors.New("remote key not in allowed_keys")
+	// ErrTooManyPeers: max_peers peerings are up already.
+	ErrTooManyPeers = errors.New("max_peers reached")
+	// ErrClosed: the manager is shutting down.
+	ErrClosed = errors.New("peer manager closed")
+	// ErrRemoved: the static peer was removed at run time.
+	ErrRemoved = errors.New("static peer removed")
+	// ErrExists: Add was given a static peer that is already configured.
+	ErrExists = errors.New("static peer already configured")
+	// ErrUnknown: Remove was given a static peer that is not configured.
+	ErrUnknown = errors.New("no such static peer")
+)
+
+// Config configures a Manager.
+type Config struct {
+	// PrivateKey is the node's identity, used in every handshake.
+	PrivateKey ed25519.PrivateKey
+	// Listen are the listener URIs (tcp://[::]:65432, ws://[::]:65433/path,
+	// wss://…); see config.ParseListenURI.
+	Listen []string
+	// Static are the peers to dial and keep re-dialling; see
+	// config.ParsePeerURI. Bare host:port means TCP.
+	Static []string
+	// AllowedKeys, when not empty, is the only set of remote keys accepted
+	// on peerings we did not configure: inbound ones and LAN discovery.
+	// Static peers are ours by configuration and are not filtered.
+	AllowedKeys []wire.PublicKey
+	// MaxPeers caps peerings of every kind, 1..253; 0 means
+	// DefaultMaxPeers.
+	MaxPeers int
+	// TLS holds the certificate for wss:// listeners and the roots for
+	// dialling wss:// peers (nil: system roots, and no wss listener).
+	TLS *tls.Config
+	// Link configures every link; its Logger defaults to Logger.
+	Link link.Config
+	// Backoff governs static peer reconnects; zero fields take defaults.
+	Backoff Backoff
+	// DialTimeout bounds each static dial; 0 means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// MaxHandshakes caps inbound handshakes in progress; 0 means
+	// DefaultMaxHandshakes.
+	MaxHandshakes int
+	// Logger receives the manager's messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Manager owns the listeners, the static peers and the registry of every
+// running peering. All methods are safe for concurrent use.
+type Manager struct {
+	cfg     Config
+	sw      Switch
+	self    wire.PublicKey
+	log     *slog.Logger
+	allowed map[wire.PublicKey]bool
+	hsSlots chan struct{}
+
+	ctx    context.Context // cancelled by Close, with ErrClosed as its cause
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // every goroutine the manager starts
+
+	mu        sync.Mutex
+	closed    bool
+	reserved  int // peerings between the max_peers check and registration
+	links     map[*link.Conn]*running
+	static    map[string]*staticPeer // by canonical URI
+	listeners []*listener
+}
+
+// running is one attached peering.
+type running struct {
+	info overlay.PeerInfo
+	port router.Port
+	conn *link.Conn
+}
+
+// New checks the configuration, starts the listeners and the static peers'
+// dialers, and returns the running manager. Any bad URI or a listener that
+// cannot start is an error, and nothing is left running.
+func New(cfg Config, sw Switch) (*Manager, error) {
+	if len(cfg.PrivateKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("peers: no private key")
+	}
+	if cfg.MaxPeers == 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.MaxPeers < 1 || cfg.MaxPeers > int(router.MaxPort) {
+		return nil, fmt.Errorf("peers: max_peers %d outside 1..%d", cfg.MaxPeers, router.MaxPort)
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Link.Logger == nil {
+		cfg.Link.Logger = cfg.Logger
+	}
+	cfg.Backoff = cfg.Backoff.withDefaults()
+
+	listens := make([]config.PeerURI, 0, len(cfg.Listen))
+	for _, s := range cfg.Listen {
+		u, err := config.ParseListenURI(s)
+		if err != nil {
+			return nil, fmt.Errorf("peers: %w", err)
+		}
+		listens = append(listens, u)
+	}
+	statics := make([]config.PeerURI, 0, len(cfg.Static))
+	for _, s := range cfg.Static {
+		u, err := config.ParsePeerURI(s)
+		if err != nil {
+			return nil, fmt.Errorf("peers: %w", err)
+		}
+		statics = append(statics, u)
+	}
+
+	m := &Manager{
+		cfg:     cfg,
+		sw:      sw,
+		self:    wire.PublicKeyOf(cfg.PrivateKey),
+		log:     cfg.Logger,
+		allowed: map[wire.PublicKey]bool{},
+		hsSlots: make(chan struct{}, cfg.MaxHandshakes),
+		links:   map[*link.Conn]*running{},
+		static:  map[string]*staticPeer{},
+	}
+	for _, k := range cfg.AllowedKeys {
+		m.allowed[k] = true
+	}
+	m.ctx, m.cancel = context.WithCancelCause(context.Background())
+
+	for _, u := range listens {
+		if err := m.listen(u); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("peers: %w", err)
+		}
+	}
+	for _, u := range statics {
+		if err := m.addStatic(u); err != nil && !errors.Is(err, ErrExists) {
+			m.Close()
+			return nil, fmt.Errorf("peers: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// track registers one more goroutine with the manager, unless it is
+// closing; the caller must call m.wg.Done when it returns true.
+func (m *Manager) track() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	return true
+}
+
+// Close stops the listeners and the static dialers, ends every peering
+// (each is detached from the node) and waits until all of the manager's
+// goroutines have returned.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	lns := m.listeners
+	conns := make([]*link.Conn, 0, len(m.links))
+	for c := range m.links {
+		conns = append(conns, c)
+	}
+	m.mu.Unlock()
+
+	m.cancel(ErrClosed)
+	var errs []error
+	for _, l := range lns {
+		if err := l.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close(ErrClosed)
+	}
+	m.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Handle runs one connection as a peering, whoever made it: handshake,
+// the self, pin, allowed_keys and max_peers checks, Attach, and then the
+// link until it ends or ctx is cancelled. It returns why the peering ended
+// (or was refused); nc is closed by then. info describes the peering; its
+// Key is filled in from the handshake. A non-zero pin must match the
+// remote key. LAN discovery calls this for the connections it makes.
+func (m *Manager) Handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo, pin wire.PublicKey) error {
+	_, err := m.handle(ctx, nc, info, pin, nil, nil)
+	return err
+}
+
+// handle is Handle with two hooks: handshook runs once the handshake is
+// over (either way) and up runs once the peering is attached. It returns
+// how long the peering was up.
+func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo, pin wire.PublicKey,
+	handshook func(), up func(*link.Conn, router.Port)) (time.Duration, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(m.ctx, func() { cancel(context.Cause(m.ctx)) })
+	defer stop()
+
+	log := m.log.With("uri", info.URI, "zone", info.Zone)
+	key, err := link.Handshake(ctx, nc, m.cfg.PrivateKey)
+	if handshook != nil {
+		handshook()
+	}
+	if err != nil {
+		nc.Close()
+		if cause := context.Cause(ctx); cause != nil {
+			return 0, fmt.Errorf("%s: handshake: %w", info.URI, cause)
+		}
+		log.Debug("handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+		return 0, fmt.Errorf("%s: %w", info.URI, err)
+	}
+	info.Key = key
+	log = log.With("peer", key.String())
+	if err := m.check(info, pin); err != nil {
+		nc.Close()
+		switch {
+		case errors.Is(err, ErrKeyMismatch):
+			log.Warn("refusing peer: key mismatch", "want", pin.String(), "reason", err)
+		case errors.Is(err, ErrSelf):
+			log.Warn("refusing peer: this is our own key (a peer URI or listener points at ourselves)", "reason", err)
+		default:
+			log.Info("refusing peer", "reason", err)
+		}
+		return 0, fmt.Errorf("%s: peer %s: %w", info.URI, key, err)
+	}
+	c := link.New(nc, key, m.cfg.Link)
+	port, err := m.sw.Attach(info, c)
+	if err != nil {
+		m.mu.Lock()
+		m.reserved--
+		m.mu.Unlock()
+		c.Close(err)
+		log.Warn("node refused peering", "reason", err)
+		return 0, fmt.Errorf("%s: peer %s: attach: %w", info.URI, key, err)
+	}
+	m.mu.Lock()
+	m.reserved--
+	closed := m.closed
+	dups := 0
+	if !closed {
+		for _, r := range m.links {
+			if r.info.Key == key {
+				dups++
+			}
+		}
+		m.links[c] = &running{info: info, port: port, conn: c}
+	}
+	m.mu.Unlock()
+	c.Start(port, m.sw)
+	if closed {
+		c.Close(ErrClosed)
+	}
+	start := time.Now()
+	log = log.With("port", uint8(port))
+	log.Info("peer connected", "transport", info.Transport, "inbound", info.Inbound, "remote", nc.RemoteAddr().String())
+	if dups > 0 {
+		log.Info("another link to this key is already up; keeping both", "links", dups+1)
+	}
+	if up != nil {
+		up(c, port)
+	}
+
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		c.Close(context.Cause(ctx))
+		<-c.Done()
+	}
+	m.mu.Lock()
+	delete(m.links, c)
+	m.mu.Unlock()
+	uptime := time.Since(start)
+	reason := c.Reason()
+	log.Info("peer disconnected", "reason", reason, "uptime", uptime.Round(time.Millisecond))
+	return uptime, fmt.Errorf("%s: peer %s: %w", info.URI, key, reason)
+}
+
+// check applies the refusals that need the remote key and, when it passes,
+// reserves a place under max_peers (released by handle).
+func (m *Manager) check(info overlay.PeerInfo, pin wire.PublicKey) error {
+	switch {
+	case info.Key == m.self:
+		return ErrSelf
+	case !pin.IsZero() && info.Key != pin:
+		return ErrKeyMismatch
+	case len(m.allowed) > 0 && info.Zone != ZoneStatic && !m.allowed[info.Key]:
+		return ErrNotAllowed
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if len(m.links)+m.reserved >= m.cfg.MaxPeers {
+		return fmt.Errorf("%w (%d)", ErrTooManyPeers, m.cfg.MaxPeers)
+	}
+	m.reserved++
+	return nil
+}
+
+// Connected reports whether a peering with key in zone is up. LAN discovery
+// uses it to avoid dialling a peer it already has on that interface.
+func (m *Manager) Connected(key wire.PublicKey, zone string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.links {
+		if r.info.Key == key && r.info.Zone == zone {
+			return true
+		}
+	}
+	return false
+}
+
+// Peer is one running peering, as the admin API shows it.
+type Peer struct {
+	overlay.PeerInfo
+	// Port is the node's port for the peering.
+	Port router.Port
+	// Remote is the transport's remote address.
+	Remote string
+	// Duplicate is set when more than one link to this key is up.
+	Duplicate bool
+	// Stats are the link's counters.
+	Stats link.Stats
+}
+
+// Peers lists every running peering, ordered by port.
+func (m *Manager) Peers() []Peer {
+	m.mu.Lock()
+	rs := make([]*running, 0, len(m.links))
+	perKey := map[wire.PublicKey]int{}
+	for _, r := range m.links {
+		rs = append(rs, r)
+		perKey[r.info.Key]++
+	}
+	m.mu.Unlock()
+	out := make([]Peer, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, Peer{
+			PeerInfo:  r.info,
+			Port:      r.port,
+			Remote:    r.conn.RemoteAddr().String(),
+			Duplicate: perKey[r.info.Key] > 1,
+			Stats:     r.conn.Stats(),
+		})
+	}
+	slices.SortFunc(out, func(a, b Peer) int { return int(a.Port) - int(b.Port) })
+	return out
+}

@@ -1,0 +1,401 @@
+package peers
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// exchange checks that two fake nodes peered with each other got each
+// other's greeting and can send traffic both ways.
+func exchange(t *testing.T, na, nb *fakeNode, ka, kb wire.PublicKey) {
+	t.Helper()
+	var pa, pb router.Port
+	waitFor(t, "both attached", 5*time.Second, func() bool {
+		var ok1, ok2 bool
+		pa, ok1 = na.portFor(kb)
+		pb, ok2 = nb.portFor(ka)
+		return ok1 && ok2
+	})
+	fa, fb := frameOf(wire.TypeTraffic, 500, 0xa), frameOf(wire.TypeTraffic, 70000%65535, 0xb)
+	if !na.send(pa, fa) || !nb.send(pb, fb) {
+		t.Fatal("send refused")
+	}
+	waitFor(t, "frames both ways", 5*time.Second, func() bool {
+		return len(na.got(pa)) == 2 && len(nb.got(pb)) == 2
+	})
+	for _, c := range []struct {
+		got  [][]byte
+		want []byte
+	}{{nb.got(pb), fa}, {na.got(pa), fb}} {
+		if !bytes.Equal(c.got[0], greeting) || !bytes.Equal(c.got[1], c.want) {
+			t.Fatal("frames differ")
+		}
+	}
+}
+
+func TestPeeringTransports(t *testing.T) {
+	srvTLS, cliTLS := selfSigned(t)
+	cases := []struct {
+		listen string
+		static func(addr string) string
+	}{
+		{"tcp://127.0.0.1:0", func(a string) string { return "tcp://" + a }},
+		{"tcp://[::1]:0", func(a string) string { return a }}, // bare host:port is TCP
+		{"ws://127.0.0.1:0/pinecone", func(a string) string { return "ws://" + a + "/pinecone" }},
+		{"wss://127.0.0.1:0/p", func(a string) string { return "wss://" + a + "/p" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.listen, func(t *testing.T) {
+			checkNoLeak(t)
+			ma, na := newManager(t, Config{Listen: []string{tc.listen}, TLS: srvTLS}, privA)
+			addr := ma.ListenAddrs()[0].String()
+			uri := tc.static(addr) + "?key=" + keyA.String()
+			_, nb := newManager(t, Config{Static: []string{uri}, TLS: cliTLS}, privB)
+			exchange(t, na, nb, keyA, keyB)
+
+			pa, _ := na.portFor(keyB)
+			pb, _ := nb.portFor(keyA)
+			ia, ib := na.info(pa), nb.info(pb)
+			scheme := strings.SplitN(tc.listen, ":", 2)[0]
+			if !ia.Inbound || ia.Zone != ZoneListen || ia.Transport != scheme || ia.Type != router.PeerRemote ||
+				!strings.HasPrefix(ia.URI, scheme+"://") {
+				t.Fatalf("listener side info %+v", ia)
+			}
+			if ib.Inbound || ib.Zone != ZoneStatic || ib.Transport != scheme || !strings.HasSuffix(ib.URI, "?key="+keyA.String()) {
+				t.Fatalf("dialler side info %+v", ib)
+			}
+		})
+	}
+}
+
+// Several listeners of each kind in one manager, all reachable.
+func TestSeveralListeners(t *testing.T) {
+	checkNoLeak(t)
+	ma, na := newManager(t, Config{Listen: []string{
+		"tcp://127.0.0.1:0", "tcp://[::1]:0", "ws://127.0.0.1:0/a", "ws://[::1]:0/b",
+	}}, privA)
+	addrs := ma.ListenAddrs()
+	if len(addrs) != 4 {
+		t.Fatalf("%d listeners", len(addrs))
+	}
+	statics := []string{
+		"tcp://" + addrs[0].String(), "tcp://" + addrs[1].String(),
+		"ws://" + addrs[2].String() + "/a", "ws://" + addrs[3].String() + "/b",
+	}
+	mb, nb := newManager(t, Config{Static: statics}, privB)
+	waitFor(t, "four peerings", 5*time.Second, func() bool { return na.live() == 4 && nb.live() == 4 })
+	peers := mb.Peers()
+	for _, p := range peers {
+		if !p.Duplicate || p.Key != keyA {
+			t.Fatalf("peer %+v should be marked as one of several links to A", p.PeerInfo)
+		}
+	}
+	if len(peers) != 4 || peers[0].Port != 1 || peers[3].Port != 4 {
+		t.Fatalf("peers: %+v", peers)
+	}
+	if st := peers[0].Stats; st.In["tree_announcement"].Frames != 1 || st.Out["tree_announcement"].Frames != 1 {
+		t.Fatalf("link stats not exposed: %+v", st)
+	}
+}
+
+func TestPinnedKeyMismatch(t *testing.T) {
+	checkNoLeak(t)
+	log, buf := newLog(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
+	uri := "tcp://" + ma.ListenAddrs()[0].String() + "?key=" + keyC.String()
+	mb, nb := newManager(t, Config{Static: []string{uri}, Logger: log,
+		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 50 * time.Millisecond}}, privB)
+	waitFor(t, "the refusal to be logged twice", 5*time.Second, func() bool { return len(buf.lines("key mismatch")) >= 2 })
+	if nb.attachCount() != 0 {
+		t.Fatal("B attached a peer with the wrong key")
+	}
+	line := buf.lines("key mismatch")[0]
+	if !strings.Contains(line, "peer="+keyA.String()) || !strings.Contains(line, "want="+keyC.String()) {
+		t.Fatalf("log line does not name both keys: %s", line)
+	}
+	st := mb.List()
+	if len(st) != 1 || !strings.Contains(st[0].LastError, ErrKeyMismatch.Error()) || st[0].Failures < 1 {
+		t.Fatalf("status %+v", st)
+	}
+	// A saw B complete a handshake and then hang up; whatever it did with
+	// that is its business, but it must not be left attached.
+	waitFor(t, "A to let go of B", 5*time.Second, func() bool { return na.live() == 0 })
+}
+
+// The remote listener goes away and comes back on the same port: the
+// static peer retries with growing, logged back-off and reconnects.
+func TestReconnectAfterListenerRestart(t *testing.T) {
+	checkNoLeak(t)
+	log, buf := newLog(t)
+	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
+	addr := ma.ListenAddrs()[0].String()
+	mb, nb := newManager(t, Config{Static: []string{addr}, Logger: log,
+		Backoff: Backoff{Min: 40 * time.Millisecond, Max: 320 * time.Millisecond}}, privB)
+	waitFor(t, "first peering", 5*time.Second, func() bool { return nb.live() == 1 })
+	if st := mb.List(); st[0].State != StateConnected || st[0].Key != keyA || st[0].Port != 1 {
+		t.Fatalf("status %+v", st)
+	}
+
+	ma.Close()
+	waitFor(t, "B to notice", 5*time.Second, func() bool { return nb.live() == 0 })
+	waitFor(t, "five failed attempts", 10*time.Second, func() bool { return len(buf.lines("msg=reconnecting")) >= 6 })
+	if st := mb.List(); st[0].State != StateBackoff || st[0].NextAttempt.IsZero() || st[0].LastError == "" {
+		t.Fatalf("status while A is down: %+v", st)
+	}
+
+	ma2, na2 := newManager(t, Config{Listen: []string{"tcp://" + addr}}, privA)
+	_ = ma2
+	exchange(t, na2, nb, keyA, keyB)
+
+	var delays []time.Duration
+	for _, l := range buf.lines("msg=reconnecting") {
+		i := strings.Index(l, "delay=")
+		d, err := time.ParseDuration(strings.Fields(l[i+len("delay="):])[0])
+		if err != nil {
+			t.Fatalf("bad delay in %q: %v", l, err)
+		}
+		delays = append(delays, d)
+	}
+	t.Logf("back-off delays: %v", delays)
+	// The first line is the disconnect; after it the delays double (with
+	// jitter in [step/2, step]) up to the 320ms cap.
+	for i, d := range delays {
+		step := min(40*time.Millisecond<<i, 320*time.Millisecond)
+		if d < step/2 || d > step {
+			t.Fatalf("delay %d is %v, want within [%v, %v]", i, d, step/2, step)
+		}
+	}
+}
+
+func TestAllowedKeys(t *testing.T) {
+	checkNoLeak(t)
+	log, buf := newLog(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, AllowedKeys: []wire.PublicKey{keyC}, Logger: log}, privA)
+	addr := ma.ListenAddrs()[0].String()
+	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
+	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
+	waitFor(t, "B refused", 5*time.Second, func() bool { return len(buf.lines(ErrNotAllowed.Error())) >= 1 })
+	if !strings.Contains(buf.lines(ErrNotAllowed.Error())[0], "peer="+keyB.String()) {
+		t.Fatal("refusal does not name the key")
+	}
+	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
+	waitFor(t, "C accepted", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
+	time.Sleep(100 * time.Millisecond)
+	na.mu.Lock()
+	defer na.mu.Unlock()
+	for _, info := range na.attaches {
+		if info.Key == keyB {
+			t.Fatal("B got in although it is not in allowed_keys")
+		}
+	}
+	// B's side completed its handshake and saw A hang up at once: it
+	// cannot know why, so it attached, detached, and keeps retrying.
+}
+
+// Static peers are not subject to allowed_keys: they are chosen by
+// configuration.
+func TestAllowedKeysDoNotFilterStatic(t *testing.T) {
+	checkNoLeak(t)
+	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
+	_, nb := newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, AllowedKeys: []wire.PublicKey{keyC}}, privB)
+	waitFor(t, "B peered with A", 5*time.Second, func() bool { _, ok := nb.portFor(keyA); return ok })
+}
+
+func TestSelfConnection(t *testing.T) {
+	checkNoLeak(t)
+	log, buf := newLog(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, Logger: log,
+		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privA)
+	if err := ma.Add(ma.ListenAddrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	// Both ends of the loop refuse: the dialler and the listener.
+	waitFor(t, "refusals", 5*time.Second, func() bool { return len(buf.lines("our own key")) >= 4 })
+	if na.attachCount() != 0 {
+		t.Fatal("a connection to ourselves was attached")
+	}
+	if st := ma.List(); !strings.Contains(st[0].LastError, ErrSelf.Error()) {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestMaxPeers(t *testing.T) {
+	checkNoLeak(t)
+	log, buf := newLog(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxPeers: 1, Logger: log}, privA)
+	addr := ma.ListenAddrs()[0].String()
+	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
+	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
+	waitFor(t, "B in", 5*time.Second, func() bool { return na.live() == 1 })
+	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
+	waitFor(t, "C refused", 5*time.Second, func() bool { return len(buf.lines("max_peers reached")) >= 2 })
+	if na.live() != 1 || na.attachCount() != 1 {
+		t.Fatalf("%d peers live, %d attached, limit 1", na.live(), na.attachCount())
+	}
+	if _, err := New(Config{PrivateKey: privA, MaxPeers: 254}, newFakeNode()); err == nil {
+		t.Fatal("max_peers 254 accepted")
+	}
+}
+
+// The node's own refusal (no free port) closes the connection and
+// attaches nothing.
+func TestNodeRefusesAttach(t *testing.T) {
+	checkNoLeak(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
+	na.mu.Lock()
+	na.maxPorts = 0
+	na.mu.Unlock()
+	log, buf := newLog(t)
+	newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, Logger: log,
+		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privB)
+	waitFor(t, "B's peering to be ended by A", 5*time.Second, func() bool { return len(buf.lines("msg=reconnecting")) >= 2 })
+	if na.attachCount() != 0 {
+		t.Fatal("attached")
+	}
+}
+
+func TestAddRemoveList(t *testing.T) {
+	checkNoLeak(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0/"}}, privA)
+	addrs := ma.ListenAddrs()
+	mb, nb := newManager(t, Config{}, privB)
+	tcpURI := addrs[0].String()
+	wsURI := "ws://" + addrs[1].String()
+	if err := mb.Add(tcpURI); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Add("tcp://" + tcpURI); !errors.Is(err, ErrExists) {
+		t.Fatalf("the same peer added twice (bare and tcp:// are one URI): %v", err)
+	}
+	if err := mb.Add(wsURI); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Add("ftp://x:1"); err == nil {
+		t.Fatal("bad URI accepted")
+	}
+	waitFor(t, "both connected", 5*time.Second, func() bool {
+		l := mb.List()
+		return len(l) == 2 && l[0].State == StateConnected && l[1].State == StateConnected
+	})
+	l := mb.List()
+	if l[0].URI != "tcp://"+tcpURI || l[1].URI != wsURI+"/" {
+		t.Fatalf("list %+v", l)
+	}
+	if err := mb.Remove(tcpURI); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "tcp link detached", 5*time.Second, func() bool { return nb.live() == 1 && na.live() == 1 })
+	if r := nb.detachReasons(); len(r) != 1 || !errors.Is(r[0], ErrRemoved) {
+		t.Fatalf("detach reasons %v", r)
+	}
+	if l := mb.List(); len(l) != 1 || l[0].URI != wsURI+"/" {
+		t.Fatalf("list after remove %+v", l)
+	}
+	if err := mb.Remove(tcpURI); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("second remove: %v", err)
+	}
+	// Removed and added again: a fresh peering.
+	if err := mb.Add(tcpURI); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "re-added peer connected", 5*time.Second, func() bool { return nb.live() == 2 })
+}
+
+// Close ends every peering (each detached once), stops the listeners and
+// leaves nothing running.
+func TestCloseStopsEverything(t *testing.T) {
+	checkNoLeak(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0/x"}}, privA)
+	addrs := ma.ListenAddrs()
+	newManager(t, Config{Static: []string{addrs[0].String(), "ws://" + addrs[1].String() + "/x"}}, privB)
+	waitFor(t, "peerings", 5*time.Second, func() bool { return na.live() == 2 })
+	// An inbound connection stuck in its handshake is ended too.
+	stuck, err := net.Dial("tcp", addrs[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	if err := ma.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if na.live() != 0 || len(na.detachReasons()) != 2 {
+		t.Fatalf("after Close: %d live, detaches %v", na.live(), na.detachReasons())
+	}
+	for _, r := range na.detachReasons() {
+		if !errors.Is(r, ErrClosed) {
+			t.Fatalf("detach reason %v", r)
+		}
+	}
+	_ = stuck.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.Copy(io.Discard, stuck); err != nil {
+		t.Fatalf("connection in its handshake not closed: %v", err)
+	}
+	for _, a := range addrs {
+		if c, err := net.DialTimeout("tcp", a.String(), time.Second); err == nil {
+			c.Close()
+			t.Fatalf("%s still accepting", a)
+		}
+	}
+	if err := ma.Add("127.0.0.1:1"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Add after Close: %v", err)
+	}
+}
+
+// A peer that connects and never sends a hello is given up on after the
+// handshake timeout, without holding up other peers.
+func TestInboundHandshakeLimit(t *testing.T) {
+	checkNoLeak(t)
+	log, buf := newLog(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxHandshakes: 2, Logger: log}, privA)
+	addr := ma.ListenAddrs()[0].String()
+	var idle []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+		defer c.Close()
+	}
+	waitFor(t, "third idle connection refused", 5*time.Second, func() bool {
+		return len(buf.lines("too many handshakes")) == 1
+	})
+	for _, c := range idle[:2] {
+		c.Close()
+	}
+	newManager(t, Config{Static: []string{addr}, Backoff: Backoff{Min: 20 * time.Millisecond}}, privB)
+	waitFor(t, "B in once the slots are free", 5*time.Second, func() bool { return na.live() == 1 })
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{Listen: []string{"udp://[::]:1"}},
+		{Static: []string{"tcp://host"}},
+		{Static: []string{"ws://h/p?key=zz"}},
+		{Listen: []string{"wss://127.0.0.1:0/"}}, // no certificate
+		{Listen: []string{"tcp://192.0.2.1:1"}},  // not our address
+	} {
+		cfg.PrivateKey = privA
+		if m, err := New(cfg, newFakeNode()); err == nil {
+			m.Close()
+			t.Errorf("config %+v accepted", cfg)
+		} else {
+			t.Log(err)
+		}
+	}
+	if _, err := New(Config{}, newFakeNode()); err == nil {
+		t.Error("no private key accepted")
+	}
+}
+
+var _ Switch = (*fakeNode)(nil)
+var _ link.Receiver = Switch(nil)

@@ -1,0 +1,253 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Backoff governs how a static peer is re-dialled: the wait starts at Min
+// and doubles after each failure up to Max, and goes back to Min after a
+// peering that stayed up at least Stable. Each wait is drawn at random
+// between half of the current step and the full step, so that nodes that
+// lost a common peer at the same moment do not all come back at once.
+type Backoff struct {
+	Min, Max, Stable time.Duration
+}
+
+// Back-off defaults.
+const (
+	DefaultBackoffMin    = time.Second
+	DefaultBackoffMax    = time.Minute
+	DefaultBackoffStable = 30 * time.Second
+)
+
+func (b Backoff) withDefaults() Backoff {
+	if b.Min <= 0 {
+		b.Min = DefaultBackoffMin
+	}
+	if b.Max <= 0 {
+		b.Max = DefaultBackoffMax
+	}
+	if b.Max < b.Min {
+		b.Max = b.Min
+	}
+	if b.Stable <= 0 {
+		b.Stable = DefaultBackoffStable
+	}
+	return b
+}
+
+// jitter draws a wait in [step/2, step].
+func jitter(step time.Duration) time.Duration {
+	half := step / 2
+	return half + rand.N(step-half+1)
+}
+
+// State is where a static peer is in its life.
+type State string
+
+// Static peer states.
+const (
+	StateConnecting State = "connecting" // dialling or handshaking
+	StateConnected  State = "connected"  // attached to the node
+	StateBackoff    State = "backoff"    // waiting before the next attempt
+)
+
+// StaticPeer is the status of one static peer, for the admin API.
+type StaticPeer struct {
+	// URI is the canonical form of the configured URI.
+	URI   string `json:"uri"`
+	State State  `json:"state"`
+	// Key and Port describe the peering while connected.
+	Key  wire.PublicKey `json:"key,omitzero"`
+	Port router.Port    `json:"port,omitzero"`
+	// Since is when the current state began.
+	Since time.Time `json:"since"`
+	// NextAttempt is when the next dial is due, in the backoff state.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// LastError is why the last attempt failed or the last peering ended.
+	LastError string `json:"last_error,omitempty"`
+	// Failures counts attempts since the last peering that stayed up
+	// long enough to reset the back-off.
+	Failures int `json:"failures"`
+}
+
+type staticPeer struct {
+	uri    config.PeerURI
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	status StaticPeer
+}
+
+func (sp *staticPeer) set(f func(*StaticPeer)) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	f(&sp.status)
+}
+
+// Add starts dialling a static peer given as a URI (see
+// config.ParsePeerURI). The admin API and SIGHUP reload call it.
+func (m *Manager) Add(uri string) error {
+	u, err := config.ParsePeerURI(uri)
+	if err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	return m.addStatic(u)
+}
+
+func (m *Manager) addStatic(u config.PeerURI) error {
+	key := u.String()
+	ctx, cancel := context.WithCancelCause(m.ctx)
+	sp := &staticPeer{uri: u, cancel: cancel, done: make(chan struct{})}
+	sp.status = StaticPeer{URI: key, State: StateConnecting, Since: time.Now()}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		cancel(ErrClosed)
+		return ErrClosed
+	}
+	if _, ok := m.static[key]; ok {
+		m.mu.Unlock()
+		cancel(ErrExists)
+		return fmt.Errorf("%s: %w", key, ErrExists)
+	}
+	m.static[key] = sp
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go m.runStatic(ctx, sp)
+	return nil
+}
+
+// Remove stops dialling a static peer and ends its peering if it is up.
+// It returns once the peer's dialer has stopped.
+func (m *Manager) Remove(uri string) error {
+	u, err := config.ParsePeerURI(uri)
+	if err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	key := u.String()
+	m.mu.Lock()
+	sp, ok := m.static[key]
+	delete(m.static, key)
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s: %w", key, ErrUnknown)
+	}
+	sp.cancel(ErrRemoved)
+	<-sp.done
+	m.log.Info("static peer removed", "uri", key)
+	return nil
+}
+
+// List returns the static peers' status, ordered by URI.
+func (m *Manager) List() []StaticPeer {
+	m.mu.Lock()
+	sps := make([]*staticPeer, 0, len(m.static))
+	for _, sp := range m.static {
+		sps = append(sps, sp)
+	}
+	m.mu.Unlock()
+	out := make([]StaticPeer, 0, len(sps))
+	for _, sp := range sps {
+		sp.mu.Lock()
+		out = append(out, sp.status)
+		sp.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b StaticPeer) int {
+		switch {
+		case a.URI < b.URI:
+			return -1
+		case a.URI > b.URI:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// runStatic dials one static peer for as long as it is configured.
+func (m *Manager) runStatic(ctx context.Context, sp *staticPeer) {
+	defer m.wg.Done()
+	defer close(sp.done)
+	uri := sp.uri.String()
+	log := m.log.With("uri", uri)
+	step := m.cfg.Backoff.Min
+	for {
+		sp.set(func(s *StaticPeer) {
+			s.State, s.Since, s.NextAttempt, s.Key, s.Port = StateConnecting, time.Now(), time.Time{}, wire.PublicKey{}, 0
+		})
+		uptime, err := m.dialAndRun(ctx, sp)
+		if ctx.Err() != nil {
+			return
+		}
+		if uptime >= m.cfg.Backoff.Stable {
+			step = m.cfg.Backoff.Min
+			sp.set(func(s *StaticPeer) { s.Failures = 0 })
+		}
+		delay := jitter(step)
+		next := time.Now().Add(delay)
+		sp.set(func(s *StaticPeer) {
+			s.State, s.Since, s.NextAttempt, s.Key, s.Port = StateBackoff, time.Now(), next, wire.PublicKey{}, 0
+			s.LastError = err.Error()
+			s.Failures++
+		})
+		log.Info("reconnecting", "delay", delay.Round(time.Millisecond), "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		step = min(2*step, m.cfg.Backoff.Max)
+	}
+}
+
+// dialAndRun makes one connection to a static peer and runs it until it
+// ends; it returns how long the peering was up.
+func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration, error) {
+	u := sp.uri
+	dctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
+	var nc net.Conn
+	var err error
+	switch u.Scheme {
+	case config.SchemeTCP:
+		var d net.Dialer
+		nc, err = d.DialContext(dctx, "tcp", u.Host)
+	default:
+		tc := m.cfg.TLS
+		if tc != nil {
+			tc = tc.Clone()
+			tc.ServerName = u.Hostname()
+		}
+		nc, err = link.DialWebSocket(dctx, u.URL(), tc)
+	}
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("dial: %w", err)
+	}
+	info := overlay.PeerInfo{
+		URI:       u.String(),
+		Transport: u.Scheme,
+		Zone:      ZoneStatic,
+		Type:      router.PeerRemote,
+	}
+	return m.handle(ctx, nc, info, u.Key, nil, func(c *link.Conn, port router.Port) {
+		sp.set(func(s *StaticPeer) {
+			s.State, s.Since, s.Key, s.Port = StateConnected, time.Now(), c.Remote(), port
+		})
+	})
+}
