@@ -1,0 +1,86 @@
+package router
+
+import "time"
+
+// Protocol timers (protocol §4.8, §5.6, §6.2, §7). They are the reference's
+// values and not configurable: nodes that disagree on them interoperate
+// badly (a bootstrap interval longer than the route expiry breaks SNEK).
+const (
+	// AnnouncementInterval is how often a root re-announces itself with a
+	// new sequence number.
+	AnnouncementInterval = 30 * time.Minute
+	// AnnouncementTimeout is the age after which a peer's announcement no
+	// longer counts in parent selection.
+	AnnouncementTimeout = 45 * time.Minute
+	// ReparentWait is how long a node that heard bad news from its parent
+	// stays root before choosing a parent again.
+	ReparentWait = time.Second
+	// MaintenanceInterval is the period of the maintenance tick that sends
+	// bootstraps and expires soft state.
+	MaintenanceInterval = time.Second
+	// BootstrapInterval is how often a non-root node sends a bootstrap.
+	BootstrapInterval = 5 * time.Second
+	// SNEKExpiry is how long a SNEK route (and the descending pointer)
+	// stays valid after the bootstrap that installed it.
+	SNEKExpiry = 10 * time.Second
+	// CoordCacheLifetime is how long learnt destination coordinates are
+	// used for tree routing.
+	CoordCacheLifetime = 60 * time.Second
+	// WakeupInterval is how often a node floods its own wakeup broadcast.
+	WakeupInterval = 60 * time.Second
+	// WakeupRepeatGuard is the minimum time between two accepted wakeups
+	// from the same originator.
+	WakeupRepeatGuard = 30 * time.Second
+	// WakeupSeenExpiry is how long an originator stays in the seen set.
+	WakeupSeenExpiry = 180 * time.Second
+)
+
+// Default bounds. The reference bounds none of these tables; a peer can
+// make it grow them without limit (protocol §11.4, §11.7).
+const (
+	DefaultMaxSNEKEntries   = 10000
+	DefaultMaxWakeupSeen    = 4096
+	DefaultCoordCacheSize   = 4096
+	defaultOutputActionHint = 16
+)
+
+// Options tune a Router. The zero value behaves like a stock node.
+type Options struct {
+	// HopLimiting drops Traffic whose hop limit has run out and decrements
+	// it on every forward. Off by default, as in the reference, which
+	// forwards the hop limit unchanged.
+	HopLimiting bool
+	// DisableWakeups stops this node from originating wakeup broadcasts
+	// (the 60 s flood and the one sent on a peer's first announcement).
+	// Broadcasts from others are still checked and forwarded.
+	DisableWakeups bool
+	// InsecureSkipSignatures signs nothing (zero signatures) and verifies
+	// nothing, like the reference's PINECONE_DISABLE_SIGNATURES. It exists
+	// only to make large simulations cheap; such a node cannot peer with
+	// real ones, which disconnect it on the first announcement.
+	InsecureSkipSignatures bool
+	// MaxSNEKEntries bounds the SNEK routing table. A bootstrap from a new
+	// originator that would exceed it is dropped and counted
+	// (DropSNEKTableFull). 0 means DefaultMaxSNEKEntries.
+	MaxSNEKEntries int
+	// MaxWakeupSeen bounds the set of wakeup originators remembered for
+	// duplicate suppression. A broadcast from a new originator beyond it is
+	// dropped and counted. 0 means DefaultMaxWakeupSeen.
+	MaxWakeupSeen int
+	// CoordCacheSize bounds the coordinate cache; the least recently used
+	// entry is evicted. 0 means DefaultCoordCacheSize.
+	CoordCacheSize int
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxSNEKEntries <= 0 {
+		o.MaxSNEKEntries = DefaultMaxSNEKEntries
+	}
+	if o.MaxWakeupSeen <= 0 {
+		o.MaxWakeupSeen = DefaultMaxWakeupSeen
+	}
+	if o.CoordCacheSize <= 0 {
+		o.CoordCacheSize = DefaultCoordCacheSize
+	}
+	return o
+}

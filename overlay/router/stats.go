@@ -1,0 +1,237 @@
+package router
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// DropReason says why a frame was not forwarded or delivered.
+type DropReason uint8
+
+// Drop reasons. Their String forms are stable metric label values.
+const (
+	// DropNoRoute: our own bootstrap found no next hop.
+	DropNoRoute DropReason = iota
+	// DropWatermark: the next hop's watermark is worse than the frame's
+	// (SNEK loop suppression, §6.3).
+	DropWatermark
+	// DropIngress: the next hop is the port the frame came from.
+	DropIngress
+	// DropHopLimit: hop limiting is on and the hop limit ran out.
+	DropHopLimit
+	// DropBadBootstrapPayload: a bootstrap's signed payload did not parse.
+	DropBadBootstrapPayload
+	// DropBadBootstrapSignature: a bootstrap's signature did not verify.
+	DropBadBootstrapSignature
+	// DropBootstrapWrongRoot: a bootstrap for a root other than ours.
+	DropBootstrapWrongRoot
+	// DropBootstrapReplay: a bootstrap no newer than the route we have.
+	DropBootstrapReplay
+	// DropSNEKTableFull: a bootstrap from a new originator with the table
+	// at its bound.
+	DropSNEKTableFull
+	// DropWakeupWrongRoot: a wakeup broadcast for another root.
+	DropWakeupWrongRoot
+	// DropWakeupDuplicate: a wakeup from an originator seen too recently,
+	// or not newer than the last one.
+	DropWakeupDuplicate
+	// DropWakeupSeenFull: a wakeup from a new originator with the seen set
+	// at its bound.
+	DropWakeupSeenFull
+	// DropUnknownType: a frame type this version does not know.
+	DropUnknownType
+	// DropKeepalive: keepalives are link-local and end at the router.
+	DropKeepalive
+	// DropUnknownPort: a frame from a port with no peering (or one being
+	// disconnected).
+	DropUnknownPort
+	// DropEncode: a frame could not be encoded (it would exceed 65 535
+	// bytes).
+	DropEncode
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	DropNoRoute:               "no_route",
+	DropWatermark:             "watermark",
+	DropIngress:               "ingress",
+	DropHopLimit:              "hop_limit",
+	DropBadBootstrapPayload:   "bad_bootstrap_payload",
+	DropBadBootstrapSignature: "bad_bootstrap_signature",
+	DropBootstrapWrongRoot:    "bootstrap_wrong_root",
+	DropBootstrapReplay:       "bootstrap_replay",
+	DropSNEKTableFull:         "snek_table_full",
+	DropWakeupWrongRoot:       "wakeup_wrong_root",
+	DropWakeupDuplicate:       "wakeup_duplicate",
+	DropWakeupSeenFull:        "wakeup_seen_full",
+	DropUnknownType:           "unknown_type",
+	DropKeepalive:             "keepalive",
+	DropUnknownPort:           "unknown_port",
+	DropEncode:                "encode",
+}
+
+func (d DropReason) String() string {
+	if d < numDropReasons {
+		return dropNames[d]
+	}
+	return fmt.Sprintf("drop_%d", uint8(d))
+}
+
+// DisconnectReason says why a peer broke the protocol.
+type DisconnectReason uint8
+
+// Disconnect reasons (protocol §4.4, §7). Their String forms are stable
+// metric label values.
+const (
+	// DisconnectBadSignature: an announcement hop signature did not verify.
+	DisconnectBadSignature DisconnectReason = iota
+	// DisconnectNoHops: an announcement without any hop.
+	DisconnectNoHops
+	// DisconnectRootHop: the first hop is not signed by the root.
+	DisconnectRootHop
+	// DisconnectPortZero: a hop names port 0.
+	DisconnectPortZero
+	// DisconnectWrongSender: the last hop is not the peer's key.
+	DisconnectWrongSender
+	// DisconnectDuplicateKey: a key signs two hops (a loop).
+	DisconnectDuplicateKey
+	// DisconnectOldSequence: an older sequence for the same root than the
+	// peer sent before.
+	DisconnectOldSequence
+	// DisconnectBadWakeupPayload: a wakeup payload did not parse.
+	DisconnectBadWakeupPayload
+	// DisconnectBadWakeupSignature: a wakeup signature did not verify.
+	DisconnectBadWakeupSignature
+	// DisconnectInvalidPort: PeerUp was given a port outside 1..MaxPort.
+	DisconnectInvalidPort
+	numDisconnectReasons
+)
+
+var disconnectNames = [numDisconnectReasons]string{
+	DisconnectBadSignature:       "bad_signature",
+	DisconnectNoHops:             "no_hops",
+	DisconnectRootHop:            "root_hop_mismatch",
+	DisconnectPortZero:           "port_zero",
+	DisconnectWrongSender:        "wrong_last_hop",
+	DisconnectDuplicateKey:       "duplicate_key",
+	DisconnectOldSequence:        "old_root_sequence",
+	DisconnectBadWakeupPayload:   "bad_wakeup_payload",
+	DisconnectBadWakeupSignature: "bad_wakeup_signature",
+	DisconnectInvalidPort:        "invalid_port",
+}
+
+func (d DisconnectReason) String() string {
+	if d < numDisconnectReasons {
+		return disconnectNames[d]
+	}
+	return fmt.Sprintf("disconnect_%d", uint8(d))
+}
+
+// ProtocolError is the Reason of an ActionDisconnect.
+type ProtocolError struct {
+	Port   Port
+	Reason DisconnectReason
+	// Err gives detail; it may be nil.
+	Err error
+}
+
+func (e *ProtocolError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: protocol error %s: %v", e.Port, e.Reason, e.Err)
+	}
+	return fmt.Sprintf("%s: protocol error %s", e.Port, e.Reason)
+}
+
+func (e *ProtocolError) Unwrap() error { return e.Err }
+
+// numFrameTypes counts types 0–4 plus one bucket for all unknown types.
+const numFrameTypes = int(wire.TypeWakeupBroadcast) + 2
+
+func typeIndex(t wire.FrameType) int {
+	if int(t) < numFrameTypes-1 {
+		return int(t)
+	}
+	return numFrameTypes - 1
+}
+
+func typeName(i int) string {
+	if i == numFrameTypes-1 {
+		return "unknown"
+	}
+	return wire.FrameType(i).String()
+}
+
+// counters are shared by a Router and all its Snapshots: the data plane
+// counts without the control lock, so they are atomics.
+type counters struct {
+	in, out       [numFrameTypes]atomic.Uint64
+	drops         [numDropReasons]atomic.Uint64
+	disconnects   [numDisconnectReasons]atomic.Uint64
+	delivered     atomic.Uint64
+	originated    atomic.Uint64
+	routedTree    atomic.Uint64
+	routedSNEK    atomic.Uint64
+	treeFallbacks atomic.Uint64
+}
+
+func (c *counters) drop(d DropReason) { c.drops[d].Add(1) }
+
+// Stats is a point-in-time copy of a Router's counters. Maps are keyed by
+// stable label values (frame type names as wire.FrameType.String, with
+// "unknown" for unknown types; DropReason and DisconnectReason names) and
+// hold only non-zero counts.
+type Stats struct {
+	// FramesIn counts frames received from peers, by type.
+	FramesIn map[string]uint64
+	// FramesOut counts frames queued to peers, by type.
+	FramesOut map[string]uint64
+	// Drops counts frames dropped, by reason.
+	Drops map[string]uint64
+	// Disconnects counts peers dropped for protocol errors, by reason.
+	Disconnects map[string]uint64
+	// Delivered counts Traffic frames handed to the application.
+	Delivered uint64
+	// Originated counts Traffic frames this node sent.
+	Originated uint64
+	// RoutedByTree and RoutedBySNEK count Traffic routing decisions by
+	// the method that found the next hop.
+	RoutedByTree, RoutedBySNEK uint64
+	// TreeFallbacks counts frames whose destination coordinates led
+	// nowhere and which continued by SNEK.
+	TreeFallbacks uint64
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		FramesIn:      map[string]uint64{},
+		FramesOut:     map[string]uint64{},
+		Drops:         map[string]uint64{},
+		Disconnects:   map[string]uint64{},
+		Delivered:     c.delivered.Load(),
+		Originated:    c.originated.Load(),
+		RoutedByTree:  c.routedTree.Load(),
+		RoutedBySNEK:  c.routedSNEK.Load(),
+		TreeFallbacks: c.treeFallbacks.Load(),
+	}
+	for i := range c.in {
+		if v := c.in[i].Load(); v > 0 {
+			s.FramesIn[typeName(i)] = v
+		}
+		if v := c.out[i].Load(); v > 0 {
+			s.FramesOut[typeName(i)] = v
+		}
+	}
+	for i := range c.drops {
+		if v := c.drops[i].Load(); v > 0 {
+			s.Drops[DropReason(i).String()] = v
+		}
+	}
+	for i := range c.disconnects {
+		if v := c.disconnects[i].Load(); v > 0 {
+			s.Disconnects[DisconnectReason(i).String()] = v
+		}
+	}
+	return s
+}
