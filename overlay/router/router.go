@@ -40,7 +40,7 @@ func newAnnInfo(a *wire.TreeAnnouncement, now time.Time, order uint64) *annInfo 
 		ann:      a,
 		root:     a.Root,
 		full:     full,
-		coords:   full[:len(full)-1 : len(full)-1],
+		coords:   full[: len(full)-1 : len(full)-1],
 		keys:     make([]wire.PublicKey, len(a.Hops)),
 		order:    order,
 		received: now,
