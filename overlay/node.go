@@ -1,0 +1,414 @@
+package overlay
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Defaults for Config.
+const (
+	// DefaultMaxPeers bounds peerings unless configured otherwise.
+	DefaultMaxPeers = 64
+	// DefaultDeliveryQueue is how many delivered payloads may wait for the
+	// application before new ones are dropped.
+	DefaultDeliveryQueue = 1024
+)
+
+// Errors returned by the node.
+var (
+	ErrClosed     = errors.New("overlay node closed")
+	ErrNoFreePort = errors.New("no free switch ports")
+	ErrTooLarge   = errors.New("payload does not fit in one Pinecone frame")
+)
+
+// Config tunes a Node. The zero value is usable.
+type Config struct {
+	// MaxPeers bounds simultaneous peerings, at most 253 (router.MaxPort).
+	MaxPeers int
+	// DeliveryQueue bounds payloads delivered to this node and not yet read.
+	DeliveryQueue int
+	// Router are the options of the routing state machine.
+	Router router.Options
+	// Logger receives peer and tree events; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests replace it.
+	Now func() time.Time
+}
+
+// Delivery is a Traffic payload routed to this node.
+type Delivery struct {
+	// Source is the key the frame claims to come from. The overlay does not
+	// authenticate it; the session layer does.
+	Source wire.PublicKey
+	// Destination is the frame's destination key. It is not always ours:
+	// SNEK hands a frame for a key that does not exist to that key's
+	// successor, which address lookups rely on.
+	Destination wire.PublicKey
+	// Payload is owned by the receiver.
+	Payload []byte
+}
+
+// Node is a running Pinecone node. All methods are safe for concurrent use.
+type Node struct {
+	key    wire.PublicKey
+	cfg    Config
+	logger *slog.Logger
+	now    func() time.Time
+
+	// mu guards the state machine and port allocation. Forwarding traffic
+	// never takes it.
+	mu     sync.Mutex
+	router *router.Router
+	closed bool
+
+	// snap is the routing snapshot traffic is forwarded with; ports holds
+	// the link of each port. Both are read without mu.
+	snap  atomic.Pointer[router.Snapshot]
+	ports [router.MaxPort + 1]atomic.Pointer[peer]
+
+	deliveries chan Delivery
+	stats      nodeCounters
+
+	poke chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// peer is the node's record of one attached link.
+type peer struct {
+	port  router.Port
+	info  PeerInfo
+	link  Link
+	since time.Time
+	// detaching is set once the node has asked the link to close, so a
+	// second protocol error does not close it again.
+	detaching atomic.Bool
+	counters  linkCounters
+}
+
+// New starts a node with the given identity. Close stops it.
+func New(priv ed25519.PrivateKey, cfg Config) *Node {
+	if cfg.MaxPeers <= 0 || cfg.MaxPeers > int(router.MaxPort) {
+		cfg.MaxPeers = min(DefaultMaxPeers, int(router.MaxPort))
+	}
+	if cfg.DeliveryQueue <= 0 {
+		cfg.DeliveryQueue = DefaultDeliveryQueue
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		key:        wire.PublicKeyOf(priv),
+		cfg:        cfg,
+		logger:     logger,
+		now:        cfg.Now,
+		router:     router.New(priv, cfg.Router),
+		deliveries: make(chan Delivery, cfg.DeliveryQueue),
+		poke:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+	}
+	n.mu.Lock()
+	n.apply(n.router.Tick(n.now()))
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go n.tickLoop()
+	return n
+}
+
+// PublicKey is the node's identity.
+func (n *Node) PublicKey() wire.PublicKey { return n.key }
+
+// Close detaches every link and stops the timer. Deliveries not yet read
+// are discarded.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	close(n.stop)
+	var links []*peer
+	for i := range n.ports {
+		if p := n.ports[i].Load(); p != nil {
+			links = append(links, p)
+		}
+	}
+	n.mu.Unlock()
+	for _, p := range links {
+		p.link.Close(ErrClosed)
+	}
+	n.wg.Wait()
+	return nil
+}
+
+// SetMaxPeers changes the peering bound at run time (configuration reload).
+// Existing peerings above the new bound stay up.
+func (n *Node) SetMaxPeers(max int) {
+	if max <= 0 || max > int(router.MaxPort) {
+		max = int(router.MaxPort)
+	}
+	n.mu.Lock()
+	n.cfg.MaxPeers = max
+	n.mu.Unlock()
+}
+
+// Attach registers a peering whose handshake proved info.Key, on the lowest
+// free port. The router's first frame for it (our root announcement signed
+// for that port) is queued on l before Attach returns.
+func (n *Node) Attach(info PeerInfo, l Link) (router.Port, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return 0, ErrClosed
+	}
+	count, free := 0, router.Port(0)
+	for port := router.Port(1); port <= router.MaxPort; port++ {
+		if n.ports[port].Load() != nil {
+			count++
+		} else if free == 0 {
+			free = port
+		}
+	}
+	if free == 0 || count >= n.cfg.MaxPeers {
+		return 0, fmt.Errorf("attach %s: %w (%d peers, maximum %d)", info.Key, ErrNoFreePort, count, n.cfg.MaxPeers)
+	}
+	p := &peer{port: free, info: info, link: l, since: n.now()}
+	n.ports[free].Store(p)
+	n.apply(n.router.PeerUp(n.now(), free, info.Key, info.Type))
+	n.logger.Info("peer connected", "port", uint8(free), "peer", info.Key.String(), "uri", info.URI,
+		"transport", info.Transport, "inbound", info.Inbound, "zone", info.Zone)
+	return free, nil
+}
+
+// Detach tells the node that the link on port has ended. Links call it
+// exactly once per successful Attach.
+func (n *Node) Detach(port router.Port, reason error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if port == 0 || port > router.MaxPort {
+		return
+	}
+	p := n.ports[port].Load()
+	if p == nil {
+		return
+	}
+	n.ports[port].Store(nil)
+	if !n.closed {
+		n.apply(n.router.PeerDown(n.now(), port))
+	}
+	n.logger.Info("peer disconnected", "port", uint8(port), "peer", p.info.Key.String(), "uri", p.info.URI, "reason", errString(reason))
+}
+
+// Receive handles one whole frame read from the link on port. frame is only
+// read during the call. A non-nil error means the peer broke the protocol
+// and the link must close with that reason.
+func (n *Node) Receive(port router.Port, frame []byte) error {
+	p := n.peerAt(port)
+	if p == nil {
+		return fmt.Errorf("frame on %s, which has no peering", port)
+	}
+	m, err := wire.Decode(frame)
+	if err != nil {
+		return fmt.Errorf("malformed frame from %s: %w", p.info.Key, err)
+	}
+	t := m.Type()
+	p.counters.in.add(t, len(frame))
+	n.stats.in.add(t, len(frame))
+	if f, ok := m.(*wire.Traffic); ok {
+		n.forward(f, port)
+		return nil
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	var own error
+	for _, a := range n.router.HandleFrame(n.now(), port, m) {
+		if a.Kind == router.ActionDisconnect && a.Port == port {
+			own = a.Reason
+			continue
+		}
+		n.do(a)
+	}
+	n.publish()
+	n.mu.Unlock()
+	n.pokeTimer()
+	if own != nil {
+		p.detaching.Store(true)
+		return fmt.Errorf("peer %s on %s: %w", p.info.Key, port, own)
+	}
+	return nil
+}
+
+// SendTo sends payload to the node with key dst, by tree coordinates when
+// they are known and by SNEK otherwise. Like the reference it is best
+// effort: a frame dropped for lack of a route or a full queue is counted,
+// not reported. It reports only payloads too large for one frame.
+func (n *Node) SendTo(dst wire.PublicKey, payload []byte) error {
+	s := n.snap.Load()
+	f := s.NewTraffic(n.now(), dst, payload)
+	if len(payload) > wire.MaxFrameSize-f.Overhead() {
+		return fmt.Errorf("%d bytes to %s: %w", len(payload), dst, ErrTooLarge)
+	}
+	n.forward(&f, router.LocalPort)
+	return nil
+}
+
+// MaxPayload is the largest payload SendTo accepts when neither side's
+// coordinates need more than coordBytes bytes each.
+func MaxPayload(coordBytes int) int {
+	f := wire.Traffic{Watermark: wire.Watermark{Seq: ^uint64(0)}}
+	return wire.MaxFrameSize - f.Overhead() - 2*coordBytes
+}
+
+// forward routes a Traffic frame with the current snapshot, from the
+// calling goroutine.
+func (n *Node) forward(f *wire.Traffic, from router.Port) {
+	v := n.snap.Load().Route(n.now(), f, from)
+	switch v.Kind {
+	case router.VerdictDeliver:
+		n.deliver(f.Source, f.Destination, f.Payload)
+	case router.VerdictForward:
+		p := n.peerAt(v.Port)
+		if p == nil {
+			n.stats.drop(dropNoLink)
+			return
+		}
+		frame, err := f.Append(make([]byte, 0, f.Overhead()+len(f.Payload)))
+		if err != nil {
+			n.stats.drop(dropEncode)
+			return
+		}
+		n.send(p, wire.TypeTraffic, frame, false)
+	}
+}
+
+// deliver queues a copy of payload for the application.
+func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
+	d := Delivery{Source: src, Destination: dst, Payload: append([]byte(nil), payload...)}
+	select {
+	case n.deliveries <- d:
+	default:
+		n.stats.drop(dropDeliveryQueueFull)
+	}
+}
+
+// Deliveries is the queue of payloads routed to this node. It is never
+// closed; select on it together with your own stop signal.
+func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
+
+// send queues frame on the peer's link and counts it.
+func (n *Node) send(p *peer, t wire.FrameType, frame []byte, protocol bool) {
+	if !p.link.Send(frame, protocol) {
+		p.counters.queueDrops.Add(1)
+		n.stats.drop(dropLinkQueueFull)
+		return
+	}
+	p.counters.out.add(t, len(frame))
+	n.stats.out.add(t, len(frame))
+}
+
+func (n *Node) peerAt(port router.Port) *peer {
+	if port == 0 || port > router.MaxPort {
+		return nil
+	}
+	return n.ports[port].Load()
+}
+
+// apply carries out the router's actions and publishes the new snapshot.
+// Called with mu held, so frames reach each link in the router's order.
+func (n *Node) apply(actions []router.Action) {
+	for _, a := range actions {
+		n.do(a)
+	}
+	n.publish()
+}
+
+func (n *Node) publish() { n.snap.Store(n.router.Snapshot()) }
+
+// do carries out one action with mu held.
+func (n *Node) do(a router.Action) {
+	switch a.Kind {
+	case router.ActionSend:
+		if p := n.peerAt(a.Port); p != nil {
+			n.send(p, a.Type, a.Frame, a.Protocol)
+		}
+	case router.ActionDeliver:
+		n.deliver(a.Source, a.Destination, a.Payload)
+	case router.ActionDisconnect:
+		if p := n.peerAt(a.Port); p != nil && !p.detaching.Swap(true) {
+			n.logger.Warn("dropping peer for a protocol error", "port", uint8(a.Port), "peer", p.info.Key.String(), "reason", errString(a.Reason))
+			// Close calls Detach, which takes mu: close from elsewhere.
+			go p.link.Close(a.Reason)
+		}
+	case router.ActionEvent:
+		n.logEvent(a.Event)
+	}
+}
+
+func (n *Node) logEvent(e router.Event) {
+	switch e.Kind {
+	case router.EventRootChanged:
+		n.stats.rootChanges.Add(1)
+		n.logger.Info("tree root changed", "root", e.Root.Key.String(), "root_seq", e.Root.Seq, "coords", e.Coords.String())
+	case router.EventParentChanged:
+		n.logger.Info("tree parent changed", "port", uint8(e.Port), "coords", e.Coords.String())
+	default:
+		n.logger.Debug("router event", "event", e.String())
+	}
+}
+
+// tickLoop drives the router's maintenance: bootstraps, expiry, root
+// refresh, wakeups.
+func (n *Node) tickLoop() {
+	defer n.wg.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.poke:
+		case <-timer.C:
+			n.mu.Lock()
+			if !n.closed {
+				n.apply(n.router.Tick(n.now()))
+			}
+			n.mu.Unlock()
+		}
+		n.mu.Lock()
+		wait := n.router.NextTick().Sub(n.now())
+		n.mu.Unlock()
+		timer.Reset(min(max(wait, time.Millisecond), router.MaintenanceInterval))
+	}
+}
+
+// pokeTimer makes the tick loop look at NextTick again: a control frame may
+// have made maintenance due sooner (a reparent wait, a bootstrap soon).
+func (n *Node) pokeTimer() {
+	select {
+	case n.poke <- struct{}{}:
+	default:
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "closed"
+	}
+	return err.Error()
+}

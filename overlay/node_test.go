@@ -1,0 +1,283 @@
+package overlay
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+func testKey(seed byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
+// memLink is an in-memory Link: frames sent on it are handed, in order, by
+// its own goroutine to the remote node's Receive. Closing one end closes
+// the other, as a TCP connection would.
+type memLink struct {
+	local, remote         *Node
+	localPort, remotePort router.Port
+	queue                 chan []byte
+	peer                  *memLink
+	once                  sync.Once
+	done                  chan struct{}
+	wg                    sync.WaitGroup
+	reason                atomic.Value
+}
+
+func (l *memLink) Send(frame []byte, protocol bool) bool {
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	select {
+	case l.queue <- frame:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *memLink) Close(reason error) {
+	l.once.Do(func() {
+		if reason != nil {
+			l.reason.Store(reason)
+		}
+		close(l.done)
+		if l.peer != nil {
+			go l.peer.Close(errors.New("remote closed"))
+		}
+		l.local.Detach(l.localPort, reason)
+	})
+}
+
+func (l *memLink) run() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.done:
+			return
+		case f := <-l.queue:
+			if err := l.remote.Receive(l.remotePort, f); err != nil {
+				l.peer.Close(err)
+				return
+			}
+		}
+	}
+}
+
+// connect peers a and b with in-memory links and returns a's end.
+func connect(t *testing.T, a, b *Node) *memLink {
+	t.Helper()
+	ab := &memLink{local: a, remote: b, queue: make(chan []byte, 256), done: make(chan struct{})}
+	ba := &memLink{local: b, remote: a, queue: make(chan []byte, 256), done: make(chan struct{}), peer: ab}
+	ab.peer = ba
+	var err error
+	if ab.localPort, err = a.Attach(PeerInfo{Key: b.PublicKey(), URI: "mem", Transport: "mem"}, ab); err != nil {
+		t.Fatal(err)
+	}
+	if ba.localPort, err = b.Attach(PeerInfo{Key: a.PublicKey(), URI: "mem", Transport: "mem", Inbound: true}, ba); err != nil {
+		t.Fatal(err)
+	}
+	ab.remotePort, ba.remotePort = ba.localPort, ab.localPort
+	ab.wg.Add(1)
+	ba.wg.Add(1)
+	go ab.run()
+	go ba.run()
+	t.Cleanup(func() {
+		ab.Close(errors.New("test over"))
+		ab.wg.Wait()
+		ba.wg.Wait()
+	})
+	return ab
+}
+
+func newNode(t *testing.T, seed byte, cfg Config) *Node {
+	t.Helper()
+	n := New(testKey(seed), cfg)
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// waitDelivery sends payload from src to dst once a second until it
+// arrives, for at most limit, and returns how long that took.
+func waitDelivery(t *testing.T, src, dst *Node, payload []byte, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(limit)
+	if err := src.SendTo(dst.PublicKey(), payload); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case d := <-dst.Deliveries():
+			if d.Source == src.PublicKey() && bytes.Equal(d.Payload, payload) {
+				return time.Since(start)
+			}
+		case <-tick.C:
+			if err := src.SendTo(dst.PublicKey(), payload); err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatalf("%q from %s to %s not delivered within %s", payload, src.PublicKey(), dst.PublicKey(), limit)
+		}
+	}
+}
+
+func TestNodesRouteOverALine(t *testing.T) {
+	a, b, c := newNode(t, 1, Config{}), newNode(t, 2, Config{}), newNode(t, 3, Config{})
+	connect(t, a, b)
+	connect(t, b, c)
+	d1 := waitDelivery(t, a, c, []byte("a to c"), 20*time.Second)
+	d2 := waitDelivery(t, c, a, []byte("c to a"), 20*time.Second)
+	t.Logf("first delivery a→c after %s, c→a after %s", d1, d2)
+	if st := b.Stats(); st.FramesOut["traffic"].Frames == 0 {
+		t.Errorf("b forwarded no traffic: %+v", st.FramesOut)
+	}
+}
+
+func TestProtocolViolationDropsOnlyThatPeer(t *testing.T) {
+	a, b, c := newNode(t, 1, Config{}), newNode(t, 2, Config{}), newNode(t, 3, Config{})
+	connect(t, a, b)
+	connect(t, b, c)
+	waitDelivery(t, a, c, []byte("before"), 20*time.Second)
+
+	// A frame with a forged signature, as if from b on a's port for b.
+	port := findPort(t, a, b.PublicKey())
+	forged := (&wire.TreeAnnouncement{Root: wire.Root{Key: c.PublicKey(), Seq: 99}}).Signed(testKey(9), 1)
+	forged.Hops[0].Key = c.PublicKey()
+	frame, _ := forged.Append(nil)
+	if err := a.Receive(port, frame); err == nil {
+		t.Fatal("forged announcement accepted")
+	}
+	if err := a.Receive(port, []byte("pine\x00\x00\x00\x00\x00\x05")); err == nil {
+		t.Fatal("malformed frame accepted")
+	}
+	// The peering with b is the link's to close; the node must not crash
+	// and must keep routing once b reconnects.
+	connect(t, a, b)
+	waitDelivery(t, a, c, []byte("after"), 20*time.Second)
+}
+
+func findPort(t *testing.T, n *Node, key wire.PublicKey) router.Port {
+	t.Helper()
+	for _, p := range n.Peers() {
+		if p.Info.Key == key {
+			return p.Port
+		}
+	}
+	t.Fatalf("%s has no peer %s", n.PublicKey(), key)
+	return 0
+}
+
+func TestMaxPeers(t *testing.T) {
+	a := newNode(t, 1, Config{MaxPeers: 2})
+	connect(t, a, newNode(t, 2, Config{}))
+	connect(t, a, newNode(t, 3, Config{}))
+	l := &memLink{done: make(chan struct{})}
+	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testKey(4))}, l); !errors.Is(err, ErrNoFreePort) {
+		t.Fatalf("third peer with MaxPeers 2: %v", err)
+	}
+	a.SetMaxPeers(3)
+	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testKey(4))}, &memLink{local: a, queue: make(chan []byte, 8), done: make(chan struct{})}); err != nil {
+		t.Fatalf("after raising the bound: %v", err)
+	}
+}
+
+func TestSendToRefusesOversizePayload(t *testing.T) {
+	a := newNode(t, 1, Config{})
+	if err := a.SendTo(wire.PublicKeyOf(testKey(2)), make([]byte, 65535)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversize payload: %v", err)
+	}
+	if err := a.SendTo(wire.PublicKeyOf(testKey(2)), make([]byte, MaxPayload(64))); err != nil {
+		t.Fatalf("MaxPayload-sized payload: %v", err)
+	}
+}
+
+func TestDeliveryQueueIsBounded(t *testing.T) {
+	a := newNode(t, 1, Config{DeliveryQueue: 4})
+	for i := 0; i < 10; i++ {
+		a.SendTo(a.PublicKey(), []byte{byte(i)})
+	}
+	if got := len(a.Deliveries()); got != 4 {
+		t.Fatalf("%d deliveries queued, want 4", got)
+	}
+	if st := a.Stats(); st.Drops["delivery_queue_full"] != 6 {
+		t.Fatalf("drops %v, want 6 delivery_queue_full", st.Drops)
+	}
+}
+
+func TestConcurrentSendAndChurn(t *testing.T) {
+	a, b, c := newNode(t, 1, Config{}), newNode(t, 2, Config{}), newNode(t, 3, Config{})
+	connect(t, a, b)
+	connect(t, b, c)
+	waitDelivery(t, a, c, []byte("warm"), 20*time.Second)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a.SendTo(c.PublicKey(), []byte(fmt.Sprintf("%d/%d", i, j)))
+				if j%64 == 0 {
+					runtime.Gosched()
+				}
+			}
+		}(i)
+	}
+	for i := 0; i < 5; i++ {
+		l := connect(t, a, c)
+		time.Sleep(50 * time.Millisecond)
+		l.Close(errors.New("churn"))
+	}
+	close(stop)
+	wg.Wait()
+	waitDelivery(t, a, c, []byte("after churn"), 20*time.Second)
+}
+
+func TestCloseStopsEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+	a := New(testKey(1), Config{})
+	b := New(testKey(2), Config{})
+	ab := &memLink{local: a, remote: b, queue: make(chan []byte, 16), done: make(chan struct{})}
+	ba := &memLink{local: b, remote: a, queue: make(chan []byte, 16), done: make(chan struct{}), peer: ab}
+	ab.peer = ba
+	ab.localPort, _ = a.Attach(PeerInfo{Key: b.PublicKey()}, ab)
+	ba.localPort, _ = b.Attach(PeerInfo{Key: a.PublicKey()}, ba)
+	ab.remotePort, ba.remotePort = ba.localPort, ab.localPort
+	ab.wg.Add(1)
+	ba.wg.Add(1)
+	go ab.run()
+	go ba.run()
+	a.Close()
+	b.Close()
+	ab.wg.Wait()
+	ba.wg.Wait()
+	if _, err := a.Attach(PeerInfo{Key: b.PublicKey()}, ab); !errors.Is(err, ErrClosed) {
+		t.Fatalf("attach after close: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after Close, %d before", n, before)
+	}
+}
