@@ -1,0 +1,165 @@
+// Command pineconed is the pineconed mesh VPN daemon. The wiring lives in
+// package daemon; this file handles flags, the configuration, signals and
+// exit codes:
+//
+//	0  clean shutdown (SIGINT, SIGTERM) or an information flag done
+//	1  the daemon could not start or run (TUN, sockets, key file…)
+//	2  bad command line or bad configuration; nothing was changed
+//
+// Exit status 2 is what the systemd unit's RestartPreventExitStatus names:
+// restarting cannot fix a configuration file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/daemon"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; without
+// it the module version from the build info is used.
+var version = ""
+
+const (
+	exitOK     = 0
+	exitFail   = 1
+	exitConfig = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("pineconed", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configPath := flags.String("config", config.DefaultPath, "configuration file (a missing default file means built-in defaults)")
+	genconf := flags.Bool("genconf", false, "print a complete commented configuration with the defaults and exit")
+	showAddr := flags.Bool("address", false, "print this node's IPv6 address (from the key file) and exit")
+	showSubnet := flags.Bool("subnet", false, "print this node's /64 subnet (from the key file) and exit")
+	showKey := flags.Bool("publickey", false, "print this node's public key (from the key file) and exit")
+	showVersion := flags.Bool("version", false, "print the version and exit")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "pineconed: unexpected arguments: %v\n", flags.Args())
+		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "pineconed", buildVersion())
+		return exitOK
+	}
+	if *genconf {
+		stdout.Write(config.Generate(config.Default()))
+		return exitOK
+	}
+
+	explicit := false
+	flags.Visit(func(f *flag.Flag) {
+		if f.Name == "config" {
+			explicit = true
+		}
+	})
+	cfg, err := daemon.LoadConfig(*configPath, !explicit)
+	if err != nil {
+		fmt.Fprintf(stderr, "pineconed: bad configuration:\n%v\n", err)
+		return exitConfig
+	}
+
+	if *showAddr || *showSubnet || *showKey {
+		return printIdentity(cfg, *showAddr, *showSubnet, *showKey, stdout, stderr)
+	}
+
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	logger := daemon.NewLogger(stderr, cfg.LogFormat, level)
+	slog.SetDefault(logger)
+	if !explicit {
+		if _, err := os.Stat(*configPath); errors.Is(err, fs.ErrNotExist) {
+			logger.Info("no configuration file; running on built-in defaults", "file", *configPath)
+		}
+	}
+
+	d, err := daemon.New(daemon.Options{
+		Config:         cfg,
+		ConfigPath:     *configPath,
+		ConfigOptional: !explicit,
+		Logger:         logger,
+		Level:          level,
+		Version:        buildVersion(),
+	})
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return exitFail
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	d.Run(ctx, reload)
+	return exitOK
+}
+
+// printIdentity prints the node's identity from its existing key file.
+// It never creates a key: a new identity is made only by the daemon itself,
+// where its creation is logged loudly.
+func printIdentity(cfg config.Config, addr, subnet, key bool, stdout, stderr io.Writer) int {
+	priv, err := config.LoadKey(cfg.PrivateKeyFile)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(stderr, "pineconed: no private key at %s yet; start the daemon once to create it\n", cfg.PrivateKeyFile)
+		} else {
+			fmt.Fprintf(stderr, "pineconed: %v\n", err)
+		}
+		return exitFail
+	}
+	k := wire.PublicKeyOf(priv)
+	if key {
+		fmt.Fprintln(stdout, k.String())
+	}
+	if addr {
+		fmt.Fprintln(stdout, addressing.NodeAddr(k).String())
+	}
+	if subnet {
+		fmt.Fprintln(stdout, addressing.Subnet(k).String())
+	}
+	return exitOK
+}

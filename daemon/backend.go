@@ -1,0 +1,349 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay/peers"
+	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// backend answers admin requests from the daemon's live state.
+type backend struct{ d *Daemon }
+
+var _ admin.Backend = backend{}
+
+// lookupPoll is how often an admin lookup looks at the resolver cache
+// besides being woken when any lookup ends (Learn completes lookups too).
+const lookupPoll = 100 * time.Millisecond
+
+func portNum(p router.Port) uint64 {
+	if p == router.NoPort || p == router.LocalPort {
+		return 0
+	}
+	return uint64(p)
+}
+
+func coords(c wire.Coordinates) []uint64 {
+	out := make([]uint64, len(c))
+	copy(out, c)
+	return out
+}
+
+// Self implements admin.Backend.
+func (b backend) Self(ctx context.Context) (admin.Self, error) {
+	d := b.d
+	s := d.node.Self()
+	out := admin.Self{
+		PublicKey:     d.key.String(),
+		Address:       d.addr.String(),
+		Subnet:        d.subnet.String(),
+		Coords:        coords(s.Coords),
+		RootKey:       s.Root.Key.String(),
+		RootSequence:  s.Root.Seq,
+		ParentPort:    portNum(s.Parent),
+		UptimeSeconds: int64(time.Since(d.started).Seconds()),
+		Version:       d.opts.Version,
+		PeerCount:     s.Peers,
+	}
+	if s.Parent != router.NoPort {
+		out.ParentKey = s.ParentKey.String()
+	}
+	if d.dev != nil {
+		out.TunName = d.dev.Name()
+		out.TunMTU = d.dev.MTU()
+	}
+	return out, nil
+}
+
+// transport is the admin API's transport name for a peering: peerings
+// made by LAN discovery carry the interface as their zone.
+func transport(transport, zone string) string {
+	if zone != peers.ZoneStatic && zone != peers.ZoneListen && zone != "" {
+		return admin.TransportMulticast
+	}
+	return transport
+}
+
+// Peers implements admin.Backend.
+func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
+	d := b.d
+	linkDrops := map[router.Port]map[string]uint64{}
+	for _, p := range d.peers.Peers() {
+		linkDrops[p.Port] = p.Stats.Drops
+	}
+	now := time.Now()
+	out := []admin.Peer{}
+	for _, p := range d.node.Peers() {
+		ap := admin.Peer{
+			Port:          uint64(p.Port),
+			PublicKey:     p.Info.Key.String(),
+			Address:       addressing.NodeAddr(p.Info.Key).String(),
+			URI:           p.Info.URI,
+			Transport:     transport(p.Info.Transport, p.Info.Zone),
+			Inbound:       p.Info.Inbound,
+			Zone:          p.Info.Zone,
+			UptimeSeconds: int64(now.Sub(p.Since).Seconds()),
+			Drops:         map[string]uint64{},
+			Coords:        coords(p.Router.Coords),
+			IsParent:      p.Router.IsParent,
+			Duplicate:     p.Duplicate,
+		}
+		if ap.Zone == peers.ZoneStatic || ap.Zone == peers.ZoneListen {
+			// The admin API's zone is the interface of link-local peers.
+			ap.Zone = ""
+		}
+		for _, c := range p.In {
+			ap.FramesIn += c.Frames
+			ap.BytesIn += c.Bytes
+		}
+		for _, c := range p.Out {
+			ap.FramesOut += c.Frames
+			ap.BytesOut += c.Bytes
+		}
+		for k, v := range linkDrops[p.Port] {
+			ap.Drops[k] = v
+		}
+		if len(ap.Drops) == 0 && p.QueueDrops > 0 {
+			ap.Drops["queue_full"] = p.QueueDrops
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// Tree implements admin.Backend.
+func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
+	d := b.d
+	s := d.node.Self()
+	out := admin.Tree{
+		RootKey:       s.Root.Key.String(),
+		RootSequence:  s.Root.Seq,
+		Coords:        coords(s.Coords),
+		ParentPort:    portNum(s.Parent),
+		Announcements: []admin.TreeAnnouncement{},
+	}
+	if s.Parent != router.NoPort {
+		out.ParentKey = s.ParentKey.String()
+	}
+	now := time.Now()
+	for _, p := range d.node.Peers() {
+		v := p.Router
+		if !v.HasAnnouncement {
+			continue
+		}
+		out.Announcements = append(out.Announcements, admin.TreeAnnouncement{
+			Port:               uint64(p.Port),
+			PublicKey:          p.Info.Key.String(),
+			RootKey:            v.Root.Key.String(),
+			RootSequence:       v.Root.Seq,
+			Coords:             coords(v.Coords),
+			ReceivedAgoSeconds: now.Sub(v.ReceivedAt).Seconds(),
+		})
+	}
+	return out, nil
+}
+
+// Snake implements admin.Backend.
+func (b backend) Snake(ctx context.Context) (admin.Snake, error) {
+	s := b.d.node.Snake()
+	now := time.Now()
+	out := admin.Snake{Entries: []admin.SnakeEntry{}}
+	expiries := map[wire.PublicKey]time.Time{}
+	for _, e := range s.Entries {
+		expiries[e.Originator] = e.Expires
+		out.Entries = append(out.Entries, admin.SnakeEntry{
+			OriginKey:         e.Originator.String(),
+			SourcePort:        portNum(e.Source),
+			DestinationPort:   portNum(e.Destination),
+			WatermarkSequence: e.Watermark.Seq,
+			RootKey:           e.Root.Key.String(),
+			RootSequence:      e.Root.Seq,
+			ExpiresInSeconds:  max(0, e.Expires.Sub(now).Seconds()),
+		})
+	}
+	if s.HasAscending {
+		// Our ascending neighbour is where our bootstraps go; it has no
+		// route entry of its own here, so no expiry unless it also
+		// bootstrapped through us.
+		n := &admin.SnakeNeighbour{PublicKey: s.Ascending.String(), Port: portNum(s.AscendingPort)}
+		if exp, ok := expiries[s.Ascending]; ok {
+			n.ExpiresInSeconds = max(0, exp.Sub(now).Seconds())
+		}
+		out.Ascending = n
+	}
+	if s.HasDescending {
+		out.Descending = &admin.SnakeNeighbour{
+			PublicKey:        s.Descending.Originator.String(),
+			Port:             portNum(s.Descending.Source),
+			ExpiresInSeconds: max(0, s.Descending.Expires.Sub(now).Seconds()),
+		}
+	}
+	return out, nil
+}
+
+// sessionState maps the session layer's states onto the admin API's.
+func sessionState(s string) string {
+	switch s {
+	case "established":
+		return admin.SessionEstablished
+	case "handshake", "waiting":
+		return admin.SessionHandshaking
+	}
+	return s
+}
+
+// Sessions implements admin.Backend.
+func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
+	now := time.Now()
+	out := []admin.Session{}
+	for _, s := range b.d.sessions.Sessions(now) {
+		as := admin.Session{
+			RemoteKey:        s.Remote.String(),
+			RemoteAddress:    addressing.NodeAddr(s.Remote).String(),
+			State:            sessionState(s.State),
+			AgeSeconds:       int64(s.Age.Seconds()),
+			BytesIn:          s.BytesIn,
+			BytesOut:         s.BytesOut,
+			LastRekeySeconds: -1,
+			PeerMTU:          s.PeerMTU,
+		}
+		if !s.LastRekey.IsZero() {
+			as.LastRekeySeconds = int64(now.Sub(s.LastRekey).Seconds())
+		}
+		out = append(out, as)
+	}
+	return out, nil
+}
+
+// Stats implements admin.Backend.
+func (b backend) Stats(ctx context.Context) (admin.Stats, error) { return b.d.Stats(ctx) }
+
+// checkURI refuses schemes the peers package does not dial, with the
+// config package's message.
+func checkURI(uri string) error {
+	_, err := config.ParsePeerURI(uri)
+	return err
+}
+
+// AddPeer implements admin.Backend.
+func (b backend) AddPeer(ctx context.Context, uri string) error {
+	if err := checkURI(uri); err != nil {
+		return err
+	}
+	if err := b.d.peers.Add(uri); err != nil {
+		return err
+	}
+	b.d.log.Info("static peer added over the admin socket", "uri", uri)
+	return nil
+}
+
+// RemovePeer implements admin.Backend.
+func (b backend) RemovePeer(ctx context.Context, uri string) error {
+	if err := checkURI(uri); err != nil {
+		return err
+	}
+	if err := b.d.peers.Remove(uri); err != nil {
+		return err
+	}
+	b.d.log.Info("static peer removed over the admin socket", "uri", uri)
+	return nil
+}
+
+// Lookup implements admin.Backend. An address not in the cache starts a
+// lookup over the overlay and waits for it until ctx ends.
+func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
+	d := b.d
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return [32]byte{}, false, fmt.Errorf("lookup %s: %w", s, err)
+	}
+	if !addressing.InOverlay(a) {
+		return [32]byte{}, false, fmt.Errorf("lookup %s: not an overlay address (fd00::/8 node addresses, fc00::/8 subnets)", a)
+	}
+	if addressing.Belongs(a, d.key) {
+		return d.key, true, nil
+	}
+	if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+		return k, true, nil
+	}
+	d.resolver.Resolve(time.Now(), a, nil)
+	t := time.NewTicker(lookupPoll)
+	defer t.Stop()
+	for {
+		d.lookupMu.Lock()
+		wake := d.lookupWake
+		d.lookupMu.Unlock()
+		if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+			return k, false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return [32]byte{}, false, fmt.Errorf("lookup %s: no node answered: %w", a, ctx.Err())
+		case <-d.stop:
+			return [32]byte{}, false, errors.New("lookup: daemon shutting down")
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Ping implements admin.Backend: one echo request over the session to key,
+// matched to its reply by a fresh id.
+func (b backend) Ping(ctx context.Context, key [32]byte) (time.Duration, error) {
+	d := b.d
+	k := wire.PublicKey(key)
+	if k == d.key {
+		return 0, errors.New("ping: that is this node's own key")
+	}
+	id := d.pingNext.Add(1)
+	ch := make(chan time.Time, 1)
+	d.pingMu.Lock()
+	d.pings[id] = pingWaiter{key: k, ch: ch}
+	d.pingMu.Unlock()
+	defer func() {
+		d.pingMu.Lock()
+		delete(d.pings, id)
+		d.pingMu.Unlock()
+	}()
+	start := time.Now()
+	d.sessions.SendEcho(start, k, id, nil)
+	select {
+	case at := <-ch:
+		return at.Sub(start), nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-d.stop:
+		return 0, errors.New("ping: daemon shutting down")
+	}
+}
+
+// onEchoReply hands an echo reply to the probe waiting for its id; late
+// replies find nobody and are ignored.
+func (d *Daemon) onEchoReply(src wire.PublicKey, id uint64, _ []byte) {
+	at := time.Now()
+	d.pingMu.Lock()
+	w, ok := d.pings[id]
+	d.pingMu.Unlock()
+	if !ok || w.key != src {
+		d.log.Debug("echo reply for no probe", "peer", src.String(), "id", id)
+		return
+	}
+	select {
+	case w.ch <- at:
+	default:
+	}
+}
+
+// pingWaiter is one probe waiting for its echo reply.
+type pingWaiter struct {
+	key wire.PublicKey
+	ch  chan time.Time
+}

@@ -1,0 +1,462 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/admin/metrics"
+	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/peers"
+	"github.com/pineconed/pineconed/overlay/wire"
+	"github.com/pineconed/pineconed/session"
+	"github.com/pineconed/pineconed/tun"
+)
+
+// Tick intervals of the timer goroutine (see the addressing and session
+// packages for what they drive).
+const (
+	resolverTick = 250 * time.Millisecond
+	sessionTick  = time.Second
+)
+
+// ICMPv6 error rate limit towards local senders (RFC 4443 §2.4f).
+const (
+	icmpPerSecond = 100
+	icmpBurst     = 20
+)
+
+// Options configure a Daemon.
+type Options struct {
+	// Config is the configuration to start with.
+	Config config.Config
+	// ConfigPath is the file Reload reads; "" means Reload has no file and
+	// keeps Default().
+	ConfigPath string
+	// ConfigOptional says a missing ConfigPath means built-in defaults
+	// rather than an error: true for the default path, false for a file
+	// named with -config.
+	ConfigOptional bool
+	// Logger receives everything the daemon logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Level is the level variable behind Logger's handler; Reload sets it
+	// when log_level changes. Nil means log_level changes need a restart.
+	Level *slog.LevelVar
+	// Version is reported by getSelf and pineconed_build_info.
+	Version string
+	// Notify sends a state to the service manager (sd_notify). Nil means
+	// SdNotify, which does nothing when NOTIFY_SOCKET is unset.
+	Notify func(state string)
+	// TUNNetNS, when not empty, creates the TUN in that network namespace
+	// (a path such as /run/netns/NAME); tests use it.
+	TUNNetNS string
+}
+
+// Daemon is a running pineconed: overlay node, peerings, resolver,
+// sessions, TUN, admin socket and metrics, wired together.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	notify func(string)
+
+	priv    ed25519.PrivateKey
+	key     wire.PublicKey
+	addr    netip.Addr
+	subnet  netip.Prefix
+	mtu     int
+	started time.Time
+
+	node     *overlay.Node
+	resolver *addressing.Resolver
+	sessions *session.Manager
+	peers    *peers.Manager
+	dev      *tun.Device // nil for a relay-only node
+	writer   *tun.Writer
+	icmp     *tun.RateLimiter
+	adminSrv *admin.Server
+	metrics  *metrics.Metrics
+	metSrv   *metrics.Server
+	mc       *multicastRunner
+
+	drops dropCounters
+
+	// lookupWake is closed and replaced whenever a lookup ends, so admin
+	// lookups waiting for one can look at the cache again.
+	lookupMu   sync.Mutex
+	lookupWake chan struct{}
+
+	// Ping probes waiting for their echo reply, by echo id.
+	pingMu   sync.Mutex
+	pings    map[uint64]pingWaiter
+	pingNext atomic.Uint64
+
+	// reloadMu serialises Reload and guards cfg.
+	reloadMu sync.Mutex
+	cfg      config.Config
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New starts a daemon: it loads or creates the private key, opens the TUN,
+// starts the node, the peerings, multicast discovery, the admin socket and
+// the metrics endpoint, and returns once all of them are up (the moment to
+// send READY=1, which Run does). On error nothing is left running.
+func New(opts Options) (_ *Daemon, err error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	notify := opts.Notify
+	if notify == nil {
+		notify = SdNotify(log)
+	}
+	d := &Daemon{
+		opts:       opts,
+		log:        log,
+		notify:     notify,
+		cfg:        cfg,
+		mtu:        effectiveMTU(cfg.TUN.MTU),
+		started:    time.Now(),
+		lookupWake: make(chan struct{}),
+		pings:      map[uint64]pingWaiter{},
+		stop:       make(chan struct{}),
+		icmp:       tun.NewRateLimiter(icmpPerSecond, icmpBurst),
+	}
+	var seed [8]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("echo id seed: %w", err)
+	}
+	d.pingNext.Store(binary.BigEndian.Uint64(seed[:]))
+	defer func() {
+		if err != nil {
+			d.shutdown()
+		}
+	}()
+
+	d.priv, _, err = config.LoadOrCreateKey(cfg.PrivateKeyFile, log)
+	if err != nil {
+		return nil, fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
+	}
+	d.key = wire.PublicKeyOf(d.priv)
+	d.addr = addressing.NodeAddr(d.key)
+	d.subnet = addressing.Subnet(d.key)
+	log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
+
+	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: log.With("component", "overlay")})
+	d.resolver = addressing.NewResolver(d.key, addressing.ResolverConfig{}, d.overlaySend, addressing.ResolverCallbacks{
+		Resolved:    d.onResolved,
+		Unreachable: d.onLookupFailed,
+		LookupDone:  d.onLookupDone,
+	})
+	d.sessions, err = session.NewManager(d.priv, session.Config{
+		MTU:         d.mtu,
+		Unreachable: d.onHandshakeFailed,
+		EchoReply:   d.onEchoReply,
+		Established: d.onEstablished,
+	}, d.overlaySend, d.deliver)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+
+	if cfg.TUN.Enable {
+		d.dev, err = tun.Open(tun.Config{
+			Name:      cfg.TUN.Name,
+			MTU:       d.mtu,
+			Addresses: []netip.Prefix{addressing.NodeAddrPrefix(d.key)},
+			NetNSPath: opts.TUNNetNS,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
+		}
+		d.writer = d.dev.NewWriter(tun.WriterConfig{})
+		log.Info("TUN up", "name", d.dev.Name(), "mtu", d.mtu, "address", addressing.NodeAddrPrefix(d.key).String(),
+			"offloads", d.dev.Offloads())
+	} else {
+		log.Info("TUN disabled: relay-only node")
+	}
+
+	d.peers, err = peers.New(d.peersConfig(cfg), d.node)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Multicast.Enable {
+		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
+			return nil, err
+		}
+	}
+
+	d.metrics = metrics.New(opts.Version, d.Stats)
+	if cfg.Metrics.Listen != "" {
+		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, log.With("component", "metrics"))
+		if err := d.metSrv.Start(); err != nil {
+			d.metSrv = nil
+			return nil, fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
+		}
+		log.Info("metrics listening", "addr", d.metSrv.Addr())
+	}
+
+	d.wg.Add(2)
+	go d.inboundLoop()
+	go d.timerLoop()
+	if d.dev != nil {
+		d.wg.Add(1)
+		go d.outboundLoop()
+	}
+
+	if cfg.Admin.Socket != "" {
+		d.adminSrv, err = admin.Listen(admin.ServerConfig{
+			Path:    cfg.Admin.Socket,
+			Group:   cfg.Admin.Group,
+			Backend: backend{d},
+			Logger:  log.With("component", "admin"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
+		}
+		log.Info("admin socket listening", "path", cfg.Admin.Socket)
+	}
+	return d, nil
+}
+
+// PublicKey is the node's key.
+func (d *Daemon) PublicKey() wire.PublicKey { return d.key }
+
+// Address is the node's overlay address.
+func (d *Daemon) Address() netip.Addr { return d.addr }
+
+// MTU is the TUN MTU the daemon runs with (and announces in handshakes).
+func (d *Daemon) MTU() int { return d.mtu }
+
+// AdminPath is the admin socket path, "" when there is none.
+func (d *Daemon) AdminPath() string {
+	if d.adminSrv == nil {
+		return ""
+	}
+	return d.adminSrv.Path()
+}
+
+// MetricsAddr is the address the metrics endpoint listens on, "" when off.
+func (d *Daemon) MetricsAddr() string {
+	if d.metSrv == nil {
+		return ""
+	}
+	return d.metSrv.Addr()
+}
+
+// ListenAddrs are the bound addresses of the peering listeners.
+func (d *Daemon) ListenAddrs() []string {
+	var out []string
+	for _, a := range d.peers.ListenAddrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// Close shuts the daemon down: admin socket and metrics first (so nobody
+// sees a half-stopped node), then discovery and peerings, the TUN, the
+// node and the daemon's goroutines. It is safe to call more than once.
+func (d *Daemon) Close() error {
+	d.shutdown()
+	return nil
+}
+
+func (d *Daemon) shutdown() {
+	d.closeOnce.Do(func() {
+		if d.adminSrv != nil {
+			if err := d.adminSrv.Close(); err != nil {
+				d.log.Warn("closing admin socket", "err", err)
+			}
+		}
+		if d.metSrv != nil {
+			if err := d.metSrv.Close(); err != nil {
+				d.log.Warn("closing metrics server", "err", err)
+			}
+		}
+		d.reloadMu.Lock()
+		mc := d.mc
+		d.mc = nil
+		d.reloadMu.Unlock()
+		if mc != nil {
+			mc.close()
+		}
+		if d.peers != nil {
+			if err := d.peers.Close(); err != nil {
+				d.log.Warn("closing peerings", "err", err)
+			}
+		}
+		close(d.stop)
+		if d.dev != nil {
+			// Closing the device ends the reader loop and the writer.
+			if err := d.dev.Close(); err != nil {
+				d.log.Warn("closing TUN", "err", err)
+			}
+		}
+		d.wg.Wait()
+		if d.node != nil {
+			d.node.Close()
+		}
+		if d.sessions != nil {
+			d.sessions.Close()
+		}
+	})
+}
+
+// Run sends READY=1, then serves until ctx ends and shuts down with
+// STOPPING=1. Reload requests come in on reload.
+func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) {
+	d.notify("READY=1")
+	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "address", d.addr.String())
+	for {
+		select {
+		case <-ctx.Done():
+			d.notify("STOPPING=1")
+			d.log.Info("shutting down")
+			d.Close()
+			d.log.Info("stopped")
+			return
+		case <-reload:
+			d.Reload()
+		}
+	}
+}
+
+// LoadConfig reads the configuration the way the daemon does: path is
+// parsed strictly; when optional is true a missing file means Default().
+func LoadConfig(path string, optional bool) (config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	cfg, err := config.Load(path)
+	if err != nil && optional && errors.Is(err, fs.ErrNotExist) {
+		return config.Default(), nil
+	}
+	return cfg, err
+}
+
+// Reload reads the configuration file again and applies what can change
+// while running; see config.Changes. A file that does not load is logged
+// and the running configuration stays. It returns the load error, if any.
+func (d *Daemon) Reload() error {
+	d.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	defer d.notify("READY=1")
+	cfg, err := LoadConfig(d.opts.ConfigPath, d.opts.ConfigOptional)
+	if err != nil {
+		d.log.Error("reload failed; keeping the running configuration", "file", d.opts.ConfigPath, "err", err)
+		return err
+	}
+	d.apply(cfg)
+	return nil
+}
+
+// apply makes the live changes between the running configuration and cfg.
+func (d *Daemon) apply(cfg config.Config) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	old := d.cfg
+	ch := config.Diff(old, cfg)
+	if ch.Empty() {
+		d.log.Info("reload: configuration unchanged")
+		return
+	}
+	live := cfg
+	// Keys that need a restart keep their running values, so that the next
+	// Diff still reports them.
+	live.PrivateKeyFile, live.LogFormat = old.PrivateKeyFile, old.LogFormat
+	live.TUN, live.Admin, live.Metrics, live.Peers.TLS = old.TUN, old.Admin, old.Metrics, old.Peers.TLS
+
+	if ch.Changed("log_level") {
+		if d.opts.Level != nil {
+			d.opts.Level.Set(cfg.LogLevel)
+		} else {
+			live.LogLevel = old.LogLevel
+		}
+	}
+	for _, u := range ch.StaticRemoved {
+		if err := d.peers.Remove(u.String()); err != nil && !errors.Is(err, peers.ErrUnknown) {
+			d.log.Warn("reload: removing static peer", "uri", u.String(), "err", err)
+		}
+	}
+	for _, u := range ch.StaticAdded {
+		if err := d.peers.Add(u.String()); err != nil && !errors.Is(err, peers.ErrExists) {
+			d.log.Warn("reload: adding static peer", "uri", u.String(), "err", err)
+		}
+	}
+	d.applyPeerPolicy(old, &live, ch)
+	if ch.Changed("multicast") {
+		if d.mc != nil {
+			d.mc.close()
+			d.mc = nil
+		}
+		if cfg.Multicast.Enable {
+			mc, err := startMulticast(d, cfg.Multicast)
+			if err != nil {
+				d.log.Error("reload: multicast discovery did not restart", "err", err)
+				live.Multicast.Enable = false
+			} else {
+				d.mc = mc
+			}
+		}
+	}
+	d.cfg = live
+	d.log.Info("configuration reloaded", "changes", ch)
+	if ch.NeedsRestart() {
+		d.log.Warn("some changes take effect only after a restart", "keys", ch.Restart)
+	}
+}
+
+// peersConfig builds the peers package's configuration.
+func (d *Daemon) peersConfig(cfg config.Config) peers.Config {
+	pc := peers.Config{
+		PrivateKey:  d.priv,
+		AllowedKeys: slices.Clone(cfg.Peers.AllowedKeys),
+		MaxPeers:    cfg.Peers.MaxPeers,
+		Logger:      d.log.With("component", "peers"),
+	}
+	for _, u := range cfg.Peers.Listen {
+		pc.Listen = append(pc.Listen, u.String())
+	}
+	for _, u := range cfg.Peers.Static {
+		pc.Static = append(pc.Static, u.String())
+	}
+	return pc
+}
+
+// dropCounters are the daemon's own drop reasons; the layers it wires keep
+// theirs.
+type dropCounters struct {
+	foreign     atomic.Uint64 // payload without our envelope marker (QUIC, pineping)
+	badEnvelope atomic.Uint64 // marker but bad version or type
+	misrouted   atomic.Uint64 // session message for a key that is not ours
+	noTUN       atomic.Uint64 // decrypted packet on a relay-only node
+	tooLarge    atomic.Uint64 // overlay refused a payload larger than a frame
+	tooBig      atomic.Uint64 // packet larger than the remote's MTU (answered with Packet Too Big)
+}
+
+// stopped reports whether the daemon is shutting down.
+func (d *Daemon) stopped() bool {
+	select {
+	case <-d.stop:
+		return true
+	default:
+		return false
+	}
+}

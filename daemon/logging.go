@@ -1,0 +1,17 @@
+package daemon
+
+import (
+	"io"
+	"log/slog"
+)
+
+// NewLogger builds the daemon's logger: slog's text or JSON handler on w
+// (stderr; journald adds timestamps under systemd) at the level held by
+// level, which Reload changes for log_level.
+func NewLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
