@@ -1,0 +1,251 @@
+package netns
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// helperEnv names the helper mode when the test binary runs as a helper
+// inside a namespace (ip netns exec NS <test binary> args…).
+const helperEnv = "PCD_NETNS_HELPER"
+
+// runHelper runs one helper mode and returns the exit code.
+func runHelper(mode string, args []string) int {
+	var err error
+	switch mode {
+	case "udprecv":
+		err = helperUDPRecv(args)
+	case "udpsend":
+		err = helperUDPSend(args)
+	case "httpget":
+		err = helperHTTPGet(args)
+	default:
+		err = fmt.Errorf("unknown helper mode %q", mode)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		return 1
+	}
+	return 0
+}
+
+// helperUDPRecv binds a UDP socket, prints "ready", then prints every
+// datagram it receives on a line of its own until it has -n distinct ones
+// or -timeout passes (an error: some were missing).
+func helperUDPRecv(args []string) error {
+	fs := flag.NewFlagSet("udprecv", flag.ContinueOnError)
+	listen := fs.String("listen", "", "address:port to bind")
+	n := fs.Int("n", 1, "datagrams to wait for")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pc, err := net.ListenPacket("udp6", *listen)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	fmt.Println("ready")
+	if err := pc.SetReadDeadline(time.Now().Add(*timeout)); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	buf := make([]byte, 65536)
+	for len(seen) < *n {
+		m, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("got %d of %d datagrams: %w", len(seen), *n, err)
+		}
+		seen[string(buf[:m])] = true
+		fmt.Printf("%s from %s\n", buf[:m], from)
+	}
+	return nil
+}
+
+// helperUDPSend sends -n datagrams "<prefix>-<i>" to -to back to back.
+func helperUDPSend(args []string) error {
+	fs := flag.NewFlagSet("udpsend", flag.ContinueOnError)
+	to := fs.String("to", "", "destination address:port")
+	n := fs.Int("n", 1, "datagrams to send")
+	prefix := fs.String("prefix", "pcd", "payload prefix")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := net.Dial("udp6", *to)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := range *n {
+		if _, err := c.Write([]byte(*prefix + "-" + strconv.Itoa(i))); err != nil {
+			return fmt.Errorf("datagram %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// helperHTTPGet prints the body of a GET; a status other than 200 is an
+// error.
+func helperHTTPGet(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: httpget URL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", args[0], resp.Status)
+	}
+	_, err = io.Copy(os.Stdout, resp.Body)
+	return err
+}
+
+// Helper builds the command line running helper mode in the namespace.
+func (nd *Node) helperArgs(mode string, args ...string) (string, []string) {
+	return "env", append([]string{helperEnv + "=" + mode, selfExe}, args...)
+}
+
+// RunHelper runs a helper mode to completion in the namespace.
+func (nd *Node) RunHelper(mode string, args ...string) (string, error) {
+	name, a := nd.helperArgs(mode, args...)
+	return nd.Run(name, a...)
+}
+
+// StartHelper starts a helper mode in the background in the namespace.
+func (nd *Node) StartHelper(mode string, args ...string) *Bg {
+	nd.t.Helper()
+	name, a := nd.helperArgs(mode, args...)
+	return nd.StartBg(mode, name, a...)
+}
+
+// Metrics scrapes the daemon's /metrics from inside its namespace.
+func (nd *Node) Metrics() Metrics {
+	nd.t.Helper()
+	out, err := nd.RunHelper("httpget", "http://"+metricsListen+"/metrics")
+	if err != nil {
+		nd.t.Fatalf("node %s: scraping /metrics: %v\n%s", nd.Name, err, lastLines(out, 5))
+	}
+	m, err := parseMetrics(out)
+	if err != nil {
+		nd.t.Fatalf("node %s: /metrics: %v", nd.Name, err)
+	}
+	return m
+}
+
+// Metrics are samples of the Prometheus text format: series (name with
+// its labels, as written) to value.
+type Metrics map[string]float64
+
+// parseMetrics reads the Prometheus text exposition format, enough of it
+// for counters and gauges: "name{labels} value [timestamp]".
+func parseMetrics(text string) (Metrics, error) {
+	m := Metrics{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		// The value follows the last space outside the label braces.
+		end := strings.LastIndexByte(s, '}')
+		rest := s
+		series := ""
+		if end >= 0 {
+			series, rest = s[:end+1], strings.TrimSpace(s[end+1:])
+		} else {
+			name, r, ok := strings.Cut(s, " ")
+			if !ok {
+				return nil, fmt.Errorf("line %d: no value: %q", line, s)
+			}
+			series, rest = name, strings.TrimSpace(r)
+		}
+		val, _, _ := strings.Cut(rest, " ")
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: value %q: %v", line, val, err)
+		}
+		m[series] = v
+	}
+	return m, sc.Err()
+}
+
+// Sum adds the values of every series of metric name whose labels include
+// all of the given label="value" pairs.
+func (m Metrics) Sum(name string, labels ...string) (float64, bool) {
+	var sum float64
+	found := false
+	for series, v := range m {
+		n, lab, _ := strings.Cut(series, "{")
+		if n != name {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			if !strings.Contains(","+strings.TrimSuffix(lab, "}")+",", ","+l+",") {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			sum += v
+			found = true
+		}
+	}
+	return sum, found
+}
+
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(`# HELP x y
+# TYPE pineconed_frames_total counter
+pineconed_frames_total{direction="in",type="traffic"} 12
+pineconed_frames_total{direction="out",type="traffic"} 3
+pineconed_frames_total{direction="out",type="keepalive"} 100
+pineconed_tun_packets_total{direction="read"} 7 1712345678
+go_goroutines 42
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+		found  bool
+	}{
+		{"pineconed_frames_total", []string{`type="traffic"`}, 15, true},
+		{"pineconed_frames_total", []string{`type="traffic"`, `direction="out"`}, 3, true},
+		{"pineconed_frames_total", nil, 115, true},
+		{"pineconed_tun_packets_total", []string{`direction="read"`}, 7, true},
+		{"go_goroutines", nil, 42, true},
+		{"pineconed_frames_total", []string{`type="traf"`}, 0, false},
+		{"pineconed_frames", nil, 0, false},
+	} {
+		got, found := m.Sum(c.name, c.labels...)
+		if got != c.want || found != c.found {
+			t.Errorf("Sum(%s, %v) = %v, %t; want %v, %t", c.name, c.labels, got, found, c.want, c.found)
+		}
+	}
+	if _, err := parseMetrics("x{a=\"b\"} notanumber\n"); err == nil {
+		t.Error("bad value accepted")
+	}
+}
