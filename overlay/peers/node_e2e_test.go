@@ -1,0 +1,120 @@
+package peers
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay"
+)
+
+// Two real nodes (package overlay) peered by two managers over loopback
+// TCP and over WebSocket route payloads to each other: the handshake, the
+// first announcement, the tree, SNEK or tree forwarding and the link
+// reader and writer all take part. A third node behind B checks that a
+// frame crosses two links.
+func TestNodesOverRealLinks(t *testing.T) {
+	checkNoLeak(t)
+	log, _ := newLog(t)
+	nodeA := overlay.New(privA, overlay.Config{Logger: log})
+	nodeB := overlay.New(privB, overlay.Config{Logger: log})
+	nodeC := overlay.New(privC, overlay.Config{Logger: log})
+	for _, n := range []*overlay.Node{nodeA, nodeB, nodeC} {
+		t.Cleanup(func() { n.Close() })
+	}
+	ma, err := New(Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: log}, nodeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ma.Close() })
+	mb, err := New(Config{PrivateKey: privB, Logger: log, Listen: []string{"ws://[::1]:0/pc"},
+		Static: []string{ma.ListenAddrs()[0].String() + "?key=" + keyA.String()}}, nodeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mb.Close() })
+	mc, err := New(Config{PrivateKey: privC, Logger: log,
+		Static: []string{"ws://" + mb.ListenAddrs()[0].String() + "/pc"}}, nodeC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mc.Close() })
+
+	waitFor(t, "peerings", 10*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 2 && len(mc.Peers()) == 1 })
+
+	send := func(from, to *overlay.Node, payload []byte) {
+		t.Helper()
+		// Routes take a moment to form; resend until one gets through.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if err := from.SendTo(to.PublicKey(), payload); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case d := <-to.Deliveries():
+				if d.Source != from.PublicKey() || !bytes.Equal(d.Payload, payload) {
+					t.Fatalf("delivered %q from %s", d.Payload, d.Source)
+				}
+				// Later copies of a resent payload may still arrive.
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%q never delivered", payload)
+			}
+		}
+	}
+	drain := func(n *overlay.Node) {
+		for {
+			select {
+			case <-n.Deliveries():
+			case <-time.After(300 * time.Millisecond):
+				return
+			}
+		}
+	}
+	for _, c := range []struct {
+		from, to *overlay.Node
+		name     string
+	}{
+		{nodeA, nodeB, "A→B over TCP"},
+		{nodeB, nodeA, "B→A over TCP"},
+		{nodeC, nodeB, "C→B over WebSocket"},
+		{nodeA, nodeC, "A→C over TCP then WebSocket"},
+		{nodeC, nodeA, "C→A over WebSocket then TCP"},
+	} {
+		send(c.from, c.to, []byte(c.name))
+		drain(c.to)
+	}
+
+	// Both links carried announcements and traffic in each direction.
+	for _, p := range mb.Peers() {
+		st := p.Stats
+		if st.In["tree_announcement"].Frames == 0 || st.Out["tree_announcement"].Frames == 0 ||
+			st.In["traffic"].Frames == 0 || st.Out["traffic"].Frames == 0 {
+			t.Fatalf("B's link to %s: %+v", p.Key, st)
+		}
+	}
+
+	// A stream of payloads from A to C arrives complete and in order.
+	const n = 500
+	for i := range n {
+		if err := nodeA.SendTo(nodeC.PublicKey(), []byte(fmt.Sprintf("%04d", i))); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond) // stay under the queue bounds
+		}
+	}
+	for i := range n {
+		select {
+		case d := <-nodeC.Deliveries():
+			if want := fmt.Sprintf("%04d", i); string(d.Payload) != want {
+				t.Fatalf("payload %d is %q", i, d.Payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d payloads arrived", i, n)
+		}
+	}
+}
