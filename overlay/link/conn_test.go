@@ -50,7 +50,7 @@ func tcpPair(t *testing.T, cfg Config) (a, b *Conn, sa, sb *fakeSwitch) {
 }
 
 // tcpConns returns both ends of a loopback TCP connection.
-func tcpConns(t *testing.T) (client, server net.Conn) {
+func tcpConns(t testing.TB) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -218,7 +218,9 @@ func New(cfg Config, p Peerer) (*Discovery, error) {
 	}
 	d := newDiscovery(cfg, p)
 	var lc net.ListenConfig
-	ln, err := lc.Listen(d.ctx, "tcp", net.JoinHostPort("::", fmt.Sprint(cfg.ListenPort)))
+	// ":port" is [::]:port, dual-stack, where the host has IPv6, and
+	// 0.0.0.0:port where it does not.
+	ln, err := lc.Listen(d.ctx, "tcp", fmt.Sprintf(":%d", cfg.ListenPort))
 	if err != nil {
 		return nil, fmt.Errorf("multicast: listen on TCP port %d: %w", cfg.ListenPort, err)
 	}
