@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -173,6 +174,9 @@ func open(cfg Config) (_ *Device, err error) {
 	if err := d.nl.LinkSetIP6AddrGenMode(link, in6AddrGenModeNone); err != nil {
 		slog.Debug("tun: cannot disable link-local address", "link", d.name, "err", err)
 	}
+	if err := d.nl.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("tun %s: link up: %w", d.name, err)
+	}
 	for _, p := range cfg.Addresses {
 		a := &netlink.Addr{
 			IPNet: prefixToIPNet(p),
@@ -182,16 +186,42 @@ func open(cfg Config) (_ *Device, err error) {
 			return nil, fmt.Errorf("tun %s: add address %s: %w", d.name, p, err)
 		}
 	}
-	if err := d.nl.LinkSetUp(link); err != nil {
-		return nil, fmt.Errorf("tun %s: link up: %w", d.name, err)
-	}
 	for _, p := range cfg.Routes {
 		r := &netlink.Route{LinkIndex: d.index, Dst: prefixToIPNet(p.Masked())}
 		if err := d.nl.RouteReplace(r); err != nil {
 			return nil, fmt.Errorf("tun %s: route %s: %w", d.name, p, err)
 		}
 	}
+	for _, p := range cfg.Addresses {
+		if err := d.waitLocal(p.Addr()); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// addrReadyTimeout bounds how long Open waits for the kernel to make an
+// address local.
+const addrReadyTimeout = 3 * time.Second
+
+// waitLocal waits until the kernel delivers packets for a locally. Even with
+// IFA_F_NODAD the local route is installed from a work queue a moment after
+// the address is added; a packet arriving in that window (say, the reply to
+// the first packet a program sends) would be treated as one to forward and
+// dropped.
+func (d *Device) waitLocal(a netip.Addr) error {
+	ip := net.IP(a.AsSlice())
+	deadline := time.Now().Add(addrReadyTimeout)
+	for {
+		rs, err := d.nl.RouteGet(ip)
+		if err == nil && len(rs) > 0 && rs[0].Type == unix.RTN_LOCAL {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("tun %s: address %s not local after %v (last error: %v)", d.name, a, addrReadyTimeout, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
