@@ -1,0 +1,179 @@
+package netns
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFirstBurstQueued: ten UDP datagrams written back to back to a node
+// never contacted before all arrive. The first needs an address lookup and
+// a session handshake; the packets written meanwhile must wait in the
+// per-destination queues, not be dropped.
+func TestFirstBurstQueued(t *testing.T) {
+	n := newNet(t)
+	nodes, _ := n.Line(3, "tcp")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	// Let the overlay settle without a ever talking to c: b (the
+	// middle) reaches both ends, which needs the tree and SNEK in place.
+	b.WaitReach(a.Addr)
+	b.WaitReach(c.Addr)
+	for _, s := range a.Sessions() {
+		if s.RemoteKey == c.Key.String() {
+			t.Fatalf("a already has a session with c before the burst: %+v", s)
+		}
+	}
+	lookupsBefore := sumMap(a.Stats().Lookups)
+
+	const count = 10
+	dst := netip.AddrPortFrom(c.Addr, 5555).String()
+	recv := c.StartHelper("udprecv", "-listen", dst, "-n", fmt.Sprint(count), "-timeout", "20s")
+	recv.WaitOutput(t, "ready", 10*time.Second)
+	if out, err := a.RunHelper("udpsend", "-to", dst, "-n", fmt.Sprint(count), "-prefix", "burst"); err != nil {
+		t.Fatalf("udpsend from a: %v\n%s", err, out)
+	}
+	exited, err := recv.Wait(30 * time.Second)
+	got := strings.Count(recv.Output(), "burst-")
+	if !exited || err != nil {
+		st := a.Stats()
+		t.Fatalf("c received %d of %d datagrams of the first burst (receiver: exited %t, %v)\na drops: %v, lookups: %v, handshakes: %v",
+			got, count, exited, err, st.Drops, st.Lookups, st.Handshakes)
+	}
+	if got != count {
+		t.Fatalf("c received %d of %d datagrams:\n%s", got, count, recv.Output())
+	}
+	if sumMap(a.Stats().Lookups) <= lookupsBefore {
+		t.Errorf("a's lookup counters did not move (%d before); was c's key already known?", lookupsBefore)
+	}
+	t.Logf("all %d datagrams of the first burst from a reached c", count)
+}
+
+func sumMap(m map[string]uint64) uint64 {
+	var s uint64
+	for _, v := range m {
+		s += v
+	}
+	return s
+}
+
+// TestUnderlayCarriesNoPlaintext: a marker sent from a to c over the
+// overlay crosses b's veths only encrypted (a capture of every interface in
+// b's namespace never contains it), while c's TUN device delivers it.
+func TestUnderlayCarriesNoPlaintext(t *testing.T) {
+	needTool(t, "tcpdump", "ping")
+	n := newNet(t)
+	nodes, links := n.Line(3, "tcp")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	a.WaitReach(c.Addr)
+
+	// 16 bytes, the most ping -p repeats; random so that nothing else
+	// in the capture can contain it by chance.
+	rnd := make([]byte, 4)
+	if _, err := rand.Read(rnd); err != nil {
+		t.Fatal(err)
+	}
+	marker := []byte("PCDMARK-" + hex.EncodeToString(rnd))
+	// The control: the same kind of marker sent in the control over the
+	// veth itself must show up in b's capture.
+	control := []byte("PCDCLEAR" + hex.EncodeToString(rnd))
+
+	tcpdump, _ := lookTool("tcpdump")
+	underlay := filepath.Join(b.Dir, "underlay.pcap")
+	delivered := filepath.Join(c.Dir, "tun.pcap")
+	// -U writes each packet at once; SIGINT flushes and exits.
+	capB := b.StartBg("tcpdump-b", tcpdump, "-i", "any", "-n", "-U", "--immediate-mode", "-s", "0", "-w", underlay)
+	capC := c.StartBg("tcpdump-c", tcpdump, "-i", tunName, "-n", "-U", "--immediate-mode", "-s", "0", "-w", delivered)
+	capB.WaitOutput(t, "listening on", 15*time.Second)
+	capC.WaitOutput(t, "listening on", 15*time.Second)
+
+	const pings, size = 5, 400
+	out, err := a.Ping6(c.Addr, "-c", fmt.Sprint(pings), "-i", "0.1", "-W", "2", "-s", fmt.Sprint(size), "-p", hex.EncodeToString(marker))
+	if err != nil || !strings.Contains(out, fmt.Sprintf("%d received", pings)) {
+		t.Fatalf("ping with the marker from a to c: %v\n%s", err, out)
+	}
+	out, err = a.Ping6(links[0].AddrB, "-c", "2", "-i", "0.1", "-W", "2", "-s", fmt.Sprint(size), "-p", hex.EncodeToString(control))
+	if err != nil {
+		t.Fatalf("ping over the bare veth from a to b: %v\n%s", err, out)
+	}
+	capB.Stop(syscall.SIGINT)
+	capC.Stop(syscall.SIGINT)
+
+	under := readPcap(t, underlay)
+	tun := readPcap(t, delivered)
+	// Every request and reply crosses both of b's veths at least once.
+	big := 0
+	for _, p := range under.packets {
+		if len(p) >= size {
+			big++
+		}
+	}
+	if big < 2*pings {
+		t.Fatalf("b's capture holds %d packets of at least %d bytes (of %d in all), want ≥ %d: did it see the traffic?",
+			big, size, len(under.packets), 2*pings)
+	}
+	if !bytes.Contains(under.raw, control) {
+		t.Fatalf("control marker %q sent in the control over the veth is not in b's capture: the capture cannot see plaintext", control)
+	}
+	if i := bytes.Index(under.raw, marker); i >= 0 {
+		t.Fatalf("plaintext marker %q found in the underlay capture %s at byte %d", marker, underlay, i)
+	}
+	if half := marker[:8]; bytes.Contains(under.raw, half) {
+		t.Fatalf("half the marker (%q) found in the underlay capture %s", half, underlay)
+	}
+	if !bytes.Contains(tun.raw, marker) {
+		t.Fatalf("marker %q not found in c's TUN capture (%d packets): the control failed, the test proves nothing", marker, len(tun.packets))
+	}
+	t.Logf("marker %q: absent from %d underlay packets in b (which do show the control control %q), present in c's TUN capture (%d packets)",
+		marker, len(under.packets), control, len(tun.packets))
+}
+
+// pcap is a capture file read whole: its bytes and each packet's data.
+type pcap struct {
+	raw     []byte
+	packets [][]byte
+}
+
+// readPcap reads a classic pcap file (what tcpdump -w writes).
+func readPcap(t *testing.T, path string) pcap {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) < 24 {
+		t.Fatalf("%s: %d bytes, not a pcap file", path, len(raw))
+	}
+	var bo binary.ByteOrder
+	switch m := binary.LittleEndian.Uint32(raw); m {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		bo = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		t.Fatalf("%s: magic %#x, not a pcap file", path, m)
+	}
+	p := pcap{raw: raw}
+	for off := 24; off < len(raw); {
+		if off+16 > len(raw) {
+			t.Fatalf("%s: truncated record header at %d", path, off)
+		}
+		n := int(bo.Uint32(raw[off+8:]))
+		off += 16
+		if off+n > len(raw) {
+			t.Fatalf("%s: truncated packet at %d", path, off)
+		}
+		p.packets = append(p.packets, raw[off:off+n])
+		off += n
+	}
+	return p
+}
