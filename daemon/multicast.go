@@ -1,19 +1,45 @@
 package daemon
 
 import (
+	"fmt"
+
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay/multicast"
 )
 
 // multicastRunner is a running LAN discovery.
 type multicastRunner struct {
-	stop func()
+	disc *multicast.Discovery
+	log  func(msg string, args ...any)
 }
 
-func (m *multicastRunner) close() { m.stop() }
+func (m *multicastRunner) close() {
+	if err := m.disc.Close(); err != nil {
+		m.log("closing multicast discovery", "err", err)
+	}
+}
 
-// startMulticast starts LAN discovery. This build has no overlay/multicast
-// package yet, so it says so once and runs without discovery.
+// startMulticast starts LAN discovery with the [multicast] options. Our own
+// TUN is never used for discovery.
 func startMulticast(d *Daemon, mc config.MulticastConfig) (*multicastRunner, error) {
-	d.log.Warn("multicast discovery is not part of this build; configure static peers or listeners")
-	return nil, nil
+	pats, err := mc.InterfacePatterns()
+	if err != nil {
+		return nil, fmt.Errorf("multicast: %w", err)
+	}
+	var exclude []string
+	if d.dev != nil {
+		exclude = append(exclude, d.dev.Name())
+	}
+	disc, err := multicast.New(multicast.Config{
+		Key:        d.key,
+		Interfaces: pats,
+		Exclude:    exclude,
+		ListenPort: mc.ListenPort,
+		Logger:     d.log.With("component", "multicast"),
+	}, d.peers)
+	if err != nil {
+		return nil, fmt.Errorf("multicast discovery: %w", err)
+	}
+	d.log.Info("multicast discovery started", "port", disc.Port(), "interfaces", mc.Interfaces)
+	return &multicastRunner{disc: disc, log: d.log.Warn}, nil
 }

@@ -1,0 +1,470 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/peers"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+func TestDefaultMTUArithmetic(t *testing.T) {
+	// Frame: 10-byte header, u16 payload length, two coordinate lists
+	// (u16 length + CoordAllowance bytes each), destination and source keys,
+	// and for SNEK the watermark key and a varint sequence of at most 10
+	// bytes. Session: 6-byte envelope header, 4-byte index, 8-byte counter,
+	// 1 inner type byte, 16-byte tag.
+	const frame = 10 + 2 + 2*(2+CoordAllowance) + 2*32 + 32 + 10
+	const sess = 6 + 4 + 8 + 1 + 16
+	want := 65535 - frame - sess
+	if got := DefaultMTU(); got != want {
+		t.Fatalf("DefaultMTU() = %d, want %d", got, want)
+	}
+	if SessionOverhead != sess {
+		t.Fatalf("SessionOverhead = %d, want %d", SessionOverhead, sess)
+	}
+
+	// A packet of DefaultMTU bytes, sealed and framed with coordinates of
+	// CoordAllowance bytes on both sides, must encode; the worst case for
+	// each routing method is checked.
+	long := make(wire.Coordinates, CoordAllowance/2)
+	for i := range long {
+		long[i] = 200 // two varint bytes each
+	}
+	if long.EncodedLen() != 2+CoordAllowance {
+		t.Fatalf("test coordinates take %d bytes", long.EncodedLen())
+	}
+	payload := make([]byte, DefaultMTU()+SessionOverhead)
+	snek := wire.Traffic{SourceCoords: long, Watermark: wire.Watermark{Seq: ^uint64(0)}, Payload: payload}
+	tree := wire.Traffic{SourceCoords: long, DestinationCoords: long, Payload: payload}
+	bs, err := snek.Append(nil)
+	if err != nil {
+		t.Fatalf("SNEK frame with a %d-byte packet: %v", DefaultMTU(), err)
+	}
+	// A SNEK frame carries no destination coordinates, so exactly that
+	// allowance is left over; nothing else may be.
+	if slack := wire.MaxFrameSize - len(bs); slack != CoordAllowance {
+		t.Fatalf("SNEK frame leaves %d bytes, want %d", slack, CoordAllowance)
+	}
+	bt, err := tree.Append(nil)
+	if err != nil || len(bt) > wire.MaxFrameSize {
+		t.Fatalf("tree frame with a %d-byte packet: %d bytes, %v", DefaultMTU(), len(bt), err)
+	}
+	if DefaultMTU() < config.MinMTU || DefaultMTU() > config.MaxMTU {
+		t.Fatalf("DefaultMTU() = %d outside [%d, %d]", DefaultMTU(), config.MinMTU, config.MaxMTU)
+	}
+	if got := effectiveMTU(1400); got != 1400 {
+		t.Fatalf("configured MTU 1400 became %d", got)
+	}
+	if overlay.MaxPayload(CoordAllowance)-SessionOverhead != DefaultMTU() {
+		t.Fatal("DefaultMTU does not follow overlay.MaxPayload")
+	}
+}
+
+// logSink collects log output for assertions.
+type logSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+type testNode struct {
+	d      *Daemon
+	dir    string
+	path   string
+	logs   *logSink
+	level  *slog.LevelVar
+	client *admin.Client
+	notes  chan string
+}
+
+// writeConfig writes a configuration file for an in-process daemon: no TUN,
+// no multicast, everything under dir, listeners and metrics on free ports.
+func writeConfig(t *testing.T, dir string, extraPeers string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`private_key_file = %q
+log_level = "info"
+[tun]
+enable = false
+[peers]
+listen = ["tcp://127.0.0.1:0"]
+%s
+[multicast]
+enable = false
+[admin]
+socket = %q
+[metrics]
+listen = "127.0.0.1:0"
+`, filepath.Join(dir, "private.key"), extraPeers, filepath.Join(dir, "admin.sock"))
+	path := filepath.Join(dir, "pineconed.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startNode(t *testing.T, extraPeers string) *testNode {
+	t.Helper()
+	dir := t.TempDir()
+	path := writeConfig(t, dir, extraPeers)
+	cfg, err := LoadConfig(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{dir: dir, path: path, logs: &logSink{}, level: new(slog.LevelVar), notes: make(chan string, 64)}
+	n.level.Set(cfg.LogLevel)
+	d, err := New(Options{
+		Config: cfg, ConfigPath: path,
+		Logger:  NewLogger(io.MultiWriter(n.logs, testWriter{t}), "text", n.level),
+		Level:   n.level,
+		Version: "test",
+		Notify: func(s string) {
+			select {
+			case n.notes <- s:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	n.d = d
+	t.Cleanup(func() { d.Close() })
+	n.client, err = admin.Dial(d.AdminPath())
+	if err != nil {
+		t.Fatalf("dial admin socket: %v", err)
+	}
+	t.Cleanup(func() { n.client.Close() })
+	return n
+}
+
+// testWriter sends log lines to t.Log when -v is on.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDaemonAdminAPI(t *testing.T) {
+	a := startNode(t, "")
+	b := startNode(t, fmt.Sprintf("static = [%q]", "tcp://"+a.d.ListenAddrs()[0]))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// getSelf describes the node from its key.
+	self, err := b.client.Self(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.PublicKey != b.d.PublicKey().String() || self.Address != addressing.NodeAddr(b.d.PublicKey()).String() ||
+		self.Subnet != addressing.Subnet(b.d.PublicKey()).String() || self.Version != "test" || self.TunName != "" {
+		t.Fatalf("getSelf: %+v", self)
+	}
+
+	// The static peering comes up; both sides list it.
+	waitFor(t, "peering", 10*time.Second, func() bool {
+		pa, _ := a.client.Peers(ctx)
+		pb, _ := b.client.Peers(ctx)
+		return len(pa) == 1 && len(pb) == 1
+	})
+	pb, _ := b.client.Peers(ctx)
+	if pb[0].PublicKey != a.d.PublicKey().String() || pb[0].Inbound || pb[0].Transport != admin.TransportTCP || pb[0].Port != 1 {
+		t.Fatalf("b's peer: %+v", pb[0])
+	}
+	pa, _ := a.client.Peers(ctx)
+	if pa[0].PublicKey != b.d.PublicKey().String() || !pa[0].Inbound {
+		t.Fatalf("a's peer: %+v", pa[0])
+	}
+
+	// Both agree on one tree: the higher key is the root.
+	root := a.d.PublicKey()
+	if b.d.PublicKey().Compare(root) > 0 {
+		root = b.d.PublicKey()
+	}
+	waitFor(t, "tree", 10*time.Second, func() bool {
+		ta, _ := a.client.Tree(ctx)
+		tb, _ := b.client.Tree(ctx)
+		return ta.RootKey == root.String() && tb.RootKey == root.String() && len(ta.Announcements) == 1 && len(tb.Announcements) == 1
+	})
+
+	// lookup of a's address from b goes over the overlay (not cached).
+	lk, err := b.client.Lookup(ctx, a.d.Address().String())
+	if err != nil {
+		t.Fatalf("lookup: %v", err)
+	}
+	if lk.PublicKey != a.d.PublicKey().String() || lk.Cached {
+		t.Fatalf("lookup: %+v", lk)
+	}
+	lk, err = b.client.Lookup(ctx, a.d.Address().String())
+	if err != nil || !lk.Cached {
+		t.Fatalf("second lookup: %+v, %v", lk, err)
+	}
+	if _, err := b.client.Lookup(ctx, "2001:db8::1"); err == nil {
+		t.Fatal("lookup of a non-overlay address succeeded")
+	}
+
+	// ping by address: session handshake, then echo replies matched by id.
+	pr, err := b.client.Ping(ctx, admin.PingArgs{Target: a.d.Address().String(), Count: 3, IntervalMS: 50, TimeoutMS: 5000})
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if pr.Received != 3 || pr.PublicKey != a.d.PublicKey().String() {
+		t.Fatalf("ping: %+v", pr)
+	}
+
+	// Sessions now exist on both sides.
+	ss, err := b.client.Sessions(ctx)
+	if err != nil || len(ss) != 1 || ss[0].RemoteKey != a.d.PublicKey().String() || ss[0].State != admin.SessionEstablished {
+		t.Fatalf("getSessions: %+v, %v", ss, err)
+	}
+	if ss[0].PeerMTU != DefaultMTU() {
+		t.Fatalf("peer MTU %d, want %d", ss[0].PeerMTU, DefaultMTU())
+	}
+
+	// getSnake answers; with two nodes the lower key's ascending
+	// neighbour is the higher key.
+	lower, higher := a, b
+	if a.d.PublicKey().Compare(b.d.PublicKey()) > 0 {
+		lower, higher = b, a
+	}
+	waitFor(t, "snake", 15*time.Second, func() bool {
+		sn, err := lower.client.Snake(ctx)
+		return err == nil && sn.Ascending != nil && sn.Ascending.PublicKey == higher.d.PublicKey().String()
+	})
+
+	// Counters reflect the traffic and are node-wide.
+	st, err := b.client.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PeersByTransport["tcp"] != 1 || st.Handshakes["ok"] < 1 || st.Frames["traffic"].FramesOut == 0 ||
+		st.SessionsByState[admin.SessionEstablished] != 1 || st.Lookups["found"] < 1 {
+		t.Fatalf("getStats: %+v", st)
+	}
+	if _, ok := st.Drops["keepalive"]; ok {
+		t.Fatalf("keepalives counted as drops: %v", st.Drops)
+	}
+
+	// Metrics over HTTP.
+	resp, err := http.Get("http://" + b.d.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`pineconed_build_info{`, `pineconed_peers{transport="tcp"} 1`, `pineconed_handshakes_total{result="ok"}`,
+		`pineconed_lookup_duration_seconds_bucket{result="found"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// addPeer / removePeer go to the peer manager; errors come back.
+	if err := b.client.AddPeer(ctx, "tcp://127.0.0.1:1"); err != nil {
+		t.Fatalf("addPeer: %v", err)
+	}
+	if err := b.client.AddPeer(ctx, "tcp://127.0.0.1:1"); err == nil {
+		t.Fatal("adding the same peer twice succeeded")
+	}
+	if err := b.client.AddPeer(ctx, "udp://127.0.0.1:1"); err == nil {
+		t.Fatal("addPeer accepted a udp:// URI")
+	}
+	if !hasStatic(b.d, "tcp://127.0.0.1:1") {
+		t.Fatal("added peer not in the peer manager")
+	}
+	if err := b.client.RemovePeer(ctx, "tcp://127.0.0.1:1"); err != nil {
+		t.Fatalf("removePeer: %v", err)
+	}
+	if err := b.client.RemovePeer(ctx, "tcp://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), peers.ErrUnknown.Error()) {
+		t.Fatalf("removing an unknown peer: %v", err)
+	}
+
+	// ping of a key nobody has times out as a lost probe.
+	pr, err = b.client.Ping(ctx, admin.PingArgs{Target: strings.Repeat("0d", 32), Count: 1, TimeoutMS: 200})
+	if err != nil || pr.Received != 0 || len(pr.Probes) != 1 || !pr.Probes[0].Lost {
+		t.Fatalf("ping of nobody: %+v, %v", pr, err)
+	}
+}
+
+func hasStatic(d *Daemon, uri string) bool {
+	for _, sp := range d.peers.List() {
+		if sp.URI == uri {
+			return true
+		}
+	}
+	return false
+}
+
+func TestReload(t *testing.T) {
+	a := startNode(t, "")
+	b := startNode(t, "")
+	addrA := "tcp://" + a.d.ListenAddrs()[0]
+
+	// A good file: a new static peer, a new log level, and a key that needs
+	// a restart.
+	cfg := strings.Replace(readFile(t, b.path), `log_level = "info"`, `log_level = "debug"`, 1)
+	cfg = strings.Replace(cfg, "[peers]\n", fmt.Sprintf("[peers]\nstatic = [%q]\nmax_peers = 10\n", addrA), 1)
+	cfg = strings.Replace(cfg, "[tun]\n", "[tun]\nmtu = 1400\n", 1)
+	writeFile(t, b.path, cfg)
+	if err := b.d.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if b.level.Level() != slog.LevelDebug {
+		t.Fatalf("log level %v after reload", b.level.Level())
+	}
+	if !hasStatic(b.d, addrA) {
+		t.Fatal("static peer not added by reload")
+	}
+	waitFor(t, "peering after reload", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 1 })
+	logs := b.logs.String()
+	if !strings.Contains(logs, "configuration reloaded") || !strings.Contains(logs, "tun.mtu") {
+		t.Fatalf("reload not logged with the restart key:\n%s", logs)
+	}
+	if b.d.MTU() != DefaultMTU() {
+		t.Fatal("MTU changed without a restart")
+	}
+	notes := drain(b.notes)
+	if len(notes) != 2 || !strings.HasPrefix(notes[0], "RELOADING=1\nMONOTONIC_USEC=") || notes[1] != "READY=1" {
+		t.Fatalf("notifications: %q", notes)
+	}
+
+	// A bad file changes nothing.
+	writeFile(t, b.path, strings.Replace(cfg, "max_peers = 10", "max_peers = 1000\nstatc = []", 1))
+	err := b.d.Reload()
+	var errs config.Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("bad reload: %v", err)
+	}
+	if !strings.Contains(err.Error(), "pineconed.toml:") || !strings.Contains(err.Error(), "peers.statc") {
+		t.Fatalf("error without file, line and key: %v", err)
+	}
+	if !hasStatic(b.d, addrA) || b.level.Level() != slog.LevelDebug {
+		t.Fatal("a failed reload changed the running state")
+	}
+	if n := drain(b.notes); len(n) != 2 || n[1] != "READY=1" {
+		t.Fatalf("notifications after a failed reload: %q", n)
+	}
+
+	// Removing the peer from the file stops it.
+	writeFile(t, b.path, strings.Replace(cfg, fmt.Sprintf("static = [%q]\n", addrA), "", 1))
+	if err := b.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if hasStatic(b.d, addrA) {
+		t.Fatal("static peer still configured after reload removed it")
+	}
+	waitFor(t, "peering to end", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 0 })
+}
+
+func TestRunNotifiesAndShutsDown(t *testing.T) {
+	a := startNode(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		a.d.Run(ctx, nil)
+		close(done)
+	}()
+	waitFor(t, "READY=1", 5*time.Second, func() bool {
+		select {
+		case s := <-a.notes:
+			return s == "READY=1"
+		default:
+			return false
+		}
+	})
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if n := drain(a.notes); len(n) != 1 || n[0] != "STOPPING=1" {
+		t.Fatalf("notifications at shutdown: %q", n)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, "admin.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("admin socket left behind: %v", err)
+	}
+	if _, err := admin.Dial(filepath.Join(a.dir, "admin.sock")); err == nil {
+		t.Fatal("admin socket still answers")
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.toml")
+	cfg, err := LoadConfig(missing, true)
+	if err != nil || cfg.TUN.Name != config.Default().TUN.Name {
+		t.Fatalf("optional missing file: %v", err)
+	}
+	if _, err := LoadConfig(missing, false); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("explicit missing file: %v", err)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeFile(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func drain(ch chan string) []string {
+	var out []string
+	for {
+		select {
+		case s := <-ch:
+			out = append(out, s)
+		default:
+			return out
+		}
+	}
+}
