@@ -222,7 +222,9 @@ func (w *Writer) Write(pkt []byte) bool {
 
 // Close stops the writer; packets still queued are dropped as closed. It is
 // safe to call more than once and returns the error that stopped the writer
-// on its own, if any.
+// on its own, if any. A Write racing with Close may report true for a packet
+// that is then never written nor counted; after Close returns, Write always
+// reports false.
 func (w *Writer) Close() error {
 	w.once.Do(func() { close(w.stop) })
 	w.wg.Wait()
