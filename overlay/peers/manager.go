@@ -117,7 +117,6 @@ type Manager struct {
 	sw      Switch
 	self    wire.PublicKey
 	log     *slog.Logger
-	allowed map[wire.PublicKey]bool
 	hsSlots chan struct{}
 
 	ctx    context.Context // cancelled by Close, with ErrClosed as its cause
@@ -126,6 +125,8 @@ type Manager struct {
 
 	mu        sync.Mutex
 	closed    bool
+	allowed   map[wire.PublicKey]bool // empty: every key
+	maxPeers  int
 	reserved  int // peerings between the max_peers check and registration
 	links     map[*link.Conn]*running
 	static    map[string]*staticPeer // by canonical URI
@@ -184,14 +185,15 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	}
 
 	m := &Manager{
-		cfg:     cfg,
-		sw:      sw,
-		self:    wire.PublicKeyOf(cfg.PrivateKey),
-		log:     cfg.Logger,
-		allowed: map[wire.PublicKey]bool{},
-		hsSlots: make(chan struct{}, cfg.MaxHandshakes),
-		links:   map[*link.Conn]*running{},
-		static:  map[string]*staticPeer{},
+		cfg:      cfg,
+		sw:       sw,
+		self:     wire.PublicKeyOf(cfg.PrivateKey),
+		log:      cfg.Logger,
+		allowed:  map[wire.PublicKey]bool{},
+		maxPeers: cfg.MaxPeers,
+		hsSlots:  make(chan struct{}, cfg.MaxHandshakes),
+		links:    map[*link.Conn]*running{},
+		static:   map[string]*staticPeer{},
 	}
 	for _, k := range cfg.AllowedKeys {
 		m.allowed[k] = true
@@ -364,19 +366,62 @@ func (m *Manager) check(info overlay.PeerInfo, pin wire.PublicKey) error {
 		return ErrSelf
 	case !pin.IsZero() && info.Key != pin:
 		return ErrKeyMismatch
-	case len(m.allowed) > 0 && info.Zone != ZoneStatic && !m.allowed[info.Key]:
-		return ErrNotAllowed
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !m.allowedLocked(info) {
+		return ErrNotAllowed
+	}
 	if m.closed {
 		return ErrClosed
 	}
-	if len(m.links)+m.reserved >= m.cfg.MaxPeers {
-		return fmt.Errorf("%w (%d)", ErrTooManyPeers, m.cfg.MaxPeers)
+	if len(m.links)+m.reserved >= m.maxPeers {
+		return fmt.Errorf("%w (%d)", ErrTooManyPeers, m.maxPeers)
 	}
 	m.reserved++
 	return nil
+}
+
+// allowedLocked applies allowed_keys to a peering; m.mu is held. Static
+// peers are chosen by configuration and always allowed.
+func (m *Manager) allowedLocked(info overlay.PeerInfo) bool {
+	return len(m.allowed) == 0 || info.Zone == ZoneStatic || m.allowed[info.Key]
+}
+
+// SetMaxPeers changes max_peers at run time (configuration reload).
+// Peerings above a lowered bound stay up; new ones wait for room.
+func (m *Manager) SetMaxPeers(n int) error {
+	if n < 1 || n > int(router.MaxPort) {
+		return fmt.Errorf("peers: max_peers %d outside 1..%d", n, router.MaxPort)
+	}
+	m.mu.Lock()
+	m.maxPeers = n
+	m.mu.Unlock()
+	return nil
+}
+
+// SetAllowedKeys replaces allowed_keys at run time (configuration reload);
+// an empty list allows every key. Running peerings that the new list does
+// not allow are closed with ErrNotAllowed: tightening the list is meant to
+// keep those keys out.
+func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
+	allowed := make(map[wire.PublicKey]bool, len(keys))
+	for _, k := range keys {
+		allowed[k] = true
+	}
+	m.mu.Lock()
+	m.allowed = allowed
+	var drop []*running
+	for _, r := range m.links {
+		if !m.allowedLocked(r.info) {
+			drop = append(drop, r)
+		}
+	}
+	m.mu.Unlock()
+	for _, r := range drop {
+		m.log.Info("closing peering no longer in allowed_keys", "peer", r.info.Key.String(), "port", uint8(r.port), "uri", r.info.URI)
+		r.conn.Close(ErrNotAllowed)
+	}
 }
 
 // Connected reports whether a peering with key in zone is up. LAN discovery

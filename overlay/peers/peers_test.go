@@ -399,3 +399,46 @@ func TestBadConfig(t *testing.T) {
 
 var _ Switch = (*fakeNode)(nil)
 var _ link.Receiver = Switch(nil)
+
+// allowed_keys and max_peers change at run time: a key taken off the list
+// loses its peering, one put on it gets in, and a raised bound lets a
+// refused peer in.
+func TestReloadPolicy(t *testing.T) {
+	checkNoLeak(t)
+	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxPeers: 1}, privA)
+	addr := ma.ListenAddrs()[0].String()
+	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
+	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
+	waitFor(t, "B in", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
+	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
+	time.Sleep(100 * time.Millisecond)
+	if _, ok := na.portFor(keyC); ok {
+		t.Fatal("C in above max_peers 1")
+	}
+	if err := ma.SetMaxPeers(254); err == nil {
+		t.Fatal("max_peers 254 accepted")
+	}
+	if err := ma.SetMaxPeers(2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "C in after max_peers was raised", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
+
+	ma.SetAllowedKeys([]wire.PublicKey{keyC})
+	waitFor(t, "B dropped", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return !ok })
+	found := false
+	for _, r := range na.detachReasons() {
+		found = found || errors.Is(r, ErrNotAllowed)
+	}
+	if !found {
+		t.Fatalf("detach reasons %v", na.detachReasons())
+	}
+	time.Sleep(200 * time.Millisecond) // B keeps retrying and keeps being refused
+	if _, ok := na.portFor(keyB); ok {
+		t.Fatal("B back in although not allowed")
+	}
+	if _, ok := na.portFor(keyC); !ok {
+		t.Fatal("C dropped although allowed")
+	}
+	ma.SetAllowedKeys(nil)
+	waitFor(t, "B back once every key is allowed", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
+}
