@@ -63,7 +63,7 @@ func TestNamespacesPing(t *testing.T) {
 
 	type node struct {
 		ns, sock, addr string
-		log           *bytes.Buffer
+		log            *bytes.Buffer
 	}
 	start := func(name, ns, peersTOML string) node {
 		t.Helper()

@@ -10,22 +10,25 @@ import (
 // restart.
 func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch config.Changes) {
 	if ch.Changed("peers.max_peers") {
-		// The node enforces the bound on Attach, so lowering it takes
-		// effect at once for new peerings. The peers package checks its
-		// start-up bound as well, so raising it above that needs a
-		// restart.
-		d.node.SetMaxPeers(live.Peers.MaxPeers)
-		if live.Peers.MaxPeers > old.Peers.MaxPeers {
-			d.log.Warn("reload: max_peers raised; the peer manager keeps its start-up bound until a restart",
-				"running", old.Peers.MaxPeers, "configured", live.Peers.MaxPeers)
+		// Both bounds move: the peer manager's (it refuses before the
+		// handshake's Attach) and the node's (it refuses on Attach).
+		if err := d.peers.SetMaxPeers(live.Peers.MaxPeers); err != nil {
+			d.log.Error("reload: max_peers not changed", "err", err)
+			live.Peers.MaxPeers = old.Peers.MaxPeers
+		} else {
+			d.node.SetMaxPeers(live.Peers.MaxPeers)
 		}
 	}
-	if ch.Changed("peers.listen") {
-		d.log.Warn("reload: listener changes need a restart in this build", "running", old.Peers.Listen, "configured", live.Peers.Listen)
-		live.Peers.Listen = old.Peers.Listen
-	}
 	if ch.Changed("peers.allowed_keys") {
-		d.log.Warn("reload: allowed_keys changes need a restart in this build")
-		live.Peers.AllowedKeys = old.Peers.AllowedKeys
+		// The peer manager closes running inbound and discovered peerings
+		// that the new list no longer allows.
+		d.peers.SetAllowedKeys(live.Peers.AllowedKeys)
+	}
+	if len(ch.ListenAdded) > 0 || len(ch.ListenRemoved) > 0 {
+		// overlay/peers opens listeners only in New; it has no way to add
+		// or close one on a running manager.
+		d.log.Warn("reload: listener changes take effect only after a restart",
+			"added", ch.ListenAdded, "removed", ch.ListenRemoved)
+		live.Peers.Listen = old.Peers.Listen
 	}
 }
