@@ -385,6 +385,23 @@ func TestReload(t *testing.T) {
 		t.Fatalf("notifications after a failed reload: %q", n)
 	}
 
+	// allowed_keys on a, without b's key, ends b's inbound peering there
+	// and keeps it out; max_peers is applied to the peer manager and node.
+	cfgA := strings.Replace(readFile(t, a.path), "[peers]\n",
+		fmt.Sprintf("[peers]\nallowed_keys = [%q]\nmax_peers = 5\n", strings.Repeat("ab", 32)), 1)
+	writeFile(t, a.path, cfgA)
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "disallowed peering to end", 10*time.Second, func() bool { return len(a.d.node.Peers()) == 0 })
+	time.Sleep(1500 * time.Millisecond) // b re-dials after its back-off
+	if n := len(a.d.node.Peers()); n != 0 {
+		t.Fatalf("a has %d peerings after allowed_keys excluded b", n)
+	}
+	if !strings.Contains(a.logs.String(), "peers.allowed_keys") {
+		t.Fatal("allowed_keys change not logged")
+	}
+
 	// Removing the peer from the file stops it.
 	writeFile(t, b.path, strings.Replace(cfg, fmt.Sprintf("static = [%q]\n", addrA), "", 1))
 	if err := b.d.Reload(); err != nil {
