@@ -35,11 +35,10 @@ func startMulticast(d *Daemon, mc config.MulticastConfig) (*multicastRunner, err
 		Interfaces: pats,
 		Exclude:    exclude,
 		ListenPort: mc.ListenPort,
-		Logger:     d.log.With("component", "multicast"),
+		Logger:     d.log,
 	}, d.peers)
 	if err != nil {
 		return nil, fmt.Errorf("multicast discovery: %w", err)
 	}
-	d.log.Info("multicast discovery started", "port", disc.Port(), "interfaces", mc.Interfaces)
 	return &multicastRunner{disc: disc, log: d.log.Warn}, nil
 }
