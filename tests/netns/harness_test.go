@@ -149,9 +149,11 @@ func (n *Net) Node(name string, daemonKey ...bool) *Node {
 		}
 	})
 	// No DAD: addresses are usable at once, and link-local ones too.
+	// Keep addresses on a veth taken down, so that bringing it up again
+	// restores the link as it was.
 	nd.MustIP("link", "set", "lo", "up")
 	for _, k := range []string{"all", "default"} {
-		nd.MustRun("sysctl", "-qw", "net.ipv6.conf."+k+".accept_dad=0")
+		nd.MustRun("sysctl", "-qw", "net.ipv6.conf."+k+".accept_dad=0", "net.ipv6.conf."+k+".keep_addr_on_down=1")
 	}
 	n.nodes = append(n.nodes, nd)
 	return nd

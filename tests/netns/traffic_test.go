@@ -83,7 +83,7 @@ func TestUnderlayCarriesNoPlaintext(t *testing.T) {
 		t.Fatal(err)
 	}
 	marker := []byte("PCDMARK-" + hex.EncodeToString(rnd))
-	// The control: the same kind of marker sent in the control over the
+	// The control: the same kind of marker sent in the clear over the
 	// veth itself must show up in b's capture.
 	control := []byte("PCDCLEAR" + hex.EncodeToString(rnd))
 
@@ -122,7 +122,7 @@ func TestUnderlayCarriesNoPlaintext(t *testing.T) {
 			big, size, len(under.packets), 2*pings)
 	}
 	if !bytes.Contains(under.raw, control) {
-		t.Fatalf("control marker %q sent in the control over the veth is not in b's capture: the capture cannot see plaintext", control)
+		t.Fatalf("control marker %q sent in the clear over the veth is not in b's capture: the capture cannot see plaintext", control)
 	}
 	if i := bytes.Index(under.raw, marker); i >= 0 {
 		t.Fatalf("plaintext marker %q found in the underlay capture %s at byte %d", marker, underlay, i)
@@ -133,7 +133,7 @@ func TestUnderlayCarriesNoPlaintext(t *testing.T) {
 	if !bytes.Contains(tun.raw, marker) {
 		t.Fatalf("marker %q not found in c's TUN capture (%d packets): the control failed, the test proves nothing", marker, len(tun.packets))
 	}
-	t.Logf("marker %q: absent from %d underlay packets in b (which do show the control control %q), present in c's TUN capture (%d packets)",
+	t.Logf("marker %q: absent from %d underlay packets in b (which do show the clear control %q), present in c's TUN capture (%d packets)",
 		marker, len(under.packets), control, len(tun.packets))
 }
 
