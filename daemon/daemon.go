@@ -121,6 +121,9 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := CheckConfig(opts.ConfigPath, cfg); err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -349,7 +352,10 @@ func LoadConfig(path string, optional bool) (config.Config, error) {
 	if err != nil && optional && errors.Is(err, fs.ErrNotExist) {
 		return config.Default(), nil
 	}
-	return cfg, err
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, CheckConfig(path, cfg)
 }
 
 // Reload reads the configuration file again and applies what can change
@@ -363,6 +369,7 @@ func (d *Daemon) Reload() error {
 		d.log.Error("reload failed; keeping the running configuration", "file", d.opts.ConfigPath, "err", err)
 		return err
 	}
+
 	d.apply(cfg)
 	return nil
 }

@@ -456,6 +456,17 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := LoadConfig(missing, false); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("explicit missing file: %v", err)
 	}
+	// config accepts MTUs up to the frame size; the daemon refuses those
+	// that cannot fit a frame with its overheads.
+	big := filepath.Join(dir, "big.toml")
+	writeFile(t, big, fmt.Sprintf("[tun]\nmtu = %d\n", MaxMTU()+1))
+	if _, err := LoadConfig(big, false); err == nil || !strings.Contains(err.Error(), big+": tun.mtu: ") {
+		t.Fatalf("MTU over the frame limit: %v", err)
+	}
+	writeFile(t, big, fmt.Sprintf("[tun]\nmtu = %d\n", MaxMTU()))
+	if _, err := LoadConfig(big, false); err != nil {
+		t.Fatalf("largest MTU: %v", err)
+	}
 }
 
 func readFile(t *testing.T, p string) string {

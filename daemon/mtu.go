@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"fmt"
+
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/overlay"
@@ -39,4 +41,24 @@ func effectiveMTU(configured int) int {
 		return DefaultMTU()
 	}
 	return configured
+}
+
+// MaxMTU is the largest TUN MTU whose packets fit one Traffic frame at all:
+// with empty coordinates on both sides (a node talking to the root) and
+// SessionOverhead. config.MaxMTU is the frame size itself, which leaves no
+// room for the framing, so the daemon checks this tighter bound.
+func MaxMTU() int {
+	return min(overlay.MaxPayload(0)-SessionOverhead, session.MaxPacket)
+}
+
+// CheckConfig checks what the config package cannot know: that a
+// configured MTU fits one overlay frame. file names the configuration in
+// the error, as config errors do.
+func CheckConfig(file string, cfg config.Config) error {
+	if cfg.TUN.MTU > MaxMTU() {
+		return config.Errors{&config.Error{File: file, Key: "tun.mtu",
+			Msg: fmt.Sprintf("%d does not fit one overlay frame with its framing and encryption; at most %d (0 picks %d)",
+				cfg.TUN.MTU, MaxMTU(), DefaultMTU())}}
+	}
+	return nil
 }

@@ -1,0 +1,82 @@
+// Package daemon is pineconed itself as a library: it wires the overlay
+// node, the peerings, the address resolver, the sessions, the TUN device,
+// the admin socket and the metrics together, so that cmd/pineconed stays a
+// thin layer of flags, configuration and exit codes and tests can start a
+// daemon in-process.
+//
+// # Data path
+//
+// Outbound, one goroutine reads batches from the TUN (tun.Reader with a
+// Filter: IPv6 only, destination in fd00::/8 or fc00::/8, source our node
+// address or our /64; everything else is dropped and counted by tun).
+// Each packet's destination is resolved (addressing.Resolver.Resolve); a
+// known key goes straight to the session layer, an unknown one waits in
+// the resolver's bounded queue and comes back through its Resolved
+// callback. Before encryption the packet is compared with the MTU the
+// remote announced in its handshake and answered with ICMPv6 Packet Too Big
+// when larger. session.Manager encrypts (handshaking first) and hands the
+// payload to overlay.Node.SendTo. Lookups that fail and handshakes that
+// are given up come back as ICMPv6 Destination Unreachable (address
+// unreachable, resp. no route), rate-limited by a tun.RateLimiter.
+//
+// Inbound, one goroutine reads overlay.Node.Deliveries: payloads without
+// our envelope marker (QUIC from stock applications, pineping) are counted
+// and dropped; lookups go to the resolver (whatever the frame's
+// destination key, since SNEK hands a lookup to the successor of a key that
+// does not exist); handshake and transport messages for our key go to the
+// session layer, which authenticates the sender, checks that the inner
+// packet's source belongs to it and calls deliver, which queues it on the
+// tun.Writer. A completed handshake teaches the resolver the proven key.
+// A timer goroutine ticks the resolver every 250 ms and the sessions every
+// second. Every goroutine is stopped and waited for by Close.
+//
+// # MTU
+//
+// With [tun] mtu = 0 the TUN gets DefaultMTU: the largest IPv6 packet that
+// fits one Pinecone Traffic frame (65 535 bytes) after the frame header,
+// payload length, both keys, the SNEK watermark (key and a 10-byte varint),
+// CoordAllowance (64) bytes of coordinates on each side — all of that is
+// overlay.MaxPayload(CoordAllowance) — and the session overhead (6-byte
+// envelope header, 4-byte index, 8-byte counter, inner type byte, 16-byte
+// tag). That is 65 535 − 250 − 35 = 65 250. A configured MTU may go up to
+// MaxMTU (empty coordinates) and is refused above it.
+//
+// # Admin API and metrics
+//
+// getSelf, getTree, getSnake and getPeers come from the overlay node's
+// live views (getPeers adds each link's drop counters from overlay/peers;
+// peerings whose zone is an interface are reported with transport
+// "multicast"). getSessions maps the session layer's states "handshake"
+// and "waiting" to "handshaking"; last_rekey_seconds is the time since the
+// current keypair was made (the first handshake counts). lookup answers
+// from the resolver cache or starts a lookup over the overlay and waits
+// for it until the request's deadline. ping sends session echo requests,
+// each with a fresh 64-bit id (random start, then counting up) and matched
+// to its reply by id and sender key, so a late reply is never counted for a
+// later probe. addPeer and removePeer go to overlay/peers.
+//
+// getStats and the Prometheus collector read the same snapshot (Stats).
+// Every counter in it is a node-wide total kept by its package since
+// start-up, never a sum over live peers or sessions. Handshakes: "ok"
+// (keypairs made), "timeout" (given up), "bad_message" (Noise refused),
+// "rejected" (wrong static key or replayed initiation). Lookups: "found",
+// "timeout", "cached" (cache hits). Drops keep the overlay's reasons as
+// they are ("no_route", "watermark", "link_queue_full", …; keepalives,
+// which the router counts as ending there, are left out) and prefix the
+// other layers': "tun_…" (tun.Reason names), "session_…", "lookup_…" and
+// "daemon_…" (foreign_payload, bad_envelope, misrouted, no_tun,
+// overlay_too_large, packet_too_big, icmp_rate_limited). The lookup latency
+// histogram is fed from the resolver's LookupDone callback.
+//
+// # Reload
+//
+// Reload (SIGHUP) sends RELOADING=1, reads the file again and, if it does
+// not load, logs why and keeps everything as it was. Otherwise it applies
+// config.Diff: static peers added and removed, log_level through the
+// slog.LevelVar, allowed_keys (the peer manager closes inbound and
+// discovered peerings no longer allowed) and max_peers in the peer manager
+// and the node, and multicast discovery restarted when any of its options
+// changed. Keys that need a restart, and listener changes (overlay/peers
+// cannot open or close a listener on a running manager), are logged and
+// keep their running values. READY=1 follows either way.
+package daemon
