@@ -46,4 +46,3 @@ func TestTopologiesConverge(t *testing.T) {
 		})
 	}
 }
-
