@@ -214,7 +214,6 @@ func New(opts Options) (_ *Daemon, err error) {
 			d.metSrv = nil
 			return nil, fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
 		}
-		log.Info("metrics listening", "addr", d.metSrv.Addr())
 	}
 
 	d.wg.Add(2)
