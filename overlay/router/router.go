@@ -76,8 +76,8 @@ func (e *snekEntry) watermark() wire.Watermark { return wire.Watermark{Key: e.or
 func (e *snekEntry) valid(now time.Time) bool { return now.Sub(e.lastSeen) < SNEKExpiry }
 
 type seenWakeup struct {
-	seq uint64
-	at  time.Time
+	payload wire.SignedRoot
+	at      time.Time
 }
 
 // Router is one node's routing state machine. Create it with New; see the
@@ -107,7 +107,10 @@ type Router struct {
 	lastBootstrap time.Time
 
 	// Wakeup broadcasts (§7).
-	seen       map[wire.PublicKey]seenWakeup
+	seen map[wire.PublicKey]seenWakeup
+	// verified is, per originator, the last wakeup payload whose
+	// signature verified: a flood brings the same payload several times.
+	verified   map[wire.PublicKey]seenWakeup
 	lastWakeup time.Time
 
 	nextMaint time.Time
@@ -143,6 +146,7 @@ func New(priv ed25519.PrivateKey, opts Options) *Router {
 		seq:      1,
 		table:    make(map[wire.PublicKey]*snekEntry),
 		seen:     make(map[wire.PublicKey]seenWakeup),
+		verified: make(map[wire.PublicKey]seenWakeup),
 		cache:    NewCoordCache(opts.CoordCacheSize),
 		stats:    &counters{},
 		dirty:    true,
@@ -397,9 +401,11 @@ func (r *Router) maintain(now time.Time) {
 		r.lastWakeup = now
 		r.originateWakeup(now, r.allPorts())
 	}
-	for k, s := range r.seen {
-		if now.Sub(s.at) >= WakeupSeenExpiry {
-			delete(r.seen, k)
+	for _, m := range []map[wire.PublicKey]seenWakeup{r.seen, r.verified} {
+		for k, s := range m {
+			if now.Sub(s.at) >= WakeupSeenExpiry {
+				delete(m, k)
+			}
 		}
 	}
 	if now.Sub(r.lastSweep) >= CoordCacheLifetime {

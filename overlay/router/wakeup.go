@@ -25,7 +25,7 @@ func (r *Router) handleWakeup(now time.Time, p *peerInfo, f *wire.WakeupBroadcas
 		r.disconnect(now, &ProtocolError{Port: p.port, Reason: DisconnectBadWakeupPayload, Err: fmt.Errorf("wakeup broadcast: %w", err)})
 		return
 	}
-	if !r.opts.InsecureSkipSignatures && !sr.Verify(f.Source) {
+	if !r.opts.InsecureSkipSignatures && !r.verifyWakeup(now, f.Source, sr) {
 		r.disconnect(now, &ProtocolError{Port: p.port, Reason: DisconnectBadWakeupSignature,
 			Err: fmt.Errorf("wakeup broadcast from %s: %w", f.Source, wire.ErrBadSignature)})
 		return
@@ -35,7 +35,7 @@ func (r *Router) handleWakeup(now time.Time, p *peerInfo, f *wire.WakeupBroadcas
 		return
 	}
 	if s, ok := r.seen[f.Source]; ok {
-		if now.Sub(s.at) < WakeupRepeatGuard || sr.Seq <= s.seq {
+		if now.Sub(s.at) < WakeupRepeatGuard || sr.Seq <= s.payload.Seq {
 			r.stats.drop(DropWakeupDuplicate)
 			return
 		}
@@ -43,13 +43,29 @@ func (r *Router) handleWakeup(now time.Time, p *peerInfo, f *wire.WakeupBroadcas
 		r.stats.drop(DropWakeupSeenFull)
 		return
 	}
-	r.seen[f.Source] = seenWakeup{seq: sr.Seq, at: now}
+	r.seen[f.Source] = seenWakeup{payload: sr, at: now}
 	r.event(Event{Kind: EventWakeupReceived, Port: p.port, Key: f.Source, Root: sr.Root})
 	if f.HopLimit <= 1 {
 		return
 	}
 	f.HopLimit--
 	r.sendMany(r.floodTargets(p.port, f.HopLimit >= 4), f)
+}
+
+// verifyWakeup checks a wakeup signature, or finds that these exact bytes
+// from this originator verified before: the result would be the same, and
+// the copies of one flood are the common case.
+func (r *Router) verifyWakeup(now time.Time, source wire.PublicKey, sr wire.SignedRoot) bool {
+	if v, ok := r.verified[source]; ok && v.payload == sr {
+		return true
+	}
+	if !sr.Verify(source) {
+		return false
+	}
+	if _, ok := r.verified[source]; ok || len(r.verified) < r.opts.MaxWakeupSeen {
+		r.verified[source] = seenWakeup{payload: sr, at: now}
+	}
+	return true
 }
 
 // floodTargets chooses where a wakeup goes on (§7): near its origin a
