@@ -188,7 +188,9 @@ func (n *Node) Attach(info PeerInfo, l Link) (router.Port, error) {
 	p := &peer{port: free, info: info, link: l, since: n.now()}
 	n.ports[free].Store(p)
 	n.apply(n.router.PeerUp(n.now(), free, info.Key, info.Type))
-	n.logger.Info("peer connected", "port", uint8(free), "peer", info.Key.String(), "uri", info.URI,
+	// overlay/peers logs the user-facing "peer connected" line; this one
+	// is for following the node's port bookkeeping.
+	n.logger.Debug("port attached", "port", uint8(free), "peer", info.Key.String(), "uri", info.URI,
 		"transport", info.Transport, "inbound", info.Inbound, "zone", info.Zone)
 	return free, nil
 }
@@ -209,7 +211,7 @@ func (n *Node) Detach(port router.Port, reason error) {
 	if !n.closed {
 		n.apply(n.router.PeerDown(n.now(), port))
 	}
-	n.logger.Info("peer disconnected", "port", uint8(port), "peer", p.info.Key.String(), "uri", p.info.URI, "reason", errString(reason))
+	n.logger.Debug("port detached", "port", uint8(port), "peer", p.info.Key.String(), "uri", p.info.URI, "reason", errString(reason))
 }
 
 // Receive handles one whole frame read from the link on port. frame is only

@@ -334,8 +334,11 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		c.Close(ErrClosed)
 	}
 	start := time.Now()
-	log = log.With("port", uint8(port))
-	log.Info("peer connected", "transport", info.Transport, "inbound", info.Inbound, "remote", nc.RemoteAddr().String())
+	// The one line per peering event that the daemon logs at info level
+	// (overlay.Node logs its port bookkeeping at debug): both lines carry
+	// port, peer, uri, transport, zone and inbound.
+	log = log.With("port", uint8(port), "transport", info.Transport, "inbound", info.Inbound)
+	log.Info("peer connected", "remote", nc.RemoteAddr().String())
 	if dups > 0 {
 		log.Info("another link to this key is already up; keeping both", "links", dups+1)
 	}
@@ -354,7 +357,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	m.mu.Unlock()
 	uptime := time.Since(start)
 	reason := c.Reason()
-	log.Info("peer disconnected", "reason", reason, "uptime", uptime.Round(time.Millisecond))
+	log.Info("peer disconnected", "reason", reason, "duration", uptime.Round(time.Millisecond))
 	return uptime, fmt.Errorf("%s: peer %s: %w", info.URI, key, reason)
 }
 

@@ -1,0 +1,76 @@
+package peers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay"
+)
+
+// One peering, with real overlay.Nodes underneath, gives exactly one "peer
+// connected" and one "peer disconnected" line on each side at info level,
+// and each carries everything a user needs to tell peerings apart.
+func TestPeerEventsLoggedOnce(t *testing.T) {
+	checkNoLeak(t)
+	logA, bufA := newLog(t)
+	logB, bufB := newLog(t)
+	nodeA := overlay.New(privA, overlay.Config{Logger: logA})
+	nodeB := overlay.New(privB, overlay.Config{Logger: logB})
+	t.Cleanup(func() { nodeA.Close(); nodeB.Close() })
+	ma, err := New(Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: logA}, nodeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ma.Close() })
+	uri := "tcp://" + ma.ListenAddrs()[0].String()
+	mb, err := New(Config{PrivateKey: privB, Static: []string{uri}, Logger: logB}, nodeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "peering", 5*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
+	if err := mb.Remove(uri); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "A to see the end", 5*time.Second, func() bool { return len(ma.Peers()) == 0 })
+	mb.Close()
+
+	for _, c := range []struct {
+		side    string
+		buf     *logBuf
+		peer    string
+		uri     string
+		zone    string
+		inbound string
+	}{
+		{"A", bufA, keyB.String(), "uri=tcp://127.0.0.1:", "zone=listen", "inbound=true"},
+		{"B", bufB, keyA.String(), "uri=" + uri, "zone=static", "inbound=false"},
+	} {
+		for _, msg := range []string{"peer connected", "peer disconnected"} {
+			var lines []string
+			for _, l := range c.buf.lines(`msg="` + msg + `"`) {
+				if strings.Contains(l, "level=INFO") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != 1 {
+				t.Fatalf("%s logged %q %d times at info:\n%s", c.side, msg, len(lines), strings.Join(lines, "\n"))
+			}
+			want := []string{"port=1", "peer=" + c.peer, c.uri, "transport=tcp", c.zone, c.inbound}
+			if msg == "peer disconnected" {
+				want = append(want, "reason=", "duration=")
+			}
+			for _, w := range want {
+				if !strings.Contains(lines[0], w) {
+					t.Errorf("%s: %q line lacks %q: %s", c.side, msg, w, lines[0])
+				}
+			}
+		}
+		// The node's own bookkeeping stays at debug.
+		for _, l := range c.buf.lines("port attached") {
+			if !strings.Contains(l, "level=DEBUG") {
+				t.Errorf("%s: node's attach line not at debug: %s", c.side, l)
+			}
+		}
+	}
+}
