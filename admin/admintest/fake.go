@@ -85,7 +85,7 @@ func (b *Backend) Self(ctx context.Context) (admin.Self, error) {
 	return admin.Self{
 		PublicKey:     SelfKey,
 		Address:       "fd1a:1a1a:1a1a:1a1a:1a1a:1a1a:1a1a:1a1a",
-		Subnet:        "fe1a:1a1a:1a1a:1a1a::/64",
+		Subnet:        "fc1a:1a1a:1a1a:1a1a::/64",
 		Coords:        []uint64{2, 5},
 		RootKey:       RootKey,
 		RootSequence:  42,
