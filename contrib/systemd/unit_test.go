@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pineconed/pineconed/config"
 )
 
 const unitFile = "pineconed.service"
@@ -38,11 +40,11 @@ func installUnit(t *testing.T) string {
 	if err := os.WriteFile(bin, exe, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const installed = "ExecStart=/usr/local/bin/pineconed "
+	const installed = "\nExecStart=/usr/local/bin/pineconed"
 	if bytes.Count(data, []byte(installed)) != 1 {
-		t.Fatalf("%s must have exactly one line starting %q", unitFile, installed)
+		t.Fatalf("%s must have exactly one line starting %q", unitFile, installed[1:])
 	}
-	data = bytes.Replace(data, []byte(installed), []byte("ExecStart="+bin+" "), 1)
+	data = bytes.Replace(data, []byte(installed), []byte("\nExecStart="+bin), 1)
 	path := filepath.Join(dir, unitFile)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func TestServiceContract(t *testing.T) {
 	d := directives(t)
 	for k, want := range map[string]string{
 		"Type":                     "notify",
-		"ExecStart":                "/usr/local/bin/pineconed -config /etc/pineconed/pineconed.toml",
+		"ExecStart":                "/usr/local/bin/pineconed",
 		"ExecReload":               "/bin/kill -HUP $MAINPID",
 		"User":                     "pineconed",
 		"Group":                    "pineconed",
@@ -152,6 +154,22 @@ func TestServiceContract(t *testing.T) {
 	}
 	if _, dyn := d["DynamicUser"]; dyn {
 		t.Errorf("DynamicUser set; the admin socket's group access needs the static user")
+	}
+}
+
+// The unit says the configuration file is optional. That holds only when
+// ExecStart names no -config (an explicitly named file must exist) and the
+// daemon's default path lies in the unit's ConfigurationDirectory.
+func TestConfigFileOptional(t *testing.T) {
+	d := directives(t)
+	for _, arg := range strings.Fields(d["ExecStart"][0])[1:] {
+		if strings.TrimLeft(arg, "-") == "config" || strings.HasPrefix(strings.TrimLeft(arg, "-"), "config=") {
+			t.Errorf("ExecStart passes %s: a missing file would then exit 2", arg)
+		}
+	}
+	dir := "/etc/" + d["ConfigurationDirectory"][0]
+	if filepath.Dir(config.DefaultPath) != dir {
+		t.Errorf("config.DefaultPath %s is not in ConfigurationDirectory %s", config.DefaultPath, dir)
 	}
 }
 
