@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"regexp"
 
+	"github.com/pineconed/pineconed/internal/mtu"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -34,13 +35,13 @@ const DefaultPath = "/etc/pineconed/pineconed.toml"
 const MaxPeers = 253
 
 // MinMTU is the smallest TUN MTU we accept: the IPv6 minimum link MTU.
-const MinMTU = 1280
+const MinMTU = mtu.Min
 
-// MaxMTU is the largest TUN MTU we accept. A Pinecone frame has a 16-bit
-// length, so no IPv6 packet larger than that can travel in one frame; the
-// tun package refuses at start-up an MTU that does not fit with the framing
-// and encryption overhead.
-const MaxMTU = wire.MaxFrameSize
+// MaxMTU is the largest TUN MTU we accept: the largest IPv6 packet that fits
+// one Pinecone Traffic frame (16-bit length) with the frame's header, keys
+// and watermark and the session layer's encryption (65 378 bytes; see
+// package internal/mtu, which the daemon uses too).
+func MaxMTU() int { return mtu.Max() }
 
 // Config is the whole daemon configuration. The zero value is not useful;
 // start from Default. Every field carries the toml tag of its option, and
@@ -68,7 +69,7 @@ type TUNConfig struct {
 	// Name is the interface name, at most 15 bytes (IFNAMSIZ - 1).
 	Name string `toml:"name"`
 	// MTU 0 means automatic: the largest MTU whose packets fit one Pinecone
-	// frame after our framing and encryption. Otherwise MinMTU..MaxMTU.
+	// frame after our framing and encryption. Otherwise MinMTU..MaxMTU().
 	MTU int `toml:"mtu"`
 }
 

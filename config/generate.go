@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pineconed/pineconed/internal/mtu"
 )
 
 // option documents one key of the file. The table below is the single
@@ -43,8 +45,8 @@ var options = []option{
 		"Interface name, at most 15 bytes.",
 	}},
 	{key: "tun.mtu", doc: []string{
-		"0 = automatic, the largest MTU whose packets fit one Pinecone frame;",
-		"otherwise 1280..65535.",
+		"0 = automatic, the largest MTU whose packets fit one Pinecone frame",
+		fmt.Sprintf("with room for coordinates (%d); otherwise %d..%d.", mtu.Default(), MinMTU, MaxMTU()),
 	}},
 
 	{key: "peers", doc: []string{

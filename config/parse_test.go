@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -178,12 +179,22 @@ max_peers = 254
 		{"mtu below IPv6 minimum", `
 [tun]
 mtu = 1279
-`, `pineconed.toml:3: tun.mtu: 1279 is out of range: 0 (automatic) or 1280..65535 (IPv6 needs at least 1280)`},
+`, `pineconed.toml:3: tun.mtu: 1279 is out of range: 0 (automatic) or 1280..65378 (IPv6 needs at least 1280)`},
 
 		{"mtu one", `
 [tun]
 mtu = 1
-`, `pineconed.toml:3: tun.mtu: 1 is out of range: 0 (automatic) or 1280..65535 (IPv6 needs at least 1280)`},
+`, `pineconed.toml:3: tun.mtu: 1 is out of range: 0 (automatic) or 1280..65378 (IPv6 needs at least 1280)`},
+
+		{"mtu one above what a frame carries", `
+[tun]
+mtu = 65379
+`, `pineconed.toml:3: tun.mtu: 65379 is out of range: 0 (automatic) or 1280..65378 (a larger packet does not fit one Pinecone frame with its framing and encryption)`},
+
+		{"mtu of a whole frame", `
+[tun]
+mtu = 65535
+`, `pineconed.toml:3: tun.mtu: 65535 is out of range: 0 (automatic) or 1280..65378 (a larger packet does not fit one Pinecone frame with its framing and encryption)`},
 
 		{"bad regexp", `
 [multicast]
@@ -259,7 +270,7 @@ max_peers = 999
 [multicast]
 interfaces = ["(", "ok", "["]
 `, `pineconed.toml:2: log_level: unknown log level "loud" (want debug, info, warn or error)
-pineconed.toml:4: tun.mtu: 9 is out of range: 0 (automatic) or 1280..65535 (IPv6 needs at least 1280)
+pineconed.toml:4: tun.mtu: 9 is out of range: 0 (automatic) or 1280..65378 (IPv6 needs at least 1280)
 pineconed.toml:6: peers.static[0]: "ftp://x:1": unsupported scheme "ftp" (want tcp, ws or wss)
 pineconed.toml:7: peers.statc: unknown option
 pineconed.toml:8: peers.max_peers: 999 is out of range 1..253 (Pinecone ports 1..253)
@@ -446,5 +457,22 @@ func TestInterfacePatterns(t *testing.T) {
 	def, err := Default().Multicast.InterfacePatterns()
 	if err != nil || len(def) != 1 || !def[0].MatchString("anything0") {
 		t.Errorf("default pattern: %v %v", def, err)
+	}
+}
+
+// The bounds in the error messages are the bounds that apply: the largest
+// MTU the daemon can carry parses, one more does not.
+func TestMTUBounds(t *testing.T) {
+	for _, c := range []struct {
+		mtu int
+		ok  bool
+	}{{0, true}, {MinMTU - 1, false}, {MinMTU, true}, {MaxMTU(), true}, {MaxMTU() + 1, false}} {
+		_, err := Parse("pineconed.toml", []byte(fmt.Sprintf("[tun]\nmtu = %d\n", c.mtu)))
+		if (err == nil) != c.ok {
+			t.Errorf("mtu = %d: %v", c.mtu, err)
+		}
+	}
+	if MaxMTU() != 65378 {
+		t.Errorf("MaxMTU() = %d; update the messages above if this is intended", MaxMTU())
 	}
 }

@@ -75,8 +75,12 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 			v.fail("tun.name", -1, "%v", err)
 		}
 	}
-	if m := c.TUN.MTU; m != 0 && (m < MinMTU || m > MaxMTU) {
-		v.fail("tun.mtu", -1, "%d is out of range: 0 (automatic) or %d..%d (IPv6 needs at least %d)", m, MinMTU, MaxMTU, MinMTU)
+	switch m := c.TUN.MTU; {
+	case m != 0 && m < MinMTU:
+		v.fail("tun.mtu", -1, "%d is out of range: 0 (automatic) or %d..%d (IPv6 needs at least %d)", m, MinMTU, MaxMTU(), MinMTU)
+	case m > MaxMTU():
+		v.fail("tun.mtu", -1, "%d is out of range: 0 (automatic) or %d..%d (a larger packet does not fit one Pinecone frame with its framing and encryption)",
+			m, MinMTU, MaxMTU())
 	}
 
 	seenListen := map[string]int{}

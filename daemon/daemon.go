@@ -121,9 +121,6 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := CheckConfig(opts.ConfigPath, cfg); err != nil {
-		return nil, err
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -351,10 +348,7 @@ func LoadConfig(path string, optional bool) (config.Config, error) {
 	if err != nil && optional && errors.Is(err, fs.ErrNotExist) {
 		return config.Default(), nil
 	}
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, CheckConfig(path, cfg)
+	return cfg, err
 }
 
 // Reload reads the configuration file again and applies what can change

@@ -65,8 +65,8 @@ func TestDefaultMTUArithmetic(t *testing.T) {
 	if err != nil || len(bt) > wire.MaxFrameSize {
 		t.Fatalf("tree frame with a %d-byte packet: %d bytes, %v", DefaultMTU(), len(bt), err)
 	}
-	if DefaultMTU() < config.MinMTU || DefaultMTU() > config.MaxMTU {
-		t.Fatalf("DefaultMTU() = %d outside [%d, %d]", DefaultMTU(), config.MinMTU, config.MaxMTU)
+	if DefaultMTU() < config.MinMTU || DefaultMTU() > config.MaxMTU() || MaxMTU() != config.MaxMTU() {
+		t.Fatalf("DefaultMTU() = %d outside [%d, %d], or MaxMTU() %d differs", DefaultMTU(), config.MinMTU, config.MaxMTU(), MaxMTU())
 	}
 	if got := effectiveMTU(1400); got != 1400 {
 		t.Fatalf("configured MTU 1400 became %d", got)
@@ -456,11 +456,12 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := LoadConfig(missing, false); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("explicit missing file: %v", err)
 	}
-	// config accepts MTUs up to the frame size; the daemon refuses those
-	// that cannot fit a frame with its overheads.
+	// An MTU that cannot fit a frame with its overheads is refused when
+	// the file is loaded, naming file, line and key.
 	big := filepath.Join(dir, "big.toml")
 	writeFile(t, big, fmt.Sprintf("[tun]\nmtu = %d\n", MaxMTU()+1))
-	if _, err := LoadConfig(big, false); err == nil || !strings.Contains(err.Error(), big+": tun.mtu: ") {
+	if _, err := LoadConfig(big, false); err == nil || !strings.Contains(err.Error(), big+":2: tun.mtu: ") ||
+		!strings.Contains(err.Error(), fmt.Sprint(MaxMTU())) {
 		t.Fatalf("MTU over the frame limit: %v", err)
 	}
 	writeFile(t, big, fmt.Sprintf("[tun]\nmtu = %d\n", MaxMTU()))

@@ -39,7 +39,9 @@
 // overlay.MaxPayload(CoordAllowance) — and the session overhead (6-byte
 // envelope header, 4-byte index, 8-byte counter, inner type byte, 16-byte
 // tag). That is 65 535 − 250 − 35 = 65 250. A configured MTU may go up to
-// MaxMTU (empty coordinates) and is refused above it.
+// MaxMTU, 65 378 (empty coordinates); the config package refuses more when
+// it loads the file. Both numbers come from internal/mtu, the one place
+// the arithmetic lives.
 //
 // # Admin API and metrics
 //
