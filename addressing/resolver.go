@@ -76,9 +76,14 @@ type ResolverCallbacks struct {
 	// Unreachable receives the packets queued for a prefix whose lookup
 	// failed, for the daemon to answer with ICMPv6 Destination Unreachable.
 	Unreachable func(prefix KeyPrefix, packets [][]byte)
-	// LookupDone reports how long a lookup took (from the first request to
-	// the accepted answer, or to giving up), for a latency histogram.
-	LookupDone func(kind envelope.LookupKind, latency time.Duration, ok bool)
+	// LookupDone reports that the lookup for prefix has ended: ok when a
+	// key owning it was found (an answer, or a handshake that proved one),
+	// false when the resolver gave up. It fires for every lookup, including
+	// those started without packets (Resolve with a nil packet), so a caller
+	// waiting for one prefix learns its outcome at once. latency runs from
+	// the first request to the accepted answer or to giving up, for a
+	// latency histogram; prefix.Kind() tells node from subnet lookups.
+	LookupDone func(prefix KeyPrefix, latency time.Duration, ok bool)
 }
 
 // ResolverStats is a snapshot of the Resolver's counters.
@@ -348,7 +353,7 @@ func (r *Resolver) finish(pl *pendingLookup, key wire.PublicKey, now time.Time, 
 		}
 	}
 	if r.cb.LookupDone != nil {
-		r.cb.LookupDone(pl.prefix.kind, now.Sub(pl.started), ok)
+		r.cb.LookupDone(pl.prefix, now.Sub(pl.started), ok)
 	}
 }
 

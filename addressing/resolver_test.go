@@ -64,6 +64,7 @@ func (s *snek) run(now time.Time) {
 type record struct {
 	resolved    map[wire.PublicKey][][]byte
 	unreachable map[KeyPrefix][][]byte
+	done        []KeyPrefix
 	latencies   []time.Duration
 	oks         []bool
 }
@@ -75,7 +76,8 @@ func (s *snek) add(key wire.PublicKey, cfg ResolverConfig) (*Resolver, *record) 
 		Unreachable: func(p KeyPrefix, pk [][]byte) {
 			rec.unreachable[p] = append(rec.unreachable[p], pk...)
 		},
-		LookupDone: func(_ envelope.LookupKind, d time.Duration, ok bool) {
+		LookupDone: func(p KeyPrefix, d time.Duration, ok bool) {
+			rec.done = append(rec.done, p)
 			rec.latencies = append(rec.latencies, d)
 			rec.oks = append(rec.oks, ok)
 		},
@@ -113,8 +115,9 @@ func TestLookupSuccessNodeAndSubnet(t *testing.T) {
 	if len(got) != 3 || got[0][1] != 0 || got[1][1] != 1 || got[2][1] != 2 {
 		t.Fatalf("resolved packets %x, want 3 in order", got)
 	}
-	if !slices.Equal(rec.oks, []bool{true}) || rec.latencies[0] != 40*time.Millisecond {
-		t.Fatalf("latency hook %v %v", rec.latencies, rec.oks)
+	if !slices.Equal(rec.oks, []bool{true}) || rec.latencies[0] != 40*time.Millisecond ||
+		!slices.Equal(rec.done, []KeyPrefix{NodeKeyPrefix(kb)}) {
+		t.Fatalf("lookup done hook %v %v %v", rec.done, rec.latencies, rec.oks)
 	}
 	if k, ok := a.Resolve(t0.Add(time.Second), NodeAddr(kb), []byte{0x60}); !ok || k != kb {
 		t.Fatal("second resolve missed the cache")
@@ -267,12 +270,33 @@ func TestRetriesThenUnreachable(t *testing.T) {
 			t.Fatalf("packet %d out of order", i)
 		}
 	}
-	if !slices.Equal(rec.oks, []bool{false}) || rec.latencies[0] != 11*time.Second {
-		t.Fatalf("latency hook %v %v", rec.latencies, rec.oks)
+	if !slices.Equal(rec.oks, []bool{false}) || rec.latencies[0] != 11*time.Second ||
+		!slices.Equal(rec.done, []KeyPrefix{NodeKeyPrefix(target)}) {
+		t.Fatalf("lookup done hook %v %v %v", rec.done, rec.latencies, rec.oks)
 	}
+
 	st := a.Stats()
 	if st.LookupsTimedOut != 1 || st.DropUnreachable != 5 || st.RequestsSent != 4 || st.Pending != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+
+	// A lookup started without packets (an admin lookup) is reported as
+	// given up too, for its prefix, though Unreachable has nothing to say.
+	sub, _ := PrefixOf(netip.MustParseAddr("fcff:ffff:ffff:ffff::1")) // above every key here
+	a.Resolve(now, sub.Addr(), nil)
+	start := now
+	for ; now.Before(start.Add(20 * time.Second)); now = now.Add(250 * time.Millisecond) {
+		a.Tick(now)
+		s.run(now)
+		if len(rec.done) == 2 {
+			break
+		}
+	}
+	if len(rec.done) != 2 || rec.done[1] != sub || rec.oks[1] || now.Sub(start) != 11*time.Second {
+		t.Fatalf("packetless lookup: done %v oks %v after %v", rec.done, rec.oks, now.Sub(start))
+	}
+	if _, ok := rec.unreachable[sub]; ok {
+		t.Fatal("Unreachable called for a lookup without packets")
 	}
 }
 

@@ -30,7 +30,7 @@ var handlers = map[string]handler{
 	ReqGetStats:    {run: getStats},
 	ReqAddPeer:     {run: addPeer},
 	ReqRemovePeer:  {run: removePeer},
-	ReqLookup:      {run: lookup},
+	ReqLookup:      {run: lookup, selfTimed: true},
 	ReqPing:        {run: ping, selfTimed: true},
 }
 
@@ -251,6 +251,8 @@ func lookup(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, argErr("%v", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
+	defer cancel()
 	start := time.Now()
 	key, cached, err := s.cfg.Backend.Lookup(ctx, addr)
 	if err != nil {
@@ -305,7 +307,7 @@ func ping(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
 	interval := time.Duration(a.IntervalMS) * time.Millisecond
 	timeout := time.Duration(a.TimeoutMS) * time.Millisecond
 	// The lookup, the probes' schedule and the last probe's timeout.
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout+time.Duration(a.Count-1)*interval+timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout+time.Duration(a.Count-1)*interval+timeout)
 	defer cancel()
 	resp := PingResponse{Target: a.Target}
 	key, kerr := ParseKey(a.Target)
@@ -314,7 +316,7 @@ func ping(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
 		if aerr != nil {
 			return nil, argErr("target %q is neither an IPv6 address nor a 64-character hex key", a.Target)
 		}
-		lctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 		k, _, err := s.cfg.Backend.Lookup(lctx, addr)
 		cancel()
 		if err != nil {

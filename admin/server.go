@@ -26,6 +26,11 @@ const (
 	DefaultMaxLineBytes   = 64 << 10
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultIdleTimeout    = 5 * time.Minute
+	// DefaultLookupTimeout bounds a lookup request (and the lookup step
+	// of a ping by address). It is longer than the daemon's resolver takes
+	// to give up (about 11 s), so a lookup of an address nobody owns ends
+	// with the resolver's answer, not with this bound.
+	DefaultLookupTimeout = 15 * time.Second
 	// SocketMode is the permission of the socket file: owner and group may
 	// connect, others may not.
 	SocketMode = 0o660
@@ -52,9 +57,12 @@ type ServerConfig struct {
 	// line gets an error reply and the connection is closed, since the
 	// stream cannot be resynchronised.
 	MaxLineBytes int
-	// RequestTimeout bounds every request except ping, whose own arguments
-	// bound it (see MaxPingDurationMS).
+	// RequestTimeout bounds every request except lookup and ping, whose
+	// own arguments bound it (see MaxPingDurationMS).
 	RequestTimeout time.Duration
+	// LookupTimeout bounds lookup, and the lookup a ping by address starts
+	// with.
+	LookupTimeout time.Duration
 	// IdleTimeout closes connections that send nothing for this long.
 	IdleTimeout time.Duration
 }
@@ -109,6 +117,9 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.LookupTimeout <= 0 {
+		cfg.LookupTimeout = DefaultLookupTimeout
 	}
 	log := cfg.Logger
 	if log == nil {

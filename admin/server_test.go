@@ -355,6 +355,23 @@ func TestRequestTimeout(t *testing.T) {
 	}
 }
 
+// lookup is bounded by LookupTimeout, not RequestTimeout: the daemon's
+// resolver takes longer than a request may to give up on an address.
+func TestLookupTimeout(t *testing.T) {
+	const lookupTimeout = 400 * time.Millisecond
+	s, fb := startServer(t, admin.ServerConfig{RequestTimeout: 50 * time.Millisecond, LookupTimeout: lookupTimeout})
+	fb.SetBlock(true)
+	rc := dialRaw(t, s.Path())
+	start := time.Now()
+	r := rc.send(`{"request":"lookup","arguments":{"address":"` + admintest.ParentAddress + `"}}`)
+	if r.Status != admin.StatusError || !strings.Contains(r.Error, "timed out") {
+		t.Fatalf("got %+v", r)
+	}
+	if took := time.Since(start); took < lookupTimeout {
+		t.Fatalf("lookup ended after %v, before its %v bound", took, lookupTimeout)
+	}
+}
+
 func TestSocketModeAndGroup(t *testing.T) {
 	gid := os.Getgid()
 	if os.Geteuid() == 0 {

@@ -21,7 +21,7 @@ type backend struct{ d *Daemon }
 var _ admin.Backend = backend{}
 
 // lookupPoll is how often an admin lookup looks at the resolver cache
-// besides being woken when any lookup ends (Learn completes lookups too).
+// besides being told when the lookup for its prefix ends.
 const lookupPoll = 100 * time.Millisecond
 
 func portNum(p router.Port) uint64 {
@@ -258,14 +258,17 @@ func (b backend) RemovePeer(ctx context.Context, uri string) error {
 }
 
 // Lookup implements admin.Backend. An address not in the cache starts a
-// lookup over the overlay and waits for it until ctx ends.
+// lookup over the overlay (or joins the one running for its prefix) and
+// waits for its outcome: the key when an owner answers, an error naming the
+// address as soon as the resolver gives up, or ctx's error.
 func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 	d := b.d
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return [32]byte{}, false, fmt.Errorf("lookup %s: %w", s, err)
 	}
-	if !addressing.InOverlay(a) {
+	prefix, ok := addressing.PrefixOf(a)
+	if !ok {
 		return [32]byte{}, false, fmt.Errorf("lookup %s: not an overlay address (fd00::/8 node addresses, fc00::/8 subnets)", a)
 	}
 	if addressing.Belongs(a, d.key) {
@@ -274,23 +277,37 @@ func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 	if k, ok := d.resolver.Lookup(time.Now(), a); ok {
 		return k, true, nil
 	}
-	d.resolver.Resolve(time.Now(), a, nil)
+	// Register before starting, so that an answer arriving at once is not
+	// missed.
+	done, unregister := d.awaitLookup(prefix)
+	defer unregister()
+	if k, ok := d.resolver.Resolve(time.Now(), a, nil); ok {
+		return k, false, nil
+	}
+	// The resolver's cache is also filled by handshakes (Learn), which end
+	// a pending lookup too; the poll is a safety net for a lookup the
+	// resolver could not start (too many pending).
 	t := time.NewTicker(lookupPoll)
 	defer t.Stop()
 	for {
-		d.lookupMu.Lock()
-		wake := d.lookupWake
-		d.lookupMu.Unlock()
-		if k, ok := d.resolver.Lookup(time.Now(), a); ok {
-			return k, false, nil
-		}
 		select {
 		case <-ctx.Done():
-			return [32]byte{}, false, fmt.Errorf("lookup %s: no node answered: %w", a, ctx.Err())
+			return [32]byte{}, false, fmt.Errorf("lookup %s: no answer yet: %w", a, ctx.Err())
 		case <-d.stop:
 			return [32]byte{}, false, errors.New("lookup: daemon shutting down")
-		case <-wake:
+		case r := <-done:
+			if !r.ok {
+				return [32]byte{}, false, fmt.Errorf("no node owns %s: nobody answered the lookup for %s in %s",
+					a, prefix, r.latency.Round(100*time.Millisecond))
+			}
+			if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+				return k, false, nil
+			}
+			done = nil // found but already gone from the cache: poll on
 		case <-t.C:
+			if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+				return k, false, nil
+			}
 		}
 	}
 }

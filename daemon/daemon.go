@@ -63,6 +63,9 @@ type Options struct {
 	// TUNNetNS, when not empty, creates the TUN in that network namespace
 	// (a path such as /run/netns/NAME); tests use it.
 	TUNNetNS string
+
+	// resolver tunes the address resolver; tests shorten its retries.
+	resolver addressing.ResolverConfig
 }
 
 // Daemon is a running pineconed: overlay node, peerings, resolver,
@@ -93,10 +96,10 @@ type Daemon struct {
 
 	drops dropCounters
 
-	// lookupWake is closed and replaced whenever a lookup ends, so admin
-	// lookups waiting for one can look at the cache again.
-	lookupMu   sync.Mutex
-	lookupWake chan struct{}
+	// Admin lookups waiting for the resolver, by prefix; onLookupDone
+	// hands each the outcome of the lookup for its prefix.
+	lookupMu      sync.Mutex
+	lookupWaiters map[addressing.KeyPrefix][]chan lookupResult
 
 	// Ping probes waiting for their echo reply, by echo id.
 	pingMu   sync.Mutex
@@ -130,16 +133,16 @@ func New(opts Options) (_ *Daemon, err error) {
 		notify = SdNotify(log)
 	}
 	d := &Daemon{
-		opts:       opts,
-		log:        log,
-		notify:     notify,
-		cfg:        cfg,
-		mtu:        effectiveMTU(cfg.TUN.MTU),
-		started:    time.Now(),
-		lookupWake: make(chan struct{}),
-		pings:      map[uint64]pingWaiter{},
-		stop:       make(chan struct{}),
-		icmp:       tun.NewRateLimiter(icmpPerSecond, icmpBurst),
+		opts:          opts,
+		log:           log,
+		notify:        notify,
+		cfg:           cfg,
+		mtu:           effectiveMTU(cfg.TUN.MTU),
+		started:       time.Now(),
+		lookupWaiters: map[addressing.KeyPrefix][]chan lookupResult{},
+		pings:         map[uint64]pingWaiter{},
+		stop:          make(chan struct{}),
+		icmp:          tun.NewRateLimiter(icmpPerSecond, icmpBurst),
 	}
 	var seed [8]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -162,7 +165,7 @@ func New(opts Options) (_ *Daemon, err error) {
 	log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
 
 	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: log.With("component", "overlay")})
-	d.resolver = addressing.NewResolver(d.key, addressing.ResolverConfig{}, d.overlaySend, addressing.ResolverCallbacks{
+	d.resolver = addressing.NewResolver(d.key, opts.resolver, d.overlaySend, addressing.ResolverCallbacks{
 		Resolved:    d.onResolved,
 		Unreachable: d.onLookupFailed,
 		LookupDone:  d.onLookupDone,

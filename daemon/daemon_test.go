@@ -131,6 +131,12 @@ listen = "127.0.0.1:0"
 
 func startNode(t *testing.T, extraPeers string) *testNode {
 	t.Helper()
+	return startNodeWith(t, extraPeers, nil)
+}
+
+// startNodeWith is startNode with a hook that adjusts the Options.
+func startNodeWith(t *testing.T, extraPeers string, adjust func(*Options)) *testNode {
+	t.Helper()
 	dir := t.TempDir()
 	path := writeConfig(t, dir, extraPeers)
 	cfg, err := LoadConfig(path, false)
@@ -139,7 +145,7 @@ func startNode(t *testing.T, extraPeers string) *testNode {
 	}
 	n := &testNode{dir: dir, path: path, logs: &logSink{}, level: new(slog.LevelVar), notes: make(chan string, 64)}
 	n.level.Set(cfg.LogLevel)
-	d, err := New(Options{
+	opts := Options{
 		Config: cfg, ConfigPath: path,
 		Logger:  NewLogger(io.MultiWriter(n.logs, testWriter{t}), "text", n.level),
 		Level:   n.level,
@@ -150,7 +156,11 @@ func startNode(t *testing.T, extraPeers string) *testNode {
 			default:
 			}
 		},
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
@@ -494,6 +504,58 @@ func drain(ch chan string) []string {
 			out = append(out, s)
 		default:
 			return out
+		}
+	}
+}
+
+// An admin lookup of an address nobody owns fails as soon as the resolver
+// gives up (not at the request's deadline), naming the address.
+func TestLookupOfNobodyEndsWhenResolverGivesUp(t *testing.T) {
+	fast := func(o *Options) {
+		o.resolver = addressing.ResolverConfig{RetryInterval: 100 * time.Millisecond}
+	}
+	a := startNodeWith(t, "", fast)
+	b := startNodeWith(t, fmt.Sprintf("static = [%q]", "tcp://"+a.d.ListenAddrs()[0]), fast)
+	waitFor(t, "peering", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Requests at 0, 0.1, 0.3 and 0.7 s; the resolver gives up at 1.1 s,
+	// seen on its next 250 ms tick.
+	const giveUp = 1100 * time.Millisecond
+	for _, nobody := range []string{"fd00:1234:5678::1", "fc00:1234:5678:9abc::1"} {
+		start := time.Now()
+		_, err := b.client.Lookup(ctx, nobody)
+		took := time.Since(start)
+		if err == nil || !strings.Contains(err.Error(), "no node owns "+nobody) {
+			t.Fatalf("lookup %s: %v", nobody, err)
+		}
+		if took < giveUp || took > giveUp+2*time.Second {
+			t.Fatalf("lookup %s ended after %v; the resolver gives up after %v", nobody, took, giveUp)
+		}
+	}
+	st, err := b.client.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Lookups["timeout"] != 2 {
+		t.Fatalf("lookups %v, want 2 timeouts", st.Lookups)
+	}
+	// A real address still resolves, and a second waiter on the same
+	// prefix gets the same answer.
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			r, err := b.client.Lookup(ctx, a.d.Address().String())
+			if err == nil && r.PublicKey != a.d.PublicKey().String() {
+				err = fmt.Errorf("got %s", r.PublicKey)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("lookup of a: %v", err)
 		}
 	}
 }

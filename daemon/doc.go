@@ -52,10 +52,12 @@
 // and "waiting" to "handshaking"; last_rekey_seconds is the time since the
 // current keypair was made (the first handshake counts). lookup answers
 // from the resolver cache or starts a lookup over the overlay and waits
-// for it until the request's deadline. ping sends session echo requests,
-// each with a fresh 64-bit id (random start, then counting up) and matched
-// to its reply by id and sender key, so a late reply is never counted for a
-// later probe. addPeer and removePeer go to overlay/peers.
+// for its outcome: LookupDone names the prefix whose lookup ended, so an
+// address nobody owns fails with "no node owns …" the moment the resolver
+// gives up (about 11 s; the admin server allows lookups 15 s). ping sends
+// session echo requests, each with a fresh 64-bit id (random start, then
+// counting up) and matched to its reply by id and sender key, so a late
+// reply is never counted for a later probe. addPeer and removePeer go to overlay/peers.
 //
 // getStats and the Prometheus collector read the same snapshot (Stats).
 // Every counter in it is a node-wide total kept by its package since

@@ -220,6 +220,9 @@ func (b *Backend) RemovePeer(ctx context.Context, uri string) error {
 // Lookup implements admin.Backend: the parent's and the unreachable node's
 // addresses resolve, anything else is not found.
 func (b *Backend) Lookup(ctx context.Context, addr string) ([32]byte, bool, error) {
+	if err := b.block(ctx); err != nil {
+		return [32]byte{}, false, err
+	}
 	switch addr {
 	case ParentAddress:
 		return mustKey(ParentKey), true, nil

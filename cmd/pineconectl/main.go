@@ -336,7 +336,14 @@ func (a *app) lookupCommand() *cobra.Command {
 				return err // usage error: exit 2
 			}
 			return a.withClient(func(c *admin.Client) error {
-				ctx, cancel := a.reqCtx()
+				// A lookup of an address nobody owns takes as long as
+				// the daemon's resolver needs to give up (about 11 s);
+				// wait for its answer unless --timeout says otherwise.
+				timeout := a.timeout
+				if !cmd.Flags().Changed("timeout") {
+					timeout = max(timeout, admin.DefaultLookupTimeout+time.Second)
+				}
+				ctx, cancel := context.WithTimeout(a.ctx, timeout)
 				defer cancel()
 				raw, err := c.Do(ctx, admin.ReqLookup, admin.LookupArgs{Address: args[0]})
 				if err != nil {
