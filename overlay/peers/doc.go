@@ -12,6 +12,12 @@
 // Handle, so one Manager knows every peering: max_peers counts them all, and
 // Peers lists them all for the admin API.
 //
+// Listeners and static peers can both be added and removed while the
+// manager runs (AddListener/RemoveListener, Add/Remove), which is how a
+// SIGHUP reload applies peers.listen and peers.static. Removing a listener
+// only stops it accepting: peerings it accepted earlier are links of their
+// own and stay up. Removing a static peer ends its peering.
+//
 // URIs are parsed with config.ParsePeerURI and config.ParseListenURI, so the
 // configuration file, SIGHUP reload and the admin API accept the same syntax.
 package peers

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/pineconed/pineconed/config"
@@ -50,6 +51,79 @@ func (m *Manager) ListenAddrs() []net.Addr {
 	return out
 }
 
+// AddListener starts accepting inbound peerings on a listener URI (see
+// config.ParseListenURI) while the manager runs; SIGHUP reload calls it.
+// A listener with the same canonical URI is ErrListenerExists.
+func (m *Manager) AddListener(uri string) error {
+	u, err := config.ParseListenURI(uri)
+	if err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	if err := m.listen(u); err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	return nil
+}
+
+// RemoveListener stops accepting on the listener with uri's canonical form
+// and closes its socket; ErrUnknownListener if there is none. Peerings it
+// accepted earlier are not touched: they are running links of their own
+// and stay up until they end by themselves. A WebSocket listener drops
+// connections still in their HTTP upgrade.
+func (m *Manager) RemoveListener(uri string) error {
+	u, err := config.ParseListenURI(uri)
+	if err != nil {
+		return fmt.Errorf("peers: %w", err)
+	}
+	key := u.String()
+	m.mu.Lock()
+	i := slices.IndexFunc(m.listeners, func(l *listener) bool { return l.uri.String() == key })
+	if i < 0 {
+		m.mu.Unlock()
+		return fmt.Errorf("peers: %s: %w", key, ErrUnknownListener)
+	}
+	l := m.listeners[i]
+	m.listeners = slices.Delete(m.listeners, i, i+1)
+	m.mu.Unlock()
+	err = l.close()
+	m.log.Info("listener closed; peerings it accepted stay up", "uri", key, "addr", l.ln.Addr().String())
+	return err
+}
+
+// ListenURIs returns the canonical URIs of the running listeners, in the
+// order they were opened.
+func (m *Manager) ListenURIs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.listeners))
+	for _, l := range m.listeners {
+		out = append(out, l.uri.String())
+	}
+	return out
+}
+
+// register adds a bound listener to the manager, unless the manager is
+// closing or has a listener with the same URI; it then closes l. On
+// success one m.wg slot is taken for l's serving goroutine.
+func (m *Manager) register(l *listener) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var err error
+	switch {
+	case m.closed:
+		err = ErrClosed
+	case slices.ContainsFunc(m.listeners, func(o *listener) bool { return o.uri.String() == l.uri.String() }):
+		err = fmt.Errorf("%s: %w", l.uri, ErrListenerExists)
+	}
+	if err != nil {
+		l.ln.Close()
+		return err
+	}
+	m.listeners = append(m.listeners, l)
+	m.wg.Add(1)
+	return nil
+}
+
 func (m *Manager) listen(u config.PeerURI) error {
 	if u.Scheme == config.SchemeWSS && (m.cfg.TLS == nil || (len(m.cfg.TLS.Certificates) == 0 && m.cfg.TLS.GetCertificate == nil)) {
 		return fmt.Errorf("listen %s: wss needs a TLS certificate", u)
@@ -62,10 +136,9 @@ func (m *Manager) listen(u config.PeerURI) error {
 	l := &listener{uri: u, ln: ln}
 	log := m.log.With("uri", u.String())
 	if u.Scheme == config.SchemeTCP {
-		m.mu.Lock()
-		m.listeners = append(m.listeners, l)
-		m.wg.Add(1)
-		m.mu.Unlock()
+		if err := m.register(l); err != nil {
+			return err
+		}
 		go m.acceptLoop(l)
 		log.Info("listening", "addr", ln.Addr().String())
 		return nil
@@ -92,10 +165,9 @@ func (m *Manager) listen(u config.PeerURI) error {
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return m.ctx },
 	}
-	m.mu.Lock()
-	m.listeners = append(m.listeners, l)
-	m.wg.Add(1)
-	m.mu.Unlock()
+	if err := m.register(l); err != nil {
+		return err
+	}
 	go func() {
 		defer m.wg.Done()
 		if err := l.http.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -75,6 +75,11 @@ var (
 	ErrExists = errors.New("static peer already configured")
 	// ErrUnknown: Remove was given a static peer that is not configured.
 	ErrUnknown = errors.New("no such static peer")
+	// ErrListenerExists: AddListener was given a listener that is running.
+	ErrListenerExists = errors.New("listener already running")
+	// ErrUnknownListener: RemoveListener was given a listener that is not
+	// running.
+	ErrUnknownListener = errors.New("no such listener")
 )
 
 // Config configures a Manager.

@@ -1,0 +1,104 @@
+package peers
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// Listeners opened and closed on a running manager: a new one accepts
+// peerings at once; a removed one refuses new connections while the
+// peerings it accepted earlier stay attached and keep carrying frames.
+func TestAddRemoveListener(t *testing.T) {
+	checkNoLeak(t)
+	ma, na := newManager(t, Config{}, privA)
+	if len(ma.ListenAddrs()) != 0 {
+		t.Fatal("listeners without configuration")
+	}
+	if err := ma.AddListener("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.AddListener("ws://[::1]:0/pc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.AddListener("tcp://127.0.0.1:0"); !errors.Is(err, ErrListenerExists) {
+		t.Fatalf("the same listener twice: %v", err)
+	}
+	if err := ma.AddListener("tcp://h:1?key=" + keyB.String()); err == nil {
+		t.Fatal("a listener with a pinned key was accepted")
+	}
+	if got := ma.ListenURIs(); len(got) != 2 || got[0] != "tcp://127.0.0.1:0" || got[1] != "ws://[::1]:0/pc" {
+		t.Fatalf("listen URIs %q", got)
+	}
+	addrs := ma.ListenAddrs()
+	tcpAddr, wsAddr := addrs[0].String(), addrs[1].String()
+
+	_, nb := newManager(t, Config{Static: []string{"tcp://" + tcpAddr}}, privB)
+	_, nc := newManager(t, Config{Static: []string{"ws://" + wsAddr + "/pc"}}, privC)
+	waitFor(t, "peerings through the new listeners", 5*time.Second, func() bool { return na.live() == 2 })
+	pb, _ := na.portFor(keyB)
+	pc, _ := na.portFor(keyC)
+
+	if err := ma.RemoveListener("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.RemoveListener("ws://[::1]:0/pc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.RemoveListener("ws://[::1]:0/pc"); !errors.Is(err, ErrUnknownListener) {
+		t.Fatalf("removing twice: %v", err)
+	}
+	if n := len(ma.ListenAddrs()); n != 0 {
+		t.Fatalf("%d listeners left", n)
+	}
+	for _, a := range []string{tcpAddr, wsAddr} {
+		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("%s still accepts connections", a)
+		}
+	}
+
+	// The peerings made through them are the same ones, and they work.
+	time.Sleep(200 * time.Millisecond)
+	if p, ok := na.portFor(keyB); !ok || p != pb {
+		t.Fatalf("B's peering changed: port %d, %v (was %d)", p, ok, pb)
+	}
+	if p, ok := na.portFor(keyC); !ok || p != pc {
+		t.Fatalf("C's peering changed: port %d, %v (was %d)", p, ok, pc)
+	}
+	if r := na.detachReasons(); len(r) != 0 {
+		t.Fatalf("peerings ended: %v", r)
+	}
+	f := frameOf(wire.TypeTraffic, 100, 0x42)
+	for _, c := range []struct {
+		n   *fakeNode
+		key wire.PublicKey
+	}{{nb, keyA}, {nc, keyA}} {
+		p, _ := c.n.portFor(c.key)
+		before := len(na.got(pb)) + len(na.got(pc))
+		if !c.n.send(p, f) {
+			t.Fatal("send refused")
+		}
+		waitFor(t, "frame over a peering of a removed listener", 5*time.Second, func() bool {
+			return len(na.got(pb))+len(na.got(pc)) > before
+		})
+	}
+
+	// Added again on the same address: accepts again.
+	if err := ma.AddListener("tcp://" + tcpAddr); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", tcpAddr, time.Second)
+	if err != nil {
+		t.Fatalf("re-added listener: %v", err)
+	}
+	c.Close()
+
+	ma.Close()
+	if err := ma.AddListener("tcp://127.0.0.1:0"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AddListener after Close: %v", err)
+	}
+}
