@@ -119,8 +119,10 @@ type Router struct {
 	cache *CoordCache
 	stats *counters
 
-	snap  *Snapshot
-	dirty bool
+	snap *Snapshot
+	// dirty means the peers or the tree changed since snap was built,
+	// tableDirty that only the SNEK routes did.
+	dirty, tableDirty bool
 
 	// What the last reported events said, to report changes once.
 	evRoot   wire.Root
@@ -238,7 +240,7 @@ func (r *Router) PeerDown(now time.Time, port Port) []Action {
 func (r *Router) removePeer(now time.Time, port Port) {
 	r.peers[port] = nil
 	r.npeers--
-	r.dirty = true
+	r.dirty, r.tableDirty = true, true
 	for k, e := range r.table {
 		if e.source == port || e.dest == port {
 			delete(r.table, k)
@@ -274,7 +276,7 @@ func (r *Router) reset(now time.Time) {
 	r.hasDescending = false
 	r.lastBootstrap = time.Time{}
 	r.cache.Clear()
-	r.dirty = true
+	r.dirty, r.tableDirty = true, true
 }
 
 // HandleFrame processes one decoded frame received on port from. Traffic

@@ -25,7 +25,12 @@ type Snapshot struct {
 	// array the same way).
 	peers []*peerInfo
 	// index maps a port to 1 + its position in peers; 0 means no peer.
-	index   [MaxPort + 1]uint8
+	index [MaxPort + 1]uint8
+	// ancestors and byKey index the peers' ancestries and keys for the
+	// traffic SNEK search (snekindex.go).
+	ancestors []ancestor
+	byKey     []*peerInfo
+	// entries are the SNEK routes, sorted by originator key.
 	entries []snapEntry
 	cache   *CoordCache
 	stats   *counters
@@ -42,33 +47,35 @@ type snapEntry struct {
 // Snapshot returns the routing snapshot for the current state. It is built
 // again only after the state changed, so the node can publish it after
 // every control call and compare pointers to see whether anything did.
+// When only SNEK routes changed (every bootstrap changes one), the peer
+// part and its search index are shared with the previous snapshot.
 func (r *Router) Snapshot() *Snapshot {
-	if r.snap != nil && !r.dirty {
+	if r.snap != nil && !r.dirty && !r.tableDirty {
 		return r.snap
 	}
-	s := &Snapshot{
-		key:         r.key,
-		root:        r.currentRoot(),
-		coords:      r.coords(),
-		parent:      r.parent,
-		hopLimiting: r.opts.HopLimiting,
-		peers:       make([]*peerInfo, 0, r.npeers),
-		entries:     make([]snapEntry, 0, len(r.table)),
-		cache:       r.cache,
-		stats:       r.stats,
-	}
-	for port := Port(1); port <= MaxPort; port++ {
-		if p := r.peers[port]; p != nil {
-			s.peers = append(s.peers, p)
-			s.index[port] = uint8(len(s.peers))
+	s := &Snapshot{cache: r.cache, stats: r.stats, hopLimiting: r.opts.HopLimiting}
+	if prev := r.snap; prev != nil && !r.dirty {
+		s.key, s.root, s.coords, s.parent = prev.key, prev.root, prev.coords, prev.parent
+		s.peers, s.index, s.ancestors, s.byKey = prev.peers, prev.index, prev.ancestors, prev.byKey
+	} else {
+		s.key, s.root, s.coords, s.parent = r.key, r.currentRoot(), r.coords(), r.parent
+		s.peers = make([]*peerInfo, 0, r.npeers)
+		for port := Port(1); port <= MaxPort; port++ {
+			if p := r.peers[port]; p != nil {
+				s.peers = append(s.peers, p)
+				s.index[port] = uint8(len(s.peers))
+			}
 		}
+		s.indexPeers()
 	}
+	s.entries = make([]snapEntry, 0, len(r.table))
 	for _, e := range r.table {
 		// Routes whose source peer is gone were deleted with the peer, so
 		// every entry here has a live source port.
 		s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
 	}
-	r.snap, r.dirty = s, false
+	s.sortEntries()
+	r.snap, r.dirty, r.tableDirty = s, false, false
 	return s
 }
 
@@ -117,6 +124,9 @@ func (b *snekSearch) consider(k wire.PublicKey, seq uint64, q Port) {
 // bootstrap it returns NoPort when no peer leads anywhere better; for
 // traffic it returns LocalPort when this node is the end of the line. The
 // returned watermark is always (bestKey, bestSeq).
+//
+// Bootstraps use it as it is. Traffic uses nextHopTraffic, an indexed
+// equivalent that TestTrafficSearchMatchesLiteral checks against this one.
 func (s *Snapshot) nextHopSNEK(now time.Time, dest wire.PublicKey, bootstrap bool, w wire.Watermark) (Port, wire.Watermark) {
 	if !bootstrap && dest == s.key {
 		return LocalPort, w
@@ -288,7 +298,7 @@ func (s *Snapshot) Route(now time.Time, f *wire.Traffic, from Port) Verdict {
 		}
 	}
 	if next == NoPort {
-		next, wm = s.nextHopSNEK(now, f.Destination, false, f.Watermark)
+		next, wm = s.nextHopTraffic(now, f.Destination, f.Watermark)
 		st.routedSNEK.Add(1)
 	}
 	if s.hopLimiting {

@@ -79,7 +79,7 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		r.table[f.Originator] = e
 	}
 	e.source, e.dest, e.lastSeen, e.root, e.seq = p.port, next, now, sr.Root, sr.Seq
-	r.dirty = true
+	r.tableDirty = true
 	r.updateDescending(now, e)
 	if next == NoPort || next == LocalPort {
 		// This node is the end of the bootstrap: the originator's
@@ -103,7 +103,7 @@ func (r *Router) expireRoutes(now time.Time) {
 	for k, e := range r.table {
 		if !e.valid(now) {
 			delete(r.table, k)
-			r.dirty = true
+			r.tableDirty = true
 		}
 	}
 }

@@ -1,0 +1,125 @@
+package router
+
+import (
+	"slices"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// The literal SNEK search (nextHopSNEK) walks every peer's ancestry and
+// every route for each frame: O(Σ ancestry + routes), tens of microseconds
+// at a well-connected node. Each of its steps keeps a candidate only if it
+// is strictly closer above the destination (or the destination itself), so
+// each step's outcome is "the first candidate, in the order the step walks
+// them, with the smallest key at or above the destination". Sorting the
+// candidates by key once per snapshot turns each step into a binary search.
+// The order of the walk survives as the port recorded for each key.
+
+// ancestor is a key found in some peer's ancestry and the port the literal
+// walk takes for it: the parent if the key is in the parent's ancestry
+// (walked first), else the lowest such port.
+type ancestor struct {
+	key  wire.PublicKey
+	port Port
+}
+
+// indexPeers builds ancestors and byKey from peers and parent.
+func (s *Snapshot) indexPeers() {
+	n := 0
+	for _, q := range s.peers {
+		if q.ann != nil {
+			n += len(q.ann.keys)
+		}
+	}
+	all := make([]ancestor, 0, n)
+	if p := s.peer(s.parent); p != nil && p.ann != nil {
+		for _, k := range p.ann.keys {
+			all = append(all, ancestor{k, s.parent})
+		}
+	}
+	for _, q := range s.peers {
+		if q.ann != nil && q.port != s.parent {
+			for _, k := range q.ann.keys {
+				all = append(all, ancestor{k, q.port})
+			}
+		}
+	}
+	// A stable sort keeps the walk's order among equal keys; the first of
+	// each key is the one the walk takes.
+	slices.SortStableFunc(all, func(a, b ancestor) int { return a.key.Compare(b.key) })
+	s.ancestors = slices.CompactFunc(all, func(a, b ancestor) bool { return a.key == b.key })
+	s.byKey = make([]*peerInfo, 0, len(s.peers))
+	for _, q := range s.peers {
+		if q.ann != nil {
+			s.byKey = append(s.byKey, q)
+		}
+	}
+	slices.SortStableFunc(s.byKey, func(a, b *peerInfo) int { return a.key.Compare(b.key) })
+}
+
+func (s *Snapshot) sortEntries() {
+	slices.SortFunc(s.entries, func(a, b snapEntry) int { return a.origin.Compare(b.origin) })
+}
+
+// peersWithKey returns the peers with announcements whose key is k, in
+// port order.
+func (s *Snapshot) peersWithKey(k wire.PublicKey) []*peerInfo {
+	i, _ := slices.BinarySearchFunc(s.byKey, k, func(q *peerInfo, k wire.PublicKey) int { return q.key.Compare(k) })
+	j := i
+	for j < len(s.byKey) && s.byKey[j].key == k {
+		j++
+	}
+	return s.byKey[i:j]
+}
+
+// nextHopTraffic is nextHopSNEK for traffic (not bootstrap mode), step by
+// step on the sorted indexes.
+func (s *Snapshot) nextHopTraffic(now time.Time, dest wire.PublicKey, w wire.Watermark) (Port, wire.Watermark) {
+	if dest == s.key {
+		return LocalPort, w
+	}
+	b := snekSearch{dest: dest, bestKey: s.key, bestPeer: LocalPort}
+	// Climb towards the root.
+	if p := s.peer(s.parent); p != nil && p.ann != nil && wire.DHTOrdered(b.bestKey, dest, s.root.Key) {
+		b.take(s.root.Key, 0, s.parent)
+	}
+	// Ancestries: the destination itself, or else the smallest key above
+	// it, if that is below the best so far.
+	i, _ := slices.BinarySearchFunc(s.ancestors, dest, func(a ancestor, k wire.PublicKey) int { return a.key.Compare(k) })
+	if i < len(s.ancestors) {
+		a := s.ancestors[i]
+		if a.key == dest || a.key.Less(b.bestKey) {
+			b.take(a.key, 0, a.port)
+		}
+	}
+	// The direct link: the last peer, in port order, with the best key.
+	if qs := s.peersWithKey(b.bestKey); len(qs) > 0 {
+		b.take(b.bestKey, 0, qs[len(qs)-1].port)
+	}
+	// Routes: the first usable one at or above the destination decides.
+	if b.bestKey != dest {
+		j, _ := slices.BinarySearchFunc(s.entries, dest, func(e snapEntry, k wire.PublicKey) int { return e.origin.Compare(k) })
+		for ; j < len(s.entries); j++ {
+			e := &s.entries[j]
+			if !e.origin.Less(b.bestKey) && e.origin != dest {
+				break
+			}
+			if !now.Before(e.expires) || (wire.Watermark{Key: e.origin, Seq: e.seq}).WorseThan(w) {
+				continue
+			}
+			b.take(e.origin, e.seq, e.source)
+			break
+		}
+	}
+	// Link preference among several links to the best key.
+	if bp := s.peer(b.bestPeer); bp != nil && bp.ann != nil {
+		for _, q := range s.peersWithKey(b.bestKey) {
+			if q.typ < bp.typ || (q.typ == bp.typ && q.ann.root == bp.ann.root && q.ann.order < bp.ann.order) {
+				b.take(b.bestKey, b.bestSeq, q.port)
+				bp = q
+			}
+		}
+	}
+	return b.bestPeer, wire.Watermark{Key: b.bestKey, Seq: b.bestSeq}
+}

@@ -1,0 +1,102 @@
+package router
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// randomSnapshot builds a snapshot with few distinct keys, so that keys
+// repeat across ancestries, peers, routes, our own key and the root, and
+// ties of every kind happen often.
+func randomSnapshot(rng *rand.Rand, now time.Time) *Snapshot {
+	key := func() wire.PublicKey { return wire.PublicKey{byte(1 + rng.IntN(7)) << 4} }
+	s := &Snapshot{key: key(), parent: NoPort}
+	s.root = wire.Root{Key: key(), Seq: uint64(rng.IntN(2))}
+	order := uint64(0)
+	for port := Port(1); port <= Port(1+rng.IntN(8)); port++ {
+		if rng.IntN(4) == 0 {
+			continue
+		}
+		q := &peerInfo{port: port, key: key(), typ: PeerType(rng.IntN(3))}
+		if rng.IntN(5) > 0 {
+			order += uint64(1 + rng.IntN(3))
+			a := &annInfo{root: wire.Root{Key: key(), Seq: uint64(rng.IntN(2))}, order: uint64(rng.IntN(20))}
+			if rng.IntN(2) == 0 {
+				a.root = s.root
+			}
+			for range 1 + rng.IntN(4) {
+				a.keys = append(a.keys, key())
+			}
+			a.keys = append(a.keys, q.key)
+			q.ann = a
+		}
+		s.peers = append(s.peers, q)
+		s.index[port] = uint8(len(s.peers))
+	}
+	if rng.IntN(4) > 0 {
+		for _, q := range s.peers {
+			if q.ann != nil && rng.IntN(2) == 0 {
+				s.parent = q.port
+				break
+			}
+		}
+	}
+	for _, q := range s.peers {
+		if rng.IntN(3) == 0 {
+			continue
+		}
+		k := key()
+		if rng.IntN(3) == 0 {
+			k[31] = 1 // just above a pool key
+		}
+		dup := false
+		for _, e := range s.entries {
+			dup = dup || e.origin == k
+		}
+		if !dup {
+			s.entries = append(s.entries, snapEntry{origin: k, seq: uint64(rng.IntN(4)), source: q.port,
+				expires: now.Add(time.Duration(rng.IntN(3)-1) * time.Second)})
+		}
+	}
+	s.indexPeers()
+	s.sortEntries()
+	return s
+}
+
+// TestTrafficSearchMatchesLiteral checks on random snapshots that the
+// indexed search used for traffic picks exactly the next hop and watermark
+// of the literal algorithm of §5.3, with the routes walked in random order.
+func TestTrafficSearchMatchesLiteral(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := t0
+	n := 200_000
+	if testing.Short() {
+		n = 20_000
+	}
+	kinds := map[Port]int{}
+	for i := 0; i < n; i++ {
+		s := randomSnapshot(rng, now)
+		dest := wire.PublicKey{byte(rng.IntN(9)) << 4}
+		if rng.IntN(3) == 0 {
+			dest[31] = byte(rng.IntN(2))
+		}
+		w := wire.StartWatermark
+		if rng.IntN(2) == 0 {
+			w = wire.Watermark{Key: wire.PublicKey{byte(1+rng.IntN(7)) << 4}, Seq: uint64(rng.IntN(4))}
+		}
+		gotPort, gotWM := s.nextHopTraffic(now, dest, w)
+		lit := *s
+		lit.entries = append([]snapEntry(nil), s.entries...)
+		rng.Shuffle(len(lit.entries), func(i, j int) { lit.entries[i], lit.entries[j] = lit.entries[j], lit.entries[i] })
+		wantPort, wantWM := lit.nextHopSNEK(now, dest, false, w)
+		if gotPort != wantPort || gotWM != wantWM {
+			t.Fatalf("case %d: indexed search gives %v %x/%d, literal %v %x/%d\nown %x root %x parent %v dest %x wm %x/%d",
+				i, gotPort, gotWM.Key[:1], gotWM.Seq, wantPort, wantWM.Key[:1], wantWM.Seq, s.key[:1], s.root.Key[:1], s.parent, dest[:1], w.Key[:1], w.Seq)
+		}
+		kinds[min(gotPort, 9)]++
+	}
+	t.Logf("%d cases; next hops by port (0 = local, 9 = higher): %v", n, kinds)
+}
