@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -557,5 +558,100 @@ func TestLookupOfNobodyEndsWhenResolverGivesUp(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("lookup of a: %v", err)
 		}
+	}
+}
+
+// peers.listen is live: a reload opens a new listener that accepts a
+// peering at once, and closes a removed one, which then refuses new
+// connections while the peering it accepted earlier, and the session over
+// it, carry on as the same peering and the same session.
+func TestReloadListeners(t *testing.T) {
+	a := startNode(t, "")
+	b := startNode(t, fmt.Sprintf("static = [%q]", "tcp://"+a.d.ListenAddrs()[0]))
+	oldAddr := a.d.ListenAddrs()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// A session from b to a over the first listener's peering.
+	pr, err := b.client.Ping(ctx, admin.PingArgs{Target: a.d.PublicKey().String(), Count: 1, TimeoutMS: 5000})
+	if err != nil || pr.Received != 1 {
+		t.Fatalf("ping before reload: %+v, %v", pr, err)
+	}
+	peerOf := func(n *testNode, k wire.PublicKey) (overlay.PeerStatus, bool) {
+		for _, p := range n.d.node.Peers() {
+			if p.Info.Key == k {
+				return p, true
+			}
+		}
+		return overlay.PeerStatus{}, false
+	}
+	sessionOf := func(n *testNode, k wire.PublicKey) time.Time {
+		for _, s := range n.d.sessions.Sessions(time.Now()) {
+			if s.Remote == k && s.State == "established" {
+				return s.LastRekey
+			}
+		}
+		t.Fatalf("no established session to %s", k)
+		return time.Time{}
+	}
+	peerBefore, ok := peerOf(a, b.d.PublicKey())
+	if !ok {
+		t.Fatal("a has no peering with b")
+	}
+	keypairBefore := sessionOf(b, a.d.PublicKey())
+	statsBefore, _ := b.client.Stats(ctx)
+
+	// Reload 1: a second listener.
+	cfg := strings.Replace(readFile(t, a.path), `listen = ["tcp://127.0.0.1:0"]`, `listen = ["tcp://127.0.0.1:0", "tcp://[::1]:0"]`, 1)
+	writeFile(t, a.path, cfg)
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.d.ListenAddrs()); n != 2 {
+		t.Fatalf("%d listeners after adding one", n)
+	}
+	newAddr := a.d.ListenAddrs()[1]
+	c := startNode(t, fmt.Sprintf("static = [%q]", "tcp://"+newAddr))
+	waitFor(t, "peering through the new listener", 10*time.Second, func() bool {
+		_, ok := peerOf(a, c.d.PublicKey())
+		return ok
+	})
+
+	// Reload 2: the first listener goes.
+	writeFile(t, a.path, strings.Replace(cfg, `listen = ["tcp://127.0.0.1:0", "tcp://[::1]:0"]`, `listen = ["tcp://[::1]:0"]`, 1))
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.d.ListenAddrs(); len(got) != 1 || got[0] != newAddr {
+		t.Fatalf("listeners after removing one: %v", got)
+	}
+	if conn, err := net.DialTimeout("tcp", oldAddr, time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("removed listener %s still accepts", oldAddr)
+	}
+	if logs := a.logs.String(); !strings.Contains(logs, "listen_removed") || strings.Contains(logs, "only after a restart") {
+		t.Fatalf("listener change not logged as live:\n%s", logs)
+	}
+
+	// The peering b made through the removed listener is the same one,
+	// and so is the session over it: a ping goes through without a new
+	// handshake.
+	pr, err = b.client.Ping(ctx, admin.PingArgs{Target: a.d.PublicKey().String(), Count: 2, IntervalMS: 50, TimeoutMS: 5000})
+	if err != nil || pr.Received != 2 {
+		t.Fatalf("ping after reload: %+v, %v", pr, err)
+	}
+	peerAfter, ok := peerOf(a, b.d.PublicKey())
+	if !ok || peerAfter.Port != peerBefore.Port || !peerAfter.Since.Equal(peerBefore.Since) {
+		t.Fatalf("b's peering changed: before port %d since %v, after %+v (%v)", peerBefore.Port, peerBefore.Since, peerAfter, ok)
+	}
+	if got := sessionOf(b, a.d.PublicKey()); !got.Equal(keypairBefore) {
+		t.Fatalf("session keypair made at %v, was %v: a new session", got, keypairBefore)
+	}
+	statsAfter, _ := b.client.Stats(ctx)
+	if statsAfter.Handshakes["ok"] != statsBefore.Handshakes["ok"] {
+		t.Fatalf("handshakes %v, before the reloads %v", statsAfter.Handshakes, statsBefore.Handshakes)
+	}
+	if _, ok := peerOf(a, c.d.PublicKey()); !ok {
+		t.Fatal("c's peering through the kept listener ended")
 	}
 }

@@ -76,11 +76,13 @@
 //
 // Reload (SIGHUP) sends RELOADING=1, reads the file again and, if it does
 // not load, logs why and keeps everything as it was. Otherwise it applies
-// config.Diff: static peers added and removed, log_level through the
-// slog.LevelVar, allowed_keys (the peer manager closes inbound and
-// discovered peerings no longer allowed) and max_peers in the peer manager
-// and the node, and multicast discovery restarted when any of its options
-// changed. Keys that need a restart, and listener changes (overlay/peers
-// cannot open or close a listener on a running manager), are logged and
-// keep their running values. READY=1 follows either way.
+// config.Diff: static peers added and removed, listeners closed and
+// opened (closing one stops it accepting; the peerings it accepted stay
+// up, and so do sessions, which belong to keys, not links), log_level
+// through the slog.LevelVar, allowed_keys (the peer manager closes inbound
+// and discovered peerings no longer allowed) and max_peers in the peer
+// manager and the node, and multicast discovery restarted when any of its
+// options changed. Keys that need a restart (private_key_file, log_format,
+// [tun], [peers.tls], [admin], [metrics]) are logged as such and keep their
+// running values. READY=1 follows either way.
 package daemon

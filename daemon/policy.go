@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"errors"
+	"slices"
+
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay/peers"
 )
 
 // applyPeerPolicy applies reloaded listeners, allowed_keys and max_peers.
-// What the peers package cannot change at run time keeps its running value
-// in live (so the next reload reports it again) and is logged as needing a
-// restart.
+// A change that fails keeps its running value in live, so the next reload
+// reports it again.
 func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch config.Changes) {
 	if ch.Changed("peers.max_peers") {
 		// Both bounds move: the peer manager's (it refuses before the
@@ -25,10 +28,31 @@ func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch conf
 		d.peers.SetAllowedKeys(live.Peers.AllowedKeys)
 	}
 	if len(ch.ListenAdded) > 0 || len(ch.ListenRemoved) > 0 {
-		// overlay/peers opens listeners only in New; it has no way to add
-		// or close one on a running manager.
-		d.log.Warn("reload: listener changes take effect only after a restart",
-			"added", ch.ListenAdded, "removed", ch.ListenRemoved)
-		live.Peers.Listen = old.Peers.Listen
+		d.applyListeners(old, live, ch)
+	}
+}
+
+// applyListeners closes the listeners the file no longer has and opens the
+// new ones, in that order, so that a port can move from one scheme to
+// another in one reload. Peerings accepted by a closed listener stay up.
+// A listener that fails to open is logged and left out of live, so the
+// next reload tries it again.
+func (d *Daemon) applyListeners(old config.Config, live *config.Config, ch config.Changes) {
+	for _, u := range ch.ListenRemoved {
+		if err := d.peers.RemoveListener(u.String()); err != nil && !errors.Is(err, peers.ErrUnknownListener) {
+			d.log.Warn("reload: closing listener", "uri", u.String(), "err", err)
+		}
+	}
+	var failed []string
+	for _, u := range ch.ListenAdded {
+		if err := d.peers.AddListener(u.String()); err != nil && !errors.Is(err, peers.ErrListenerExists) {
+			d.log.Error("reload: listener did not open", "uri", u.String(), "err", err)
+			failed = append(failed, u.String())
+		}
+	}
+	if len(failed) > 0 {
+		live.Peers.Listen = slices.DeleteFunc(slices.Clone(live.Peers.Listen), func(u config.PeerURI) bool {
+			return slices.Contains(failed, u.String())
+		})
 	}
 }
