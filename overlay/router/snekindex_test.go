@@ -12,7 +12,7 @@ import (
 // repeat across ancestries, peers, routes, our own key and the root, and
 // ties of every kind happen often.
 func randomSnapshot(rng *rand.Rand, now time.Time) *Snapshot {
-	key := func() wire.PublicKey { return wire.PublicKey{byte(1 + rng.IntN(7)) << 4} }
+	key := func() wire.PublicKey { return wire.PublicKey{byte(1+rng.IntN(7)) << 4} }
 	s := &Snapshot{key: key(), parent: NoPort}
 	s.root = wire.Root{Key: key(), Seq: uint64(rng.IntN(2))}
 	order := uint64(0)
