@@ -1,0 +1,177 @@
+package sim
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/internal/vectors"
+	"github.com/pineconed/pineconed/overlay/router"
+)
+
+func TestParseGraph(t *testing.T) {
+	g, err := ParseGraph(strings.NewReader("a b c\n\nb a\nc c\nd  e\nc a b\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(g.Names, ","); got != "a,b,c,d,e" {
+		t.Errorf("names %s", got)
+	}
+	// a-b, b-c, d-e, c-a: "b a" repeats a-b, "c c" is a self-link, "c a b"
+	// adds c-a and repeats a-b.
+	want := [][2]int{{0, 1}, {1, 2}, {3, 4}, {0, 2}}
+	if len(g.Edges) != len(want) {
+		t.Fatalf("edges %v, want %v", g.Edges, want)
+	}
+	for i := range want {
+		if g.Edges[i] != want[i] {
+			t.Fatalf("edges %v, want %v", g.Edges, want)
+		}
+	}
+}
+
+func TestGenerators(t *testing.T) {
+	check := func(name string, g Graph, nodes, links int) {
+		t.Helper()
+		if g.N() != nodes || len(g.Edges) != links {
+			t.Errorf("%s: %d nodes %d links, want %d and %d", name, g.N(), len(g.Edges), nodes, links)
+		}
+		seen := map[[2]int]bool{}
+		for _, e := range g.Edges {
+			k := [2]int{min(e[0], e[1]), max(e[0], e[1])}
+			if e[0] == e[1] || seen[k] || e[0] < 0 || e[1] >= g.N() {
+				t.Errorf("%s: bad or repeated link %v", name, e)
+			}
+			seen[k] = true
+		}
+	}
+	check("line", Line(20), 20, 19)
+	check("ring", Ring(30), 30, 30)
+	check("grid", Grid(8, 8), 64, 112)
+	sf := ScaleFree(500, 2, 42)
+	check("scale-free", sf, 500, 3+497*2)
+	again := ScaleFree(500, 2, 42)
+	for i := range sf.Edges {
+		if sf.Edges[i] != again.Edges[i] {
+			t.Fatal("scale-free graph differs for the same seed")
+		}
+	}
+	degree := make([]int, sf.N())
+	for _, e := range sf.Edges {
+		degree[e[0]]++
+		degree[e[1]]++
+	}
+	top := 0
+	for _, d := range degree {
+		top = max(top, d)
+	}
+	// Preferential attachment grows hubs far above the mean degree of 4.
+	if top < 20 {
+		t.Errorf("highest degree %d: no hubs", top)
+	}
+}
+
+// TestDeterministic: the same topology, seed and calls give the same run.
+func TestDeterministic(t *testing.T) {
+	run := func() (Stats, []Delivery) {
+		net := New(Config{})
+		nodes, err := net.Build(Ring(12), 3, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net.RunFor(15 * time.Second)
+		net.Send(nodes[0], nodes[6].Key, []byte("hi"))
+		net.RunFor(time.Second)
+		return net.Stats(), net.Deliveries()
+	}
+	s1, d1 := run()
+	s2, d2 := run()
+	if s1 != s2 || len(d1) != 1 || len(d2) != 1 || !d1[0].At.Equal(d2[0].At) || d1[0].Node.ID != d2[0].Node.ID {
+		t.Errorf("runs differ: %+v %v / %+v %v", s1, d1, s2, d2)
+	}
+}
+
+func TestQueueBound(t *testing.T) {
+	net := New(Config{MaxQueued: 3})
+	if _, err := net.Build(Line(3), 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	net.RunFor(10 * time.Second)
+	if net.Stats().QueueDrops == 0 {
+		t.Error("no frames dropped with at most 3 in flight")
+	}
+	if net.queue.frames > 3 {
+		t.Errorf("%d frames in flight", net.queue.frames)
+	}
+}
+
+func TestFramesOnARemovedLinkAreLost(t *testing.T) {
+	net := New(Config{})
+	nodes, err := net.Build(Line(3), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.RunFor(20 * time.Second)
+	lost := net.Stats().FramesLost
+	net.Send(nodes[0], nodes[2].Key, []byte("x"))
+	net.Disconnect(net.LinkBetween(nodes[0], nodes[1]))
+	net.RunFor(time.Second)
+	if net.Stats().FramesLost != lost+1 || len(net.Deliveries()) != 0 {
+		t.Errorf("frames lost %d (was %d), deliveries %v", net.Stats().FramesLost, lost, net.Deliveries())
+	}
+}
+
+// TestSharedGraph runs the simulator on a real topology from
+// ../shared/graphs (the dn42 BGP graph, 261 nodes), skipping when the
+// shared files are not beside the checkout.
+func TestSharedGraph(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large topology skipped in -short mode")
+	}
+	dir, err := vectors.Dir()
+	if errors.Is(err, vectors.ErrMissing) {
+		t.Skipf("skipping: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(filepath.Dir(dir), "graphs", "dn42.txt")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	g, err := LoadGraph(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.N() != 261 || len(g.Edges) != 336 {
+		t.Fatalf("dn42: %d nodes, %d links; the README says 261 and 336", g.N(), len(g.Edges))
+	}
+	net := New(Config{Router: router.Options{InsecureSkipSignatures: true}})
+	if _, err := net.Build(g, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	comps := net.Components()
+	tree := waitTree(t, net, time.Minute)
+	largest := comps[0]
+	for _, c := range comps {
+		if len(c) > len(largest) {
+			largest = c
+		}
+	}
+	inLargest := map[*Node]bool{}
+	for _, n := range largest {
+		inLargest[n] = true
+	}
+	var pairs []Pair
+	for _, p := range samplePairs(net, 4000, 3) {
+		if inLargest[p.From] && inLargest[p.To] && len(pairs) < 2000 {
+			pairs = append(pairs, p)
+		}
+	}
+	took, res := probeUntilOK(t, net, func() []Pair { return pairs }, 2*time.Minute)
+	t.Logf("dn42: %d components (largest %d nodes); tree after %v, 100%% of %d pairs %v later; %v",
+		len(comps), len(largest), tree, len(pairs), took, res)
+}
