@@ -20,9 +20,10 @@
 //
 //   - PeerUp when a link is authenticated, PeerDown when it is gone,
 //     HandleFrame for every decoded frame, Tick whenever NextTick passes.
-//   - After each such call, publish Snapshot() (an atomic pointer swap; the
-//     call returns the same pointer while nothing changed) and act on the
-//     returned Actions in order.
+//   - After each such call, act on the returned Actions in order (the
+//     slice is reused by the next call; the frames and payloads in it
+//     belong to the caller), then publish Snapshot() with an atomic pointer
+//     swap (the call returns the same pointer while nothing changed).
 //   - Forward received Traffic with Snapshot.Route and originate with
 //     Snapshot.NewTraffic followed by Route, without holding the control
 //     mutex. Router.HandleFrame and Router.SendTraffic run exactly the same

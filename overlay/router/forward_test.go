@@ -30,11 +30,10 @@ func TestWakeupOnFirstAnnouncementOncePerKey(t *testing.T) {
 	if w := sends(feed(t, r, t0, 1, (&wire.TreeAnnouncement{Root: wire.Root{Key: keyB, Seq: 2}}).Signed(privB, 1)), NoPort, int(wire.TypeWakeupBroadcast)); len(w) != 0 {
 		t.Errorf("wakeup on a later announcement: %v", w)
 	}
-	if d := New(privA, Options{DisableWakeups: true}); true {
-		d.PeerUp(t0, 1, keyB, PeerRemote)
-		if w := sends(feed(t, d, t0, 1, bAnn.Signed(privB, 1)), NoPort, int(wire.TypeWakeupBroadcast)); len(w) != 0 {
-			t.Errorf("wakeup with wakeups disabled: %v", w)
-		}
+	d := New(privA, Options{DisableWakeups: true})
+	d.PeerUp(t0, 1, keyB, PeerRemote)
+	if w := sends(feed(t, d, t0, 1, bAnn.Signed(privB, 1)), NoPort, int(wire.TypeWakeupBroadcast)); len(w) != 0 {
+		t.Errorf("wakeup with wakeups disabled: %v", w)
 	}
 }
 

@@ -38,11 +38,18 @@ const (
 // Default bounds. The reference bounds none of these tables; a peer can
 // make it grow them without limit (protocol §11.4, §11.7).
 const (
-	DefaultMaxSNEKEntries   = 10000
-	DefaultMaxWakeupSeen    = 4096
-	DefaultCoordCacheSize   = 4096
-	defaultOutputActionHint = 16
+	// DefaultMaxSNEKEntries bounds the SNEK routing table: far above what
+	// a node sees in practice (one route per bootstrap originator whose
+	// path crosses it), low enough to cap memory at about a megabyte.
+	DefaultMaxSNEKEntries = 10000
+	// DefaultMaxWakeupSeen bounds the wakeup duplicate-suppression set.
+	DefaultMaxWakeupSeen = 4096
+	// DefaultCoordCacheSize bounds the coordinate cache.
+	DefaultCoordCacheSize = 4096
 )
+
+// defaultOutputActionHint sizes the reused action slice.
+const defaultOutputActionHint = 16
 
 // Options tune a Router. The zero value behaves like a stock node.
 type Options struct {
