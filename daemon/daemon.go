@@ -452,6 +452,7 @@ type dropCounters struct {
 	noTUN       atomic.Uint64 // decrypted packet on a relay-only node
 	tooLarge    atomic.Uint64 // overlay refused a payload larger than a frame
 	tooBig      atomic.Uint64 // packet larger than the remote's MTU (answered with Packet Too Big)
+	toSelf      atomic.Uint64 // packet from the TUN to our own address or /64 (answered with Address Unreachable)
 }
 
 // stopped reports whether the daemon is shutting down.

@@ -37,6 +37,10 @@ func (d *Daemon) outboundLoop() {
 	err := r.Run(func(pkts [][]byte, hdrs []tun.Header) {
 		now := time.Now()
 		for i, pkt := range pkts {
+			if addressing.Belongs(hdrs[i].Dst, d.key) {
+				d.toSelf(now, pkt)
+				continue
+			}
 			key, ok := d.resolver.Resolve(now, hdrs[i].Dst, pkt)
 			if ok {
 				d.sendPacket(now, key, pkt)
@@ -46,6 +50,21 @@ func (d *Daemon) outboundLoop() {
 	if err != nil && !d.stopped() {
 		d.log.Error("TUN reader stopped", "err", err)
 	}
+}
+
+// toSelf answers a packet from the TUN addressed to our own node address
+// or /64. The overlay would only carry it back to us, so it never enters
+// it. Our node address is local to the kernel and never reaches the TUN
+// while it is assigned; an address in our /64 reaches it when no more
+// specific route takes it (the /64 is not assigned to a LAN here), and no
+// host has it: Address Unreachable, as a router says for a neighbour that
+// does not answer. Writing it back into the TUN instead would make the
+// kernel route it straight back to us.
+func (d *Daemon) toSelf(now time.Time, pkt []byte) {
+	d.drops.toSelf.Add(1)
+	d.icmpError(now, pkt, func(dst []byte) ([]byte, error) {
+		return tun.DestinationUnreachable(dst, d.addr, tun.CodeAddressUnreachable, pkt)
+	})
 }
 
 // sendPacket hands one IPv6 packet for key to the session layer, or answers

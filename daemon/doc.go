@@ -9,7 +9,10 @@
 // Outbound, one goroutine reads batches from the TUN (tun.Reader with a
 // Filter: IPv6 only, destination in fd00::/8 or fc00::/8, source our node
 // address or our /64; everything else is dropped and counted by tun).
-// Each packet's destination is resolved (addressing.Resolver.Resolve); a
+// A packet to our own node address or /64 never enters the overlay (it
+// would come straight back): it is answered with ICMPv6 Address
+// Unreachable and counted as "daemon_to_self". Every other packet's
+// destination is resolved (addressing.Resolver.Resolve); a
 // known key goes straight to the session layer, an unknown one waits in
 // the resolver's bounded queue and comes back through its Resolved
 // callback. Before encryption the packet is compared with the MTU the
@@ -69,7 +72,7 @@
 // which the router counts as ending there, are left out) and prefix the
 // other layers': "tun_…" (tun.Reason names), "session_…", "lookup_…" and
 // "daemon_…" (foreign_payload, bad_envelope, misrouted, no_tun,
-// overlay_too_large, packet_too_big, icmp_rate_limited). The lookup latency
+// overlay_too_large, packet_too_big, to_self, icmp_rate_limited). The lookup latency
 // histogram is fed from the resolver's LookupDone callback.
 //
 // # Reload

@@ -95,6 +95,7 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	add("daemon_no_tun", d.drops.noTUN.Load())
 	add("daemon_overlay_too_large", d.drops.tooLarge.Load())
 	add("daemon_packet_too_big", d.drops.tooBig.Load())
+	add("daemon_to_self", d.drops.toSelf.Load())
 	add("daemon_icmp_rate_limited", d.icmp.Suppressed())
 	if d.dev != nil {
 		ts := d.dev.Stats()
