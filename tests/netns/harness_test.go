@@ -79,6 +79,7 @@ type Node struct {
 	Listen, Static  []string
 	Multicast       bool
 	MulticastIfaces []string
+	NoTUN           bool // relay-only: [tun] enable = false
 	LogLevel        string
 
 	// Key and Addr are the node's identity: set when the key is generated
@@ -267,7 +268,7 @@ func (nd *Node) configText() string {
 	}
 	fmt.Fprintf(&b, "# written by tests/netns for node %s\n", nd.Name)
 	fmt.Fprintf(&b, "private_key_file = %s\nlog_level = %s\n", q(nd.KeyPath), q(nd.LogLevel))
-	fmt.Fprintf(&b, "\n[tun]\nenable = true\nname = %s\n", q(tunName))
+	fmt.Fprintf(&b, "\n[tun]\nenable = %t\nname = %s\n", !nd.NoTUN, q(tunName))
 	fmt.Fprintf(&b, "\n[peers]\nlisten = %s\nstatic = %s\n", list(nd.Listen), list(nd.Static))
 	ifaces := nd.MulticastIfaces
 	if len(ifaces) == 0 {

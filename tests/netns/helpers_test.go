@@ -3,7 +3,10 @@ package netns
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"math/rand/v2"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +33,10 @@ func runHelper(mode string, args []string) int {
 		err = helperUDPSend(args)
 	case "httpget":
 		err = helperHTTPGet(args)
+	case "tcpsink":
+		err = helperTCPSink(args)
+	case "tcpsource":
+		err = helperTCPSource(args)
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -117,6 +124,84 @@ func helperHTTPGet(args []string) error {
 	}
 	_, err = io.Copy(os.Stdout, resp.Body)
 	return err
+}
+
+// helperTCPSink accepts one connection, reads it to the end and prints
+// "received N sha256 H".
+func helperTCPSink(args []string) error {
+	fs := flag.NewFlagSet("tcpsink", flag.ContinueOnError)
+	listen := fs.String("listen", "", "address:port to listen on")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp6", *listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fmt.Println("ready")
+	if err := ln.(*net.TCPListener).SetDeadline(time.Now().Add(*timeout)); err != nil {
+		return err
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(*timeout)); err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil {
+		return fmt.Errorf("after %d bytes: %w", n, err)
+	}
+	fmt.Printf("received %d sha256 %s\n", n, hex.EncodeToString(h.Sum(nil)))
+	return nil
+}
+
+// helperTCPSource connects, writes -bytes of seeded pseudo-random data in
+// writes of varied sizes, closes, and prints "sent N sha256 H".
+func helperTCPSource(args []string) error {
+	fs := flag.NewFlagSet("tcpsource", flag.ContinueOnError)
+	to := fs.String("to", "", "address:port to connect to")
+	total := fs.Int64("bytes", 1<<20, "bytes to send")
+	seed := fs.Uint64("seed", 1, "data seed")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("tcp6", *to, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(*timeout)); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(*seed, *seed^0x9e3779b97f4a7c15))
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	var sent int64
+	for sent < *total {
+		n := int64(1 + rng.IntN(len(buf)))
+		n = min(n, *total-sent)
+		chunk := buf[:n]
+		for i := range chunk {
+			chunk[i] = byte(rng.Uint32())
+		}
+		h.Write(chunk)
+		if _, err := c.Write(chunk); err != nil {
+			return fmt.Errorf("after %d bytes: %w", sent, err)
+		}
+		sent += n
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return err
+	}
+	fmt.Printf("sent %d sha256 %s\n", sent, hex.EncodeToString(h.Sum(nil)))
+	return nil
 }
 
 // Helper builds the command line running helper mode in the namespace.
