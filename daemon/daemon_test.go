@@ -572,10 +572,17 @@ func TestReloadListeners(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// A session from b to a over the first listener's peering.
-	pr, err := b.client.Ping(ctx, admin.PingArgs{Target: a.d.PublicKey().String(), Count: 1, TimeoutMS: 5000})
-	if err != nil || pr.Received != 1 {
-		t.Fatalf("ping before reload: %+v, %v", pr, err)
+	// A session from b to a over the first listener's peering (the first
+	// probes may go before the peering and its routes are up).
+	waitFor(t, "peering", 10*time.Second, func() bool { return len(a.d.node.Peers()) == 1 })
+	for try := 0; ; try++ {
+		pr, err := b.client.Ping(ctx, admin.PingArgs{Target: a.d.PublicKey().String(), Count: 1, TimeoutMS: 2000})
+		if err == nil && pr.Received == 1 {
+			break
+		}
+		if try == 4 {
+			t.Fatalf("ping before reload: %+v, %v", pr, err)
+		}
 	}
 	peerOf := func(n *testNode, k wire.PublicKey) (overlay.PeerStatus, bool) {
 		for _, p := range n.d.node.Peers() {
@@ -636,7 +643,7 @@ func TestReloadListeners(t *testing.T) {
 	// The peering b made through the removed listener is the same one,
 	// and so is the session over it: a ping goes through without a new
 	// handshake.
-	pr, err = b.client.Ping(ctx, admin.PingArgs{Target: a.d.PublicKey().String(), Count: 2, IntervalMS: 50, TimeoutMS: 5000})
+	pr, err := b.client.Ping(ctx, admin.PingArgs{Target: a.d.PublicKey().String(), Count: 2, IntervalMS: 50, TimeoutMS: 5000})
 	if err != nil || pr.Received != 2 {
 		t.Fatalf("ping after reload: %+v, %v", pr, err)
 	}
