@@ -29,6 +29,7 @@ import (
 const (
 	tcpPort = 65432
 	wsPort  = 65433
+	wssPort = 65434
 	wsPath  = "/pinecone"
 	// metricsListen is each daemon's metrics endpoint, inside its own
 	// namespace (so the same port everywhere is fine).
@@ -80,6 +81,8 @@ type Node struct {
 	Multicast       bool
 	MulticastIfaces []string
 	NoTUN           bool // relay-only: [tun] enable = false
+	// [peers.tls] files, set by Peer for wss.
+	TLSCert, TLSKey, TLSCA string
 	LogLevel        string
 
 	// Key and Addr are the node's identity: set when the key is generated
@@ -200,6 +203,13 @@ func (n *Net) Peer(from, to *Node, l *Link, scheme string) {
 		n.t.Fatalf("link %d does not reach %s", l.N, to.Name)
 	}
 	to.listenOn(scheme)
+	if scheme == "wss" {
+		// to serves a certificate for its link addresses; from trusts it.
+		if to.TLSCert == "" {
+			n.makeCert(to)
+		}
+		n.trust(from, to)
+	}
 	from.Static = append(from.Static, uri(scheme, remote))
 }
 
@@ -210,6 +220,8 @@ func uri(scheme string, addr netip.Addr) string {
 		return "tcp://" + netip.AddrPortFrom(addr, tcpPort).String()
 	case "ws":
 		return "ws://" + netip.AddrPortFrom(addr, wsPort).String() + wsPath
+	case "wss":
+		return "wss://" + netip.AddrPortFrom(addr, wssPort).String() + wsPath
 	}
 	panic("unknown scheme " + scheme)
 }
@@ -270,6 +282,7 @@ func (nd *Node) configText() string {
 	fmt.Fprintf(&b, "private_key_file = %s\nlog_level = %s\n", q(nd.KeyPath), q(nd.LogLevel))
 	fmt.Fprintf(&b, "\n[tun]\nenable = %t\nname = %s\n", !nd.NoTUN, q(tunName))
 	fmt.Fprintf(&b, "\n[peers]\nlisten = %s\nstatic = %s\n", list(nd.Listen), list(nd.Static))
+	fmt.Fprintf(&b, "\n[peers.tls]\ncert_file = %s\nkey_file = %s\nca_file = %s\n", q(nd.TLSCert), q(nd.TLSKey), q(nd.TLSCA))
 	ifaces := nd.MulticastIfaces
 	if len(ifaces) == 0 {
 		ifaces = []string{".*"}

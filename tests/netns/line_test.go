@@ -22,6 +22,13 @@ func TestLineWebSocket(t *testing.T) {
 	testLine(t, "ws")
 }
 
+// TestLineWebSocketTLS is TestLineTCP over wss:// peerings: each listener
+// has a self-signed certificate for its link addresses in [peers.tls], and
+// the dialler trusts it through ca_file.
+func TestLineWebSocketTLS(t *testing.T) {
+	testLine(t, "wss")
+}
+
 func testLine(t *testing.T, scheme string) {
 	n := newNet(t)
 	nodes, _ := n.Line(3, scheme)
