@@ -83,7 +83,7 @@ type Node struct {
 	NoTUN           bool // relay-only: [tun] enable = false
 	// [peers.tls] files, set by Peer for wss.
 	TLSCert, TLSKey, TLSCA string
-	LogLevel        string
+	LogLevel               string
 
 	// Key and Addr are the node's identity: set when the key is generated
 	// by the test (the default), or from getSelf after the first start
