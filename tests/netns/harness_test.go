@@ -373,6 +373,30 @@ func (nd *Node) Start() {
 	t.Logf("node %s: pineconed pid %d in %s, key %s…, address %s", nd.Name, cmd.Process.Pid, nd.NS, self.PublicKey[:16], self.Address)
 }
 
+// Reload rewrites the configuration file from the node's fields and sends
+// SIGHUP.
+func (nd *Node) Reload() {
+	nd.t.Helper()
+	nd.ReloadWith(nd.configText())
+}
+
+// ReloadWith writes text as the configuration file and sends SIGHUP.
+func (nd *Node) ReloadWith(text string) {
+	nd.t.Helper()
+	if err := os.WriteFile(nd.ConfigPath, []byte(text), 0o644); err != nil {
+		nd.t.Fatal(err)
+	}
+	nd.mu.Lock()
+	cmd := nd.proc
+	nd.mu.Unlock()
+	if cmd == nil || !nd.Running() {
+		nd.t.Fatalf("node %s: reload: daemon not running", nd.Name)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		nd.t.Fatalf("node %s: SIGHUP: %v", nd.Name, err)
+	}
+}
+
 func (nd *Node) exitErr() error {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()

@@ -269,3 +269,58 @@ func TestPingRunOutage(t *testing.T) {
 		t.Errorf("outage with no loss = %v, %d", d, lost)
 	}
 }
+
+// TestReload: SIGHUP applies a changed static peer list at once, and a
+// broken file is refused without harm: the daemon keeps running on the
+// configuration it had.
+func TestReload(t *testing.T) {
+	n := newNet(t)
+	a, b := n.Node("a"), n.Node("b")
+	ab := n.Connect(a, b, true)
+	b.listenOn("tcp")
+	n.StartAll()
+	if len(a.Peers()) != 0 {
+		t.Fatalf("a has peers before any are configured: %+v", a.Peers())
+	}
+
+	// Add b as a static peer.
+	a.Static = []string{uri("tcp", ab.AddrB)}
+	a.Reload()
+	a.WaitPeer(b)
+	a.WaitReach(b.Addr)
+
+	// A file with a syntax error and an unknown option: refused, the
+	// daemon stays up and keeps its peering.
+	good := a.configText()
+	a.ReloadWith(good + "\n[peers\nstatc = [\"tcp://[fd00::1]:1\"]\n")
+	pid := a.PID()
+	// Give the daemon the time to act on the signal; the admin socket
+	// answering afterwards proves it is still serving.
+	waitFor(t, "a to log an error naming its configuration file", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
+		data, _ := os.ReadFile(a.LogPath)
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "level=ERROR") && strings.Contains(line, a.ConfigPath) {
+				return true, ""
+			}
+		}
+		return false, lastLines(string(data), 3)
+	})
+	if !a.Running() || a.PID() != pid {
+		t.Fatalf("a exited after a reload with a broken configuration: %v\n%s", a.exitErr(), a.logTail(20))
+	}
+	if _, ok := a.PeerWith(b); !ok {
+		t.Fatal("a lost its peering with b after a refused reload")
+	}
+
+	// Remove the static peer: the peering goes and stays gone.
+	a.Static = nil
+	a.Reload()
+	a.WaitNoPeer(b, 10*time.Second)
+	stayed := time.Now().Add(3 * time.Second)
+	for time.Now().Before(stayed) {
+		if _, ok := a.PeerWith(b); ok {
+			t.Fatal("a peered with b again after the static peer was removed by reload")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
