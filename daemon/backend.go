@@ -10,6 +10,7 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -297,8 +298,12 @@ func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 			return [32]byte{}, false, errors.New("lookup: daemon shutting down")
 		case r := <-done:
 			if !r.ok {
-				return [32]byte{}, false, fmt.Errorf("no node owns %s: nobody answered the lookup for %s in %s",
-					a, prefix, r.latency.Round(100*time.Millisecond))
+				what := ""
+				if prefix.Kind() == envelope.LookupSubnet {
+					what = " for " + prefix.String()
+				}
+				return [32]byte{}, false, fmt.Errorf("no node owns %s: no answer to the lookup%s in %s",
+					a, what, r.latency.Round(100*time.Millisecond))
 			}
 			if k, ok := d.resolver.Lookup(time.Now(), a); ok {
 				return k, false, nil
