@@ -80,16 +80,22 @@ func helperUDPRecv(args []string) error {
 	return nil
 }
 
-// helperUDPSend sends -n datagrams "<prefix>-<i>" to -to back to back.
+// helperUDPSend sends -n datagrams "<prefix>-<i>" to -to back to back,
+// from -from if given.
 func helperUDPSend(args []string) error {
 	fs := flag.NewFlagSet("udpsend", flag.ContinueOnError)
 	to := fs.String("to", "", "destination address:port")
 	n := fs.Int("n", 1, "datagrams to send")
 	prefix := fs.String("prefix", "pcd", "payload prefix")
+	from := fs.String("from", "", "source address to bind (default: any)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c, err := net.Dial("udp6", *to)
+	d := net.Dialer{}
+	if *from != "" {
+		d.LocalAddr = &net.UDPAddr{IP: net.ParseIP(*from)}
+	}
+	c, err := d.Dial("udp6", *to)
 	if err != nil {
 		return err
 	}
