@@ -59,11 +59,6 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 		}
 	}
 	for reason, n := range ns.Drops {
-		// The router counts every keepalive as ending at the router; that
-		// is the protocol working, not a loss, and would drown real drops.
-		if reason == "keepalive" {
-			continue
-		}
 		add(reason, n)
 	}
 	for _, s := range d.sessions.Sessions(time.Now()) {

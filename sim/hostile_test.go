@@ -188,7 +188,6 @@ func TestBadFramesAreDroppedAndThePeerStays(t *testing.T) {
 		{"unknown frame type", router.DropUnknownType, func(h *hostile) []byte {
 			return []byte{'p', 'i', 'n', 'e', 0, 9, 0, 0, 0, 14, 1, 2, 3, 4}
 		}},
-		{"keepalive", router.DropKeepalive, func(h *hostile) []byte { return encode(&wire.Keepalive{}) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -210,6 +209,23 @@ func TestBadFramesAreDroppedAndThePeerStays(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeepaliveIsCountedNotDropped: a keepalive reaching the router is
+// link-local liveness: counted as received, never as a drop, and the peer
+// stays.
+func TestKeepaliveIsCountedNotDropped(t *testing.T) {
+	h := newHostile(t)
+	before := h.a.Router.Stats()
+	h.injectRaw(t, encode(&wire.Keepalive{}))
+	st := h.a.Router.Stats()
+	if got, want := st.FramesIn["keepalive"], before.FramesIn["keepalive"]+1; got != want {
+		t.Errorf("keepalives in: %d, want %d", got, want)
+	}
+	if len(st.Drops) != len(before.Drops) || len(st.Disconnects) != 0 || !h.link.Up() {
+		t.Fatalf("keepalive dropped or disconnected: drops %v, disconnects %v", st.Drops, st.Disconnects)
+	}
+	h.mustRoute(t)
 }
 
 // TestOwnKeyInHopsIsNotAnError: an announcement that passed through the

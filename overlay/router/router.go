@@ -312,7 +312,8 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 	case *wire.WakeupBroadcast:
 		r.handleWakeup(now, p, m)
 	case *wire.Keepalive:
-		r.stats.drop(DropKeepalive)
+		// Link-local liveness: counted in FramesIn, nothing to route. It is
+		// the protocol working, so it is not a drop.
 	default:
 		r.stats.drop(DropUnknownType)
 	}

@@ -42,8 +42,6 @@ const (
 	DropWakeupSeenFull
 	// DropUnknownType: a frame type this version does not know.
 	DropUnknownType
-	// DropKeepalive: keepalives are link-local and end at the router.
-	DropKeepalive
 	// DropUnknownPort: a frame from a port with no peering (or one being
 	// disconnected).
 	DropUnknownPort
@@ -67,7 +65,6 @@ var dropNames = [numDropReasons]string{
 	DropWakeupDuplicate:       "wakeup_duplicate",
 	DropWakeupSeenFull:        "wakeup_seen_full",
 	DropUnknownType:           "unknown_type",
-	DropKeepalive:             "keepalive",
 	DropUnknownPort:           "unknown_port",
 	DropEncode:                "encode",
 }
