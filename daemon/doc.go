@@ -68,8 +68,7 @@
 // (keypairs made), "timeout" (given up), "bad_message" (Noise refused),
 // "rejected" (wrong static key or replayed initiation). Lookups: "found",
 // "timeout", "cached" (cache hits). Drops keep the overlay's reasons as
-// they are ("no_route", "watermark", "link_queue_full", …; keepalives,
-// which the router counts as ending there, are left out) and prefix the
+// they are ("no_route", "watermark", "link_queue_full", …) and prefix the
 // other layers': "tun_…" (tun.Reason names), "session_…", "lookup_…" and
 // "daemon_…" (foreign_payload, bad_envelope, misrouted, no_tun,
 // overlay_too_large, packet_too_big, to_self, icmp_rate_limited). The lookup latency
