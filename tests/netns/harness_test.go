@@ -81,6 +81,7 @@ type Node struct {
 	Multicast       bool
 	MulticastIfaces []string
 	NoTUN           bool // relay-only: [tun] enable = false
+	MTU             int  // [tun] mtu; 0 = automatic
 	// [peers.tls] files, set by Peer for wss.
 	TLSCert, TLSKey, TLSCA string
 	LogLevel               string
@@ -280,7 +281,7 @@ func (nd *Node) configText() string {
 	}
 	fmt.Fprintf(&b, "# written by tests/netns for node %s\n", nd.Name)
 	fmt.Fprintf(&b, "private_key_file = %s\nlog_level = %s\n", q(nd.KeyPath), q(nd.LogLevel))
-	fmt.Fprintf(&b, "\n[tun]\nenable = %t\nname = %s\n", !nd.NoTUN, q(tunName))
+	fmt.Fprintf(&b, "\n[tun]\nenable = %t\nname = %s\nmtu = %d\n", !nd.NoTUN, q(tunName), nd.MTU)
 	fmt.Fprintf(&b, "\n[peers]\nlisten = %s\nstatic = %s\n", list(nd.Listen), list(nd.Static))
 	fmt.Fprintf(&b, "\n[peers.tls]\ncert_file = %s\nkey_file = %s\nca_file = %s\n", q(nd.TLSCert), q(nd.TLSKey), q(nd.TLSCA))
 	ifaces := nd.MulticastIfaces
