@@ -760,6 +760,11 @@ func (b *Bg) Stop(sig syscall.Signal) {
 	}
 }
 
+// Signal sends sig to the process.
+func (b *Bg) Signal(sig syscall.Signal) error {
+	return b.cmd.Process.Signal(sig)
+}
+
 // Exited reports whether the process has ended.
 func (b *Bg) Exited() bool {
 	select {

@@ -13,8 +13,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -37,6 +40,8 @@ func runHelper(mode string, args []string) int {
 		err = helperTCPSink(args)
 	case "tcpsource":
 		err = helperTCPSource(args)
+	case "tcpproxy":
+		err = helperTCPProxy(args)
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -208,6 +213,95 @@ func helperTCPSource(args []string) error {
 	}
 	fmt.Printf("sent %d sha256 %s\n", sent, hex.EncodeToString(h.Sum(nil)))
 	return nil
+}
+
+// helperTCPProxy forwards every connection accepted on -listen to -to,
+// printing "accepted N" for each. On SIGUSR1 it writes 64 bytes of
+// garbage into the client→server direction of the newest connection, in
+// between two reads, so that the byte stream loses its framing.
+func helperTCPProxy(args []string) error {
+	fs := flag.NewFlagSet("tcpproxy", flag.ContinueOnError)
+	listen := fs.String("listen", "", "address:port to listen on")
+	to := fs.String("to", "", "address:port to forward to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var inject chan struct{} // of the newest connection
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			mu.Lock()
+			if inject != nil {
+				select {
+				case inject <- struct{}{}:
+				default:
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	fmt.Println("ready")
+	for n := 1; ; n++ {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		s, err := net.DialTimeout("tcp", *to, 5*time.Second)
+		if err != nil {
+			fmt.Printf("dial %s: %v\n", *to, err)
+			c.Close()
+			continue
+		}
+		fmt.Printf("accepted %d\n", n)
+		in := make(chan struct{}, 1)
+		mu.Lock()
+		inject = in
+		mu.Unlock()
+		go func() {
+			defer s.Close()
+			defer c.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				select {
+				case <-in:
+					garbage := make([]byte, 64)
+					for i := range garbage {
+						garbage[i] = byte(0xA5 ^ i)
+					}
+					if _, err := s.Write(garbage); err != nil {
+						return
+					}
+					fmt.Println("injected")
+				default:
+				}
+				// Short deadlines so that an injection request is
+				// served even on an idle stream.
+				_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				m, err := c.Read(buf)
+				if m > 0 {
+					if _, err := s.Write(buf[:m]); err != nil {
+						return
+					}
+				}
+				var ne net.Error
+				if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer s.Close()
+			defer c.Close()
+			_, _ = io.Copy(c, s)
+		}()
+	}
 }
 
 // Helper builds the command line running helper mode in the namespace.
