@@ -8,7 +8,7 @@
 #
 # Arguments starting with "-" are passed to the daemon
 # (docker run IMAGE -publickey); anything else is run as a command instead
-# (docker run IMAGE pineconectl getPeers).
+# (docker run IMAGE pineconectl peers).
 #
 # PINECONED_CONFIG, PINECONED_STATE_DIR and PINECONED_RUN_DIR override the
 # usual paths; the image's tests use them.
