@@ -36,6 +36,10 @@ var selfRun = map[string]string{
 	"pineconectl peer add 'tcp://[fd00:0:0:2::1]:65432'":    "TestFreshStart",
 	"pineconectl peer remove 'tcp://[fd00:0:0:2::1]:65432'": "TestFreshStart",
 	"sudo pineconed -address":                               "TestFreshStart",
+	"pineconed -address":                                    "TestFreshStart",
+	"sudo ./pineconed":                                      "TestFreshStart",
+	"pineconectl snake":                                     "TestFreshStart",
+	"pineconectl version":                                   "TestFreshStart",
 	"curl -s http://127.0.0.1:9977/metrics | grep '^pineconed_tree'": "TestFreshStart",
 	// The install steps, rehearsed under a scratch root directory.
 	"sudo install -m 0755 pineconed pineconectl /usr/local/bin/":                                 "TestInstallRehearsal",
@@ -57,7 +61,7 @@ type coverage struct {
 }
 
 var table = []coverage{
-	{`sudo systemctl daemon-reload|sudo systemctl enable --now pineconed|systemctl status pineconed|journalctl -u pineconed -b`,
+	{`sudo systemctl daemon-reload|sudo systemctl enable --now pineconed|systemctl status( pineconed)?|systemctl restart pineconed|journalctl -u pineconed -b`,
 		[]string{"contrib/systemd.TestVerify", "contrib/systemd.TestServiceContract", "contrib/systemd.TestConfigFileOptional",
 			"contrib/systemd.TestSecurityExposure", "daemon.TestRunNotifiesAndShutsDown", "internal/readme.TestInstallRehearsal"},
 		"CI has no systemd as PID 1: the unit is checked with systemd-analyze verify and security, its contract " +
@@ -73,6 +77,9 @@ var table = []coverage{
 	{`pineconectl ping -c 3 fd[0-9a-f:]+`,
 		[]string{"cmd/pineconectl.TestPing", "daemon.TestDaemonAdminAPI", "tests/netns.TestCtl"},
 		"needs a second node: ping over real daemons in namespaces and in-process"},
+	{`pineconectl peer add URI`,
+		[]string{"cmd/pineconectl.TestPeerAddRemove", "daemon.TestDaemonAdminAPI", "internal/readme.TestFreshStart"},
+		"URI is a placeholder; peer add with real URIs runs against the CLI's fake, an in-process daemon and a fresh daemon"},
 	{`pineconectl lookup f[cd][0-9a-f:]+`,
 		[]string{"cmd/pineconectl.TestLookup", "daemon.TestDaemonAdminAPI", "daemon.TestLookupOfNobodyEndsWhenResolverGivesUp"},
 		"lookups of a real node and of an address nobody owns"},
@@ -204,7 +211,8 @@ func TestQuickStart(t *testing.T) {
 
 // The check fails on what it is meant to catch.
 func TestCheckCatchesProblems(t *testing.T) {
-	md := "# x\n\n```sh\necho covered\nrm -rf \\\n  /nowhere\n```\n\n```\nuntagged\n```\n\n```console\n$ echo self\nself\n```\n"
+	md := "# x\n\n```sh\necho covered\nrm -rf \\\n  /nowhere\n```\n\n```\nuntagged\n```\n\n```console\n$ echo self\nself\n```\n" +
+		"Run `pineconectl frobnicate --hard` or `pineconed`; `-flag x` is not a command.\n"
 	self := map[string]string{"echo self": "TestSelf", "echo gone": "TestSelf"}
 	tbl := []coverage{
 		{re: `echo covered`, by: []string{"x.TestReal"}, why: "because"},
@@ -220,12 +228,14 @@ func TestCheckCatchesProblems(t *testing.T) {
 		`"echo stale" matches no README command`,
 		`test x.TestMissing does not exist`,
 		`runs "echo gone", which the README no longer shows`,
+		`"pineconectl frobnicate --hard" is not exercised`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("check did not report %s; it said:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "echo covered") || strings.Contains(got, `"echo self" is not`) {
+	if strings.Contains(got, "echo covered") || strings.Contains(got, `"echo self" is not`) || strings.Contains(got, `-flag`) ||
+		strings.Contains(got, `"pineconed" is not`) {
 		t.Errorf("check reported covered commands:\n%s", got)
 	}
 	if p := check("```sh\ngo test ./...\n```\n", "go test ./...\n", nil, nil, exists); len(p) != 0 {

@@ -8,7 +8,10 @@
 // console the lines starting with "$ " are commands and the others their
 // output. Blocks tagged text, toml or yaml hold no commands, and a block
 // with no tag or another one is an error, so a command cannot hide in an
-// untagged block.
+// untagged block. In the text, a code span with arguments whose first word
+// is a command this project's users type (pineconed, pineconectl, sudo,
+// systemctl, journalctl, docker, go, curl, ip, ping, ./pineconed, .ci/run)
+// is a command too.
 //
 // A command is covered when one of these tests runs it (the build lines,
 // -genconf, --help, the bad-configuration example, the first start on

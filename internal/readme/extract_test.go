@@ -27,6 +27,7 @@ func extract(md string) ([]command, []string) {
 	for i := 0; i < len(lines); i++ {
 		fence, ok := strings.CutPrefix(strings.TrimSpace(lines[i]), "```")
 		if !ok {
+			cmds = append(cmds, inlineCommands(lines[i], i+1)...)
 			continue
 		}
 		tag := strings.Fields(fence + " ")
@@ -56,6 +57,26 @@ func extract(md string) ([]command, []string) {
 }
 
 var spaces = regexp.MustCompile(`\s+`)
+
+// inlineSpan is a code span in the text; it is a command when it has
+// arguments and starts with one of commandWords.
+var inlineSpan = regexp.MustCompile("`([^`]+)`")
+
+var commandWords = map[string]bool{
+	"pineconed": true, "pineconectl": true, "./pineconed": true, ".ci/run": true, "sudo": true, "go": true,
+	"systemctl": true, "journalctl": true, "docker": true, "curl": true, "ip": true, "ping": true,
+}
+
+func inlineCommands(line string, n int) []command {
+	var out []command
+	for _, m := range inlineSpan.FindAllStringSubmatch(line, -1) {
+		f := strings.Fields(m[1])
+		if len(f) > 1 && commandWords[f[0]] {
+			out = append(out, command{line: n, text: normalize(m[1])})
+		}
+	}
+	return out
+}
 
 func normalize(s string) string { return strings.TrimSpace(spaces.ReplaceAllString(s, " ")) }
 

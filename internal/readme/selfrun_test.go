@@ -314,6 +314,9 @@ func TestFreshStart(t *testing.T) {
 		{"pineconectl peers", "PORT"},
 		{"pineconectl sessions", "KEY"},
 		{"pineconectl tree", "Root"},
+		{"pineconectl snake", "Ascending"},
+		{"pineconectl version", "pineconectl"},
+		{"pineconed -address", "fd"},
 		{"curl -s http://127.0.0.1:9977/metrics | grep '^pineconed_tree'", "pineconed_tree_depth"},
 	} {
 		if strings.HasPrefix(want.cmd, "curl") {
