@@ -112,6 +112,9 @@ type Router struct {
 	// signature verified: a flood brings the same payload several times.
 	verified   map[wire.PublicKey]seenWakeup
 	lastWakeup time.Time
+	// seenExpiry is when the oldest record in seen or verified expires;
+	// zero while both are empty.
+	seenExpiry time.Time
 
 	nextMaint time.Time
 	lastSweep time.Time
@@ -404,16 +407,41 @@ func (r *Router) maintain(now time.Time) {
 		r.lastWakeup = now
 		r.originateWakeup(now, r.allPorts())
 	}
-	for _, m := range []map[wire.PublicKey]seenWakeup{r.seen, r.verified} {
-		for k, s := range m {
-			if now.Sub(s.at) >= WakeupSeenExpiry {
-				delete(m, k)
-			}
-		}
+	if !r.seenExpiry.IsZero() && !now.Before(r.seenExpiry) {
+		r.expireSeen(now)
 	}
 	if now.Sub(r.lastSweep) >= CoordCacheLifetime {
 		r.cache.Sweep(now)
 		r.lastSweep = now
+	}
+}
+
+// expireSeen forgets the wakeup records older than WakeupSeenExpiry and
+// notes when the oldest one left will be due. Walking the sets only then,
+// not on every 1 s tick, removes the same records at the same ticks: new
+// records are never older than the ones already there.
+func (r *Router) expireSeen(now time.Time) {
+	var oldest time.Time
+	for _, m := range []map[wire.PublicKey]seenWakeup{r.seen, r.verified} {
+		for k, s := range m {
+			if now.Sub(s.at) >= WakeupSeenExpiry {
+				delete(m, k)
+			} else if oldest.IsZero() || s.at.Before(oldest) {
+				oldest = s.at
+			}
+		}
+	}
+	r.seenExpiry = time.Time{}
+	if !oldest.IsZero() {
+		r.seenExpiry = oldest.Add(WakeupSeenExpiry)
+	}
+}
+
+// noteSeen keeps seenExpiry set while any wakeup record exists; a record
+// added at now expires no earlier than those before it.
+func (r *Router) noteSeen(now time.Time) {
+	if r.seenExpiry.IsZero() {
+		r.seenExpiry = now.Add(WakeupSeenExpiry)
 	}
 }
 

@@ -44,6 +44,7 @@ func (r *Router) handleWakeup(now time.Time, p *peerInfo, f *wire.WakeupBroadcas
 		return
 	}
 	r.seen[f.Source] = seenWakeup{payload: sr, at: now}
+	r.noteSeen(now)
 	r.event(Event{Kind: EventWakeupReceived, Port: p.port, Key: f.Source, Root: sr.Root})
 	if f.HopLimit <= 1 {
 		return
@@ -64,6 +65,7 @@ func (r *Router) verifyWakeup(now time.Time, source wire.PublicKey, sr wire.Sign
 	}
 	if _, ok := r.verified[source]; ok || len(r.verified) < r.opts.MaxWakeupSeen {
 		r.verified[source] = seenWakeup{payload: sr, at: now}
+		r.noteSeen(now)
 	}
 	return true
 }
