@@ -197,7 +197,11 @@ func New(opts Options) (_ *Daemon, err error) {
 		log.Info("TUN disabled: relay-only node")
 	}
 
-	d.peers, err = peers.New(d.peersConfig(cfg), d.node)
+	pc := d.peersConfig(cfg)
+	if pc.TLS, err = peersTLS(cfg.Peers.TLS); err != nil {
+		return nil, err
+	}
+	d.peers, err = peers.New(pc, d.node)
 	if err != nil {
 		return nil, err
 	}
