@@ -11,6 +11,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
 	"time"
 )
 
@@ -76,4 +79,32 @@ func (n *Net) trust(from, to *Node) {
 	if _, err := f.Write(cert); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWebSocketTLSUntrusted: a dials b over wss:// without trusting b's
+// self-signed certificate: the peering must never be made.
+func TestWebSocketTLSUntrusted(t *testing.T) {
+	n := newNet(t)
+	a, b := n.Node("a"), n.Node("b")
+	l := n.Connect(a, b, true)
+	n.Peer(a, b, l, "wss")
+	a.TLSCA = "" // forget b's certificate: only the system roots remain
+	n.StartAll()
+	// Three dial attempts at least (back-off 1 s, 2 s): none may succeed.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := a.PeerWith(b); ok {
+			t.Fatal("a peered with b over wss:// without trusting b's certificate")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitFor(t, "a to log the refused certificate", 10*time.Second, 100*time.Millisecond, func() (bool, string) {
+		data, _ := os.ReadFile(a.LogPath)
+		return strings.Contains(string(data), "certificate"), lastLines(string(data), 2)
+	})
+	// The control: trusting it, the same peering works.
+	a.Stop(syscall.SIGTERM)
+	n.trust(a, b)
+	a.Start()
+	a.WaitPeer(b)
 }
