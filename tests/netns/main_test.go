@@ -12,6 +12,23 @@
 // The test binary doubles as a helper run inside namespaces (see helper
 // modes in helpers_test.go): when PCD_NETNS_HELPER is set, TestMain runs
 // that helper instead of the tests.
+//
+// Run them as root from the repository root:
+//
+//	go test -count=1 -v ./tests/netns
+//	go test -count=1 -v ./tests/netns -run TestSquareFailover
+//
+// A failing test prints the tail of every daemon's log (debug level) and
+// keeps each node's directory (configuration, key, logs, captures) under
+// /tmp/pcd-<node>-*; namespaces are always removed.
+//
+// Layout: harness_test.go (Net, Node, Link, daemon start/stop, admin
+// calls, waits), helpers_test.go (in-namespace helpers: UDP, TCP, HTTP,
+// proxy; metrics parsing), and one file per theme: line (ping and SSH over
+// tcp, ws, wss), traffic (first-burst queue, underlay privacy, bulk
+// integrity, large packets, relay-only), resilience (restart, failover
+// outage, reload, garbage on a peering), ctl (pineconectl, metrics),
+// subnet, unreachable (ICMPv6 errors, MTU mismatch), mesh, multicast, tls.
 package netns
 
 import (
