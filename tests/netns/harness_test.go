@@ -139,6 +139,7 @@ func (n *Net) Node(name string, daemonKey ...bool) *Node {
 	// Registered first, so it runs last: after the daemon and every
 	// helper process in the namespace have been stopped.
 	t.Cleanup(func() {
+		nd.killLeftovers()
 		if out, err := exec.Command("ip", "netns", "del", nd.NS).CombinedOutput(); err != nil {
 			t.Errorf("deleting namespace %s: %v: %s", nd.NS, err, out)
 		}
@@ -162,6 +163,36 @@ func (n *Net) Node(name string, daemonKey ...bool) *Node {
 	}
 	n.nodes = append(n.nodes, nd)
 	return nd
+}
+
+// killLeftovers kills whatever still runs in the node's namespace once the
+// daemon and the helpers the test started are gone: only children of
+// those can be left (an sshd session whose client vanished with the
+// overlay), and a namespace is only freed when its last process exits.
+func (nd *Node) killLeftovers() {
+	out, err := exec.Command("ip", "netns", "pids", nd.NS).Output()
+	if err != nil {
+		return
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 1 {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		nd.t.Logf("node %s: killing leftover process %d (%s) in %s", nd.Name, pid, strings.TrimSpace(string(comm)), nd.NS)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		for i := 0; i < 100; i++ {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // Connect joins a and b with a veth pair. With ula, each end gets an
@@ -758,6 +789,22 @@ func (b *Bg) Stop(sig syscall.Signal) {
 		_ = b.cmd.Process.Kill()
 		<-b.done
 	}
+}
+
+// Children are the process's child processes.
+func (b *Bg) Children() []int {
+	pid := b.cmd.Process.Pid
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []int
+	for _, f := range tasks {
+		data, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(data)) {
+			if k, err := strconv.Atoi(s); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
 }
 
 // Signal sends sig to the process.

@@ -64,6 +64,7 @@ type sshRunning struct {
 	addr    netip.Addr
 	keyPath string
 	dir     string
+	sshd    *Bg
 }
 
 // startSSHD generates host and client keys and runs sshd -D in nd's
@@ -112,7 +113,7 @@ LogLevel VERBOSE
 	}
 	bg := nd.StartBg("sshd", sshd, "-D", "-e", "-f", cfgPath)
 	bg.WaitOutput(t, "Server listening on", 15*time.Second)
-	return sshRunning{port: port, addr: nd.Addr, keyPath: clientKey, dir: dir}
+	return sshRunning{port: port, addr: nd.Addr, keyPath: clientKey, dir: dir, sshd: bg}
 }
 
 // checkSSH logs in from one node to an sshd on another over the overlay
@@ -134,4 +135,11 @@ func checkSSH(t *testing.T, from, to *Node) {
 		t.Fatalf("ssh from %s to %s: output %q does not contain the line %q", from.Name, srv.addr, out, want)
 	}
 	t.Logf("ssh %s→%s ran a command in %s", from.Name, to.Name, time.Since(start).Round(time.Millisecond))
+	// The session process on the server side ends once the connection is
+	// closed over the overlay; wait for it before the test tears the
+	// overlay down under it.
+	waitFor(t, "the sshd session to end", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
+		kids := srv.sshd.Children()
+		return len(kids) == 0, fmt.Sprintf("sshd children %v", kids)
+	})
 }
