@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -35,6 +36,10 @@ func TestRestartKeepsAddress(t *testing.T) {
 		t.Errorf("b's new key file has mode %04o, want 0600", perm)
 	}
 	key, addr := b.Key, b.Addr
+	// The identity flags read the same key file.
+	if out, err := exec.Command(pineconedBin, "-address", "-config", b.ConfigPath).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != addr.String() {
+		t.Errorf("pineconed -address -config: %q (%v), want %s", out, err, addr)
+	}
 	a.WaitReach(c.Addr)
 
 	// A crash, not a clean stop: the admin socket file stays behind.
