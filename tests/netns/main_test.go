@@ -32,6 +32,7 @@
 package netns
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,7 +64,11 @@ func TestMain(m *testing.M) {
 // setup decides whether the tests can run here, builds the binaries and
 // runs the tests.
 func setup(m *testing.M) int {
+	flag.Parse()
 	skipReason = environmentProblem()
+	if skipReason == "" && testing.Short() {
+		skipReason = "network namespace tests are slow; skipped with -short"
+	}
 	if skipReason != "" {
 		fmt.Fprintf(os.Stderr, "tests/netns: every test skips: %s\n", skipReason)
 		return m.Run()
@@ -139,9 +144,6 @@ func needNetns(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
-	}
-	if testing.Short() {
-		t.Skip("network namespace tests are slow; skipped with -short")
 	}
 }
 
