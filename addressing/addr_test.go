@@ -1,22 +1,16 @@
 package addressing
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"net/netip"
 	"testing"
 
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-func keyFromSeed(b byte) wire.PublicKey {
-	seed := make([]byte, ed25519.SeedSize)
-	for i := range seed {
-		seed[i] = b
-	}
-	return wire.PublicKeyOf(ed25519.NewKeyFromSeed(seed))
-}
+func keyFromSeed(b byte) wire.PublicKey { return wire.PublicKeyOf(testhelp.SeedKey(b)) }
 
 func keyOf(hexKey string) wire.PublicKey {
 	k, err := wire.ParsePublicKey(hexKey)

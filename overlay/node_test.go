@@ -2,7 +2,6 @@ package overlay
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"runtime"
@@ -11,13 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
-
-func testKey(seed byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
-}
 
 // memLink is an in-memory Link: frames sent on it are handed, in order, by
 // its own goroutine to the remote node's Receive. Closing one end closes
@@ -103,7 +99,7 @@ func connect(t *testing.T, a, b *Node) *memLink {
 
 func newNode(t *testing.T, seed byte, cfg Config) *Node {
 	t.Helper()
-	n := New(testKey(seed), cfg)
+	n := New(testhelp.SeedKey(seed), cfg)
 	t.Cleanup(func() { n.Close() })
 	return n
 }
@@ -155,7 +151,7 @@ func TestProtocolViolationDropsOnlyThatPeer(t *testing.T) {
 
 	// A frame with a forged signature, as if from b on a's port for b.
 	port := findPort(t, a, b.PublicKey())
-	forged := (&wire.TreeAnnouncement{Root: wire.Root{Key: c.PublicKey(), Seq: 99}}).Signed(testKey(9), 1)
+	forged := (&wire.TreeAnnouncement{Root: wire.Root{Key: c.PublicKey(), Seq: 99}}).Signed(testhelp.SeedKey(9), 1)
 	forged.Hops[0].Key = c.PublicKey()
 	frame, _ := forged.Append(nil)
 	if err := a.Receive(port, frame); err == nil {
@@ -186,21 +182,21 @@ func TestMaxPeers(t *testing.T) {
 	connect(t, a, newNode(t, 2, Config{}))
 	connect(t, a, newNode(t, 3, Config{}))
 	l := &memLink{done: make(chan struct{})}
-	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testKey(4))}, l); !errors.Is(err, ErrNoFreePort) {
+	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(4))}, l); !errors.Is(err, ErrNoFreePort) {
 		t.Fatalf("third peer with MaxPeers 2: %v", err)
 	}
 	a.SetMaxPeers(3)
-	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testKey(4))}, &memLink{local: a, queue: make(chan []byte, 8), done: make(chan struct{})}); err != nil {
+	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(4))}, &memLink{local: a, queue: make(chan []byte, 8), done: make(chan struct{})}); err != nil {
 		t.Fatalf("after raising the bound: %v", err)
 	}
 }
 
 func TestSendToRefusesOversizePayload(t *testing.T) {
 	a := newNode(t, 1, Config{})
-	if err := a.SendTo(wire.PublicKeyOf(testKey(2)), make([]byte, 65535)); !errors.Is(err, ErrTooLarge) {
+	if err := a.SendTo(wire.PublicKeyOf(testhelp.SeedKey(2)), make([]byte, 65535)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversize payload: %v", err)
 	}
-	if err := a.SendTo(wire.PublicKeyOf(testKey(2)), make([]byte, MaxPayload(64))); err != nil {
+	if err := a.SendTo(wire.PublicKeyOf(testhelp.SeedKey(2)), make([]byte, MaxPayload(64))); err != nil {
 		t.Fatalf("MaxPayload-sized payload: %v", err)
 	}
 }
@@ -253,9 +249,9 @@ func TestConcurrentSendAndChurn(t *testing.T) {
 }
 
 func TestCloseStopsEverything(t *testing.T) {
-	before := runtime.NumGoroutine()
-	a := New(testKey(1), Config{})
-	b := New(testKey(2), Config{})
+	testhelp.CheckNoLeak(t)
+	a := New(testhelp.SeedKey(1), Config{})
+	b := New(testhelp.SeedKey(2), Config{})
 	ab := &memLink{local: a, remote: b, queue: make(chan []byte, 16), done: make(chan struct{})}
 	ba := &memLink{local: b, remote: a, queue: make(chan []byte, 16), done: make(chan struct{}), peer: ab}
 	ab.peer = ba
@@ -272,12 +268,5 @@ func TestCloseStopsEverything(t *testing.T) {
 	ba.wg.Wait()
 	if _, err := a.Attach(PeerInfo{Key: b.PublicKey()}, ab); !errors.Is(err, ErrClosed) {
 		t.Fatalf("attach after close: %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after Close, %d before", n, before)
 	}
 }

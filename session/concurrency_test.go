@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -26,7 +27,7 @@ func TestConcurrentSendAndReceive(t *testing.T) {
 	var dropped atomic.Uint64
 	nodes := map[wire.PublicKey]*qnode{}
 	mk := func(seed byte) *qnode {
-		priv := privFromSeed(seed)
+		priv := testhelp.SeedKey(seed)
 		n := &qnode{key: wire.PublicKeyOf(priv), inbox: make(chan msg, 1024)}
 		nodes[n.key] = n
 		return n
@@ -34,7 +35,7 @@ func TestConcurrentSendAndReceive(t *testing.T) {
 	a, b := mk(1), mk(2)
 	for _, n := range []*qnode{a, b} {
 		var err error
-		n.m, err = NewManager(privFromSeed(map[*qnode]byte{a: 1, b: 2}[n]), Config{RekeyAfterMessages: 500},
+		n.m, err = NewManager(testhelp.SeedKey(map[*qnode]byte{a: 1, b: 2}[n]), Config{RekeyAfterMessages: 500},
 			func(dst wire.PublicKey, p []byte) {
 				select {
 				case nodes[dst].inbox <- msg{n.key, dst, p}:

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"crypto/ed25519"
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
@@ -10,18 +9,11 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func privFromSeed(b byte) ed25519.PrivateKey {
-	seed := make([]byte, ed25519.SeedSize)
-	for i := range seed {
-		seed[i] = b
-	}
-	return ed25519.NewKeyFromSeed(seed)
-}
 
 type msg struct {
 	src, dst wire.PublicKey
@@ -60,7 +52,7 @@ func newFabric(t *testing.T) *fabric {
 }
 
 func (f *fabric) add(seed byte, cfg Config) *node {
-	priv := privFromSeed(seed)
+	priv := testhelp.SeedKey(seed)
 	n := &node{key: wire.PublicKeyOf(priv)}
 	cfg.Unreachable = func(dst wire.PublicKey, pk [][]byte) { n.unreachable = append(n.unreachable, pk...) }
 	cfg.EchoReply = func(src wire.PublicKey, id uint64, data []byte) {

@@ -10,13 +10,14 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"golang.org/x/crypto/curve25519"
 )
 
 func TestKeyConversionAgrees(t *testing.T) {
 	for s := range 32 {
-		priv := privFromSeed(byte(s))
+		priv := testhelp.SeedKey(byte(s))
 		xpriv := PrivateToX25519(priv)
 		fromPriv, err := curve25519.X25519(xpriv[:], curve25519.Basepoint)
 		if err != nil {
@@ -31,7 +32,7 @@ func TestKeyConversionAgrees(t *testing.T) {
 		}
 	}
 	// Both sides of a DH between converted identities agree.
-	a, b := privFromSeed(1), privFromSeed(2)
+	a, b := testhelp.SeedKey(1), testhelp.SeedKey(2)
 	xa, xb := PrivateToX25519(a), PrivateToX25519(b)
 	pa, _ := PublicToX25519(wire.PublicKeyOf(a))
 	pb, _ := PublicToX25519(wire.PublicKeyOf(b))
@@ -413,7 +414,7 @@ func TestSourceAddressChecked(t *testing.T) {
 func TestHandshakeGiveUpReportsUnreachable(t *testing.T) {
 	f := newFabric(t)
 	a := f.add(1, Config{})
-	ghost := wire.PublicKeyOf(privFromSeed(9)) // no node on the fabric
+	ghost := wire.PublicKeyOf(testhelp.SeedKey(9)) // no node on the fabric
 	for i := range 70 {
 		a.m.Send(t0, ghost, packet(a.key, ghost, uint32(i)))
 	}
@@ -602,14 +603,14 @@ func TestMaxPeersAndBadKeys(t *testing.T) {
 	f := newFabric(t)
 	a := f.add(1, Config{MaxPeers: 2})
 	for s := byte(10); s < 14; s++ {
-		k := wire.PublicKeyOf(privFromSeed(s))
+		k := wire.PublicKeyOf(testhelp.SeedKey(s))
 		a.m.Send(t0, k, packet(a.key, k, 0))
 	}
 	a.m.Send(t0, a.key, packet(a.key, a.key, 0))
 	var bad wire.PublicKey
 	bad[0] = 1
 	a.m.Send(t0, bad, packet(a.key, bad, 0))
-	a.m.Send(t0, wire.PublicKeyOf(privFromSeed(10)), make([]byte, MaxPacket+1))
+	a.m.Send(t0, wire.PublicKeyOf(testhelp.SeedKey(10)), make([]byte, MaxPacket+1))
 	st := a.m.Stats()
 	if st.Peers != 2 || st.DropTooManyPeer != 2 || st.DropBadKey != 2 || st.DropTooBig != 1 {
 		t.Fatalf("stats %+v", st)

@@ -6,7 +6,6 @@ package vectors
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // ErrMissing means the shared vectors are not beside this checkout.
@@ -37,7 +38,7 @@ func (r Record) To() byte { return r.Link[len(r.Link)-1] }
 // PrivateKey returns the key of router A, B or C of the capture: ed25519
 // with the seed byte 1, 2 or 3 repeated.
 func PrivateKey(name byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{name - 'A' + 1}, ed25519.SeedSize))
+	return testhelp.SeedKey(name - 'A' + 1)
 }
 
 // Dir finds ../shared/vectors beside the module root, walking up from the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -88,7 +89,7 @@ func nonKeepalive(frames [][]byte) [][]byte {
 func TestFramesBothWays(t *testing.T) {
 	for _, transport := range []string{"pipe", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			checkNoLeak(t)
+			testhelp.CheckNoLeak(t)
 			pair := pipePair
 			if transport == "tcp" {
 				pair = tcpPair
@@ -108,13 +109,13 @@ func TestFramesBothWays(t *testing.T) {
 			ann := frameOf(wire.TypeTreeAnnouncement, 142, 7)
 			b.Send(ann, true)
 
-			waitFor(t, "frames A to B", 5*time.Second, func() bool { return len(nonKeepalive(sb.got(1))) == len(want) })
+			testhelp.WaitFor(t, "frames A to B", 5*time.Second, func() bool { return len(nonKeepalive(sb.got(1))) == len(want) })
 			for i, f := range nonKeepalive(sb.got(1)) {
 				if !bytes.Equal(f, want[i]) {
 					t.Fatalf("frame %d differs", i)
 				}
 			}
-			waitFor(t, "frame B to A", 5*time.Second, func() bool { return len(nonKeepalive(sa.got(1))) == 1 })
+			testhelp.WaitFor(t, "frame B to A", 5*time.Second, func() bool { return len(nonKeepalive(sa.got(1))) == 1 })
 			if !bytes.Equal(nonKeepalive(sa.got(1))[0], ann) {
 				t.Fatal("announcement differs")
 			}
@@ -132,7 +133,7 @@ func TestFramesBothWays(t *testing.T) {
 // With nothing to send, the writer sends keepalives; they keep the other
 // side's read deadline from expiring.
 func TestKeepaliveAfterIdle(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	cfg := fastConfig() // keepalive 50ms, read timeout 300ms
 	_, _, sa, sb := pipePair(t, cfg)
 	time.Sleep(time.Second) // more than three read timeouts
@@ -154,7 +155,7 @@ func TestKeepaliveAfterIdle(t *testing.T) {
 
 // Keepalives only fill silence: a link busy with frames sends none.
 func TestNoKeepaliveWhileBusy(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	cfg := Config{KeepaliveInterval: 200 * time.Millisecond}
 	a, _, _, sb := pipePair(t, cfg)
 	stop := time.Now().Add(time.Second)
@@ -173,7 +174,7 @@ func TestNoKeepaliveWhileBusy(t *testing.T) {
 // A peer that stops sending is dropped by the read deadline, even though
 // it keeps reading what we send.
 func TestSilentPeerDropped(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	x, raw := net.Pipe()
 	defer raw.Close()
 	go func() { _, _ = io.Copy(io.Discard, raw) }()
@@ -194,7 +195,7 @@ func TestSilentPeerDropped(t *testing.T) {
 
 // A peer that stops reading is dropped by the write deadline.
 func TestStalledReaderDropped(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	x, raw := net.Pipe()
 	defer raw.Close()
 	s := newFakeSwitch()
@@ -217,7 +218,7 @@ func TestStalledReaderDropped(t *testing.T) {
 // wait; the protocol frame goes out before all the traffic queued ahead
 // of it.
 func TestProtocolOvertakesTraffic(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	x, y := net.Pipe()
 	a := New(x, keyB, Config{})
 	for i := range 100 {
@@ -253,7 +254,7 @@ func TestProtocolOvertakesTraffic(t *testing.T) {
 // slowly: whatever is queued behind a blocked write waits, the protocol
 // frame does not.
 func TestProtocolOvertakesOnBusyLink(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	x, y := net.Pipe()
 	cfg := Config{WriteBuffer: 64}
 	a := New(x, keyB, cfg)
@@ -265,7 +266,7 @@ func TestProtocolOvertakesOnBusyLink(t *testing.T) {
 	for i := range 20 {
 		a.Send(frameOf(wire.TypeTraffic, 60, byte(i)), false)
 	}
-	waitFor(t, "traffic to queue", 2*time.Second, func() bool { return a.Stats().TrafficQueued >= 18 })
+	testhelp.WaitFor(t, "traffic to queue", 2*time.Second, func() bool { return a.Stats().TrafficQueued >= 18 })
 	ann := frameOf(wire.TypeTreeAnnouncement, 60, 0xaa)
 	a.Send(ann, true)
 	pos := -1
@@ -284,7 +285,7 @@ func TestProtocolOvertakesOnBusyLink(t *testing.T) {
 }
 
 func TestQueueFullDrops(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	x, y := net.Pipe()
 	defer y.Close()
 	a := New(x, keyB, Config{ProtocolQueue: 4, TrafficQueue: 8, TrafficQueueBytes: 1000})
@@ -354,7 +355,7 @@ func TestSendRefusesMalformed(t *testing.T) {
 // The writer flushes only when its queues are empty: a burst of small
 // frames costs far fewer writes than frames.
 func TestWriterBatches(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	x, y := net.Pipe()
 	a := New(x, keyB, Config{TrafficQueue: 2000})
 	for i := range 1000 {
@@ -379,7 +380,7 @@ func TestCloseBothSides(t *testing.T) {
 	for _, transport := range []string{"pipe", "tcp"} {
 		for _, closer := range []string{"local", "remote"} {
 			t.Run(transport+"/"+closer, func(t *testing.T) {
-				checkNoLeak(t)
+				testhelp.CheckNoLeak(t)
 				pair := pipePair
 				if transport == "tcp" {
 					pair = tcpPair
@@ -426,7 +427,7 @@ func TestCloseBothSides(t *testing.T) {
 // once Start is called, and closing a link never started closes its
 // connection.
 func TestCloseBeforeStart(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	x, y := net.Pipe()
 	defer y.Close()
 	a := New(x, keyB, Config{})
@@ -444,7 +445,7 @@ func TestCloseBeforeStart(t *testing.T) {
 
 // An error from Receive ends the link with that error as the reason.
 func TestReceiveErrorCloses(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	a, b, _, sb := pipePair(t, Config{})
 	bad := errors.New("announcement signature does not verify")
 	sb.mu.Lock()

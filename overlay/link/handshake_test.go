@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -37,7 +38,7 @@ func handshakeAsync(ctx context.Context, c net.Conn, priv ed25519.PrivateKey) <-
 // handshake blocks forever here: each side's write waits for a read the
 // other side never reaches.
 func TestHandshakeOverUnbufferedPipe(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
@@ -54,7 +55,7 @@ func TestHandshakeOverUnbufferedPipe(t *testing.T) {
 }
 
 func TestHandshakeOverLoopbackTCP(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestHandshakeOverLoopbackTCP(t *testing.T) {
 // The bytes we put on the wire are example E2, and a raw peer's hello is
 // accepted.
 func TestHandshakeWireBytes(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	a, raw := net.Pipe()
 	defer a.Close()
 	defer raw.Close()
@@ -133,7 +134,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			testhelp.CheckNoLeak(t)
 			a, raw := net.Pipe()
 			defer a.Close()
 			res := handshakeAsync(context.Background(), a, privA)
@@ -160,7 +161,7 @@ func TestHandshakeDeadline(t *testing.T) {
 	for _, readsOurs := range []bool{true, false} {
 		name := map[bool]string{true: "silent", false: "not reading"}[readsOurs]
 		t.Run(name, func(t *testing.T) {
-			checkNoLeak(t)
+			testhelp.CheckNoLeak(t)
 			a, raw := net.Pipe()
 			defer a.Close()
 			defer raw.Close()
@@ -182,7 +183,7 @@ func TestHandshakeDeadline(t *testing.T) {
 }
 
 func TestHandshakeCancelled(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	a, raw := net.Pipe()
 	defer a.Close()
 	defer raw.Close()

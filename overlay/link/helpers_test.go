@@ -2,24 +2,17 @@ package link
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/binary"
-	"runtime"
 	"sync"
-	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Keys of protocol §12: ed25519 seeds of one repeated byte.
-func seedKey(b byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
-}
-
 var (
-	privA, privB = seedKey(1), seedKey(2)
+	privA, privB = testhelp.SeedKey(1), testhelp.SeedKey(2)
 	keyA, keyB   = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB)
 )
 
@@ -80,37 +73,6 @@ func (s *fakeSwitch) detaches(port router.Port) []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]error(nil), s.detached[port]...)
-}
-
-// waitFor polls cond until it holds or the time runs out.
-func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// checkNoLeak fails the test if the goroutine count has not come back to
-// what it was when checkNoLeak was called, once the test's cleanups ran.
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	base := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		end := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base {
-			if time.Now().After(end) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
-					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // fastConfig makes the protocol's timers short enough for tests.

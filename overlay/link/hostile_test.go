@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -67,7 +68,7 @@ func TestHostileFrames(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			testhelp.CheckNoLeak(t)
 			s := newFakeSwitch()
 			raw, l := hostileConn(t, s, 7, fastConfig())
 			// A valid frame first: the link is working until the bad one.
@@ -110,7 +111,7 @@ func TestHostileFrames(t *testing.T) {
 // grow with the flood, and two other peers on the same switch keep
 // exchanging traffic meanwhile.
 func TestFloodIsThrottledNotQueued(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	const floodPort, pPort, qPort = 1, 2, 3
 	s := newFakeSwitch()
 	var consumed atomic.Int64

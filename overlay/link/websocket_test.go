@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -48,7 +49,7 @@ func TestWebSocketLink(t *testing.T) {
 	for _, tlsOn := range []bool{false, true} {
 		name := map[bool]string{false: "ws", true: "wss"}[tlsOn]
 		t.Run(name, func(t *testing.T) {
-			checkNoLeak(t)
+			testhelp.CheckNoLeak(t)
 			s := newFakeSwitch()
 			srv, origins := wsServer(t, "/pinecone", tlsOn, s)
 			url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/pinecone"
@@ -77,7 +78,7 @@ func TestWebSocketLink(t *testing.T) {
 			for i := range 20 {
 				l.Send(frameOf(wire.TypeTraffic, 100+i, byte(i)), false)
 			}
-			waitFor(t, "frames over WebSocket", 5*time.Second, func() bool { return len(nonKeepalive(s.got(5))) == 20 })
+			testhelp.WaitFor(t, "frames over WebSocket", 5*time.Second, func() bool { return len(nonKeepalive(s.got(5))) == 20 })
 			for i, f := range nonKeepalive(s.got(5)) {
 				if !bytes.Equal(f, frameOf(wire.TypeTraffic, 100+i, byte(i))) {
 					t.Fatalf("frame %d differs", i)
@@ -85,7 +86,7 @@ func TestWebSocketLink(t *testing.T) {
 			}
 			l.Close(nil)
 			<-l.Done()
-			waitFor(t, "server side detach", 5*time.Second, func() bool { return len(s.detaches(5)) == 1 })
+			testhelp.WaitFor(t, "server side detach", 5*time.Second, func() bool { return len(s.detaches(5)) == 1 })
 		})
 	}
 }
@@ -93,7 +94,7 @@ func TestWebSocketLink(t *testing.T) {
 // Message boundaries mean nothing: a stock peer's hello and frames split
 // across messages, and several frames in one message, read as one stream.
 func TestWebSocketMessagesAreAStream(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	s := newFakeSwitch()
 	srv, _ := wsServer(t, "/", false, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -114,7 +115,7 @@ func TestWebSocketMessagesAreAStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "three frames", 5*time.Second, func() bool { return len(s.got(5)) == 3 })
+	testhelp.WaitFor(t, "three frames", 5*time.Second, func() bool { return len(s.got(5)) == 3 })
 	got := s.got(5)
 	for i, want := range [][]byte{f1, f2, f3} {
 		if !bytes.Equal(got[i], want) {
@@ -122,7 +123,7 @@ func TestWebSocketMessagesAreAStream(t *testing.T) {
 		}
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "detach", 5*time.Second, func() bool { return len(s.detaches(5)) == 1 })
+	testhelp.WaitFor(t, "detach", 5*time.Second, func() bool { return len(s.detaches(5)) == 1 })
 }
 
 func TestWebSocketWrongPath(t *testing.T) {

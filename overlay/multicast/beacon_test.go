@@ -3,7 +3,6 @@ package multicast
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"net"
 	"net/netip"
@@ -12,17 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-func seedKey(b byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
-}
-
 // Key B sorts below key A (protocol §12), so B dials A at once and A waits.
-var keyA, keyB = wire.PublicKeyOf(seedKey(1)), wire.PublicKeyOf(seedKey(2))
+var keyA, keyB = wire.PublicKeyOf(testhelp.SeedKey(1)), wire.PublicKeyOf(testhelp.SeedKey(2))
 
 type handled struct {
 	info overlay.PeerInfo
@@ -104,17 +100,6 @@ func testDiscovery(t *testing.T, key wire.PublicKey) (*Discovery, *fakePeerer, f
 
 var peerSrc = netip.MustParseAddrPort("[fe80::2]:60606")
 
-func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Short, long, empty and port-0 datagrams are ignored and counted, and the
 // next valid beacon on the same interface is still acted on (the reference
 // stops listening on an interface after a short one).
@@ -139,7 +124,7 @@ func TestGarbageBeaconsIgnored(t *testing.T) {
 		t.Fatal("dialled on garbage")
 	}
 	d.handleBeacon(7, peerSrc, valid)
-	waitFor(t, "the dial", 2*time.Second, func() bool { return len(p.handled()) == 1 })
+	testhelp.WaitFor(t, "the dial", 2*time.Second, func() bool { return len(p.handled()) == 1 })
 	want := dialed{
 		local:  netip.MustParseAddrPort("[fe80::1%eth9]:0"),
 		remote: netip.MustParseAddrPort("[fe80::2%eth9]:4242"),
@@ -170,16 +155,16 @@ func TestBeaconsWhileConnected(t *testing.T) {
 	d, p, dials := testDiscovery(t, keyB)
 	b := wire.AppendBeacon(nil, keyA, 4242)
 	d.handleBeacon(7, peerSrc, b)
-	waitFor(t, "the dial", 2*time.Second, func() bool { return len(p.handled()) == 1 })
+	testhelp.WaitFor(t, "the dial", 2*time.Second, func() bool { return len(p.handled()) == 1 })
 	d.handleBeacon(7, peerSrc, b)
 	d.handleBeacon(7, peerSrc, b)
 	if n := d.Stats().Ignored["connected"]; n != 2 || len(dials()) != 1 {
 		t.Fatalf("ignored %d, dials %d", n, len(dials()))
 	}
 
-	c := wire.AppendBeacon(nil, wire.PublicKeyOf(seedKey(3)), 5000)
+	c := wire.AppendBeacon(nil, wire.PublicKeyOf(testhelp.SeedKey(3)), 5000)
 	p.mu.Lock()
-	p.connected[wire.PublicKeyOf(seedKey(3)).String()+"|eth9"] = true
+	p.connected[wire.PublicKeyOf(testhelp.SeedKey(3)).String()+"|eth9"] = true
 	p.mu.Unlock()
 	d.handleBeacon(7, peerSrc, c)
 	d.handleBeacon(8, peerSrc, c)                                    // not our interface
@@ -207,7 +192,7 @@ func TestHigherKeyWaitsForGrace(t *testing.T) {
 	}
 	now = now.Add(d.cfg.DialGrace)
 	d.handleBeacon(7, peerSrc, b)
-	waitFor(t, "the dial after the grace period", 2*time.Second, func() bool { return len(p.handled()) == 1 })
+	testhelp.WaitFor(t, "the dial after the grace period", 2*time.Second, func() bool { return len(p.handled()) == 1 })
 }
 
 // IPv4 beacons dial from the interface's IPv4 address, with no zone.
@@ -217,7 +202,7 @@ func TestIPv4Beacon(t *testing.T) {
 	d.ifaces["eth9"].v4 = netip.MustParseAddr("192.0.2.1")
 	d.mu.Unlock()
 	d.handleBeacon(7, netip.MustParseAddrPort("192.0.2.7:60606"), wire.AppendBeacon(nil, keyA, 4242))
-	waitFor(t, "the dial", 2*time.Second, func() bool { return len(p.handled()) == 1 })
+	testhelp.WaitFor(t, "the dial", 2*time.Second, func() bool { return len(p.handled()) == 1 })
 	want := dialed{netip.MustParseAddrPort("192.0.2.1:0"), netip.MustParseAddrPort("192.0.2.7:4242"), "eth9"}
 	if got := dials(); got[0] != want {
 		t.Fatalf("dial %+v, want %+v", got[0], want)

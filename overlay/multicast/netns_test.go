@@ -25,6 +25,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
@@ -75,7 +76,7 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestDiscoveryInNamespaces, only run by it")
 	}
 	seed, _ := strconv.Atoi(os.Getenv("HELPER_SEED"))
-	priv := seedKey(byte(seed))
+	priv := testhelp.SeedKey(byte(seed))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sw := &helperSwitch{ports: map[router.Port]bool{}}
 	m, err := peers.New(peers.Config{PrivateKey: priv, Logger: log}, sw)
@@ -192,7 +193,7 @@ func startHelper(t *testing.T, ns, name string, seed int, ifname string) *helper
 			h.mu.Unlock()
 		}
 	})
-	waitFor(t, name+" to start", 10*time.Second, func() bool { return h.has("READY") || h.has("ERROR") })
+	testhelp.WaitFor(t, name+" to start", 10*time.Second, func() bool { return h.has("READY") || h.has("ERROR") })
 	if h.has("ERROR") {
 		t.Fatalf("%s failed: %v", name, h.matching("ERROR"))
 	}
@@ -316,7 +317,7 @@ func TestDiscoveryInNamespaces(t *testing.T) {
 	// The link-local address appears once both ends are up.
 	for _, x := range [][2]string{{nsA, vA}, {nsB, vB}} {
 		ns, v := x[0], x[1]
-		waitFor(t, "link-local address on "+v, 10*time.Second, func() bool {
+		testhelp.WaitFor(t, "link-local address on "+v, 10*time.Second, func() bool {
 			out, _ := exec.Command("ip", "-n", ns, "-6", "addr", "show", "dev", v, "scope", "link").Output()
 			return strings.Contains(string(out), "fe80::") && !strings.Contains(string(out), "tentative")
 		})
@@ -327,7 +328,7 @@ func TestDiscoveryInNamespaces(t *testing.T) {
 	}
 
 	b := startHelper(t, nsB, "B", 2, vB)
-	keyC := wire.PublicKeyOf(seedKey(3))
+	keyC := wire.PublicKeyOf(testhelp.SeedKey(3))
 	garbage := [][]byte{nil, {0}, make([]byte, 33), make([]byte, 35), wire.AppendBeacon(nil, keyC, 0), []byte("not a beacon at all")}
 	// Garbage keeps arriving at B from before A and C exist until they
 	// have been found. B has the lowest key, so B has to do the dialling:
@@ -351,7 +352,7 @@ func TestDiscoveryInNamespaces(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "garbage sent", 5*time.Second, func() bool { return batches.Load() >= 10 })
+	testhelp.WaitFor(t, "garbage sent", 5*time.Second, func() bool { return batches.Load() >= 10 })
 
 	// A stock node's socket already holds port 60606 in A's namespace.
 	stockSocket(t, nsA)
@@ -367,7 +368,7 @@ func TestDiscoveryInNamespaces(t *testing.T) {
 		{a, fmt.Sprintf("ATTACH %s %s", keyB, vA)},
 		{c, fmt.Sprintf("ATTACH %s %s", keyB, vA)},
 	} {
-		waitFor(t, w.h.name+": "+w.line, 20*time.Second, func() bool { return w.h.has(w.line) })
+		testhelp.WaitFor(t, w.h.name+": "+w.line, 20*time.Second, func() bool { return w.h.has(w.line) })
 	}
 	close(stopGarbage)
 	if err := <-garbageDone; err != nil {
@@ -398,7 +399,7 @@ func TestDiscoveryInNamespaces(t *testing.T) {
 	}
 
 	b.stdin.Close()
-	waitFor(t, "B to stop", 10*time.Second, func() bool { return b.has("CLOSED") })
+	testhelp.WaitFor(t, "B to stop", 10*time.Second, func() bool { return b.has("CLOSED") })
 	var st Stats
 	if s := b.matching("STATS "); len(s) != 1 || json.Unmarshal([]byte(strings.TrimPrefix(s[0], "STATS ")), &st) != nil {
 		t.Fatalf("no stats from B: %v", s)

@@ -10,26 +10,20 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"math/big"
 	"net"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-func seedKey(b byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
-}
-
 var (
-	privA, privB, privC = seedKey(1), seedKey(2), seedKey(3)
+	privA, privB, privC = testhelp.SeedKey(1), testhelp.SeedKey(2), testhelp.SeedKey(3)
 	keyA, keyB, keyC    = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB), wire.PublicKeyOf(privC)
 )
 
@@ -155,72 +149,6 @@ func (n *fakeNode) info(port router.Port) overlay.PeerInfo {
 	return n.infos[port]
 }
 
-// logBuf collects slog text output from concurrent goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) lines(substr string) []string {
-	var out []string
-	for _, line := range strings.Split(l.String(), "\n") {
-		if strings.Contains(line, substr) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func newLog(t *testing.T) (*slog.Logger, *logBuf) {
-	buf := &logBuf{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
-
-func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	base := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		end := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base {
-			if time.Now().After(end) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
-					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
 // selfSigned makes a certificate for 127.0.0.1 and a client config that
 // trusts it.
 func selfSigned(t *testing.T) (server, client *tls.Config) {
@@ -258,7 +186,7 @@ func newManager(t *testing.T, cfg Config, priv ed25519.PrivateKey) (*Manager, *f
 	t.Helper()
 	cfg.PrivateKey = priv
 	if cfg.Logger == nil {
-		cfg.Logger, _ = newLog(t)
+		cfg.Logger, _ = testhelp.NewLogger(t)
 	}
 	n := newFakeNode()
 	m, err := New(cfg, n)

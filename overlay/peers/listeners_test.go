@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -13,7 +14,7 @@ import (
 // peerings at once; a removed one refuses new connections while the
 // peerings it accepted earlier stay attached and keep carrying frames.
 func TestAddRemoveListener(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ma, na := newManager(t, Config{}, privA)
 	if len(ma.ListenAddrs()) != 0 {
 		t.Fatal("listeners without configuration")
@@ -38,7 +39,7 @@ func TestAddRemoveListener(t *testing.T) {
 
 	_, nb := newManager(t, Config{Static: []string{"tcp://" + tcpAddr}}, privB)
 	_, nc := newManager(t, Config{Static: []string{"ws://" + wsAddr + "/pc"}}, privC)
-	waitFor(t, "peerings through the new listeners", 5*time.Second, func() bool { return na.live() == 2 })
+	testhelp.WaitFor(t, "peerings through the new listeners", 5*time.Second, func() bool { return na.live() == 2 })
 	pb, _ := na.portFor(keyB)
 	pc, _ := na.portFor(keyC)
 
@@ -82,7 +83,7 @@ func TestAddRemoveListener(t *testing.T) {
 		if !c.n.send(p, f) {
 			t.Fatal("send refused")
 		}
-		waitFor(t, "frame over a peering of a removed listener", 5*time.Second, func() bool {
+		testhelp.WaitFor(t, "frame over a peering of a removed listener", 5*time.Second, func() bool {
 			return len(na.got(pb))+len(na.got(pc)) > before
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay"
 )
 
@@ -12,9 +13,9 @@ import (
 // connected" and one "peer disconnected" line on each side at info level,
 // and each carries everything a user needs to tell peerings apart.
 func TestPeerEventsLoggedOnce(t *testing.T) {
-	checkNoLeak(t)
-	logA, bufA := newLog(t)
-	logB, bufB := newLog(t)
+	testhelp.CheckNoLeak(t)
+	logA, bufA := testhelp.NewLogger(t)
+	logB, bufB := testhelp.NewLogger(t)
 	nodeA := overlay.New(privA, overlay.Config{Logger: logA})
 	nodeB := overlay.New(privB, overlay.Config{Logger: logB})
 	t.Cleanup(func() { nodeA.Close(); nodeB.Close() })
@@ -28,16 +29,16 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "peering", 5*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
+	testhelp.WaitFor(t, "peering", 5*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
 	if err := mb.Remove(uri); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "A to see the end", 5*time.Second, func() bool { return len(ma.Peers()) == 0 })
+	testhelp.WaitFor(t, "A to see the end", 5*time.Second, func() bool { return len(ma.Peers()) == 0 })
 	mb.Close()
 
 	for _, c := range []struct {
 		side    string
-		buf     *logBuf
+		buf     *testhelp.LogBuffer
 		peer    string
 		uri     string
 		zone    string
@@ -48,7 +49,7 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 	} {
 		for _, msg := range []string{"peer connected", "peer disconnected"} {
 			var lines []string
-			for _, l := range c.buf.lines(`msg="` + msg + `"`) {
+			for _, l := range c.buf.Lines(`msg="` + msg + `"`) {
 				if strings.Contains(l, "level=INFO") {
 					lines = append(lines, l)
 				}
@@ -67,7 +68,7 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 			}
 		}
 		// The node's own bookkeeping stays at debug.
-		for _, l := range c.buf.lines("port attached") {
+		for _, l := range c.buf.Lines("port attached") {
 			if !strings.Contains(l, "level=DEBUG") {
 				t.Errorf("%s: node's attach line not at debug: %s", c.side, l)
 			}

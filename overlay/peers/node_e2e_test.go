@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay"
 )
 
@@ -15,8 +16,8 @@ import (
 // reader and writer all take part. A third node behind B checks that a
 // frame crosses two links.
 func TestNodesOverRealLinks(t *testing.T) {
-	checkNoLeak(t)
-	log, _ := newLog(t)
+	testhelp.CheckNoLeak(t)
+	log, _ := testhelp.NewLogger(t)
 	nodeA := overlay.New(privA, overlay.Config{Logger: log})
 	nodeB := overlay.New(privB, overlay.Config{Logger: log})
 	nodeC := overlay.New(privC, overlay.Config{Logger: log})
@@ -41,7 +42,7 @@ func TestNodesOverRealLinks(t *testing.T) {
 	}
 	t.Cleanup(func() { mc.Close() })
 
-	waitFor(t, "peerings", 10*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 2 && len(mc.Peers()) == 1 })
+	testhelp.WaitFor(t, "peerings", 10*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 2 && len(mc.Peers()) == 1 })
 
 	send := func(from, to *overlay.Node, payload []byte) {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -19,7 +20,7 @@ import (
 func exchange(t *testing.T, na, nb *fakeNode, ka, kb wire.PublicKey) {
 	t.Helper()
 	var pa, pb router.Port
-	waitFor(t, "both attached", 5*time.Second, func() bool {
+	testhelp.WaitFor(t, "both attached", 5*time.Second, func() bool {
 		var ok1, ok2 bool
 		pa, ok1 = na.portFor(kb)
 		pb, ok2 = nb.portFor(ka)
@@ -29,7 +30,7 @@ func exchange(t *testing.T, na, nb *fakeNode, ka, kb wire.PublicKey) {
 	if !na.send(pa, fa) || !nb.send(pb, fb) {
 		t.Fatal("send refused")
 	}
-	waitFor(t, "frames both ways", 5*time.Second, func() bool {
+	testhelp.WaitFor(t, "frames both ways", 5*time.Second, func() bool {
 		return len(na.got(pa)) == 2 && len(nb.got(pb)) == 2
 	})
 	for _, c := range []struct {
@@ -55,7 +56,7 @@ func TestPeeringTransports(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.listen, func(t *testing.T) {
-			checkNoLeak(t)
+			testhelp.CheckNoLeak(t)
 			ma, na := newManager(t, Config{Listen: []string{tc.listen}, TLS: srvTLS}, privA)
 			addr := ma.ListenAddrs()[0].String()
 			uri := tc.static(addr) + "?key=" + keyA.String()
@@ -79,7 +80,7 @@ func TestPeeringTransports(t *testing.T) {
 
 // Several listeners of each kind in one manager, all reachable.
 func TestSeveralListeners(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ma, na := newManager(t, Config{Listen: []string{
 		"tcp://127.0.0.1:0", "tcp://[::1]:0", "ws://127.0.0.1:0/a", "ws://[::1]:0/b",
 	}}, privA)
@@ -92,7 +93,7 @@ func TestSeveralListeners(t *testing.T) {
 		"ws://" + addrs[2].String() + "/a", "ws://" + addrs[3].String() + "/b",
 	}
 	mb, nb := newManager(t, Config{Static: statics}, privB)
-	waitFor(t, "four peerings", 5*time.Second, func() bool { return na.live() == 4 && nb.live() == 4 })
+	testhelp.WaitFor(t, "four peerings", 5*time.Second, func() bool { return na.live() == 4 && nb.live() == 4 })
 	peers := mb.Peers()
 	for _, p := range peers {
 		if !p.Duplicate || p.Key != keyA {
@@ -108,17 +109,17 @@ func TestSeveralListeners(t *testing.T) {
 }
 
 func TestPinnedKeyMismatch(t *testing.T) {
-	checkNoLeak(t)
-	log, buf := newLog(t)
+	testhelp.CheckNoLeak(t)
+	log, buf := testhelp.NewLogger(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
 	uri := "tcp://" + ma.ListenAddrs()[0].String() + "?key=" + keyC.String()
 	mb, nb := newManager(t, Config{Static: []string{uri}, Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 50 * time.Millisecond}}, privB)
-	waitFor(t, "the refusal to be logged twice", 5*time.Second, func() bool { return len(buf.lines("key mismatch")) >= 2 })
+	testhelp.WaitFor(t, "the refusal to be logged twice", 5*time.Second, func() bool { return len(buf.Lines("key mismatch")) >= 2 })
 	if nb.attachCount() != 0 {
 		t.Fatal("B attached a peer with the wrong key")
 	}
-	line := buf.lines("key mismatch")[0]
+	line := buf.Lines("key mismatch")[0]
 	if !strings.Contains(line, "peer="+keyA.String()) || !strings.Contains(line, "want="+keyC.String()) {
 		t.Fatalf("log line does not name both keys: %s", line)
 	}
@@ -128,26 +129,26 @@ func TestPinnedKeyMismatch(t *testing.T) {
 	}
 	// A saw B complete a handshake and then hang up; whatever it did with
 	// that is its business, but it must not be left attached.
-	waitFor(t, "A to let go of B", 5*time.Second, func() bool { return na.live() == 0 })
+	testhelp.WaitFor(t, "A to let go of B", 5*time.Second, func() bool { return na.live() == 0 })
 }
 
 // The remote listener goes away and comes back on the same port: the
 // static peer retries with growing, logged back-off and reconnects.
 func TestReconnectAfterListenerRestart(t *testing.T) {
-	checkNoLeak(t)
-	log, buf := newLog(t)
+	testhelp.CheckNoLeak(t)
+	log, buf := testhelp.NewLogger(t)
 	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	mb, nb := newManager(t, Config{Static: []string{addr}, Logger: log,
 		Backoff: Backoff{Min: 40 * time.Millisecond, Max: 320 * time.Millisecond}}, privB)
-	waitFor(t, "first peering", 5*time.Second, func() bool { return nb.live() == 1 })
+	testhelp.WaitFor(t, "first peering", 5*time.Second, func() bool { return nb.live() == 1 })
 	if st := mb.List(); st[0].State != StateConnected || st[0].Key != keyA || st[0].Port != 1 {
 		t.Fatalf("status %+v", st)
 	}
 
 	ma.Close()
-	waitFor(t, "B to notice", 5*time.Second, func() bool { return nb.live() == 0 })
-	waitFor(t, "five failed attempts", 10*time.Second, func() bool { return len(buf.lines("msg=reconnecting")) >= 6 })
+	testhelp.WaitFor(t, "B to notice", 5*time.Second, func() bool { return nb.live() == 0 })
+	testhelp.WaitFor(t, "five failed attempts", 10*time.Second, func() bool { return len(buf.Lines("msg=reconnecting")) >= 6 })
 	if st := mb.List(); st[0].State != StateBackoff || st[0].NextAttempt.IsZero() || st[0].LastError == "" {
 		t.Fatalf("status while A is down: %+v", st)
 	}
@@ -157,7 +158,7 @@ func TestReconnectAfterListenerRestart(t *testing.T) {
 	exchange(t, na2, nb, keyA, keyB)
 
 	var delays []time.Duration
-	for _, l := range buf.lines("msg=reconnecting") {
+	for _, l := range buf.Lines("msg=reconnecting") {
 		i := strings.Index(l, "delay=")
 		d, err := time.ParseDuration(strings.Fields(l[i+len("delay="):])[0])
 		if err != nil {
@@ -177,18 +178,18 @@ func TestReconnectAfterListenerRestart(t *testing.T) {
 }
 
 func TestAllowedKeys(t *testing.T) {
-	checkNoLeak(t)
-	log, buf := newLog(t)
+	testhelp.CheckNoLeak(t)
+	log, buf := testhelp.NewLogger(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, AllowedKeys: []wire.PublicKey{keyC}, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
 	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
-	waitFor(t, "B refused", 5*time.Second, func() bool { return len(buf.lines(ErrNotAllowed.Error())) >= 1 })
-	if !strings.Contains(buf.lines(ErrNotAllowed.Error())[0], "peer="+keyB.String()) {
+	testhelp.WaitFor(t, "B refused", 5*time.Second, func() bool { return len(buf.Lines(ErrNotAllowed.Error())) >= 1 })
+	if !strings.Contains(buf.Lines(ErrNotAllowed.Error())[0], "peer="+keyB.String()) {
 		t.Fatal("refusal does not name the key")
 	}
 	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
-	waitFor(t, "C accepted", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
+	testhelp.WaitFor(t, "C accepted", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
 	time.Sleep(100 * time.Millisecond)
 	na.mu.Lock()
 	defer na.mu.Unlock()
@@ -204,22 +205,22 @@ func TestAllowedKeys(t *testing.T) {
 // Static peers are not subject to allowed_keys: they are chosen by
 // configuration.
 func TestAllowedKeysDoNotFilterStatic(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
 	_, nb := newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, AllowedKeys: []wire.PublicKey{keyC}}, privB)
-	waitFor(t, "B peered with A", 5*time.Second, func() bool { _, ok := nb.portFor(keyA); return ok })
+	testhelp.WaitFor(t, "B peered with A", 5*time.Second, func() bool { _, ok := nb.portFor(keyA); return ok })
 }
 
 func TestSelfConnection(t *testing.T) {
-	checkNoLeak(t)
-	log, buf := newLog(t)
+	testhelp.CheckNoLeak(t)
+	log, buf := testhelp.NewLogger(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privA)
 	if err := ma.Add(ma.ListenAddrs()[0].String()); err != nil {
 		t.Fatal(err)
 	}
 	// Both ends of the loop refuse: the dialler and the listener.
-	waitFor(t, "refusals", 5*time.Second, func() bool { return len(buf.lines("our own key")) >= 4 })
+	testhelp.WaitFor(t, "refusals", 5*time.Second, func() bool { return len(buf.Lines("our own key")) >= 4 })
 	if na.attachCount() != 0 {
 		t.Fatal("a connection to ourselves was attached")
 	}
@@ -229,15 +230,15 @@ func TestSelfConnection(t *testing.T) {
 }
 
 func TestMaxPeers(t *testing.T) {
-	checkNoLeak(t)
-	log, buf := newLog(t)
+	testhelp.CheckNoLeak(t)
+	log, buf := testhelp.NewLogger(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxPeers: 1, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
 	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
-	waitFor(t, "B in", 5*time.Second, func() bool { return na.live() == 1 })
+	testhelp.WaitFor(t, "B in", 5*time.Second, func() bool { return na.live() == 1 })
 	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
-	waitFor(t, "C refused", 5*time.Second, func() bool { return len(buf.lines("max_peers reached")) >= 2 })
+	testhelp.WaitFor(t, "C refused", 5*time.Second, func() bool { return len(buf.Lines("max_peers reached")) >= 2 })
 	if na.live() != 1 || na.attachCount() != 1 {
 		t.Fatalf("%d peers live, %d attached, limit 1", na.live(), na.attachCount())
 	}
@@ -249,22 +250,22 @@ func TestMaxPeers(t *testing.T) {
 // The node's own refusal (no free port) closes the connection and
 // attaches nothing.
 func TestNodeRefusesAttach(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
 	na.mu.Lock()
 	na.maxPorts = 0
 	na.mu.Unlock()
-	log, buf := newLog(t)
+	log, buf := testhelp.NewLogger(t)
 	newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privB)
-	waitFor(t, "B's peering to be ended by A", 5*time.Second, func() bool { return len(buf.lines("msg=reconnecting")) >= 2 })
+	testhelp.WaitFor(t, "B's peering to be ended by A", 5*time.Second, func() bool { return len(buf.Lines("msg=reconnecting")) >= 2 })
 	if na.attachCount() != 0 {
 		t.Fatal("attached")
 	}
 }
 
 func TestAddRemoveList(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0/"}}, privA)
 	addrs := ma.ListenAddrs()
 	mb, nb := newManager(t, Config{}, privB)
@@ -282,7 +283,7 @@ func TestAddRemoveList(t *testing.T) {
 	if err := mb.Add("ftp://x:1"); err == nil {
 		t.Fatal("bad URI accepted")
 	}
-	waitFor(t, "both connected", 5*time.Second, func() bool {
+	testhelp.WaitFor(t, "both connected", 5*time.Second, func() bool {
 		l := mb.List()
 		return len(l) == 2 && l[0].State == StateConnected && l[1].State == StateConnected
 	})
@@ -293,7 +294,7 @@ func TestAddRemoveList(t *testing.T) {
 	if err := mb.Remove(tcpURI); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "tcp link detached", 5*time.Second, func() bool { return nb.live() == 1 && na.live() == 1 })
+	testhelp.WaitFor(t, "tcp link detached", 5*time.Second, func() bool { return nb.live() == 1 && na.live() == 1 })
 	if r := nb.detachReasons(); len(r) != 1 || !errors.Is(r[0], ErrRemoved) {
 		t.Fatalf("detach reasons %v", r)
 	}
@@ -307,17 +308,17 @@ func TestAddRemoveList(t *testing.T) {
 	if err := mb.Add(tcpURI); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "re-added peer connected", 5*time.Second, func() bool { return nb.live() == 2 })
+	testhelp.WaitFor(t, "re-added peer connected", 5*time.Second, func() bool { return nb.live() == 2 })
 }
 
 // Close ends every peering (each detached once), stops the listeners and
 // leaves nothing running.
 func TestCloseStopsEverything(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0/x"}}, privA)
 	addrs := ma.ListenAddrs()
 	newManager(t, Config{Static: []string{addrs[0].String(), "ws://" + addrs[1].String() + "/x"}}, privB)
-	waitFor(t, "peerings", 5*time.Second, func() bool { return na.live() == 2 })
+	testhelp.WaitFor(t, "peerings", 5*time.Second, func() bool { return na.live() == 2 })
 	// An inbound connection stuck in its handshake is ended too.
 	stuck, err := net.Dial("tcp", addrs[0].String())
 	if err != nil {
@@ -353,8 +354,8 @@ func TestCloseStopsEverything(t *testing.T) {
 // A peer that connects and never sends a hello is given up on after the
 // handshake timeout, without holding up other peers.
 func TestInboundHandshakeLimit(t *testing.T) {
-	checkNoLeak(t)
-	log, buf := newLog(t)
+	testhelp.CheckNoLeak(t)
+	log, buf := testhelp.NewLogger(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxHandshakes: 2, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	var idle []net.Conn
@@ -366,14 +367,14 @@ func TestInboundHandshakeLimit(t *testing.T) {
 		idle = append(idle, c)
 		defer c.Close()
 	}
-	waitFor(t, "third idle connection refused", 5*time.Second, func() bool {
-		return len(buf.lines("too many handshakes")) == 1
+	testhelp.WaitFor(t, "third idle connection refused", 5*time.Second, func() bool {
+		return len(buf.Lines("too many handshakes")) == 1
 	})
 	for _, c := range idle[:2] {
 		c.Close()
 	}
 	newManager(t, Config{Static: []string{addr}, Backoff: Backoff{Min: 20 * time.Millisecond}}, privB)
-	waitFor(t, "B in once the slots are free", 5*time.Second, func() bool { return na.live() == 1 })
+	testhelp.WaitFor(t, "B in once the slots are free", 5*time.Second, func() bool { return na.live() == 1 })
 }
 
 func TestBadConfig(t *testing.T) {
@@ -404,12 +405,12 @@ var _ link.Receiver = Switch(nil)
 // loses its peering, one put on it gets in, and a raised bound lets a
 // refused peer in.
 func TestReloadPolicy(t *testing.T) {
-	checkNoLeak(t)
+	testhelp.CheckNoLeak(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxPeers: 1}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
 	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
-	waitFor(t, "B in", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
+	testhelp.WaitFor(t, "B in", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
 	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
 	time.Sleep(100 * time.Millisecond)
 	if _, ok := na.portFor(keyC); ok {
@@ -421,10 +422,10 @@ func TestReloadPolicy(t *testing.T) {
 	if err := ma.SetMaxPeers(2); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "C in after max_peers was raised", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
+	testhelp.WaitFor(t, "C in after max_peers was raised", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
 
 	ma.SetAllowedKeys([]wire.PublicKey{keyC})
-	waitFor(t, "B dropped", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return !ok })
+	testhelp.WaitFor(t, "B dropped", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return !ok })
 	found := false
 	for _, r := range na.detachReasons() {
 		found = found || errors.Is(r, ErrNotAllowed)
@@ -440,5 +441,5 @@ func TestReloadPolicy(t *testing.T) {
 		t.Fatal("C dropped although allowed")
 	}
 	ma.SetAllowedKeys(nil)
-	waitFor(t, "B back once every key is allowed", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
+	testhelp.WaitFor(t, "B back once every key is allowed", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -16,7 +17,7 @@ import (
 var fuzzKeys = func() []ed25519.PrivateKey {
 	out := make([]ed25519.PrivateKey, 6)
 	for i := range out {
-		out[i] = seedKey(byte(i + 1))
+		out[i] = testhelp.SeedKey(byte(i + 1))
 	}
 	return out
 }()

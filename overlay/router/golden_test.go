@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -23,7 +24,7 @@ func TestTwoNodesExchangeE3AndE4(t *testing.T) {
 	if len(up) == 0 || up[0].Kind != ActionSend || up[0].Port != 1 {
 		t.Fatalf("PeerUp: first action %v, want a send on port 1", up)
 	}
-	if want := unhex(t, hexE3); !bytes.Equal(up[0].Frame, want) {
+	if want := testhelp.Unhex(t, hexE3); !bytes.Equal(up[0].Frame, want) {
 		t.Fatalf("A's first frame:\n got %x\nwant %x", up[0].Frame, want)
 	}
 	if !up[0].Protocol || up[0].Type != wire.TypeTreeAnnouncement {
@@ -40,7 +41,7 @@ func TestTwoNodesExchangeE3AndE4(t *testing.T) {
 	if len(anns) != 1 {
 		t.Fatalf("B sent %d announcements back, want 1: %v", len(anns), acts)
 	}
-	if want := unhex(t, hexE4); !bytes.Equal(anns[0].Frame, want) {
+	if want := testhelp.Unhex(t, hexE4); !bytes.Equal(anns[0].Frame, want) {
 		t.Fatalf("B's re-signed copy:\n got %x\nwant %x", anns[0].Frame, want)
 	}
 	if b.Parent() != 1 || b.Root() != (wire.Root{Key: keyA, Seq: 1}) || !b.Coords().Equal(wire.Coordinates{1}) {

@@ -1,37 +1,21 @@
 package router
 
 import (
-	"bytes"
-	"crypto/ed25519"
-	"encoding/hex"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Keys of protocol §12: ed25519 seeds of one repeated byte. B < A < C.
-func seedKey(b byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
-}
-
+// Keys of protocol §12 (ed25519 seeds of one repeated byte). B < A < C.
 var (
-	privA, privB, privC = seedKey(1), seedKey(2), seedKey(3)
+	privA, privB, privC = testhelp.SeedKey(1), testhelp.SeedKey(2), testhelp.SeedKey(3)
 	keyA, keyB, keyC    = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB), wire.PublicKeyOf(privC)
 )
 
 // t0 is an arbitrary start for fake clocks.
 var t0 = time.Unix(1_700_000_000, 0)
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.NewReplacer(" ", "", "|", "", "\n", "").Replace(s))
-	if err != nil {
-		t.Fatalf("bad hex in test: %v", err)
-	}
-	return b
-}
 
 // own copies a returned action slice, which the Router reuses.
 func own(acts []Action) []Action { return append([]Action(nil), acts...) }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -17,7 +18,7 @@ func TestWakeupRecordsExpireOnTime(t *testing.T) {
 	mustNoDisconnect(t, r.PeerUp(t0, 2, keyC, PeerRemote))
 	wakeup := func(now time.Time, priv byte, port Port) {
 		t.Helper()
-		from := New(seedKey(priv), Options{})
+		from := New(testhelp.SeedKey(priv), Options{})
 		sr := from.signRoot(unixMilli(now), r.Root())
 		mustNoDisconnect(t, r.HandleFrame(now, port, &wire.WakeupBroadcast{HopLimit: 1, Source: from.key, Payload: sr.Append(nil)}))
 	}

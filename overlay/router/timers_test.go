@@ -4,13 +4,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 // More keys of the §12 kind: M (seed 4) sorts between A and C; D (seed 6)
 // sorts just below A and above B.
 var (
-	privM, privD = seedKey(4), seedKey(6)
+	privM, privD = testhelp.SeedKey(4), testhelp.SeedKey(6)
 	keyM, keyD   = wire.PublicKeyOf(privM), wire.PublicKeyOf(privD)
 )
 

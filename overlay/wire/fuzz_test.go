@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/vectors"
 )
 
@@ -107,7 +108,7 @@ func FuzzParseHello(f *testing.F) {
 // FuzzVarint: minimal encodings round-trip exactly.
 func FuzzVarint(f *testing.F) {
 	for _, s := range []string{"00", "7f", "8100", "b1bcff95d000", "81ffffffffffffffff7f", "8000"} {
-		f.Add(unhex(f, s))
+		f.Add(testhelp.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, n, err := ReadVarint(b)
@@ -122,8 +123,8 @@ func FuzzVarint(f *testing.F) {
 
 // FuzzCoordinates: accepted lists round-trip exactly.
 func FuzzCoordinates(f *testing.F) {
-	f.Add(unhex(f, "00050102039f20"))
-	f.Add(unhex(f, "0000"))
+	f.Add(testhelp.Unhex(f, "00050102039f20"))
+	f.Add(testhelp.Unhex(f, "0000"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, n, err := ReadCoordinates(b)
 		if err != nil {

@@ -2,34 +2,18 @@ package wire
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
-	"strings"
 	"testing"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // Keys of protocol §12: ed25519 seeds of one repeated byte.
-func seedKey(b byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
-}
-
 var (
-	privA, privB, privC = seedKey(1), seedKey(2), seedKey(3)
+	privA, privB, privC = testhelp.SeedKey(1), testhelp.SeedKey(2), testhelp.SeedKey(3)
 	keyA, keyB, keyC    = PublicKeyOf(privA), PublicKeyOf(privB), PublicKeyOf(privC)
 )
-
-// unhex decodes hex that may contain spaces and "|" separators, as the
-// examples in the protocol document are written.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	s = strings.NewReplacer(" ", "", "|", "", "\n", "").Replace(s)
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex in test: %v", err)
-	}
-	return b
-}
 
 const (
 	hexA   = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
@@ -57,23 +41,23 @@ func golden(t testing.TB) []struct {
 		msg  Message
 		want []byte
 	}{
-		{"E1 keepalive", &Keepalive{}, unhex(t, "70696e65 | 00 | 00 | 00 | 00 | 000a")},
-		{"E3 announcement A", e3, unhex(t, "70696e65 00 01 00 00 008e 0082"+hexA+"01 01"+hexA+sigE3)},
-		{"E4 announcement A via B", e4, unhex(t, "70696e650001000000ef00e3"+hexA+"0101"+hexA+sigE3+"01"+hexB+sigE4)},
+		{"E1 keepalive", &Keepalive{}, testhelp.Unhex(t, "70696e65 | 00 | 00 | 00 | 00 | 000a")},
+		{"E3 announcement A", e3, testhelp.Unhex(t, "70696e65 00 01 00 00 008e 0082"+hexA+"01 01"+hexA+sigE3)},
+		{"E4 announcement A via B", e4, testhelp.Unhex(t, "70696e650001000000ef00e3"+hexA+"0101"+hexA+sigE3+"01"+hexB+sigE4)},
 		{"E5 traffic by SNEK", &Traffic{HopLimit: 10, Destination: keyB, Source: keyA, Watermark: Watermark{Key: keyB}, Payload: []byte("hello")},
-			unhex(t, "70696e65 00 03 00 0a 0076 0005 0000 0000"+hexB+hexA+hexB+"00 68656c6c6f")},
+			testhelp.Unhex(t, "70696e65 00 03 00 0a 0076 0005 0000 0000"+hexB+hexA+hexB+"00 68656c6c6f")},
 		{"E5 variant source coords", &Traffic{HopLimit: 10, SourceCoords: Coordinates{1}, Destination: keyB, Source: keyA, Watermark: Watermark{Key: keyB}, Payload: []byte("hello")},
-			unhex(t, "70696e650003000a0077 0005 0000 000101"+hexB+hexA+hexB+"00 68656c6c6f")},
+			testhelp.Unhex(t, "70696e650003000a0077 0005 0000 000101"+hexB+hexA+hexB+"00 68656c6c6f")},
 		{"E6 bootstrap", &Bootstrap{Originator: keyB, Watermark: Watermark{Key: keyA}, Payload: e6payload.Append(nil)},
-			unhex(t, "70696e65 00 02 00 00 00b4 0067"+hexB+hexA+"00 b1bcff95d000"+hexA+"01"+sigE6)},
+			testhelp.Unhex(t, "70696e65 00 02 00 00 00b4 0067"+hexB+hexA+"00 b1bcff95d000"+hexA+"01"+sigE6)},
 		{"E7 traffic by tree", &Traffic{HopLimit: 10, DestinationCoords: Coordinates{1}, Destination: keyB, Source: keyA, Payload: []byte("hello")},
-			unhex(t, "70696e650003000a0056000500010100008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3948a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c68656c6c6f")},
+			testhelp.Unhex(t, "70696e650003000a0056000500010100008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b3948a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c68656c6c6f")},
 		{"E7 variant long coords", &Traffic{HopLimit: 10, DestinationCoords: Coordinates{1, 200}, SourceCoords: Coordinates{3}, Destination: keyA, Source: keyB, Payload: []byte("hello")},
-			unhex(t, "70696e650003000a0059 0005 0003018148 000103"+hexA+hexB+"68656c6c6f")},
+			testhelp.Unhex(t, "70696e650003000a0059 0005 0003018148 000103"+hexA+hexB+"68656c6c6f")},
 		{"E8 wakeup", &WakeupBroadcast{HopLimit: 5, Source: keyB, Payload: e6payload.Append(nil)},
-			unhex(t, "70696e65 00 04 00 05 0093 0067"+hexB+"b1bcff95d000"+hexA+"01"+sigE6)},
+			testhelp.Unhex(t, "70696e65 00 04 00 05 0093 0067"+hexB+"b1bcff95d000"+hexA+"01"+sigE6)},
 		{"live pong C to B by tree", &Traffic{HopLimit: 10, DestinationCoords: Coordinates{1, 2}, Destination: keyB, Source: keyC, Payload: []byte("pong")},
-			unhex(t, "70696e650003000a0056 0004 0002 0102 0000"+hexB+hexC+"706f6e67")},
+			testhelp.Unhex(t, "70696e650003000a0056 0004 0002 0102 0000"+hexB+hexC+"706f6e67")},
 	}
 }
 
@@ -154,7 +138,7 @@ func TestAnnouncementTamperingIsDetected(t *testing.T) {
 
 func TestHello(t *testing.T) {
 	h := NewHello(privA)
-	if want := unhex(t, helloA); !bytes.Equal(h[:], want) {
+	if want := testhelp.Unhex(t, helloA); !bytes.Equal(h[:], want) {
 		t.Fatalf("hello A:\n got %x\nwant %x", h, want)
 	}
 	k, err := ParseHello(h[:])
@@ -186,7 +170,7 @@ func TestHello(t *testing.T) {
 
 func TestBeacon(t *testing.T) {
 	b := AppendBeacon(nil, keyA, 65432)
-	if want := unhex(t, hexA+"ff98"); !bytes.Equal(b, want) {
+	if want := testhelp.Unhex(t, hexA+"ff98"); !bytes.Equal(b, want) {
 		t.Fatalf("E9 beacon: got %x want %x", b, want)
 	}
 	k, port, err := ParseBeacon(b)
@@ -228,7 +212,7 @@ func TestVarintTable(t *testing.T) {
 		"8180808080808080808000": ErrVarintOverflow,
 	}
 	for h, want := range bad {
-		if _, _, err := ReadVarint(unhex(t, h)); !errors.Is(err, want) {
+		if _, _, err := ReadVarint(testhelp.Unhex(t, h)); !errors.Is(err, want) {
 			t.Errorf("ReadVarint(%q) err %v, want %v", h, err, want)
 		}
 	}
@@ -251,7 +235,7 @@ func TestCoordinates(t *testing.T) {
 		t.Errorf("distance root→[1 2] = %d, want 2", d)
 	}
 	for _, h := range []string{"0005010203", "00028000", "0001", "00", "000181"} {
-		if _, _, err := ReadCoordinates(unhex(t, h)); err == nil {
+		if _, _, err := ReadCoordinates(testhelp.Unhex(t, h)); err == nil {
 			t.Errorf("coordinates %s accepted", h)
 		}
 	}
@@ -279,27 +263,27 @@ func TestWatermarkOrder(t *testing.T) {
 func TestCrashingInputsAreErrors(t *testing.T) {
 	e5 := golden(t)[3].want
 	cases := map[string][]byte{
-		"declared length 5":          unhex(t, "70696e65 00 00 00 00 0005"),
-		"announcement of 10 bytes":   unhex(t, "70696e65 00 01 00 00 000a"),
-		"announcement of 11 bytes":   unhex(t, "70696e65 00 01 00 00 000b 00"),
-		"traffic of 10 bytes":        unhex(t, "70696e65 00 03 00 0a 000a"),
-		"traffic of 11 bytes":        unhex(t, "70696e65 00 03 00 0a 000b 00"),
-		"bootstrap of 11 bytes":      unhex(t, "70696e65 00 02 00 00 000b 00"),
-		"wakeup of 10 bytes":         unhex(t, "70696e65 00 04 00 05 000a"),
-		"bad magic":                  unhex(t, "70696e66 00 00 00 00 000a"),
-		"length beyond buffer":       unhex(t, "70696e65 00 00 00 00 0014"),
-		"keepalive trailing garbage": unhex(t, "70696e65 00 00 00 00 000b 00"),
+		"declared length 5":          testhelp.Unhex(t, "70696e65 00 00 00 00 0005"),
+		"announcement of 10 bytes":   testhelp.Unhex(t, "70696e65 00 01 00 00 000a"),
+		"announcement of 11 bytes":   testhelp.Unhex(t, "70696e65 00 01 00 00 000b 00"),
+		"traffic of 10 bytes":        testhelp.Unhex(t, "70696e65 00 03 00 0a 000a"),
+		"traffic of 11 bytes":        testhelp.Unhex(t, "70696e65 00 03 00 0a 000b 00"),
+		"bootstrap of 11 bytes":      testhelp.Unhex(t, "70696e65 00 02 00 00 000b 00"),
+		"wakeup of 10 bytes":         testhelp.Unhex(t, "70696e65 00 04 00 05 000a"),
+		"bad magic":                  testhelp.Unhex(t, "70696e66 00 00 00 00 000a"),
+		"length beyond buffer":       testhelp.Unhex(t, "70696e65 00 00 00 00 0014"),
+		"keepalive trailing garbage": testhelp.Unhex(t, "70696e65 00 00 00 00 000b 00"),
 		"traffic trailing garbage":   fixLen(append(append([]byte(nil), e5...), 0xee)),
 		"traffic short payload":      fixLen(e5[:len(e5)-1]),
-		"overlong varint in coords":  unhex(t, "70696e650003000a0057 0005 00028001 0000"+hexB+hexA+"68656c6c6f"),
-		"announcement short tail":    fixLen(unhex(t, "70696e65 00 01 00 00 0000 0023"+hexA+"01 01 02")),
+		"overlong varint in coords":  testhelp.Unhex(t, "70696e650003000a0057 0005 00028001 0000"+hexB+hexA+"68656c6c6f"),
+		"announcement short tail":    fixLen(testhelp.Unhex(t, "70696e65 00 01 00 00 0000 0023"+hexA+"01 01 02")),
 	}
 	for name, b := range cases {
 		if m, err := Decode(b); err == nil {
 			t.Errorf("%s: decoded to %#v", name, m)
 		}
 	}
-	if m, err := Decode(unhex(t, "70696e65 00 09 00 00 000c 0102")); err != nil || m.Type() != 9 {
+	if m, err := Decode(testhelp.Unhex(t, "70696e65 00 09 00 00 000c 0102")); err != nil || m.Type() != 9 {
 		t.Errorf("unknown type must decode as Unknown: %v %v", m, err)
 	}
 }
