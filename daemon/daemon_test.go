@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,13 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -77,29 +76,11 @@ func TestDefaultMTUArithmetic(t *testing.T) {
 	}
 }
 
-// logSink collects log output for assertions.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 type testNode struct {
 	d      *Daemon
 	dir    string
 	path   string
-	logs   *logSink
+	logs   *testhelp.LogBuffer
 	level  *slog.LevelVar
 	client *admin.Client
 	notes  chan string
@@ -144,7 +125,7 @@ func startNodeWith(t *testing.T, extraPeers string, adjust func(*Options)) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{dir: dir, path: path, logs: &logSink{}, level: new(slog.LevelVar), notes: make(chan string, 64)}
+	n := &testNode{dir: dir, path: path, logs: &testhelp.LogBuffer{}, level: new(slog.LevelVar), notes: make(chan string, 64)}
 	n.level.Set(cfg.LogLevel)
 	opts := Options{
 		Config: cfg, ConfigPath: path,
@@ -185,17 +166,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestDaemonAdminAPI(t *testing.T) {
 	a := startNode(t, "")
 	b := startNode(t, fmt.Sprintf("static = [%q]", "tcp://"+a.d.ListenAddrs()[0]))
@@ -213,7 +183,7 @@ func TestDaemonAdminAPI(t *testing.T) {
 	}
 
 	// The static peering comes up; both sides list it.
-	waitFor(t, "peering", 10*time.Second, func() bool {
+	testhelp.WaitFor(t, "peering", 10*time.Second, func() bool {
 		pa, _ := a.client.Peers(ctx)
 		pb, _ := b.client.Peers(ctx)
 		return len(pa) == 1 && len(pb) == 1
@@ -232,7 +202,7 @@ func TestDaemonAdminAPI(t *testing.T) {
 	if b.d.PublicKey().Compare(root) > 0 {
 		root = b.d.PublicKey()
 	}
-	waitFor(t, "tree", 10*time.Second, func() bool {
+	testhelp.WaitFor(t, "tree", 10*time.Second, func() bool {
 		ta, _ := a.client.Tree(ctx)
 		tb, _ := b.client.Tree(ctx)
 		return ta.RootKey == root.String() && tb.RootKey == root.String() && len(ta.Announcements) == 1 && len(tb.Announcements) == 1
@@ -278,7 +248,7 @@ func TestDaemonAdminAPI(t *testing.T) {
 	if a.d.PublicKey().Compare(b.d.PublicKey()) > 0 {
 		lower, higher = b, a
 	}
-	waitFor(t, "snake", 15*time.Second, func() bool {
+	testhelp.WaitFor(t, "snake", 15*time.Second, func() bool {
 		sn, err := lower.client.Snake(ctx)
 		return err == nil && sn.Ascending != nil && sn.Ascending.PublicKey == higher.d.PublicKey().String()
 	})
@@ -366,7 +336,7 @@ func TestReload(t *testing.T) {
 	if !hasStatic(b.d, addrA) {
 		t.Fatal("static peer not added by reload")
 	}
-	waitFor(t, "peering after reload", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 1 })
+	testhelp.WaitFor(t, "peering after reload", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 1 })
 	logs := b.logs.String()
 	if !strings.Contains(logs, "configuration reloaded") || !strings.Contains(logs, "tun.mtu") {
 		t.Fatalf("reload not logged with the restart key:\n%s", logs)
@@ -404,7 +374,7 @@ func TestReload(t *testing.T) {
 	if err := a.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "disallowed peering to end", 10*time.Second, func() bool { return len(a.d.node.Peers()) == 0 })
+	testhelp.WaitFor(t, "disallowed peering to end", 10*time.Second, func() bool { return len(a.d.node.Peers()) == 0 })
 	time.Sleep(1500 * time.Millisecond) // b re-dials after its back-off
 	if n := len(a.d.node.Peers()); n != 0 {
 		t.Fatalf("a has %d peerings after allowed_keys excluded b", n)
@@ -421,7 +391,7 @@ func TestReload(t *testing.T) {
 	if hasStatic(b.d, addrA) {
 		t.Fatal("static peer still configured after reload removed it")
 	}
-	waitFor(t, "peering to end", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 0 })
+	testhelp.WaitFor(t, "peering to end", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 0 })
 }
 
 func TestRunNotifiesAndShutsDown(t *testing.T) {
@@ -432,7 +402,7 @@ func TestRunNotifiesAndShutsDown(t *testing.T) {
 		a.d.Run(ctx, nil)
 		close(done)
 	}()
-	waitFor(t, "READY=1", 5*time.Second, func() bool {
+	testhelp.WaitFor(t, "READY=1", 5*time.Second, func() bool {
 		select {
 		case s := <-a.notes:
 			return s == "READY=1"
@@ -517,7 +487,7 @@ func TestLookupOfNobodyEndsWhenResolverGivesUp(t *testing.T) {
 	}
 	a := startNodeWith(t, "", fast)
 	b := startNodeWith(t, fmt.Sprintf("static = [%q]", "tcp://"+a.d.ListenAddrs()[0]), fast)
-	waitFor(t, "peering", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 1 })
+	testhelp.WaitFor(t, "peering", 10*time.Second, func() bool { return len(b.d.node.Peers()) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -574,7 +544,7 @@ func TestReloadListeners(t *testing.T) {
 
 	// A session from b to a over the first listener's peering (the first
 	// probes may go before the peering and its routes are up).
-	waitFor(t, "peering", 10*time.Second, func() bool { return len(a.d.node.Peers()) == 1 })
+	testhelp.WaitFor(t, "peering", 10*time.Second, func() bool { return len(a.d.node.Peers()) == 1 })
 	for try := 0; ; try++ {
 		pr, err := b.client.Ping(ctx, admin.PingArgs{Target: a.d.PublicKey().String(), Count: 1, TimeoutMS: 2000})
 		if err == nil && pr.Received == 1 {
@@ -619,7 +589,7 @@ func TestReloadListeners(t *testing.T) {
 	}
 	newAddr := a.d.ListenAddrs()[1]
 	c := startNode(t, fmt.Sprintf("static = [%q]", "tcp://"+newAddr))
-	waitFor(t, "peering through the new listener", 10*time.Second, func() bool {
+	testhelp.WaitFor(t, "peering through the new listener", 10*time.Second, func() bool {
 		_, ok := peerOf(a, c.d.PublicKey())
 		return ok
 	})

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // A packet from the TUN to our own /64 does not go into the overlay (it
@@ -51,7 +52,7 @@ func TestNamespaceOwnSubnetUnreachable(t *testing.T) {
 	cfg.Multicast.Enable = false
 	cfg.Admin.Socket = ""
 	cfg.Metrics.Listen = ""
-	logs := &logSink{}
+	logs := &testhelp.LogBuffer{}
 	d, err := New(Options{
 		Config:   cfg,
 		Logger:   NewLogger(io.MultiWriter(logs, testWriter{t}), "text", new(slog.LevelVar)),
