@@ -270,11 +270,11 @@ func New(cfg Config, p Peerer) (*Discovery, error) {
 	go d.timerLoop()
 	if d.p6 != nil {
 		d.wg.Add(1)
-		go d.readLoop6()
+		go d.readLoop(d.read6)
 	}
 	if d.p4 != nil {
 		d.wg.Add(1)
-		go d.readLoop4()
+		go d.readLoop(d.read4)
 	}
 	d.log.Info("multicast discovery started", "port", d.port)
 	return d, nil
@@ -528,46 +528,43 @@ func (d *Discovery) beacon() {
 	}
 }
 
-func (d *Discovery) readLoop6() {
+// readLoop hands every datagram read to handleBeacon until the socket is
+// closed. read is one read from the IPv6 or the IPv4 socket: the two
+// packages' ReadFrom differ only in their control message type, which read
+// reduces to the arrival interface's index (0 when the kernel gave none).
+func (d *Discovery) readLoop(read func(buf []byte) (n, ifIndex int, src net.Addr, err error)) {
 	defer d.wg.Done()
 	buf := make([]byte, 2048)
 	for {
-		n, cm, src, err := d.p6.ReadFrom(buf)
+		n, idx, src, err := read(buf)
 		if err != nil {
 			if d.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			d.log.Debug("beacon read failed", "err", err)
 			continue
-		}
-		idx := 0
-		if cm != nil {
-			idx = cm.IfIndex
 		}
 		d.received.Add(1)
 		d.handleBeacon(idx, addrPortOf(src), buf[:n])
 	}
 }
 
-func (d *Discovery) readLoop4() {
-	defer d.wg.Done()
-	buf := make([]byte, 2048)
-	for {
-		n, cm, src, err := d.p4.ReadFrom(buf)
-		if err != nil {
-			if d.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			d.log.Debug("beacon read failed", "err", err)
-			continue
-		}
-		idx := 0
-		if cm != nil {
-			idx = cm.IfIndex
-		}
-		d.received.Add(1)
-		d.handleBeacon(idx, addrPortOf(src), buf[:n])
+// read6 is one read for readLoop from the IPv6 socket.
+func (d *Discovery) read6(buf []byte) (int, int, net.Addr, error) {
+	n, cm, src, err := d.p6.ReadFrom(buf)
+	if cm == nil {
+		return n, 0, src, err
 	}
+	return n, cm.IfIndex, src, err
+}
+
+// read4 is one read for readLoop from the IPv4 socket.
+func (d *Discovery) read4(buf []byte) (int, int, net.Addr, error) {
+	n, cm, src, err := d.p4.ReadFrom(buf)
+	if cm == nil {
+		return n, 0, src, err
+	}
+	return n, cm.IfIndex, src, err
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
