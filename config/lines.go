@@ -196,7 +196,7 @@ func (sc *keyScanner) keyPath() ([]string, bool) {
 		switch c := sc.peek(); {
 		case c == '"':
 			start := sc.i
-			if !sc.basicString() {
+			if !sc.quoted('"', true) {
 				return nil, false
 			}
 			p, err := strconv.Unquote(sc.s[start:sc.i])
@@ -206,7 +206,7 @@ func (sc *keyScanner) keyPath() ([]string, bool) {
 			part = p
 		case c == '\'':
 			start := sc.i + 1
-			if !sc.literalString() {
+			if !sc.quoted('\'', false) {
 				return nil, false
 			}
 			part = sc.s[start : sc.i-1]
@@ -236,12 +236,12 @@ func (sc *keyScanner) value(path []string) bool {
 		if strings.HasPrefix(sc.s[sc.i:], `"""`) {
 			return sc.multiline(`"""`, true)
 		}
-		return sc.basicString()
+		return sc.quoted('"', true)
 	case '\'':
 		if strings.HasPrefix(sc.s[sc.i:], `'''`) {
 			return sc.multiline(`'''`, false)
 		}
-		return sc.literalString()
+		return sc.quoted('\'', false)
 	case '[':
 		return sc.array(path)
 	case '{':
@@ -251,28 +251,18 @@ func (sc *keyScanner) value(path []string) bool {
 	}
 }
 
-func (sc *keyScanner) basicString() bool {
+// quoted skips a one-line string quoted with q: a basic string (double
+// quotes, backslash escapes) or a literal one (single quotes, no escapes).
+// A newline before the closing quote makes it malformed.
+func (sc *keyScanner) quoted(q byte, escapes bool) bool {
 	sc.advance() // opening quote
 	for !sc.eof() {
 		switch sc.peek() {
 		case '\\':
-			sc.advance()
-		case '"':
-			sc.advance()
-			return true
-		case '\n':
-			return false
-		}
-		sc.advance()
-	}
-	return false
-}
-
-func (sc *keyScanner) literalString() bool {
-	sc.advance()
-	for !sc.eof() {
-		switch sc.peek() {
-		case '\'':
+			if escapes {
+				sc.advance() // the escaped byte is skipped below
+			}
+		case q:
 			sc.advance()
 			return true
 		case '\n':
