@@ -98,6 +98,9 @@ type ProbeResult struct {
 	RepliesByTree int
 	// Failed lists the pairs whose request or reply was lost.
 	Failed []Pair
+	// RequestHops and ReplyHops are, by pair, the links the request and
+	// the reply crossed, or -1 when it did not reach its node.
+	RequestHops, ReplyHops []int
 }
 
 // OK reports whether every request and every reply arrived.
@@ -131,8 +134,11 @@ func (n *Network) Probe(pairs []Pair, window time.Duration) ProbeResult {
 		return p
 	}
 	// collect matches this round's deliveries to pairs and keeps the rest.
-	collect := func(reply bool) []bool {
+	collect := func(reply bool, hops []int) []bool {
 		got := make([]bool, len(pairs))
+		for i := range hops {
+			hops[i] = -1
+		}
 		kept := n.deliveries[:0]
 		for _, d := range n.deliveries {
 			p := d.Payload
@@ -151,6 +157,7 @@ func (n *Network) Probe(pairs []Pair, window time.Duration) ProbeResult {
 			}
 			if d.Node == want {
 				got[i] = true
+				hops[i] = d.Hops
 			} else {
 				res.Misdelivered++
 			}
@@ -165,7 +172,8 @@ func (n *Network) Probe(pairs []Pair, window time.Duration) ProbeResult {
 		n.Send(p.From, p.To.Key, payload(i, false))
 	}
 	n.RunFor(window)
-	requests := collect(false)
+	res.RequestHops = make([]int, len(pairs))
+	requests := collect(false, res.RequestHops)
 	for i, p := range pairs {
 		if !requests[i] {
 			continue
@@ -177,7 +185,8 @@ func (n *Network) Probe(pairs []Pair, window time.Duration) ProbeResult {
 		n.Send(p.To, p.From.Key, payload(i, true))
 	}
 	n.RunFor(window)
-	replies := collect(true)
+	res.ReplyHops = make([]int, len(pairs))
+	replies := collect(true, res.ReplyHops)
 	for i, p := range pairs {
 		if replies[i] {
 			res.Replies++

@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/router"
@@ -44,6 +45,9 @@ type Config struct {
 	MaxQueued int
 	// Router are the options every node's Router gets.
 	Router router.Options
+	// NodeOptions, if set, gives node i (its ID) its own options instead
+	// of Router, e.g. to let only a sample of nodes originate wakeups.
+	NodeOptions func(i int) router.Options
 	// OnEvent, if set, sees every informational event of every Router.
 	OnEvent func(n *Node, e router.Event)
 	// SyncedClocks runs every Router's 1 s maintenance on the same grid.
@@ -74,6 +78,7 @@ type Node struct {
 	Router *router.Router
 
 	ends    [router.MaxPort + 1]*Link
+	sent    [numSentTypes]SentCount
 	tickAt  time.Time
 	ticking bool
 	ticked  bool
@@ -132,6 +137,9 @@ type Delivery struct {
 	// from Node.Key when SNEK delivered to the successor of a key.
 	Source, Destination wire.PublicKey
 	Payload             []byte
+	// Hops is the number of links the frame crossed (0 when a node sent
+	// to itself).
+	Hops int
 }
 
 // Stats counts what the Network did.
@@ -169,6 +177,7 @@ type event struct {
 	seq   uint64
 	kind  eventKind
 	port  router.Port
+	hops  uint16 // links a Traffic frame has crossed, this one included
 	node  *Node
 	link  *Link
 	frame []byte
@@ -255,7 +264,11 @@ func NodeKey(seed uint64, i int) ed25519.PrivateKey {
 
 // AddNode adds a node with the given key. It has no links yet.
 func (n *Network) AddNode(name string, priv ed25519.PrivateKey) *Node {
-	node := &Node{ID: len(n.nodes), Name: name, Key: wire.PublicKeyOf(priv), Router: router.New(priv, n.cfg.Router)}
+	opts := n.cfg.Router
+	if n.cfg.NodeOptions != nil {
+		opts = n.cfg.NodeOptions(len(n.nodes))
+	}
+	node := &Node{ID: len(n.nodes), Name: name, Key: wire.PublicKeyOf(priv), Router: router.New(priv, opts)}
 	if !n.cfg.SyncedClocks {
 		node.phase = time.Duration(binary.BigEndian.Uint64(node.Key[:8]) % uint64(router.MaintenanceInterval))
 	}
@@ -290,8 +303,8 @@ func (n *Network) Connect(a, b *Node, latency time.Duration) (*Link, error) {
 	l := &Link{A: a, B: b, PortA: pa, PortB: pb, Latency: latency, up: true}
 	a.ends[pa] = l
 	b.ends[pb] = l
-	n.apply(a, a.Router.PeerUp(n.Now(), pa, b.Key, router.PeerRemote))
-	n.apply(b, b.Router.PeerUp(n.Now(), pb, a.Key, router.PeerRemote))
+	n.apply(a, a.Router.PeerUp(n.Now(), pa, b.Key, router.PeerRemote), 0)
+	n.apply(b, b.Router.PeerUp(n.Now(), pb, a.Key, router.PeerRemote), 0)
 	return l, nil
 }
 
@@ -314,8 +327,8 @@ func (n *Network) Disconnect(l *Link) {
 	l.up = false
 	l.A.ends[l.PortA] = nil
 	l.B.ends[l.PortB] = nil
-	n.apply(l.A, l.A.Router.PeerDown(n.Now(), l.PortA))
-	n.apply(l.B, l.B.Router.PeerDown(n.Now(), l.PortB))
+	n.apply(l.A, l.A.Router.PeerDown(n.Now(), l.PortA), 0)
+	n.apply(l.B, l.B.Router.PeerDown(n.Now(), l.PortB), 0)
 }
 
 // LinkBetween returns a link that is up between a and b, or nil.
@@ -346,7 +359,7 @@ func (n *Network) Send(from *Node, to wire.PublicKey, payload []byte) {
 	if from.removed {
 		return
 	}
-	n.apply(from, from.Router.SendTraffic(n.Now(), to, payload))
+	n.apply(from, from.Router.SendTraffic(n.Now(), to, payload), 0)
 }
 
 // InjectFrame puts raw bytes on a link as if the node at one end had
@@ -357,7 +370,11 @@ func (n *Network) InjectFrame(from *Node, p router.Port, raw []byte) error {
 	if l == nil {
 		return fmt.Errorf("%s has no link on %s", from, p)
 	}
-	n.transmit(from, l, raw)
+	t := wire.FrameType(255)
+	if len(raw) > 5 {
+		t = wire.FrameType(raw[5])
+	}
+	n.transmit(from, l, raw, t, 0)
 	return nil
 }
 
@@ -381,8 +398,14 @@ func (n *Network) push(after time.Duration, e event) {
 	n.queue.in = event{}
 }
 
-// transmit puts a frame on a link from one of its ends.
-func (n *Network) transmit(from *Node, l *Link, frame []byte) {
+// transmit puts a frame of type t on a link from one of its ends; hops
+// counts the links a Traffic frame will have crossed on arrival. The
+// sender counts it (Node.Sent) even when the queue bound drops it, as a
+// node counts what it writes.
+func (n *Network) transmit(from *Node, l *Link, frame []byte, t wire.FrameType, hops uint16) {
+	c := &from.sent[sentIndex(t)]
+	c.Frames++
+	c.Bytes += uint64(len(frame))
 	if n.queue.frames >= n.cfg.MaxQueued {
 		n.stats.QueueDrops++
 		return
@@ -390,23 +413,30 @@ func (n *Network) transmit(from *Node, l *Link, frame []byte) {
 	to, port := l.Far(from)
 	n.queue.frames++
 	n.stats.Frames++
-	n.push(l.Latency, event{kind: evFrame, node: to, port: port, link: l, frame: frame})
+	n.push(l.Latency, event{kind: evFrame, node: to, port: port, link: l, frame: frame, hops: hops})
 }
 
 // apply carries out a Router's actions for node. Links a Router
 // disconnects are taken down after the other actions, as the node would
-// close the link and then tell the Router.
-func (n *Network) apply(node *Node, acts []router.Action) {
+// close the link and then tell the Router. hops is how many links the
+// Traffic frame being handled has crossed (0 for anything else): a Router
+// forwards or delivers at most one Traffic frame per call, so a Traffic
+// send or a delivery among acts is that frame.
+func (n *Network) apply(node *Node, acts []router.Action, hops uint16) {
 	var closing []router.Port
 	for i := range acts {
 		a := &acts[i]
 		switch a.Kind {
 		case router.ActionSend:
 			if l := node.LinkOn(a.Port); l != nil {
-				n.transmit(node, l, a.Frame)
+				h := uint16(0)
+				if a.Type == wire.TypeTraffic && hops < math.MaxUint16 {
+					h = hops + 1
+				}
+				n.transmit(node, l, a.Frame, a.Type, h)
 			}
 		case router.ActionDeliver:
-			n.deliveries = append(n.deliveries, Delivery{At: n.Now(), Node: node, Source: a.Source, Destination: a.Destination, Payload: a.Payload})
+			n.deliveries = append(n.deliveries, Delivery{At: n.Now(), Node: node, Source: a.Source, Destination: a.Destination, Payload: a.Payload, Hops: int(hops)})
 		case router.ActionDisconnect:
 			n.stats.Disconnects++
 			n.stats.LastDisconnect = a.Reason
@@ -469,7 +499,7 @@ func (n *Network) Step() bool {
 			return true
 		}
 		node.ticking, node.ticked = false, true
-		n.apply(node, node.Router.Tick(n.Now()))
+		n.apply(node, node.Router.Tick(n.Now()), 0)
 	case evFrame:
 		n.queue.frames--
 		if !e.link.up {
@@ -483,7 +513,7 @@ func (n *Network) Step() bool {
 			n.Disconnect(e.link)
 			return true
 		}
-		n.apply(node, node.Router.HandleFrame(n.Now(), e.port, m))
+		n.apply(node, node.Router.HandleFrame(n.Now(), e.port, m), e.hops)
 	}
 	return true
 }

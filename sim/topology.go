@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strings"
 	"time"
 )
@@ -175,4 +176,59 @@ func (n *Network) Build(g Graph, seed uint64, latency time.Duration) ([]*Node, e
 		}
 	}
 	return nodes, nil
+}
+
+// CapDegree returns g with at most maxDegree links per node, as a Pinecone
+// node has at most router.MaxPort peerings (protocol §4.8), and the number
+// of links it left out. Real topologies have hubs far above that (the
+// skitter graph has a node with 2 070 neighbours). Links are kept in order
+// of the lower degree of their two ends, then the higher, then file
+// order: a hub keeps the links to the neighbours that depend on it most
+// (leaves first), which keeps the largest component as large as a cap
+// allows. Nodes are never dropped; some may end up cut off.
+func (g Graph) CapDegree(maxDegree int) (Graph, int) {
+	deg := g.Degrees()
+	order := make([]int, len(g.Edges))
+	for i := range order {
+		order[i] = i
+	}
+	lo := func(e [2]int) int { return min(deg[e[0]], deg[e[1]]) }
+	hi := func(e [2]int) int { return max(deg[e[0]], deg[e[1]]) }
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := g.Edges[order[i]], g.Edges[order[j]]
+		if lo(a) != lo(b) {
+			return lo(a) < lo(b)
+		}
+		return hi(a) < hi(b)
+	})
+	keep := make([]bool, len(g.Edges))
+	have := make([]int, g.N())
+	dropped := 0
+	for _, i := range order {
+		e := g.Edges[i]
+		if have[e[0]] >= maxDegree || have[e[1]] >= maxDegree {
+			dropped++
+			continue
+		}
+		have[e[0]]++
+		have[e[1]]++
+		keep[i] = true
+	}
+	out := Graph{Names: g.Names, Edges: make([][2]int, 0, len(g.Edges)-dropped)}
+	for i, e := range g.Edges {
+		if keep[i] {
+			out.Edges = append(out.Edges, e)
+		}
+	}
+	return out, dropped
+}
+
+// Degrees returns the number of links of every node.
+func (g Graph) Degrees() []int {
+	deg := make([]int, g.N())
+	for _, e := range g.Edges {
+		deg[e[0]]++
+		deg[e[1]]++
+	}
+	return deg
 }
