@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -50,7 +51,7 @@ func rawTCPRate(b *testing.B, total int64) float64 {
 // in the same run, plus frames per write (the batching factor).
 func BenchmarkLinkThroughput(b *testing.B) {
 	const size = 1400
-	frame := frameOf(wire.TypeTraffic, size, 0x42)
+	frame := testframe.Of(wire.TypeTraffic, size, 0x42)
 	x, y := tcpConns(b)
 	sw := &countingSwitch{}
 	a, r := New(x, keyB, Config{}), New(y, keyA, Config{})

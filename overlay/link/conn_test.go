@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -20,23 +21,21 @@ import (
 func pipePair(t *testing.T, cfg Config) (a, b *Conn, sa, sb *fakeSwitch) {
 	t.Helper()
 	x, y := net.Pipe()
-	a, b = New(x, keyB, cfg), New(y, keyA, cfg)
-	sa, sb = newFakeSwitch(), newFakeSwitch()
-	a.Start(1, sa)
-	b.Start(1, sb)
-	t.Cleanup(func() {
-		a.Close(nil)
-		b.Close(nil)
-		<-a.Done()
-		<-b.Done()
-	})
-	return a, b, sa, sb
+	return startPair(t, cfg, x, y)
 }
 
 // tcpPair is pipePair over loopback TCP.
 func tcpPair(t *testing.T, cfg Config) (a, b *Conn, sa, sb *fakeSwitch) {
 	t.Helper()
 	x, y := tcpConns(t)
+	return startPair(t, cfg, x, y)
+}
+
+// startPair starts a link on each end of x–y (a on x, whose remote is key
+// B; b on y, whose remote is key A), each on port 1 of its own fake switch,
+// and closes both when the test ends.
+func startPair(t *testing.T, cfg Config, x, y net.Conn) (a, b *Conn, sa, sb *fakeSwitch) {
+	t.Helper()
 	a, b = New(x, keyB, cfg), New(y, keyA, cfg)
 	sa, sb = newFakeSwitch(), newFakeSwitch()
 	a.Start(1, sa)
@@ -97,16 +96,16 @@ func TestFramesBothWays(t *testing.T) {
 			a, b, sa, sb := pair(t, Config{})
 			var want [][]byte
 			for i := range 50 {
-				f := frameOf(wire.TypeTraffic, 12+i*100, byte(i))
+				f := testframe.Of(wire.TypeTraffic, 12+i*100, byte(i))
 				want = append(want, f)
 				if !a.Send(f, false) {
 					t.Fatalf("send %d refused", i)
 				}
 			}
-			big := frameOf(wire.TypeTraffic, wire.MaxFrameSize, 0xee)
+			big := testframe.Of(wire.TypeTraffic, wire.MaxFrameSize, 0xee)
 			want = append(want, big)
 			a.Send(big, false)
-			ann := frameOf(wire.TypeTreeAnnouncement, 142, 7)
+			ann := testframe.Of(wire.TypeTreeAnnouncement, 142, 7)
 			b.Send(ann, true)
 
 			testhelp.WaitFor(t, "frames A to B", 5*time.Second, func() bool { return len(nonKeepalive(sb.got(1))) == len(want) })
@@ -160,7 +159,7 @@ func TestNoKeepaliveWhileBusy(t *testing.T) {
 	a, _, _, sb := pipePair(t, cfg)
 	stop := time.Now().Add(time.Second)
 	for time.Now().Before(stop) {
-		a.Send(frameOf(wire.TypeTraffic, 100, 1), false)
+		a.Send(testframe.Of(wire.TypeTraffic, 100, 1), false)
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := a.Stats().Out["keepalive"].Frames; n != 0 {
@@ -203,7 +202,7 @@ func TestStalledReaderDropped(t *testing.T) {
 	cfg.ReadTimeout = -1 // only the write side is under test
 	c := New(x, keyB, cfg)
 	c.Start(1, s)
-	c.Send(frameOf(wire.TypeTraffic, 100, 1), false)
+	c.Send(testframe.Of(wire.TypeTraffic, 100, 1), false)
 	select {
 	case <-c.Done():
 	case <-time.After(3 * time.Second):
@@ -222,11 +221,11 @@ func TestProtocolOvertakesTraffic(t *testing.T) {
 	x, y := net.Pipe()
 	a := New(x, keyB, Config{})
 	for i := range 100 {
-		if !a.Send(frameOf(wire.TypeTraffic, 50, byte(i)), false) {
+		if !a.Send(testframe.Of(wire.TypeTraffic, 50, byte(i)), false) {
 			t.Fatal("traffic refused")
 		}
 	}
-	ann := frameOf(wire.TypeTreeAnnouncement, 142, 0xaa)
+	ann := testframe.Of(wire.TypeTreeAnnouncement, 142, 0xaa)
 	a.Send(ann, true)
 	s := newFakeSwitch()
 	a.Start(1, s)
@@ -264,10 +263,10 @@ func TestProtocolOvertakesOnBusyLink(t *testing.T) {
 	// The peer is not reading, so the first frame blocks in a write and
 	// the others queue up behind it.
 	for i := range 20 {
-		a.Send(frameOf(wire.TypeTraffic, 60, byte(i)), false)
+		a.Send(testframe.Of(wire.TypeTraffic, 60, byte(i)), false)
 	}
 	testhelp.WaitFor(t, "traffic to queue", 2*time.Second, func() bool { return a.Stats().TrafficQueued >= 18 })
-	ann := frameOf(wire.TypeTreeAnnouncement, 60, 0xaa)
+	ann := testframe.Of(wire.TypeTreeAnnouncement, 60, 0xaa)
 	a.Send(ann, true)
 	pos := -1
 	for i := range 21 {
@@ -292,7 +291,7 @@ func TestQueueFullDrops(t *testing.T) {
 	defer a.Close(nil)
 	ok := 0
 	for range 10 {
-		if a.Send(frameOf(wire.TypeBootstrap, 50, 0), true) {
+		if a.Send(testframe.Of(wire.TypeBootstrap, 50, 0), true) {
 			ok++
 		}
 	}
@@ -301,7 +300,7 @@ func TestQueueFullDrops(t *testing.T) {
 	}
 	ok = 0
 	for range 12 {
-		if a.Send(frameOf(wire.TypeTraffic, 50, 0), false) {
+		if a.Send(testframe.Of(wire.TypeTraffic, 50, 0), false) {
 			ok++
 		}
 	}
@@ -315,10 +314,10 @@ func TestQueueFullDrops(t *testing.T) {
 	// The byte cap: 8 frames of 50 use 400 of 1000 bytes; a frame of 700
 	// does not fit even after the frame-count queue has room.
 	b := New(x, keyB, Config{TrafficQueue: 100, TrafficQueueBytes: 1000})
-	if !b.Send(frameOf(wire.TypeTraffic, 600, 0), false) || b.Send(frameOf(wire.TypeTraffic, 600, 0), false) {
+	if !b.Send(testframe.Of(wire.TypeTraffic, 600, 0), false) || b.Send(testframe.Of(wire.TypeTraffic, 600, 0), false) {
 		t.Fatal("byte cap not applied")
 	}
-	if !b.Send(frameOf(wire.TypeTraffic, 400, 0), false) {
+	if !b.Send(testframe.Of(wire.TypeTraffic, 400, 0), false) {
 		t.Fatal("a frame within the byte cap refused")
 	}
 	if st := b.Stats(); st.Drops[DropTrafficQueueFull] != 1 || st.TrafficQueued != 2 {
@@ -334,9 +333,9 @@ func TestSendRefusesMalformed(t *testing.T) {
 	bad := [][]byte{
 		nil,
 		[]byte("pine"),
-		frameOf(wire.TypeTraffic, 12, 0)[:11], // header says 12
-		append(frameOf(wire.TypeTraffic, 12, 0), 0), // header says 12, 13 given
-		append([]byte("PINE"), frameOf(wire.TypeTraffic, 12, 0)[4:]...),
+		testframe.Of(wire.TypeTraffic, 12, 0)[:11],       // header says 12
+		append(testframe.Of(wire.TypeTraffic, 12, 0), 0), // header says 12, 13 given
+		append([]byte("PINE"), testframe.Of(wire.TypeTraffic, 12, 0)[4:]...),
 	}
 	for i, f := range bad {
 		if a.Send(f, false) {
@@ -347,7 +346,7 @@ func TestSendRefusesMalformed(t *testing.T) {
 		t.Fatalf("malformed drops %d, want %d", n, len(bad))
 	}
 	a.Close(nil)
-	if a.Send(frameOf(wire.TypeTraffic, 12, 0), false) || a.Stats().Drops[DropClosed] != 1 {
+	if a.Send(testframe.Of(wire.TypeTraffic, 12, 0), false) || a.Stats().Drops[DropClosed] != 1 {
 		t.Fatal("send after close not refused and counted")
 	}
 }
@@ -359,7 +358,7 @@ func TestWriterBatches(t *testing.T) {
 	x, y := net.Pipe()
 	a := New(x, keyB, Config{TrafficQueue: 2000})
 	for i := range 1000 {
-		a.Send(frameOf(wire.TypeTraffic, 100, byte(i)), false)
+		a.Send(testframe.Of(wire.TypeTraffic, 100, byte(i)), false)
 	}
 	a.Start(1, newFakeSwitch())
 	defer func() { a.Close(nil); <-a.Done() }()
@@ -456,8 +455,8 @@ func TestReceiveErrorCloses(t *testing.T) {
 		return nil
 	}
 	sb.mu.Unlock()
-	a.Send(frameOf(wire.TypeTraffic, 20, 0), false)
-	a.Send(frameOf(wire.TypeTreeAnnouncement, 20, 0), true)
+	a.Send(testframe.Of(wire.TypeTraffic, 20, 0), false)
+	a.Send(testframe.Of(wire.TypeTreeAnnouncement, 20, 0), true)
 	<-b.Done()
 	d := sb.detaches(1)
 	if len(d) != 1 || !errors.Is(d[0], ErrRejected) || !errors.Is(d[0], bad) {

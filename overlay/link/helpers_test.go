@@ -2,7 +2,6 @@ package link
 
 import (
 	"bytes"
-	"encoding/binary"
 	"sync"
 	"time"
 
@@ -15,21 +14,6 @@ var (
 	privA, privB = testhelp.SeedKey(1), testhelp.SeedKey(2)
 	keyA, keyB   = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB)
 )
-
-// frameOf builds a frame of type t and total length n (at least 12) whose
-// body is filled with fill. It only has to look like a frame to a link;
-// the links never decode bodies.
-func frameOf(t wire.FrameType, n int, fill byte) []byte {
-	f := make([]byte, n)
-	copy(f, wire.Magic[:])
-	f[5] = byte(t)
-	binary.BigEndian.PutUint16(f[8:], uint16(n))
-	binary.BigEndian.PutUint16(f[10:], uint16(n-12))
-	for i := 12; i < n; i++ {
-		f[i] = fill
-	}
-	return f
-}
 
 // fakeSwitch is the node as a link sees it: it records frames and detaches
 // per port, and lets a test slow down or refuse frames.

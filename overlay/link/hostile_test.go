@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -72,7 +73,7 @@ func TestHostileFrames(t *testing.T) {
 			s := newFakeSwitch()
 			raw, l := hostileConn(t, s, 7, fastConfig())
 			// A valid frame first: the link is working until the bad one.
-			good := frameOf(wire.TypeTraffic, 40, 1)
+			good := testframe.Of(wire.TypeTraffic, 40, 1)
 			if _, err := raw.Write(append(good, tc.bytes...)); err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +150,7 @@ func TestFloodIsThrottledNotQueued(t *testing.T) {
 	floodDone := make(chan struct{})
 	go func() {
 		defer close(floodDone)
-		f := frameOf(wire.TypeTraffic, 1024, 0x55)
+		f := testframe.Of(wire.TypeTraffic, 1024, 0x55)
 		batch := make([]byte, 0, 64*len(f))
 		for range 64 {
 			batch = append(batch, f...)
@@ -180,7 +181,7 @@ func TestFloodIsThrottledNotQueued(t *testing.T) {
 		qGot <- n
 	}()
 	for i := range 200 {
-		if _, err := rawP.Write(frameOf(wire.TypeTraffic, 100, byte(i))); err != nil {
+		if _, err := rawP.Write(testframe.Of(wire.TypeTraffic, 100, byte(i))); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * time.Millisecond)

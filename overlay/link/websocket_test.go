@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -76,11 +77,11 @@ func TestWebSocketLink(t *testing.T) {
 			l := New(nc, k, Config{})
 			l.Start(1, cs)
 			for i := range 20 {
-				l.Send(frameOf(wire.TypeTraffic, 100+i, byte(i)), false)
+				l.Send(testframe.Of(wire.TypeTraffic, 100+i, byte(i)), false)
 			}
 			testhelp.WaitFor(t, "frames over WebSocket", 5*time.Second, func() bool { return len(nonKeepalive(s.got(5))) == 20 })
 			for i, f := range nonKeepalive(s.got(5)) {
-				if !bytes.Equal(f, frameOf(wire.TypeTraffic, 100+i, byte(i))) {
+				if !bytes.Equal(f, testframe.Of(wire.TypeTraffic, 100+i, byte(i))) {
 					t.Fatalf("frame %d differs", i)
 				}
 			}
@@ -105,7 +106,7 @@ func TestWebSocketMessagesAreAStream(t *testing.T) {
 	}
 	defer ws.CloseNow()
 	hello := wire.NewHello(privA)
-	f1, f2, f3 := frameOf(wire.TypeTraffic, 300, 1), frameOf(wire.TypeBootstrap, 50, 2), frameOf(wire.TypeTraffic, 70, 3)
+	f1, f2, f3 := testframe.Of(wire.TypeTraffic, 300, 1), testframe.Of(wire.TypeBootstrap, 50, 2), testframe.Of(wire.TypeTraffic, 70, 3)
 	stream := append(append(append(hello[:], f1...), f2...), f3...)
 	// Cut the stream at awkward places: inside the hello, inside a
 	// header, and one message holding the end of f1 and all of f2.

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"math/big"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -27,22 +27,9 @@ var (
 	keyA, keyB, keyC    = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB), wire.PublicKeyOf(privC)
 )
 
-// frameOf builds a frame of type t and total length n (at least 12).
-func frameOf(t wire.FrameType, n int, fill byte) []byte {
-	f := make([]byte, n)
-	copy(f, wire.Magic[:])
-	f[5] = byte(t)
-	binary.BigEndian.PutUint16(f[8:], uint16(n))
-	binary.BigEndian.PutUint16(f[10:], uint16(n-12))
-	for i := 12; i < n; i++ {
-		f[i] = fill
-	}
-	return f
-}
-
 // greeting is what the fake node queues on every new link inside Attach,
 // as a stock node queues its tree announcement.
-var greeting = frameOf(wire.TypeTreeAnnouncement, 40, 0x61)
+var greeting = testframe.Of(wire.TypeTreeAnnouncement, 40, 0x61)
 
 // fakeNode implements Switch: lowest free port, a port limit, and a record
 // of everything that happened.

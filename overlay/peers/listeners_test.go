@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -73,7 +74,7 @@ func TestAddRemoveListener(t *testing.T) {
 	if r := na.detachReasons(); len(r) != 0 {
 		t.Fatalf("peerings ended: %v", r)
 	}
-	f := frameOf(wire.TypeTraffic, 100, 0x42)
+	f := testframe.Of(wire.TypeTraffic, 100, 0x42)
 	for _, c := range []struct {
 		n   *fakeNode
 		key wire.PublicKey

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -26,7 +27,7 @@ func exchange(t *testing.T, na, nb *fakeNode, ka, kb wire.PublicKey) {
 		pb, ok2 = nb.portFor(ka)
 		return ok1 && ok2
 	})
-	fa, fb := frameOf(wire.TypeTraffic, 500, 0xa), frameOf(wire.TypeTraffic, 70000%65535, 0xb)
+	fa, fb := testframe.Of(wire.TypeTraffic, 500, 0xa), testframe.Of(wire.TypeTraffic, 70000%65535, 0xb)
 	if !na.send(pa, fa) || !nb.send(pb, fb) {
 		t.Fatal("send refused")
 	}
