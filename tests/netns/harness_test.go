@@ -273,20 +273,28 @@ func (nd *Node) listenOn(scheme string) {
 func (n *Net) Line(count int, scheme string) ([]*Node, []*Link) {
 	n.t.Helper()
 	nodes := make([]*Node, count)
-	var links []*Link
 	for i := range nodes {
 		nodes[i] = n.Node(string(rune('a' + i)))
-		if i > 0 {
-			l := n.Connect(nodes[i-1], nodes[i], true)
-			n.Peer(nodes[i-1], nodes[i], l, scheme)
-			links = append(links, l)
-		}
+	}
+	return nodes, n.Chain(scheme, nodes...)
+}
+
+// Chain connects nodes in a line over ULA links, each dialling the next
+// over scheme, starts every node not started yet and waits until each
+// neighbour has peered: Line for nodes a test has configured first.
+func (n *Net) Chain(scheme string, nodes ...*Node) []*Link {
+	n.t.Helper()
+	var links []*Link
+	for i := 1; i < len(nodes); i++ {
+		l := n.Connect(nodes[i-1], nodes[i], true)
+		n.Peer(nodes[i-1], nodes[i], l, scheme)
+		links = append(links, l)
 	}
 	n.StartAll()
-	for i := 0; i+1 < count; i++ {
+	for i := 0; i+1 < len(nodes); i++ {
 		nodes[i].WaitPeer(nodes[i+1])
 	}
-	return nodes, links
+	return links
 }
 
 // StartAll starts every node not started yet.

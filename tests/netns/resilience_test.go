@@ -21,12 +21,7 @@ import (
 func TestRestartKeepsAddress(t *testing.T) {
 	n := newNet(t)
 	a, b, c := n.Node("a"), n.Node("b", true), n.Node("c")
-	ab, bc := n.Connect(a, b, true), n.Connect(b, c, true)
-	n.Peer(a, b, ab, "tcp")
-	n.Peer(b, c, bc, "tcp")
-	n.StartAll()
-	a.WaitPeer(b)
-	b.WaitPeer(c)
+	n.Chain("tcp", a, b, c)
 
 	st, err := os.Stat(b.KeyPath)
 	if err != nil {

@@ -266,12 +266,7 @@ func TestRelayOnlyMiddle(t *testing.T) {
 	n := newNet(t)
 	a, b, c := n.Node("a"), n.Node("b"), n.Node("c")
 	b.NoTUN = true
-	ab, bc := n.Connect(a, b, true), n.Connect(b, c, true)
-	n.Peer(a, b, ab, "tcp")
-	n.Peer(b, c, bc, "tcp")
-	n.StartAll()
-	a.WaitPeer(b)
-	b.WaitPeer(c)
+	n.Chain("tcp", a, b, c)
 	if self := b.Self(); self.TunName != "" {
 		t.Errorf("relay-only b reports tun_name %q, want \"\"", self.TunName)
 	}

@@ -90,12 +90,7 @@ func TestMTUMismatch(t *testing.T) {
 	n := newNet(t)
 	a, b, c := n.Node("a"), n.Node("b"), n.Node("c")
 	c.MTU = 1280
-	ab, bc := n.Connect(a, b, true), n.Connect(b, c, true)
-	n.Peer(a, b, ab, "tcp")
-	n.Peer(b, c, bc, "tcp")
-	n.StartAll()
-	a.WaitPeer(b)
-	b.WaitPeer(c)
+	n.Chain("tcp", a, b, c)
 	if m := c.Self().TunMTU; m != 1280 {
 		t.Fatalf("c's tun_mtu %d, want 1280", m)
 	}
