@@ -104,6 +104,15 @@ func newNode(t *testing.T, seed byte, cfg Config) *Node {
 	return n
 }
 
+// line builds the nodes of seeds 1, 2 and 3 and links them a–b–c.
+func line(t *testing.T) (a, b, c *Node) {
+	t.Helper()
+	a, b, c = newNode(t, 1, Config{}), newNode(t, 2, Config{}), newNode(t, 3, Config{})
+	connect(t, a, b)
+	connect(t, b, c)
+	return a, b, c
+}
+
 // waitDelivery sends payload from src to dst once a second until it
 // arrives, for at most limit, and returns how long that took.
 func waitDelivery(t *testing.T, src, dst *Node, payload []byte, limit time.Duration) time.Duration {
@@ -132,9 +141,7 @@ func waitDelivery(t *testing.T, src, dst *Node, payload []byte, limit time.Durat
 }
 
 func TestNodesRouteOverALine(t *testing.T) {
-	a, b, c := newNode(t, 1, Config{}), newNode(t, 2, Config{}), newNode(t, 3, Config{})
-	connect(t, a, b)
-	connect(t, b, c)
+	a, b, c := line(t)
 	d1 := waitDelivery(t, a, c, []byte("a to c"), 20*time.Second)
 	d2 := waitDelivery(t, c, a, []byte("c to a"), 20*time.Second)
 	t.Logf("first delivery a→c after %s, c→a after %s", d1, d2)
@@ -144,9 +151,7 @@ func TestNodesRouteOverALine(t *testing.T) {
 }
 
 func TestProtocolViolationDropsOnlyThatPeer(t *testing.T) {
-	a, b, c := newNode(t, 1, Config{}), newNode(t, 2, Config{}), newNode(t, 3, Config{})
-	connect(t, a, b)
-	connect(t, b, c)
+	a, b, c := line(t)
 	waitDelivery(t, a, c, []byte("before"), 20*time.Second)
 
 	// A frame with a forged signature, as if from b on a's port for b.
@@ -215,9 +220,7 @@ func TestDeliveryQueueIsBounded(t *testing.T) {
 }
 
 func TestConcurrentSendAndChurn(t *testing.T) {
-	a, b, c := newNode(t, 1, Config{}), newNode(t, 2, Config{}), newNode(t, 3, Config{})
-	connect(t, a, b)
-	connect(t, b, c)
+	a, _, c := line(t)
 	waitDelivery(t, a, c, []byte("warm"), 20*time.Second)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
