@@ -176,10 +176,16 @@ func newManager(t *testing.T, cfg Config, priv ed25519.PrivateKey) (*Manager, *f
 		cfg.Logger, _ = testhelp.NewLogger(t)
 	}
 	n := newFakeNode()
-	m, err := New(cfg, n)
+	return startManager(t, cfg, n), n
+}
+
+// startManager starts a manager on sw and closes it when the test ends.
+func startManager(t *testing.T, cfg Config, sw Switch) *Manager {
+	t.Helper()
+	m, err := New(cfg, sw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return m, n
+	return m
 }

@@ -19,11 +19,7 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 	nodeA := overlay.New(privA, overlay.Config{Logger: logA})
 	nodeB := overlay.New(privB, overlay.Config{Logger: logB})
 	t.Cleanup(func() { nodeA.Close(); nodeB.Close() })
-	ma, err := New(Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: logA}, nodeA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ma.Close() })
+	ma := startManager(t, Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: logA}, nodeA)
 	uri := "tcp://" + ma.ListenAddrs()[0].String()
 	mb, err := New(Config{PrivateKey: privB, Static: []string{uri}, Logger: logB}, nodeB)
 	if err != nil {
