@@ -105,6 +105,8 @@ type Router struct {
 	descending    wire.PublicKey
 	hasDescending bool
 	lastBootstrap time.Time
+	// bootstrapScratch is reused by bootstrapNextHop.
+	bootstrapScratch []snapEntry
 
 	// Wakeup broadcasts (§7).
 	seen map[wire.PublicKey]seenWakeup

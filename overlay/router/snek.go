@@ -47,7 +47,7 @@ func (r *Router) sendBootstrap(now time.Time) {
 // the frame, never the peer. The checks run cheapest first (parse, root,
 // replay, then the signature); each failure drops the frame either way.
 func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) {
-	next, wm := r.Snapshot().nextHopSNEK(now, f.Originator, true, f.Watermark)
+	next, wm := r.bootstrapNextHop(now, f.Originator, f.Watermark)
 	sr, err := wire.ParseSignedRoot(f.Payload)
 	if err != nil {
 		r.stats.drop(DropBadBootstrapPayload)
@@ -96,6 +96,28 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 	}
 	f.Watermark = wm
 	r.send(next, f)
+}
+
+// bootstrapNextHop is Snapshot().nextHopSNEK in bootstrap mode, without
+// rebuilding the snapshot. Nearly every bootstrap changes the SNEK table,
+// so the next one found the snapshot stale, and rebuilding it sorts the
+// whole table: on a hub of a large overlay, with thousands of routes and
+// hundreds of bootstraps a second, that sort was most of the routing
+// simulator's time. The bootstrap search walks every route anyway, and its
+// result does not depend on their order (origins are unique and only a
+// strictly closer key is taken), so it walks them unsorted from a reused
+// buffer; the snapshot is rebuilt when traffic next needs it.
+func (r *Router) bootstrapNextHop(now time.Time, dest wire.PublicKey, w wire.Watermark) (Port, wire.Watermark) {
+	if r.snap == nil || r.dirty || !r.tableDirty {
+		return r.Snapshot().nextHopSNEK(now, dest, true, w)
+	}
+	s := *r.snap
+	s.entries = r.bootstrapScratch[:0]
+	for _, e := range r.table {
+		s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+	}
+	r.bootstrapScratch = s.entries
+	return s.nextHopSNEK(now, dest, true, w)
 }
 
 // expireRoutes removes the SNEK routes that have expired.
