@@ -37,13 +37,13 @@ type Experiment struct {
 	// one 60 s round is 28 million frames and every node remembers ~8 000
 	// originators.
 	WakeupOriginators int
-	// ConvergeLimit bounds the wait for convergence; 0 means 2 minutes.
+	// ConvergeLimit bounds the wait for convergence; 0 means 5 minutes.
 	ConvergeLimit time.Duration
 	// Window is the steady-state window for control traffic and delivery;
 	// 0 means 60 s (one wakeup period, twelve bootstrap periods).
 	Window time.Duration
 	// Recovery is how long delivery is followed after each failure; 0
-	// means 30 s.
+	// means 60 s.
 	Recovery time.Duration
 	// Progress, if set, is called between probe rounds.
 	Progress func(p Progress)
@@ -136,6 +136,9 @@ type Result struct {
 	// none within the limit. Converge99Seconds is the first with ≥ 99 %.
 	ConvergeSeconds   float64 `json:"converged_100_s"`
 	Converge99Seconds float64 `json:"converged_99_s"`
+	// ColdStart is the share of round trips delivered in each cold-start
+	// round (T in seconds from the start).
+	ColdStart []Point `json:"cold_start"`
 	// Steady-state delivery over the window's probe rounds.
 	SteadyRounds     int     `json:"steady_rounds"`
 	SteadyRequests   float64 `json:"steady_first_packet_ratio"`
@@ -181,13 +184,13 @@ func (x Experiment) Run() (*Result, error) {
 		x.Latency = DefaultLatency
 	}
 	if x.ConvergeLimit <= 0 {
-		x.ConvergeLimit = 2 * time.Minute
+		x.ConvergeLimit = 5 * time.Minute
 	}
 	if x.Window <= 0 {
 		x.Window = time.Minute
 	}
 	if x.Recovery <= 0 {
-		x.Recovery = 30 * time.Second
+		x.Recovery = time.Minute
 	}
 	window := max(probeRound, 40*x.Latency)
 	progress := func(net *Network, phase string) {
@@ -262,6 +265,7 @@ func (x Experiment) Run() (*Result, error) {
 		net.ForgetCoords()
 		r := net.Probe(pairs, window)
 		ok := roundTrips(r)
+		res.ColdStart = append(res.ColdStart, Point{T: at.Seconds(), Ratio: float64(ok) / float64(len(pairs)), Pairs: len(pairs)})
 		if res.Converge99Seconds < 0 && float64(ok) >= 0.99*float64(len(pairs)) {
 			res.Converge99Seconds = at.Seconds()
 		}

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +81,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	sigs := fs.Bool("signatures", false, "sign and verify everything as real nodes do (off: InsecureSkipSignatures, same routing decisions, ~9× faster)")
 	wakeups := fs.Int("wakeup-originators", 0, "only this many sampled nodes originate wakeups, figures scaled up (0: all)")
 	window := fs.Duration("window", time.Minute, "steady-state window for control traffic, delivery and stretch")
-	recovery := fs.Duration("recovery", 30*time.Second, "how long delivery is followed after each failure")
+	recovery := fs.Duration("recovery", time.Minute, "how long delivery is followed after each failure")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	jsonOut := fs.String("json", "", "write the figures as JSON to this file")
 	svgDir := fs.String("svg", "", "write the plots (stretch CDF, delivery during recovery) as SVG into this directory")
 	suite := fs.String("suite", "", "run the shared graphs in this directory (sim-skitter, yggdrasil, fc00, dn42), each in its own process")
@@ -116,6 +118,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// (every frame is a fresh buffer); collecting less often trades some
 	// memory for a quarter less CPU.
 	debug.SetGCPercent(400)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	begin := time.Now()
 	lastProgress := begin
 	x := sim.Experiment{Graph: g, Seed: *seed, Pairs: *pairs, Latency: *latency, Signatures: *sigs,

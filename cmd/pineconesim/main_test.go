@@ -67,7 +67,7 @@ func TestRunWritesEverything(t *testing.T) {
 	if last := rep.StretchTree[len(rep.StretchTree)-1]; last[1] != 1 || last[0] != rep.Result.StretchTree.Max {
 		t.Errorf("CDF ends at %v, max %v", last, rep.Result.StretchTree.Max)
 	}
-	for _, name := range []string{"stretch-grid-4x4.svg", "recovery-grid-4x4.svg"} {
+	for _, name := range []string{"stretch-grid-4x4.svg", "recovery-grid-4x4.svg", "convergence-grid-4x4.svg"} {
 		f, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -86,8 +86,8 @@ func TestRunWritesEverything(t *testing.T) {
 				lines++
 			}
 		}
-		if lines != 2 {
-			t.Errorf("%s: %d lines, want 2", name, lines)
+		if want := map[bool]int{true: 1, false: 2}[strings.HasPrefix(name, "convergence")]; lines != want {
+			t.Errorf("%s: %d lines, want %d", name, lines, want)
 		}
 	}
 }

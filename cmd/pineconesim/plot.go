@@ -108,7 +108,8 @@ func ticks(lo, hi float64, n int) []float64 {
 	return out
 }
 
-// writePlots writes stretch-NAME.svg and recovery-NAME.svg for each report.
+// writePlots writes stretch-NAME.svg, recovery-NAME.svg and
+// convergence-NAME.svg for each report.
 func writePlots(dir string, reps []*Report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -159,6 +160,25 @@ func writePlots(dir string, reps []*Report) error {
 			},
 		}
 		if err := os.WriteFile(filepath.Join(dir, "recovery-"+r.Name+".svg"), []byte(rc.svg()), 0o644); err != nil {
+			return err
+		}
+		var cold [][2]float64
+		for _, p := range res.ColdStart {
+			cold = append(cold, [2]float64{p.T, p.Ratio})
+		}
+		cend := math.Max(1, res.ConvergeSeconds)
+		if len(cold) > 0 {
+			cend = math.Max(cend, cold[len(cold)-1][0])
+		}
+		cc := chart{
+			title:  fmt.Sprintf("%s: delivery from a cold start", r.Name),
+			xlabel: "seconds after every node started (probe round every second)", ylabel: "round trips delivered",
+			xmin: 0, xmax: cend, ymin: 0, ymax: 1,
+			xticks: ticks(0, cend, 6), yticks: ticks(0, 1, 5),
+			yformat: func(v float64) string { return fmt.Sprintf("%.0f %%", 100*v) },
+			lines:   []series{{name: "first packet and reply", color: colorSNEK, points: cold}},
+		}
+		if err := os.WriteFile(filepath.Join(dir, "convergence-"+r.Name+".svg"), []byte(cc.svg()), 0o644); err != nil {
 			return err
 		}
 	}

@@ -142,7 +142,7 @@ func writeResults(path string, reps []*Report) error {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "[%s stretch](stretch-%s.svg), [%s recovery](recovery-%s.svg)", r.Name, r.Name, r.Name, r.Name)
+		fmt.Fprintf(&b, "%s: [stretch](stretch-%s.svg), [recovery](recovery-%s.svg), [cold start](convergence-%s.svg)", r.Name, r.Name, r.Name, r.Name)
 	}
 	b.WriteString(".\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
