@@ -42,6 +42,7 @@ func recoverAll(t *testing.T, net *Network, what string, pairs func() []Pair) ti
 }
 
 func TestRecoveryAfterLinkRemoval(t *testing.T) {
+	t.Parallel()
 	net, nodes := convergedGrid(t)
 	// A link every path into one of the root's subtrees uses: from the
 	// root to one of its children.
@@ -68,6 +69,7 @@ func TestRecoveryAfterLinkRemoval(t *testing.T) {
 }
 
 func TestRecoveryAfterRootRemoval(t *testing.T) {
+	t.Parallel()
 	net, nodes := convergedGrid(t)
 	root := rootOf(net, nodes[0])
 	net.RemoveNode(root)
@@ -81,6 +83,7 @@ func TestRecoveryAfterRootRemoval(t *testing.T) {
 }
 
 func TestRecoveryAfterSplitAndRejoin(t *testing.T) {
+	t.Parallel()
 	net, nodes := convergedGrid(t)
 	// Cut the grid between columns 3 and 4.
 	type cut struct{ a, b *Node }
