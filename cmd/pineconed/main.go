@@ -62,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	showSubnet := flags.Bool("subnet", false, "print this node's /64 subnet (from the key file) and exit")
 	showKey := flags.Bool("publickey", false, "print this node's public key (from the key file) and exit")
 	showVersion := flags.Bool("version", false, "print the version and exit")
+	pprofAddr := flags.String("debug-pprof", "", "serve Go's net/http/pprof profiles (CPU, heap, goroutine, block, mutex) on this TCP address, e.g. 127.0.0.1:6060; off when empty. For profiling only: anyone who can reach the address can read them")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -105,6 +106,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if _, err := os.Stat(*configPath); errors.Is(err, fs.ErrNotExist) {
 			logger.Info("no configuration file; running on built-in defaults", "file", *configPath)
 		}
+	}
+
+	if *pprofAddr != "" {
+		stopPprof, err := startPprof(*pprofAddr)
+		if err != nil {
+			logger.Error("cannot start the pprof listener", "err", err)
+			return exitFail
+		}
+		defer stopPprof()
+		logger.Warn("debug pprof listener on; do not leave it on in production", "addr", *pprofAddr)
 	}
 
 	d, err := daemon.New(daemon.Options{
