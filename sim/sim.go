@@ -15,6 +15,12 @@
 // Events are kept in a heap ordered by time, ties broken by the order they
 // were queued in. The number of queued frames is bounded; beyond the bound
 // frames are dropped and counted, as a full link queue would.
+//
+// On top of the network, measure.go counts what each node sends by frame
+// type and the links every Traffic frame crosses, and finds shortest paths;
+// Experiment (experiment.go) is the routing simulator's standard run behind
+// cmd/pineconesim: convergence from a cold start, stretch, routing state,
+// control traffic and recovery from failures.
 package sim
 
 import (
