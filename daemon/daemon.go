@@ -172,6 +172,7 @@ func New(opts Options) (_ *Daemon, err error) {
 	})
 	d.sessions, err = session.NewManager(d.priv, session.Config{
 		MTU:         d.mtu,
+		SendBuffer:  d.overlaySendBuffer,
 		Unreachable: d.onHandshakeFailed,
 		EchoReply:   d.onEchoReply,
 		Established: d.onEstablished,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"github.com/pineconed/pineconed/tun"
@@ -18,6 +19,18 @@ import (
 // CoordAllowance.
 func (d *Daemon) overlaySend(dst wire.PublicKey, payload []byte) {
 	if err := d.node.SendTo(dst, payload); err != nil {
+		if errors.Is(err, overlay.ErrTooLarge) {
+			d.drops.tooLarge.Add(1)
+		}
+		d.log.Debug("overlay send failed", "peer", dst.String(), "err", err)
+	}
+}
+
+// overlaySendBuffer is the session layer's send function for transport
+// messages: the message at buf[off:] is framed in place (see
+// internal/bufpool), and the overlay owns buf.
+func (d *Daemon) overlaySendBuffer(dst wire.PublicKey, buf []byte, off int) {
+	if err := d.node.SendBuffer(dst, buf, off); err != nil {
 		if errors.Is(err, overlay.ErrTooLarge) {
 			d.drops.tooLarge.Add(1)
 		}
@@ -208,22 +221,30 @@ func (d *Daemon) inboundLoop() {
 		case <-d.stop:
 			return
 		case dl := <-deliveries:
-			d.handleDelivery(time.Now(), dl)
+			if d.handleDelivery(time.Now(), dl) {
+				bufpool.Put(dl.Payload)
+			}
 		}
 	}
 }
 
-func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) {
+// handleDelivery hands one delivered payload to its layer. It reports
+// whether the payload's buffer is free again: true unless a layer that
+// might keep it (the resolver, handshakes) has seen it. Transport messages
+// are decrypted, checked and copied to the TUN writer before
+// HandlePayload returns.
+func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) (free bool) {
 	if !envelope.IsEnvelope(dl.Payload) {
 		d.drops.foreign.Add(1)
-		return
+		return true
 	}
 	t, err := envelope.ParseHeader(dl.Payload)
 	if err != nil {
 		d.drops.badEnvelope.Add(1)
 		d.log.Debug("bad payload", "peer", dl.Source.String(), "err", err)
-		return
+		return true
 	}
+	free = t == envelope.TypeTransport
 	switch t {
 	case envelope.TypeLookupRequest, envelope.TypeLookupResponse:
 		// Lookups are addressed to a key that need not exist; SNEK hands
@@ -232,16 +253,17 @@ func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) {
 	case envelope.TypeHandshakeInit, envelope.TypeHandshakeResponse, envelope.TypeTransport:
 		if dl.Destination != d.key {
 			d.drops.misrouted.Add(1)
-			return
+			return true
 		}
 		err = d.sessions.HandlePayload(now, dl.Source, dl.Payload)
 	default:
 		d.drops.badEnvelope.Add(1)
-		return
+		return true
 	}
 	if err != nil {
 		d.log.Debug("payload refused", "peer", dl.Source.String(), "type", t.String(), "err", err)
 	}
+	return free
 }
 
 // timerLoop drives the resolver's retries and the session timers.

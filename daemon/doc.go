@@ -17,8 +17,11 @@
 // the resolver's bounded queue and comes back through its Resolved
 // callback. Before encryption the packet is compared with the MTU the
 // remote announced in its handshake and answered with ICMPv6 Packet Too Big
-// when larger. session.Manager encrypts (handshaking first) and hands the
-// payload to overlay.Node.SendTo. Lookups that fail and handshakes that
+// when larger. session.Manager encrypts (handshaking first) into a buffer
+// from internal/bufpool, leaving room in front for the frame header, and
+// hands it to overlay.Node.SendBuffer, which writes the Traffic header in
+// place; the link gives the buffer back to the pool once written, so a
+// packet is copied only by encryption and the socket write. Lookups that fail and handshakes that
 // are given up come back as ICMPv6 Destination Unreachable (address
 // unreachable, resp. no route), rate-limited by a tun.RateLimiter.
 //
@@ -29,7 +32,8 @@
 // does not exist); handshake and transport messages for our key go to the
 // session layer, which authenticates the sender, checks that the inner
 // packet's source belongs to it and calls deliver, which queues it on the
-// tun.Writer. A completed handshake teaches the resolver the proven key.
+// tun.Writer. The delivered payload is in a bufpool buffer, given back
+// once a transport message has been handled. A completed handshake teaches the resolver the proven key.
 // A timer goroutine ticks the resolver every 250 ms and the sessions every
 // second. Every goroutine is stopped and waited for by Close.
 //

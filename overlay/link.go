@@ -9,7 +9,10 @@ import (
 // encoded frames and a way to end the peering. overlay/link implements it over
 // TCP and WebSocket streams; tests use in-memory links.
 type Link interface {
-	// Send queues one whole encoded frame; the link owns frame afterwards.
+	// Send queues one whole encoded frame; the link owns frame afterwards
+	// and gives it to internal/bufpool's Put once written or dropped
+	// (Put keeps only pool-sized buffers, such as the node's Traffic
+	// frames).
 	// Protocol frames (every type but Traffic) go on a queue the writer
 	// drains before traffic. Send never blocks: false means the frame was
 	// dropped because its queue was full, and the link counts the drop.

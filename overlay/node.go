@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -52,7 +53,9 @@ type Delivery struct {
 	// SNEK hands a frame for a key that does not exist to that key's
 	// successor, which address lookups rely on.
 	Destination wire.PublicKey
-	// Payload is owned by the receiver.
+	// Payload is owned by the receiver. It is built in a buffer from
+	// internal/bufpool, which the receiver may give back with bufpool.Put
+	// once it no longer uses the payload.
 	Payload []byte
 }
 
@@ -230,7 +233,7 @@ func (n *Node) Receive(port router.Port, frame []byte) error {
 	p.counters.in.add(t, len(frame))
 	n.stats.in.add(t, len(frame))
 	if f, ok := m.(*wire.Traffic); ok {
-		n.forward(f, port)
+		n.forward(f, port, nil)
 		return nil
 	}
 	n.mu.Lock()
@@ -259,14 +262,32 @@ func (n *Node) Receive(port router.Port, frame []byte) error {
 // SendTo sends payload to the node with key dst, by tree coordinates when
 // they are known and by SNEK otherwise. Like the reference it is best
 // effort: a frame dropped for lack of a route or a full queue is counted,
-// not reported. It reports only payloads too large for one frame.
+// not reported. It reports only payloads too large for one frame. The
+// caller keeps payload.
 func (n *Node) SendTo(dst wire.PublicKey, payload []byte) error {
 	s := n.snap.Load()
 	f := s.NewTraffic(n.now(), dst, payload)
 	if len(payload) > wire.MaxFrameSize-f.Overhead() {
 		return fmt.Errorf("%d bytes to %s: %w", len(payload), dst, ErrTooLarge)
 	}
-	n.forward(&f, router.LocalPort)
+	n.forward(&f, router.LocalPort, nil)
+	return nil
+}
+
+// SendBuffer is SendTo for a payload at buf[off:] in a buffer from
+// internal/bufpool, whose off bytes in front of the payload are free: the
+// frame header is written there, so the frame is built without copying
+// the payload (when the header needs more room, the frame is built in a
+// new buffer). SendBuffer owns buf from the call on, even when it returns
+// an error.
+func (n *Node) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
+	s := n.snap.Load()
+	f := s.NewTraffic(n.now(), dst, buf[off:])
+	if len(f.Payload) > wire.MaxFrameSize-f.Overhead() {
+		bufpool.Put(buf)
+		return fmt.Errorf("%d bytes to %s: %w", len(f.Payload), dst, ErrTooLarge)
+	}
+	n.forward(&f, router.LocalPort, buf[:off])
 	return nil
 }
 
@@ -278,8 +299,9 @@ func MaxPayload(coordBytes int) int {
 }
 
 // forward routes a Traffic frame with the current snapshot, from the
-// calling goroutine.
-func (n *Node) forward(f *wire.Traffic, from router.Port) {
+// calling goroutine. room, when not nil, is the free part of a bufpool
+// buffer that f.Payload directly follows; forward owns that buffer.
+func (n *Node) forward(f *wire.Traffic, from router.Port, room []byte) {
 	v := n.snap.Load().Route(n.now(), f, from)
 	switch v.Kind {
 	case router.VerdictDeliver:
@@ -288,23 +310,44 @@ func (n *Node) forward(f *wire.Traffic, from router.Port) {
 		p := n.peerAt(v.Port)
 		if p == nil {
 			n.stats.drop(dropNoLink)
-			return
+			break
 		}
-		frame, err := f.Append(make([]byte, 0, f.Overhead()+len(f.Payload)))
+		var frame []byte
+		var err error
+		if h := f.Overhead(); room != nil && h <= len(room) {
+			// The header goes in place, just in front of the payload,
+			// which reaches to the end of room's capacity.
+			frame = room[len(room)-h : len(room)+len(f.Payload)]
+			var hdr []byte
+			if hdr, err = f.AppendHeader(frame[:0]); err == nil && len(hdr) != h {
+				err = fmt.Errorf("traffic header of %d bytes, expected %d", len(hdr), h)
+			}
+		} else {
+			// f.Payload lives in room's buffer until Append has copied
+			// it. That buffer is not given back: its headroom is too
+			// small for this flow's header, and dropping it lets the
+			// pool make buffers with the full headroom again.
+			frame, err = f.Append(bufpool.Get()[:0])
+		}
 		if err != nil {
+			bufpool.Put(frame)
 			n.stats.drop(dropEncode)
 			return
 		}
 		n.send(p, wire.TypeTraffic, frame, false)
+		return
 	}
+	bufpool.Put(room)
 }
 
-// deliver queues a copy of payload for the application.
+// deliver queues a copy of payload for the application, in a buffer from
+// internal/bufpool.
 func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
-	d := Delivery{Source: src, Destination: dst, Payload: append([]byte(nil), payload...)}
+	d := Delivery{Source: src, Destination: dst, Payload: append(bufpool.Get()[:0], payload...)}
 	select {
 	case n.deliveries <- d:
 	default:
+		bufpool.Put(d.Payload)
 		n.stats.drop(dropDeliveryQueueFull)
 	}
 }

@@ -80,6 +80,7 @@ import (
 	"github.com/flynn/noise"
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -126,6 +127,13 @@ type Config struct {
 	MaxPeers int
 	// Rand is the entropy for ephemeral keys. Default crypto/rand.
 	Rand io.Reader
+
+	// SendBuffer, when set, sends transport messages instead of the
+	// SendFunc: the message is sealed into a buffer from internal/bufpool
+	// at buf[off:], off = bufpool.Headroom(buf), leaving the room in front
+	// for the overlay's frame header (overlay.Node.SendBuffer). The callee
+	// owns buf. Handshake messages still go through the SendFunc.
+	SendBuffer func(dst wire.PublicKey, buf []byte, off int)
 
 	// Unreachable receives the IPv6 packets queued for a peer whose
 	// handshake was given up. The callee owns them. Optional.
@@ -378,19 +386,15 @@ func (m *Manager) run(a *actions) {
 		m.send(a.dst, r)
 	}
 	for _, o := range a.out {
-		var payload []byte
 		if o.inner == nil {
-			payload = o.kp.seal(o.counter, 0, nil, nil)
+			m.sendTransport(a.dst, o.kp, o.counter, 0, nil, nil)
 			m.st.keepalives.Add(1)
 		} else {
-			payload = o.kp.seal(o.counter, o.inner[0], o.inner[1:], nil)
+			m.sendTransport(a.dst, o.kp, o.counter, o.inner[0], o.inner[1:], nil)
 			if o.inner[0] == envelope.InnerIPv6 {
 				m.st.pktsOut.Add(1)
 			}
 		}
-		m.st.bytesOut.Add(uint64(len(payload)))
-		o.kp.peer.bytesOut.Add(uint64(len(payload)))
-		m.send(a.dst, payload)
 	}
 	if len(a.unreachable) > 0 && m.cfg.Unreachable != nil {
 		m.cfg.Unreachable(a.dst, a.unreachable)
@@ -458,14 +462,30 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 	}
 	p.mu.Unlock()
 
-	payload := kp.seal(counter, typ, head, body)
-	m.st.bytesOut.Add(uint64(len(payload)))
-	p.bytesOut.Add(uint64(len(payload)))
+	m.sendTransport(dst, kp, counter, typ, head, body)
 	if typ == envelope.InnerIPv6 {
 		m.st.pktsOut.Add(1)
 	}
-	m.send(dst, payload)
 	m.run(&a)
+}
+
+// sendTransport seals one transport message and sends it, in a pool buffer
+// through Config.SendBuffer when that is set.
+func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64, typ byte, head, body []byte) {
+	var n int
+	if m.cfg.SendBuffer != nil {
+		buf := bufpool.Get()
+		off := bufpool.Headroom(buf)
+		msg := kp.seal(buf[off:off], counter, typ, head, body)
+		n = len(msg)
+		m.cfg.SendBuffer(dst, buf[:off+n], off)
+	} else {
+		msg := kp.seal(nil, counter, typ, head, body)
+		n = len(msg)
+		m.send(dst, msg)
+	}
+	m.st.bytesOut.Add(uint64(n))
+	kp.peer.bytesOut.Add(uint64(n))
 }
 
 // HandlePayload processes a handshake or transport message that arrived
@@ -908,16 +928,21 @@ func nonceFor(counter uint64) [chacha20poly1305.NonceSize]byte {
 	return n
 }
 
-// seal builds a transport message: the inner type byte (unless typ is 0,
-// a keepalive), head and body, encrypted in one buffer in place.
-func (kp *keypair) seal(counter uint64, typ byte, head, body []byte) []byte {
+// seal builds a transport message in the free capacity of dst (from
+// dst[len(dst):] on) and returns it: the inner type byte (unless typ is 0,
+// a keepalive), head and body, encrypted in place. With dst nil it
+// allocates exactly what the message needs; with room for the whole
+// message it does not allocate.
+func (kp *keypair) seal(dst []byte, counter uint64, typ byte, head, body []byte) []byte {
 	n := 0
 	if typ != 0 {
 		n = 1 + len(head) + len(body)
 	}
 	hdr := envelope.TransportHeaderSize
-	buf := make([]byte, 0, hdr+n+envelope.TagSize)
-	buf = envelope.AppendTransportHeader(buf, kp.remote, counter)
+	if dst == nil {
+		dst = make([]byte, 0, hdr+n+envelope.TagSize)
+	}
+	buf := envelope.AppendTransportHeader(dst[len(dst):], kp.remote, counter)
 	if typ != 0 {
 		buf = append(append(append(buf, typ), head...), body...)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -235,15 +236,22 @@ func (c *Conn) Close(reason error) {
 // Send queues one whole encoded frame; see overlay.Link. A frame whose header
 // does not describe exactly its own length is dropped and counted as
 // "malformed": a bad frame from us could crash a stock node (protocol §3.8).
+//
+// The link owns frame from the call on. A frame built in an
+// internal/bufpool buffer goes back to the pool (bufpool.Put) once it has
+// been written to the connection or dropped here; frames still queued
+// when the link closes are left to the garbage collector.
 func (c *Conn) Send(frame []byte, protocol bool) bool {
 	if len(frame) < wire.HeaderSize || len(frame) > wire.MaxFrameSize ||
 		[4]byte(frame[:4]) != wire.Magic || int(binary.BigEndian.Uint16(frame[8:10])) != len(frame) {
 		c.stats.drop(DropMalformed)
+		bufpool.Put(frame)
 		return false
 	}
 	select {
 	case <-c.closing:
 		c.stats.drop(DropClosed)
+		bufpool.Put(frame)
 		return false
 	default:
 	}
@@ -253,6 +261,7 @@ func (c *Conn) Send(frame []byte, protocol bool) bool {
 			return true
 		default:
 			c.stats.drop(DropProtocolQueueFull)
+			bufpool.Put(frame)
 			return false
 		}
 	}
@@ -260,6 +269,7 @@ func (c *Conn) Send(frame []byte, protocol bool) bool {
 	if c.trafficBytes.Add(n) > int64(c.cfg.TrafficQueueBytes) {
 		c.trafficBytes.Add(-n)
 		c.stats.drop(DropTrafficQueueFull)
+		bufpool.Put(frame)
 		return false
 	}
 	select {
@@ -268,6 +278,7 @@ func (c *Conn) Send(frame []byte, protocol bool) bool {
 	default:
 		c.trafficBytes.Add(-n)
 		c.stats.drop(DropTrafficQueueFull)
+		bufpool.Put(frame)
 		return false
 	}
 }
@@ -429,10 +440,15 @@ func (c *Conn) writeLoop() {
 		if traffic {
 			c.trafficBytes.Add(-int64(len(frame)))
 		}
-		if _, err := bw.Write(frame); err != nil {
+		_, err := bw.Write(frame)
+		t := wire.FrameType(frame[5])
+		// bw has copied or written the frame: it is free. (Put ignores
+		// keepaliveFrame, far smaller than a pool buffer.)
+		bufpool.Put(frame)
+		if err != nil {
 			c.Close(err)
 			return
 		}
-		c.stats.out[typeIndex(wire.FrameType(frame[5]))].add(len(frame))
+		c.stats.out[typeIndex(t)].add(len(frame))
 	}
 }

@@ -132,6 +132,19 @@ func (f *Traffic) Overhead() int {
 // Append implements Message. It fails rather than emit a frame over 65 535
 // bytes.
 func (f *Traffic) Append(dst []byte) ([]byte, error) {
+	dst, err := f.AppendHeader(dst)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, f.Payload...), nil
+}
+
+// AppendHeader appends the frame without its payload: everything Append
+// writes before f.Payload, with the lengths of the whole frame. Followed by
+// the len(f.Payload) payload bytes it is the frame Append builds, so a
+// payload that already sits just behind dst's room needs no copy. It fails
+// rather than describe a frame over 65 535 bytes, leaving dst as it was.
+func (f *Traffic) AppendHeader(dst []byte) ([]byte, error) {
 	if len(f.Payload) > MaxFrameSize {
 		return dst, fmt.Errorf("traffic payload of %d bytes is too long", len(f.Payload))
 	}
@@ -150,8 +163,12 @@ func (f *Traffic) Append(dst []byte) ([]byte, error) {
 	if f.routedBySNEK() {
 		dst = appendWatermark(dst, f.Watermark)
 	}
-	dst = append(dst, f.Payload...)
-	return finishFrame(dst, start)
+	n := len(dst) - start + len(f.Payload)
+	if n > MaxFrameSize {
+		return dst[:start], fmt.Errorf("frame of %d bytes exceeds the %d-byte maximum", n, MaxFrameSize)
+	}
+	binary.BigEndian.PutUint16(dst[start+8:], uint16(n))
+	return dst, nil
 }
 
 func decodeTraffic(hopLimit uint8, body []byte) (*Traffic, error) {

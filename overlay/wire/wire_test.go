@@ -314,3 +314,23 @@ func TestEncodersRefuseOversizeFrames(t *testing.T) {
 		t.Error("announcement over 65535 bytes encoded")
 	}
 }
+
+// TestTrafficAppendHeader checks that the header followed by the payload is
+// exactly the frame Append builds, for tree and SNEK routed frames.
+func TestTrafficAppendHeader(t *testing.T) {
+	for _, coords := range []Coordinates{nil, {1, 2, 300}} {
+		f := Traffic{HopLimit: 7, DestinationCoords: coords, SourceCoords: Coordinates{4}, Watermark: Watermark{Seq: 1 << 20}, Payload: []byte("payload bytes")}
+		f.Destination[0], f.Source[0] = 1, 2
+		whole, err := f.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr, err := f.AppendHeader(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hdr) != f.Overhead() || !bytes.Equal(append(hdr, f.Payload...), whole) {
+			t.Errorf("coords %v: header %x + payload differs from frame %x", coords, hdr, whole)
+		}
+	}
+}
