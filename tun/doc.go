@@ -29,7 +29,9 @@
 //     are appended to the first one, in place, which needs a buffer with room
 //     for 64 KiB and headroom in front of each packet for the virtio-net
 //     header. The Writer owns such buffers and copies queued packets into
-//     them; callers never deal with offsets.
+//     them (a large packet once, when queued; a small one into a small
+//     buffer, then into a batch buffer at flush); callers never deal with
+//     offsets.
 //
 // Without offloads BatchSize is 1 and everything still works, a packet per
 // system call.

@@ -140,20 +140,33 @@ type WriterConfig struct {
 // is zero.
 const DefaultWriterQueueLen = 1024
 
+// largePacket is the size from which Writer.Write copies a packet straight
+// into a buffer the device can write (headroom and, with offloads, room to
+// GRO-merge), instead of a small buffer copied again at flush time: for
+// large packets the second copy costs more than the bigger buffer.
+const largePacket = 4096
+
 // Writer takes packets from any goroutine through a bounded queue and writes
 // them to the TUN in batches, one Write call per batch. With offloads on, a
 // batch is where GRO happens: consecutive segments of one TCP (or UDP) flow are
 // merged into one super-packet, so the kernel's stack handles one skb instead
 // of dozens.
+//
+// Queued packets are held in two kinds of buffers: small packets in small
+// buffers (pool) that flush copies into the batch's write buffers, large
+// ones (largePacket and up) in write-ready buffers (bigPool) that hold the
+// packet at writeOffset and go to the device as they are.
 type Writer struct {
-	dev   wgtun.Device
-	c     *counters
-	queue chan *[]byte
-	pool  sync.Pool
-	stop  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
-	gro   bool
+	dev     wgtun.Device
+	c       *counters
+	queue   chan *[]byte
+	pool    sync.Pool
+	bigPool sync.Pool
+	bigCap  int
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	gro     bool
 
 	mu  sync.Mutex
 	err error // why the loop stopped on its own, if it did
@@ -189,6 +202,14 @@ func newWriter(dev wgtun.Device, c *counters, cfg WriterConfig) *Writer {
 		b := make([]byte, 0, 2048)
 		return &b
 	}
+	// Room for the largest packet, which is also what GRO needs: it
+	// appends the payloads of later packets to the first packet of a flow,
+	// in place, only if the buffer has room.
+	w.bigCap = writeOffset + maxIPv6Packet
+	w.bigPool.New = func() any {
+		b := make([]byte, 0, w.bigCap)
+		return &b
+	}
 	w.wg.Add(1)
 	go w.loop()
 	return w
@@ -208,15 +229,34 @@ func (w *Writer) Write(pkt []byte) bool {
 		return false
 	default:
 	}
-	bp := w.pool.Get().(*[]byte)
-	*bp = append((*bp)[:0], pkt...)
+	var bp *[]byte
+	if len(pkt) >= largePacket && writeOffset+len(pkt) <= w.bigCap {
+		bp = w.bigPool.Get().(*[]byte)
+		*bp = append((*bp)[:writeOffset], pkt...)
+	} else {
+		bp = w.pool.Get().(*[]byte)
+		*bp = append((*bp)[:0], pkt...)
+	}
 	select {
 	case w.queue <- bp:
 		return true
 	default:
-		w.pool.Put(bp)
+		w.release(bp)
 		w.c.drop(DropQueueFull, 1)
 		return false
+	}
+}
+
+// ready reports whether a queued buffer holds its packet at writeOffset,
+// ready for the device, rather than at 0.
+func (w *Writer) ready(bp *[]byte) bool { return cap(*bp) == w.bigCap }
+
+// release gives a queued buffer back to its pool.
+func (w *Writer) release(bp *[]byte) {
+	if w.ready(bp) {
+		w.bigPool.Put(bp)
+	} else {
+		w.pool.Put(bp)
 	}
 }
 
@@ -268,12 +308,15 @@ func (w *Writer) flush() error {
 	w.bufs = w.bufs[:0]
 	var bytes uint64
 	for i, bp := range w.batch {
+		if w.ready(bp) {
+			w.bufs = append(w.bufs, *bp)
+			bytes += uint64(len(*bp) - writeOffset)
+			continue
+		}
 		n := len(*bp)
 		need := writeOffset + n
 		if w.gro {
-			// GRO appends the payloads of later packets to the first
-			// packet of a flow, in place, only if the buffer has room.
-			need = writeOffset + maxIPv6Packet
+			need = w.bigCap
 		}
 		if cap(w.backing[i]) < need {
 			w.backing[i] = make([]byte, need)
@@ -282,11 +325,14 @@ func (w *Writer) flush() error {
 		copy(b[writeOffset:], *bp)
 		w.bufs = append(w.bufs, b)
 		bytes += uint64(n)
-		w.pool.Put(bp)
 	}
 	count := len(w.batch)
-	w.batch = w.batch[:0]
 	_, err := w.dev.Write(w.bufs, writeOffset)
+	// The device is done with every buffer, including the ready ones.
+	for _, bp := range w.batch {
+		w.release(bp)
+	}
+	w.batch = w.batch[:0]
 	w.c.writeBatches.Add(1)
 	switch {
 	case err == nil:
@@ -306,7 +352,7 @@ func (w *Writer) drainClosed() {
 	for {
 		select {
 		case bp := <-w.queue:
-			w.pool.Put(bp)
+			w.release(bp)
 			w.c.drop(DropClosed, 1)
 		default:
 			return
