@@ -18,7 +18,10 @@ type Link interface {
 	// dropped because its queue was full, and the link counts the drop.
 	Send(frame []byte, protocol bool) bool
 	// Close ends the peering; reason is logged. It is safe to call more than
-	// once and from any goroutine.
+	// once and from any goroutine. Close neither blocks nor calls back into
+	// the node: the node calls it with its own lock held (on a protocol
+	// error or when the node closes). The link reports its end later, from
+	// its own goroutine, with exactly one Node.Detach for its port.
 	Close(reason error)
 }
 
