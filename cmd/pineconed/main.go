@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 
 	"github.com/pineconed/pineconed/addressing"
@@ -136,17 +137,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	reload := make(chan struct{}, 1)
+	reload, stopRelay := relayReloads(hup)
+	defer stopRelay()
+	d.Run(ctx, reload)
+	return exitOK
+}
+
+// relayReloads turns the signals arriving on hup into reload requests for
+// daemon.Run, several pending signals making one request. The relay's
+// goroutine is owned by the returned stop function, which ends it and
+// waits for it (call it once): signal.Stop does not close hup, so without stop the
+// goroutine would outlive run.
+func relayReloads(hup <-chan os.Signal) (reload <-chan struct{}, stop func()) {
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		for range hup {
+		defer wg.Done()
+		for {
 			select {
-			case reload <- struct{}{}:
-			default:
+			case <-done:
+				return
+			case <-hup:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()
-	d.Run(ctx, reload)
-	return exitOK
+	return out, func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // printIdentity prints the node's identity from its existing key file.
