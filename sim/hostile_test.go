@@ -11,7 +11,7 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// seedKey returns the key with the seed byte repeated, as in protocol §12:
+// seedKey returns the key with the seed byte repeated, as in docs/protocol.md §12:
 // 1 = A, 2 = B, 3 = C (the highest), 4 = M (between A and C), 5 = D.
 func seedKey(b byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))

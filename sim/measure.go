@@ -21,7 +21,7 @@ func sentIndex(t wire.FrameType) int {
 
 // Sent returns what the node has put on its links so far, frames of type
 // t that it originated or forwarded. Keepalives are the link's job, not the
-// Router's (protocol §1.4), so a simulated node never sends any; the daemon
+// Router's (docs/protocol.md §1.4), so a simulated node never sends any; the daemon
 // adds one per idle link and keepalive interval.
 func (n *Node) Sent(t wire.FrameType) SentCount { return n.sent[sentIndex(t)] }
 

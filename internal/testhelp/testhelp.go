@@ -22,7 +22,7 @@ import (
 )
 
 // SeedKey returns the ed25519 key whose seed is b repeated: the keys of
-// protocol §12 (1 = A, 2 = B, 3 = C), so tests and the stock captures
+// docs/protocol.md §12 (1 = A, 2 = B, 3 = C), so tests and the stock captures
 // agree on who is who.
 func SeedKey(b byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
