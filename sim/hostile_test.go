@@ -229,8 +229,8 @@ func TestKeepaliveIsCountedNotDropped(t *testing.T) {
 }
 
 // TestOwnKeyInHopsIsNotAnError: an announcement that passed through the
-// receiver is a loop the decision table ignores (§4.5); only a key that
-// signs twice is a protocol error (§4.4).
+// receiver is a loop the decision table ignores (docs/protocol.md §4.5); only a key that
+// signs twice is a protocol error (docs/protocol.md §4.4).
 func TestOwnKeyInHopsIsNotAnError(t *testing.T) {
 	h := newHostile(t)
 	root := h.a.Router.Root()

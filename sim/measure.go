@@ -57,7 +57,7 @@ func (n *Network) Distances(from *Node) []int {
 }
 
 // SNEKEntryBytes is the state one SNEK route holds, by the protocol's
-// fields (§5.2): the originator key (32 bytes), source and destination
+// fields (docs/protocol.md §5.2): the originator key (32 bytes), source and destination
 // ports (1 each), last-seen time (8), the root key and sequence (32 + 8)
 // and the bootstrap sequence (8). In-memory overhead (map slots, pointers)
 // is implementation detail and comes on top.
