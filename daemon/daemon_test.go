@@ -207,6 +207,20 @@ func TestDaemonAdminAPI(t *testing.T) {
 		tb, _ := b.client.Tree(ctx)
 		return ta.RootKey == root.String() && tb.RootKey == root.String() && len(ta.Announcements) == 1 && len(tb.Announcements) == 1
 	})
+	// The non-root's only ancestor is the root, and the root lists it as
+	// its one child, on the port it has at the root.
+	rootC, leafC, leafKey := a.client, b.client, b.d.PublicKey()
+	if root == b.d.PublicKey() {
+		rootC, leafC, leafKey = b.client, a.client, a.d.PublicKey()
+	}
+	testhelp.WaitFor(t, "ancestors and children", 10*time.Second, func() bool {
+		tr, _ := rootC.Tree(ctx)
+		tl, _ := leafC.Tree(ctx)
+		pr, _ := rootC.Peers(ctx)
+		return len(tl.Ancestors) == 1 && tl.Ancestors[0] == root.String() && len(tl.Children) == 0 &&
+			len(tr.Ancestors) == 0 && len(tr.Children) == 1 && tr.Children[0].PublicKey == leafKey.String() &&
+			len(pr) == 1 && tr.Children[0].Port == pr[0].Port
+	})
 
 	// lookup of a's address from b goes over the overlay (not cached).
 	lk, err := b.client.Lookup(ctx, a.d.Address().String())
