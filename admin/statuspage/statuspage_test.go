@@ -204,7 +204,7 @@ func TestHistoryRates(t *testing.T) {
 	b.set(5000, 2500, 200, peer(1, admintest.ParentKey, 2100, 1100), peer(2, admintest.PeerKey2, 50, 50))
 	h.Sample(context.Background(), t0.Add(2*time.Second))
 	r := h.Rates()
-	want := statuspage.Point{UnixMS: t0.Add(2*time.Second).UnixMilli(), OverlayInBps: 2000, OverlayOutBps: 1000, TunReadBps: 100}
+	want := statuspage.Point{UnixMS: t0.Add(2 * time.Second).UnixMilli(), OverlayInBps: 2000, OverlayOutBps: 1000, TunReadBps: 100}
 	if len(r.History) != 1 || r.History[0] != want {
 		t.Fatalf("history %+v, want [%+v]", r.History, want)
 	}
