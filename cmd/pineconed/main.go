@@ -20,18 +20,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/daemon"
+	"github.com/pineconed/pineconed/internal/version"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
-
-// version is set at build time with -ldflags "-X main.version=…"; without
-// it the module version from the build info is used.
-var version = ""
 
 const (
 	exitOK     = 0
@@ -41,16 +37,6 @@ const (
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -74,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "pineconed", buildVersion())
+		fmt.Fprintln(stdout, "pineconed", version.String())
 		return exitOK
 	}
 	if *genconf {
@@ -124,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ConfigOptional: !explicit,
 		Logger:         logger,
 		Level:          level,
-		Version:        buildVersion(),
+		Version:        version.String(),
 	})
 	if err != nil {
 		logger.Error("cannot start", "err", err)
