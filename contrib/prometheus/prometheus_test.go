@@ -23,8 +23,11 @@ func TestPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool is not installed (apt-get install prometheus); CI installs it")
 	}
-	for _, args := range [][]string{{"check", "rules", rulesFile}, {"test", "rules", testsFile}} {
-		out, err := exec.Command(promtool, args...).CombinedOutput()
+	// The README's two commands, from the repository root.
+	for _, args := range [][]string{{"check", "rules", "contrib/prometheus/" + rulesFile}, {"test", "rules", "contrib/prometheus/" + testsFile}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../.."
+		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "SUCCESS") {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
