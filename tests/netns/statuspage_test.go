@@ -27,6 +27,8 @@ var chromiumFlags = []string{
 	"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 	"--disable-background-networking", "--disable-component-update", "--disable-sync",
 	"--hide-scrollbars", "--window-size=1200,1100",
+	// The page's console on stderr: CSP violations and script errors.
+	"--enable-logging=stderr", "--v=0",
 	// Run the page's timers for this long (virtual time, which Chromium
 	// advances as soon as the page is idle): enough for several refreshes.
 	"--virtual-time-budget=9000",
@@ -34,6 +36,8 @@ var chromiumFlags = []string{
 
 // chromium runs headless Chromium inside nd's namespace with a new empty
 // profile and the given extra arguments, and returns its standard output.
+// It fails the test when the page's console reports a Content Security
+// Policy violation or an uncaught script error.
 // The whole process group is killed when it ends, so no renderer or zygote
 // outlives it.
 func chromium(t *testing.T, nd *Node, bin string, args ...string) (string, error) {
@@ -54,6 +58,11 @@ func chromium(t *testing.T, nd *Node, bin string, args ...string) (string, error
 	}
 	if err != nil {
 		return stdout.String(), fmt.Errorf("chromium %s: %w\n%s", strings.Join(args, " "), err, lastLines(stderr.String(), 10))
+	}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(l, ":CONSOLE") && (strings.Contains(l, "Content Security Policy") || strings.Contains(l, "Uncaught")) {
+			t.Fatalf("the page's console: %s", l)
+		}
 	}
 	return stdout.String(), nil
 }
