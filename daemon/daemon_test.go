@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -293,6 +294,32 @@ func TestDaemonAdminAPI(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+
+	// The status page beside /metrics serves the admin API's answers and
+	// the history its sampler took (one sample at start, one every 2 s).
+	testhelp.WaitFor(t, "status page with a peer and a throughput point", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + b.d.MetricsAddr() + "/api/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			GetSelf  admin.Self          `json:"getSelf"`
+			GetPeers admin.PeersResponse `json:"getPeers"`
+			Rates    struct {
+				History []json.RawMessage `json:"history"`
+				Peers   []struct {
+					PublicKey string `json:"public_key"`
+				} `json:"peers"`
+			} `json:"rates"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+			return false
+		}
+		return st.GetSelf.PublicKey == b.d.PublicKey().String() && len(st.GetPeers.Peers) == 1 &&
+			st.GetPeers.Peers[0].PublicKey == a.d.PublicKey().String() && len(st.Rates.History) >= 1 &&
+			len(st.Rates.Peers) == 1 && st.Rates.Peers[0].PublicKey == a.d.PublicKey().String()
+	})
 
 	// addPeer / removePeer go to the peer manager; errors come back.
 	if err := b.client.AddPeer(ctx, "tcp://127.0.0.1:1"); err != nil {
