@@ -11,5 +11,6 @@
 // origin, nothing else) and no asset comes from elsewhere, so the page works
 // offline. Requests naming a Host other than an IP address or localhost are
 // refused, so a web page elsewhere cannot read the node's status through
-// DNS rebinding while an operator's browser is open.
+// DNS rebinding while an operator's browser is open. At most MaxInFlight
+// /api/status requests run at once; more are refused with 503.
 package statuspage

@@ -26,6 +26,10 @@ var statusCSS []byte
 // backendTimeout bounds the admin Backend calls of one /api/status request.
 const backendTimeout = 5 * time.Second
 
+// MaxInFlight bounds the /api/status requests served at once; more get
+// 503 at once rather than queueing on the backend.
+const MaxInFlight = 8
+
 // CSP is the Content-Security-Policy of every response: nothing but the
 // page's own script, style and JSON, no framing, no forms.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
@@ -40,9 +44,18 @@ func Handler(b admin.Backend, h *History) http.Handler {
 	mux.Handle("GET /{$}", asset(indexHTML, "text/html; charset=utf-8"))
 	mux.Handle("GET /status.js", asset(statusJS, "text/javascript; charset=utf-8"))
 	mux.Handle("GET /status.css", asset(statusCSS, "text/css; charset=utf-8"))
+	slots := make(chan struct{}, MaxInFlight)
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		st, err := collect(r.Context(), b, h)
 		w.Header().Set("Content-Type", "application/json")
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "too many status requests at once"})
+			return
+		}
+		st, err := collect(r.Context(), b, h)
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})

@@ -275,3 +275,53 @@ func TestHistoryRunStops(t *testing.T) {
 		t.Errorf("Run took %d samples, want at least 2", n)
 	}
 }
+
+// blocking is a backend whose Self waits until release is closed.
+type blocking struct {
+	admintest.Backend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blocking) Self(ctx context.Context) (admin.Self, error) {
+	b.entered <- struct{}{}
+	select {
+	case <-b.release:
+		return b.Backend.Self(ctx)
+	case <-ctx.Done():
+		return admin.Self{}, ctx.Err()
+	}
+}
+
+// TestStatusInFlightBound: with MaxInFlight requests waiting on the
+// backend, one more is refused at once; the waiting ones then succeed.
+func TestStatusInFlightBound(t *testing.T) {
+	b := &blocking{entered: make(chan struct{}, statuspage.MaxInFlight+1), release: make(chan struct{})}
+	srv := httptest.NewServer(statuspage.Handler(b, statuspage.NewHistory(b, time.Second, 4)))
+	defer srv.Close()
+	codes := make(chan int, statuspage.MaxInFlight)
+	for range statuspage.MaxInFlight {
+		go func() {
+			resp, err := srv.Client().Get(srv.URL + "/api/status")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	for range statuspage.MaxInFlight {
+		<-b.entered
+	}
+	resp, body := get(t, srv, "GET", "/api/status", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "too many") {
+		t.Errorf("request %d: %d %s, want 503", statuspage.MaxInFlight+1, resp.StatusCode, body)
+	}
+	close(b.release)
+	for range statuspage.MaxInFlight {
+		if c := <-codes; c != http.StatusOK {
+			t.Errorf("a waiting request got %d, want 200", c)
+		}
+	}
+}
