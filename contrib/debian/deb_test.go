@@ -342,3 +342,14 @@ func TestMaintainerScriptsUnderSystemd(t *testing.T) {
 		t.Errorf("calls:\n%s\nwant:\n%s", calls, want)
 	}
 }
+
+// TestShellcheck lints the build script and the maintainer scripts.
+func TestShellcheck(t *testing.T) {
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("shellcheck is not installed (apt-get install shellcheck); CI installs it")
+	}
+	if out, err := exec.Command(sc, "build-deb.sh", "postinst", "prerm", "postrm").CombinedOutput(); err != nil {
+		t.Fatalf("shellcheck: %v\n%s", err, out)
+	}
+}
