@@ -93,6 +93,7 @@ type Daemon struct {
 	metrics  *metrics.Metrics
 	metSrv   *metrics.Server
 	mc       *multicastRunner
+	cards    *cardStore
 
 	drops dropCounters
 
@@ -206,6 +207,11 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.cards = newCardStore(cfg.PrivateKeyFile)
+	if err := d.loadCards(); err != nil {
+		return nil, err
+	}
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	if cfg.Multicast.Enable {
 		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
 			return nil, err
@@ -372,6 +378,9 @@ func (d *Daemon) Reload() error {
 	}
 
 	d.apply(cfg)
+	// The card directories are read again even when the file did not
+	// change: their contents may have.
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	return nil
 }
 
