@@ -337,6 +337,10 @@ type CardInfo struct {
 	Source string `json:"source"`
 }
 
+// CardSourceImport is CardInfo.Source for a card imported over the admin
+// socket.
+const CardSourceImport = "import"
+
 // ImportCardArgs are the arguments of importCard.
 type ImportCardArgs struct {
 	Card string `json:"card"`

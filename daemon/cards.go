@@ -42,9 +42,6 @@ const (
 	maxCards       = 1024
 )
 
-// SourceImported is the source of a card imported over the admin socket.
-const SourceImported = "import"
-
 // heldCard is one imported card and the static peers it started.
 type heldCard struct {
 	card peercard.Card
@@ -141,7 +138,7 @@ func pinnedURIs(c peercard.Card) ([]string, error) {
 
 // cardInfo is a held card as the admin API shows it.
 func cardInfo(h *heldCard, now time.Time) admin.CardInfo {
-	src := SourceImported
+	src := admin.CardSourceImport
 	if h.file != "" {
 		src = h.file
 	}

@@ -75,7 +75,7 @@ func TestCardImport(t *testing.T) {
 
 	toml := readFile(t, b.path)
 	r, err := b.client.ImportCard(ctx, card.Card)
-	if err != nil || r.Replaced || r.Name != "node-a" || r.Source != SourceImported {
+	if err != nil || r.Replaced || r.Name != "node-a" || r.Source != admin.CardSourceImport {
 		t.Fatalf("import: %+v, %v", r, err)
 	}
 	pinned := card.URIs[0] + "?key=" + keyA
