@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/internal/testhelp"
-	"github.com/pineconed/pineconed/peercard"
+	"github.com/pineconed/pineconed/peercard/peercardtest"
 )
 
 // restart closes n's daemon and starts it again on the same files.
@@ -95,16 +94,8 @@ func TestCardImport(t *testing.T) {
 
 	// Refused cards: the reason, and nothing changes.
 	saved := readFile(t, state)
-	lines := strings.Split(card.Card, "\n")
-	l := []byte(lines[2])
-	if l[0] == 'Z' {
-		l[0] = 'Y'
-	} else {
-		l[0] = 'Z'
-	}
-	lines[2] = string(l)
-	tampered := strings.Join(lines, "\n")
-	forged := forgeCard(t, card.Card)
+	tampered := peercardtest.Tamper(card.Card)
+	forged := peercardtest.Forge(t, card.Card)
 	for text, want := range map[string]string{tampered: "checksum", forged: "signature", "hi": "not a well-formed card"} {
 		if _, err := b.client.ImportCard(ctx, text); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad card: %v, want %q", err, want)
@@ -133,27 +124,6 @@ func TestCardImport(t *testing.T) {
 	if s := readFile(t, state); strings.Contains(s, "peer card") {
 		t.Fatalf("removed card still in the state file:\n%s", s)
 	}
-}
-
-// forgeCard re-signs text's card with another key, keeping the key field.
-func forgeCard(t *testing.T, text string) string {
-	t.Helper()
-	c, err := peercard.Parse([]byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := c.Key
-	_, other, _ := ed25519.GenerateKey(nil)
-	f, err := peercard.Sign(c, other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Key = key
-	out, err := f.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestCardExpiry: when an imported card expires the daemon drops it and

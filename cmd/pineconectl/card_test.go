@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"image"
 	"image/color"
 	"image/png"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin/admintest"
 	"github.com/pineconed/pineconed/peercard"
+	"github.com/pineconed/pineconed/peercard/peercardtest"
 )
 
 // decodeQR reads a QR code from an image with ZXing's decoder (a reader
@@ -143,14 +143,7 @@ func TestCardImportListRemove(t *testing.T) {
 		t.Errorf("list: %q", rows)
 	}
 
-	tampered := []byte(text)
-	i := bytes.IndexByte(tampered, '\n') + 3
-	if tampered[i] == 'Z' {
-		tampered[i] = 'Y'
-	} else {
-		tampered[i] = 'Z'
-	}
-	if err := os.WriteFile(path, tampered, 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(peercardtest.Tamper(text)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, errOut := cli(t, sock, "card", "import", path); code != exitAPI || !strings.Contains(errOut, "checksum") {
