@@ -71,6 +71,13 @@ func TestGolden(t *testing.T) {
 	if text != string(want) {
 		t.Errorf("card text changed:\n%s\nwant:\n%s", text, want)
 	}
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "peer-cards.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```text\n"+string(want)+"```") {
+		t.Error("docs/peer-cards.md does not show the golden card")
+	}
 	c, err := peercard.Verify(want, created)
 	if err != nil {
 		t.Fatalf("golden card does not verify: %v", err)
