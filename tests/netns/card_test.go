@@ -39,12 +39,15 @@ func TestPeerCards(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "peering with "+uri("tcp", l.AddrA)) {
 		t.Fatalf("pineconectl card import: exit %d: %s%s", code, out, errOut)
 	}
+	t.Logf("card of a:\n%s\ncard import on b:\n%s", card, out)
 	b.WaitPeer(a)
 	b.WaitReach(a.Addr)
-	for _, cmd := range [][]string{{"peers"}, {"sessions"}, {"lookup", a.Addr.String()}} {
-		if out, _, _ := b.Ctl(cmd...); !strings.Contains(out, `"node-a"`) {
+	for _, cmd := range [][]string{{"peers"}, {"sessions"}, {"lookup", a.Addr.String()}, {"card", "list"}} {
+		out, _, _ := b.Ctl(cmd...)
+		if !strings.Contains(out, `"node-a"`) && !strings.Contains(out, " node-a ") {
 			t.Errorf("pineconectl %s does not name a:\n%s", cmd[0], out)
 		}
+		t.Logf("pineconectl %s on b:\n%s", strings.Join(cmd, " "), out)
 	}
 	if toml, err := os.ReadFile(b.ConfigPath); err != nil || strings.Contains(string(toml), a.Key.String()) {
 		t.Errorf("the card went into the configuration file (%v)", err)
@@ -56,9 +59,11 @@ func TestPeerCards(t *testing.T) {
 		if err := os.WriteFile(bad, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, errOut, code := b.Ctl("card", "import", bad); code != 1 || !strings.Contains(errOut, name) {
+		_, errOut, code := b.Ctl("card", "import", bad)
+		if code != 1 || !strings.Contains(errOut, name) {
 			t.Errorf("%s card: exit %d, %q", name, code, errOut)
 		}
+		t.Logf("pineconectl card import %s.card: %s", name, errOut)
 	}
 
 	// Restart: the imported card is read back from b's state directory.
