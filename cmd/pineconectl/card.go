@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -49,11 +50,7 @@ func (a *app) cardCommand() *cobra.Command {
 				defer cancel()
 				args := admin.CardArgs{Host: host, Name: name, ValidSeconds: int64(valid / time.Second)}
 				if a.jsonOut {
-					raw, err := c.Do(ctx, admin.ReqGetCard, args)
-					if err != nil {
-						return err
-					}
-					return a.printJSON(raw)
+					return a.printRaw(ctx, c, admin.ReqGetCard, args)
 				}
 				r, err := c.Card(ctx, args)
 				if err != nil {
@@ -80,6 +77,15 @@ func (a *app) cardCommand() *cobra.Command {
 	f.StringVar(&png, "png", "", "also write the card as a QR code to this PNG file")
 	card.AddCommand(a.cardImportCommand(), a.cardListCommand(), a.cardRemoveCommand())
 	return card
+}
+
+// printRaw sends one request and prints the raw response, for --json.
+func (a *app) printRaw(ctx context.Context, c *admin.Client, request string, args any) error {
+	raw, err := c.Do(ctx, request, args)
+	if err != nil {
+		return err
+	}
+	return a.printJSON(raw)
 }
 
 // writeCardQR prints the card's QR code with half-block characters, two
@@ -142,11 +148,7 @@ func (a *app) cardImportCommand() *cobra.Command {
 				ctx, cancel := a.reqCtx()
 				defer cancel()
 				if a.jsonOut {
-					raw, err := c.Do(ctx, admin.ReqImportCard, admin.ImportCardArgs{Card: text})
-					if err != nil {
-						return err
-					}
-					return a.printJSON(raw)
+					return a.printRaw(ctx, c, admin.ReqImportCard, admin.ImportCardArgs{Card: text})
 				}
 				r, err := c.ImportCard(ctx, text)
 				if err != nil {
@@ -188,11 +190,7 @@ func (a *app) cardRemoveCommand() *cobra.Command {
 				ctx, cancel := a.reqCtx()
 				defer cancel()
 				if a.jsonOut {
-					raw, err := c.Do(ctx, admin.ReqRemoveCard, admin.RemoveCardArgs{Card: args[0]})
-					if err != nil {
-						return err
-					}
-					return a.printJSON(raw)
+					return a.printRaw(ctx, c, admin.ReqRemoveCard, admin.RemoveCardArgs{Card: args[0]})
 				}
 				r, err := c.RemoveCard(ctx, args[0])
 				if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
@@ -12,6 +13,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	zxqr "github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/admintest"
 	"github.com/pineconed/pineconed/peercard"
 	"github.com/pineconed/pineconed/peercard/peercardtest"
@@ -51,6 +53,11 @@ func TestCardPrint(t *testing.T) {
 	short := mustRun(t, sock, "card", "--valid", "1h")
 	if c, _ := peercard.Parse([]byte(short)); c.Expires.Sub(c.Created).Hours() != 1 {
 		t.Errorf("--valid 1h: %s..%s", c.Created, c.Expires)
+	}
+	var r admin.CardResponse
+	if err := json.Unmarshal([]byte(mustRun(t, sock, "card", "--json", "--name", "node-a")), &r); err != nil || r.Name != "node-a" ||
+		!strings.HasPrefix(r.Card, peercard.Header) {
+		t.Errorf("card --json: %+v, %v", r, err)
 	}
 	if code, _, errOut := cli(t, sock, "card", "--valid", "-1s"); code != exitUsage || !strings.Contains(errOut, "--valid") {
 		t.Errorf("negative validity: exit %d %q", code, errOut)
