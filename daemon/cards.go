@@ -219,6 +219,11 @@ func (d *Daemon) putCardLocked(h *heldCard) (replaced bool, err error) {
 		if slices.Contains(keep, u) {
 			continue
 		}
+		if other := d.staticAt(u); other != "" {
+			d.log.Info("peer card: its URI is dialled already by another static peer; not adding it", "peer", key.String(),
+				"uri", u, "static", other)
+			continue
+		}
 		switch err := d.peers.Add(u); {
 		case err == nil:
 			h.owned = append(h.owned, u)
@@ -229,6 +234,22 @@ func (d *Daemon) putCardLocked(h *heldCard) (replaced bool, err error) {
 		}
 	}
 	return old != nil, nil
+}
+
+// staticAt returns a running static peer that dials the same endpoint as
+// uri (pinned or not), "" when there is none: two static peers to one
+// endpoint would make two links to one node.
+func (d *Daemon) staticAt(uri string) string {
+	want, err := config.ParsePeerURI(uri)
+	if err != nil {
+		return ""
+	}
+	for _, sp := range d.peers.List() {
+		if u, err := config.ParsePeerURI(sp.URI); err == nil && u.URL() == want.URL() {
+			return sp.URI
+		}
+	}
+	return ""
 }
 
 func (d *Daemon) removeCardPeer(uri string) {
@@ -362,6 +383,7 @@ func (d *Daemon) loadCards() error {
 			d.log.Warn("peer card in the state file left out", "file", d.cards.path, "index", i, "reason", err)
 		}
 	}
+	d.log.Info("peer cards loaded", "file", d.cards.path, "cards", len(d.cards.byKey), "in_file", len(f.Cards))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,45 @@ func TestCardNeedsHost(t *testing.T) {
 	}
 	if len(c.URIs) != 2 || !strings.HasPrefix(c.URIs[0], "tcp://[fd00::1]:") || !strings.HasPrefix(c.URIs[1], "tcp://[fd00::1]:") {
 		t.Fatalf("URIs %v", c.URIs)
+	}
+}
+
+// TestCardStaticDuplicate: a card whose URI is configured already as a
+// static peer does not add a second dialler for the same endpoint.
+func TestCardStaticDuplicate(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, "")
+	addrA := "tcp://" + a.d.ListenAddrs()[0]
+	b := startNode(t, fmt.Sprintf("static = [%q]", addrA))
+	card, err := a.client.Card(ctx, admin.CardArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.ImportCard(ctx, card.Card); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.d.peers.List()); n != 1 || hasStatic(b.d, card.URIs[0]+"?key="+a.d.PublicKey().String()) {
+		t.Fatalf("%d static peers after importing a card for a configured endpoint: %+v", n, b.d.peers.List())
+	}
+}
+
+// TestCardStateFileDamaged: a state file that does not parse stops the
+// start with its path, and is left as it was.
+func TestCardStateFileDamaged(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, dir, "")
+	state := filepath.Join(dir, cardsFileName)
+	writeFile(t, state, "{not json")
+	cfg, err := LoadConfig(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Config: cfg, ConfigPath: path, Logger: NewLogger(io.Discard, "text", new(slog.LevelVar)), Notify: func(string) {}})
+	if err == nil {
+		d.Close()
+		t.Fatal("started with a damaged cards file")
+	}
+	if !strings.Contains(err.Error(), state) || readFile(t, state) != "{not json" {
+		t.Fatalf("error %v; file now %q", err, readFile(t, state))
 	}
 }
