@@ -114,7 +114,7 @@ func Parse(text []byte) (Card, error) {
 	lines := strings.Split(strings.ReplaceAll(string(text), "\r\n", "\n"), "\n")
 	start := -1
 	for i, l := range lines {
-		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(l)), Header) {
+		if l = strings.TrimSpace(l); len(l) >= len(Header) && strings.EqualFold(l[:len(Header)], Header) {
 			start = i
 			break
 		}
@@ -130,6 +130,9 @@ func Parse(text []byte) (Card, error) {
 	n := 0
 	for i := start + 1; i < len(lines); i++ {
 		l := strings.TrimSpace(lines[i])
+		// A body line cannot start with the group "END": only the last
+		// line has fewer than 4 symbols, and its last symbol leaves unused
+		// bits zero, which D (13) never does.
 		if word, rest, _ := strings.Cut(l, " "); strings.EqualFold(word, endWord) {
 			crcLine = strings.TrimSpace(rest)
 			break

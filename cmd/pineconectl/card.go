@@ -70,7 +70,7 @@ func (a *app) cardCommand() *cobra.Command {
 		},
 	}
 	f := card.Flags()
-	f.StringVar(&host, "host", "", "host name or address others dial, in place of the listeners' address")
+	f.StringVar(&host, "host", "", "host name or address others dial, in place of the listeners' address (not used with [peers] advertise)")
 	f.StringVar(&name, "name", "", "human name on the card")
 	f.DurationVar(&valid, "valid", 0, "how long the card is valid (default 720h, 30 days)")
 	f.BoolVar(&qr, "qr", false, "print the card as a QR code for the terminal")
