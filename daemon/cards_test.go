@@ -260,3 +260,15 @@ func TestCardStateFileDamaged(t *testing.T) {
 		t.Fatalf("error %v; file now %q", err, readFile(t, state))
 	}
 }
+
+// TestCardAdvertise: [peers] advertise replaces the listeners on the card.
+func TestCardAdvertise(t *testing.T) {
+	a := startNode(t, `advertise = ["wss://relay.example/pinecone", "tcp://[2001:db8::1]:65432"]`)
+	r, err := a.client.Card(context.Background(), admin.CardArgs{Host: "ignored.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(r.URIs, " ") != "wss://relay.example:443/pinecone tcp://[2001:db8::1]:65432" {
+		t.Fatalf("URIs %q", r.URIs)
+	}
+}
