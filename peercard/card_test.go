@@ -275,3 +275,28 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerify measures a whole card check (text parsing, checksums,
+// signature, expiry); BenchmarkVerifyBaseline is the ed25519 verification
+// inside it, so the ratio of the two is what the text format costs.
+func BenchmarkVerify(b *testing.B) {
+	text := []byte(encode(b, signed(b, sample(), seedA)))
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if _, err := peercard.Verify(text, created); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyBaseline(b *testing.B) {
+	priv := ed25519.NewKeyFromSeed(seedA)
+	msg := make([]byte, 200)
+	sig := ed25519.Sign(priv, msg)
+	pub := priv.Public().(ed25519.PublicKey)
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("bad signature")
+		}
+	}
+}
