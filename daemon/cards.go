@@ -173,10 +173,10 @@ func (d *Daemon) checkCard(text []byte, now time.Time) (*heldCard, error) {
 	return &heldCard{card: c, text: canon, uris: uris}, nil
 }
 
-// putCardLocked holds h, replacing the card with the same key, and saves
-// the imported cards when they change. Nothing changes on error. replaced
-// reports that a card for the key was held before.
-func (d *Daemon) putCardLocked(h *heldCard) (replaced bool, err error) {
+// putCardLocked holds h, replacing the card with the same key, and with
+// save writes the imported cards when they change. Nothing changes on
+// error. replaced reports that a card for the key was held before.
+func (d *Daemon) putCardLocked(h *heldCard, save bool) (replaced bool, err error) {
 	s := d.cards
 	key := wire.PublicKey(h.card.Key)
 	old := s.byKey[key]
@@ -193,7 +193,7 @@ func (d *Daemon) putCardLocked(h *heldCard) (replaced bool, err error) {
 	} else if len(s.byKey) >= maxCards {
 		return false, fmt.Errorf("%d peer cards are held already", maxCards)
 	}
-	if (old != nil && old.file == "") || h.file == "" {
+	if save && ((old != nil && old.file == "") || h.file == "") {
 		next := make(map[wire.PublicKey]*heldCard, len(s.byKey)+1)
 		for k, v := range s.byKey {
 			next[k] = v
@@ -258,12 +258,12 @@ func (d *Daemon) removeCardPeer(uri string) {
 	}
 }
 
-// dropCardLocked stops key's card's peers and forgets it, saving the
-// imported cards first when it was one of them.
-func (d *Daemon) dropCardLocked(key wire.PublicKey) error {
+// dropCardLocked stops key's card's peers and forgets it, with save
+// writing the imported cards first when it was one of them.
+func (d *Daemon) dropCardLocked(key wire.PublicKey, save bool) error {
 	s := d.cards
 	h := s.byKey[key]
-	if h.file == "" {
+	if save && h.file == "" {
 		next := make(map[wire.PublicKey]*heldCard, len(s.byKey))
 		for k, v := range s.byKey {
 			if k != key {
@@ -290,7 +290,7 @@ func (d *Daemon) ImportCard(text []byte) (admin.CardInfo, bool, error) {
 	}
 	d.cards.mu.Lock()
 	defer d.cards.mu.Unlock()
-	replaced, err := d.putCardLocked(h)
+	replaced, err := d.putCardLocked(h, true)
 	if err != nil {
 		return admin.CardInfo{}, false, fmt.Errorf("peer card refused: %w", err)
 	}
@@ -331,7 +331,7 @@ func (d *Daemon) RemoveCard(id string) (admin.CardInfo, error) {
 		return admin.CardInfo{}, fmt.Errorf("%d peer cards are named %q: give the key", len(match), id)
 	}
 	h := match[0]
-	if err := d.dropCardLocked(h.card.Key); err != nil {
+	if err := d.dropCardLocked(h.card.Key, true); err != nil {
 		return admin.CardInfo{}, err
 	}
 	d.log.Info("peer card removed", "peer", wire.PublicKey(h.card.Key).String(), "name", h.card.Name)
@@ -347,9 +347,11 @@ func (d *Daemon) expireCards(now time.Time) {
 		if now.Before(h.card.Expires) {
 			continue
 		}
-		if err := d.dropCardLocked(key); err != nil {
-			d.log.Error("peer card expired but could not be dropped", "peer", key.String(), "err", err)
-			continue
+		if err := d.dropCardLocked(key, true); err != nil {
+			// Dropped all the same: an expired card must not be dialled,
+			// and the copy left in the file is refused at the next start.
+			d.log.Warn("peer card expired; the cards file keeps it until the next change", "peer", key.String(), "err", err)
+			d.dropCardLocked(key, false)
 		}
 		d.log.Info("peer card expired; no longer dialling its URIs", "peer", key.String(), "name", h.card.Name,
 			"expired", h.card.Expires.Format(time.RFC3339))
@@ -377,7 +379,8 @@ func (d *Daemon) loadCards() error {
 	for i, text := range f.Cards {
 		h, err := d.checkCard([]byte(text), now)
 		if err == nil {
-			_, err = d.putCardLocked(h)
+			// Not saved: the file holds the card already.
+			_, err = d.putCardLocked(h, false)
 		}
 		if err != nil {
 			d.log.Warn("peer card in the state file left out", "file", d.cards.path, "index", i, "reason", err)
@@ -425,7 +428,7 @@ func (d *Daemon) scanCardDirs(dirs []string) {
 	}
 	for key, h := range d.cards.byKey {
 		if h.file != "" && !seen[h.file] {
-			if err := d.dropCardLocked(key); err == nil {
+			if err := d.dropCardLocked(key, true); err == nil {
 				d.log.Info("peer card file gone; card dropped", "file", h.file, "peer", key.String())
 			}
 		}
@@ -451,11 +454,11 @@ func (d *Daemon) importCardFile(file string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if old := d.cards.byKey[wire.PublicKey(h.card.Key)]; old != nil && old.text == h.text && old.file == file {
-		return nil // unchanged since the last scan
+	if old := d.cards.byKey[wire.PublicKey(h.card.Key)]; old != nil && old.text == h.text && (old.file == file || old.file == "") {
+		return nil // unchanged since the last scan, or imported already
 	}
 	h.file = file
-	replaced, err := d.putCardLocked(h)
+	replaced, err := d.putCardLocked(h, true)
 	if err != nil {
 		return err
 	}
