@@ -467,12 +467,9 @@ func (d *Daemon) importCardFile(file string, now time.Time) error {
 	return nil
 }
 
-// DefaultCardValidity is how long a card is valid when the request does
-// not say.
-const DefaultCardValidity = 30 * 24 * time.Hour
-
 // Card signs this node's card: the [peers] advertise URIs, or the
-// listeners with host in place of their address.
+// listeners with host in place of their address. A validity of 0 is the
+// admin API's default.
 func (d *Daemon) Card(host, name string, validity time.Duration) (string, peercard.Card, error) {
 	d.reloadMu.Lock()
 	advertise := slices.Clone(d.cfg.Peers.Advertise)
@@ -489,7 +486,7 @@ func (d *Daemon) Card(host, name string, validity time.Duration) (string, peerca
 		}
 	}
 	if validity <= 0 {
-		validity = DefaultCardValidity
+		validity = admin.DefaultCardValiditySeconds * time.Second
 	}
 	now := time.Now()
 	c, err := peercard.Sign(peercard.Card{Name: name, URIs: uris, Created: now, Expires: now.Add(validity)}, d.priv)
