@@ -51,9 +51,11 @@ const (
 type Config struct {
 	// KeepaliveInterval is the idle time after which a Keepalive is sent.
 	KeepaliveInterval time.Duration
-	// ReadTimeout is the time allowed for each whole frame to arrive.
+	// ReadTimeout is the time allowed for each whole frame to arrive. The
+	// deadline is cleared once the frame is in.
 	ReadTimeout time.Duration
 	// WriteTimeout is the time allowed for each write to the connection.
+	// The deadline is cleared once the write returns.
 	WriteTimeout time.Duration
 	// ProtocolQueue and TrafficQueue are the queue lengths in frames.
 	ProtocolQueue int
@@ -331,6 +333,14 @@ func (c *Conn) readLoop() {
 			c.Close(c.readError(err, deadline, wire.HeaderSize+n, h.Length))
 			return
 		}
+		// The frame is in: its deadline must not outlive it (see the
+		// package doc), even while Receive holds the reader up.
+		if !deadline.IsZero() {
+			if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+				c.Close(fmt.Errorf("read: clear deadline: %w", err))
+				return
+			}
+		}
 		c.stats.in[typeIndex(h.Type)].add(h.Length)
 		select {
 		case <-c.closing:
@@ -367,7 +377,8 @@ func (c *Conn) readError(err error, deadline time.Time, got, want int) error {
 
 // deadlineWriter gives every write to the connection its own deadline, so
 // both explicit flushes and the buffer's own spills when a burst overflows
-// it are bounded.
+// it are bounded, and clears it once the write is done, so that an idle
+// link holds no deadline (see the package doc).
 type deadlineWriter struct{ c *Conn }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
@@ -386,6 +397,11 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 			return n, fmt.Errorf("%w: %d bytes not written within %v", ErrWriteTimeout, len(p)-n, c.cfg.WriteTimeout)
 		}
 		return n, fmt.Errorf("write: %w", err)
+	}
+	if !deadline.IsZero() {
+		if err := c.nc.SetWriteDeadline(time.Time{}); err != nil {
+			return n, fmt.Errorf("clear write deadline: %w", err)
+		}
 	}
 	return n, nil
 }
