@@ -259,6 +259,16 @@ func (n *Node) Receive(port router.Port, frame []byte) error {
 	return nil
 }
 
+// KeepaliveSent counts a Keepalive that the link on port made and wrote
+// itself: links send their keepalives without the node (see
+// overlay/link), and the node's frames_out counters must include them.
+func (n *Node) KeepaliveSent(port router.Port, size int) {
+	if p := n.peerAt(port); p != nil {
+		p.counters.out.add(wire.TypeKeepalive, size)
+	}
+	n.stats.out.add(wire.TypeKeepalive, size)
+}
+
 // SendTo sends payload to the node with key dst, by tree coordinates when
 // they are known and by SNEK otherwise. Like the reference it is best
 // effort: a frame dropped for lack of a route or a full queue is counted,

@@ -122,8 +122,14 @@ type Receiver interface {
 	// is only valid during the call. A non-nil error is a protocol
 	// violation: the link closes with that error as its reason.
 	Receive(port router.Port, frame []byte) error
+	// KeepaliveSent counts one Keepalive of size bytes that the link made
+	// itself and wrote on port. The node counts the frames it queues with
+	// Send; the link's own keepalives never pass through it, so without
+	// this the node's counters would miss them. It is called from the
+	// link's writer and must not block.
+	KeepaliveSent(port router.Port, size int)
 	// Detach is called exactly once, after the link's goroutines have
-	// stopped: no Receive call follows it.
+	// stopped: no Receive or KeepaliveSent call follows it.
 	Detach(port router.Port, reason error)
 }
 
@@ -419,7 +425,7 @@ func (c *Conn) writeLoop() {
 	}
 	for {
 		var frame []byte
-		traffic := false
+		traffic, keepalive := false, false
 		select {
 		case frame = <-c.protoQ:
 		default:
@@ -447,7 +453,7 @@ func (c *Conn) writeLoop() {
 						continue
 					}
 					timer.Reset(ka)
-					frame = keepaliveFrame
+					frame, keepalive = keepaliveFrame, true
 				case <-c.closing:
 					return
 				}
@@ -466,5 +472,8 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		c.stats.out[typeIndex(t)].add(len(frame))
+		if keepalive {
+			c.recv.KeepaliveSent(c.port, len(frame))
+		}
 	}
 }
