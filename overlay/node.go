@@ -421,7 +421,12 @@ func (n *Node) logEvent(e router.Event) {
 		n.stats.rootChanges.Add(1)
 		n.logger.Info("tree root changed", "root", e.Root.Key.String(), "root_seq", e.Root.Seq, "coords", e.Coords.String())
 	case router.EventParentChanged:
-		n.logger.Info("tree parent changed", "port", uint8(e.Port), "coords", e.Coords.String())
+		// As getSelf says it: port 0 and no parent key for a root.
+		parent := "none"
+		if p := n.peerAt(e.Port); p != nil {
+			parent = p.info.Key.String()
+		}
+		n.logger.Info("tree parent changed", "port", e.Port.Number(), "parent", parent, "coords", e.Coords.String())
 	default:
 		n.logger.Debug("router event", "event", e.String())
 	}
