@@ -169,7 +169,7 @@ func (b backend) Snake(ctx context.Context) (admin.Snake, error) {
 		// bootstrapped through us.
 		n := &admin.SnakeNeighbour{PublicKey: s.Ascending.String(), Port: s.AscendingPort.Number()}
 		if exp, ok := expiries[s.Ascending]; ok {
-			n.ExpiresInSeconds = max(0, exp.Sub(now).Seconds())
+			n.ExpiresInSeconds = expiresIn(exp, now)
 		}
 		out.Ascending = n
 	}
@@ -177,10 +177,16 @@ func (b backend) Snake(ctx context.Context) (admin.Snake, error) {
 		out.Descending = &admin.SnakeNeighbour{
 			PublicKey:        s.Descending.Originator.String(),
 			Port:             s.Descending.Source.Number(),
-			ExpiresInSeconds: max(0, s.Descending.Expires.Sub(now).Seconds()),
+			ExpiresInSeconds: expiresIn(s.Descending.Expires, now),
 		}
 	}
 	return out, nil
+}
+
+// expiresIn is a neighbour's expires_in_seconds.
+func expiresIn(exp, now time.Time) *float64 {
+	s := max(0, exp.Sub(now).Seconds())
+	return &s
 }
 
 // sessionState maps the session layer's states onto the admin API's.
