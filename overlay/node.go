@@ -79,6 +79,9 @@ type Node struct {
 
 	deliveries chan Delivery
 	stats      nodeCounters
+	// routes holds one signal while a routing change is unread; changes
+	// that come before it is read merge into it.
+	routes chan struct{}
 
 	poke chan struct{}
 	stop chan struct{}
@@ -119,6 +122,7 @@ func New(priv ed25519.PrivateKey, cfg Config) *Node {
 		now:        cfg.Now,
 		router:     router.New(priv, cfg.Router),
 		deliveries: make(chan Delivery, cfg.DeliveryQueue),
+		routes:     make(chan struct{}, 1),
 		poke:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
@@ -366,6 +370,14 @@ func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
 // closed; select on it together with your own stop signal.
 func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
 
+// RoutesChanged signals that the node has gained a route since the last
+// receive: a tree parent, a peer's first announcement, a new SNEK route or
+// neighbour (router.EventRoutesChanged). Signals merge while unread, so a
+// burst of changes wakes the reader once. The address resolver retries
+// its pending lookups on it instead of waiting for their timers. It is
+// never closed.
+func (n *Node) RoutesChanged() <-chan struct{} { return n.routes }
+
 // send queues frame on the peer's link and counts it.
 func (n *Node) send(p *peer, t wire.FrameType, frame []byte, protocol bool) {
 	if !p.link.Send(frame, protocol) {
@@ -415,11 +427,18 @@ func (n *Node) do(a router.Action) {
 	}
 }
 
+// logEvent logs and counts a router event, and passes route changes on to
+// RoutesChanged.
 func (n *Node) logEvent(e router.Event) {
 	switch e.Kind {
 	case router.EventRootChanged:
 		n.stats.rootChanges.Add(1)
 		n.logger.Info("tree root changed", "root", e.Root.Key.String(), "root_seq", e.Root.Seq, "coords", e.Coords.String())
+	case router.EventRoutesChanged:
+		select {
+		case n.routes <- struct{}{}:
+		default:
+		}
 	case router.EventParentChanged:
 		// As getSelf says it: port 0 and no parent key for a root.
 		parent := "none"

@@ -301,3 +301,20 @@ func TestParentChangeLogVocabulary(t *testing.T) {
 		t.Errorf("on becoming root the log says\n%s\nwant %q in it", lines[1], want)
 	}
 }
+
+// RoutesChanged wakes its reader when the node gains routes (here: a peer
+// announces and becomes our parent or child), and not before.
+func TestRoutesChangedSignal(t *testing.T) {
+	a, b := newNode(t, 1, Config{}), newNode(t, 2, Config{})
+	select {
+	case <-a.RoutesChanged():
+		t.Fatal("a lone node signalled a route change")
+	default:
+	}
+	connect(t, a, b)
+	select {
+	case <-a.RoutesChanged():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no route change signalled after a peer announced")
+	}
+}
