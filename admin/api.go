@@ -153,12 +153,24 @@ type PeersResponse struct {
 
 // Tree is the response to getTree.
 type Tree struct {
-	RootKey       string             `json:"root_key"`
-	RootSequence  uint64             `json:"root_sequence"`
-	Coords        []uint64           `json:"coords"`
-	ParentPort    uint64             `json:"parent_port"`
-	ParentKey     string             `json:"parent_key"`
+	RootKey      string   `json:"root_key"`
+	RootSequence uint64   `json:"root_sequence"`
+	Coords       []uint64 `json:"coords"`
+	ParentPort   uint64   `json:"parent_port"`
+	ParentKey    string   `json:"parent_key"`
+	// Ancestors are the keys from the root down to our parent, as signed
+	// into the parent's announcement; empty at the root.
+	Ancestors []string `json:"ancestors"`
+	// Children are the peers whose last announcement places them directly
+	// below us in our tree.
+	Children      []TreeChild        `json:"children"`
 	Announcements []TreeAnnouncement `json:"announcements"`
+}
+
+// TreeChild is a peer that has us as its parent.
+type TreeChild struct {
+	Port      uint64 `json:"port"`
+	PublicKey string `json:"public_key"`
 }
 
 // TreeAnnouncement summarises the last announcement accepted from a peer.

@@ -94,3 +94,38 @@ func canonical(t *testing.T, raw []byte) []byte {
 	}
 	return append(b, '\n')
 }
+
+// TestReadMatchesGolden checks that admin.Read, which the status page
+// serves, answers the read-only requests with the same JSON as the socket
+// (the golden files), and refuses every request that is not read-only.
+func TestReadMatchesGolden(t *testing.T) {
+	fb := &admintest.Backend{}
+	for _, req := range admin.ReadRequests {
+		if req == admin.ReqGetStats {
+			continue // its golden file pins stats set by TestGoldenResponses
+		}
+		v, err := admin.Read(context.Background(), fb, req)
+		if err != nil {
+			t.Fatalf("Read(%s): %v", req, err)
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("testdata", req+".golden.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := canonical(t, raw); !bytes.Equal(got, want) {
+			t.Errorf("Read(%s) differs from the socket's answer.\n got: %s\nwant: %s", req, got, want)
+		}
+	}
+	for _, req := range []string{admin.ReqAddPeer, admin.ReqRemovePeer, admin.ReqLookup, admin.ReqPing, "nope"} {
+		if _, err := admin.Read(context.Background(), fb, req); err == nil {
+			t.Errorf("Read(%s) succeeded; only read-only requests may", req)
+		}
+	}
+	if uris := fb.URIs(); len(uris) != 0 {
+		t.Errorf("a refused Read reached the backend: static peers %v", uris)
+	}
+}

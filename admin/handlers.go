@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -122,6 +123,8 @@ func getTree(s *Server, ctx context.Context, args json.RawMessage) (any, error) 
 		return nil, err
 	}
 	t.Coords = nonNil(t.Coords)
+	t.Ancestors = nonNil(t.Ancestors)
+	t.Children = nonNil(t.Children)
 	t.Announcements = nonNil(t.Announcements)
 	for i := range t.Announcements {
 		t.Announcements[i].Coords = nonNil(t.Announcements[i].Coords)
@@ -392,4 +395,20 @@ func SummarisePing(resp *PingResponse) {
 	if resp.Received > 0 {
 		resp.AvgRTTMS = float64(int64(sum/float64(resp.Received)*1000)) / 1000
 	}
+}
+
+// ReadRequests are the requests that only read the daemon's state and take
+// no arguments, in the order the status page shows them.
+var ReadRequests = []string{ReqGetSelf, ReqGetPeers, ReqGetTree, ReqGetSnake, ReqGetSessions, ReqGetStats}
+
+// Read answers one of ReadRequests from b with exactly the response the
+// socket server sends for it, so that other read-only views (the status
+// page) serve the admin API's data rather than a copy of it. Any other
+// request name is an error: Read never reaches a request that changes
+// something.
+func Read(ctx context.Context, b Backend, request string) (any, error) {
+	if !slices.Contains(ReadRequests, request) {
+		return nil, fmt.Errorf("%q is not a read-only request", request)
+	}
+	return handlers[request].run(&Server{cfg: ServerConfig{Backend: b}}, ctx, nil)
 }

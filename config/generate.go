@@ -109,7 +109,7 @@ var options = []option{
 		"Prometheus metrics.",
 	}},
 	{key: "metrics.listen", doc: []string{
-		`host:port serving /metrics; "" = off.`,
+		`host:port serving /metrics and the read-only status page at /; "" = off.`,
 	}},
 }
 

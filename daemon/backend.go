@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
@@ -127,11 +128,22 @@ func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
 	if s.Parent != router.NoPort {
 		out.ParentKey = s.ParentKey.String()
 	}
+	out.Ancestors, out.Children = []string{}, []admin.TreeChild{}
 	now := time.Now()
 	for _, p := range d.node.Peers() {
 		v := p.Router
 		if !v.HasAnnouncement {
 			continue
+		}
+		if v.IsParent {
+			for _, k := range v.Ancestry {
+				out.Ancestors = append(out.Ancestors, k.String())
+			}
+		}
+		// A child's coordinates are ours plus the port it has at us.
+		if v.Root == s.Root && len(v.Coords) == len(s.Coords)+1 &&
+			slices.Equal(v.Coords[:len(s.Coords)], s.Coords) && v.Coords[len(s.Coords)] == uint64(p.Port) {
+			out.Children = append(out.Children, admin.TreeChild{Port: uint64(p.Port), PublicKey: p.Info.Key.String()})
 		}
 		out.Announcements = append(out.Announcements, admin.TreeAnnouncement{
 			Port:               uint64(p.Port),

@@ -129,6 +129,8 @@ func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	return admin.Tree{
 		RootKey: RootKey, RootSequence: 42, Coords: []uint64{2, 5},
 		ParentPort: 1, ParentKey: ParentKey,
+		Ancestors: []string{RootKey, ParentKey},
+		Children:  []admin.TreeChild{{Port: 2, PublicKey: PeerKey2}},
 		Announcements: []admin.TreeAnnouncement{
 			{Port: 1, PublicKey: ParentKey, RootKey: RootKey, RootSequence: 42, Coords: []uint64{2}, ReceivedAgoSeconds: 1.25},
 			{Port: 2, PublicKey: PeerKey2, RootKey: RootKey, RootSequence: 41, Coords: []uint64{2, 5, 1}, ReceivedAgoSeconds: 30.5},

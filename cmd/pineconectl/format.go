@@ -132,6 +132,13 @@ func countsByKey(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 func parentText(v view, p uint64, key string) string {
 	if p == 0 && key == "" {
 		return "none (this node is the root)"
@@ -212,6 +219,16 @@ func writeTree(w io.Writer, v view, t admin.Tree) error {
 	row(tw, "Root", fmt.Sprintf("%s (sequence %d)", v.key(t.RootKey), t.RootSequence))
 	row(tw, "Coordinates", coords(t.Coords))
 	row(tw, "Parent", parentText(v, t.ParentPort, t.ParentKey))
+	ancestors := make([]string, len(t.Ancestors))
+	for i, k := range t.Ancestors {
+		ancestors[i] = v.key(k)
+	}
+	row(tw, "Ancestors", orNone(strings.Join(ancestors, " → ")))
+	children := make([]string, len(t.Children))
+	for i, c := range t.Children {
+		children[i] = fmt.Sprintf("port %d, %s", c.Port, v.key(c.PublicKey))
+	}
+	row(tw, "Children", orNone(strings.Join(children, "; ")))
 	if err := tw.Flush(); err != nil {
 		return err
 	}

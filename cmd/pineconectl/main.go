@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -37,19 +37,6 @@ const DefaultSocket = "/run/pineconed/admin.sock"
 
 // SocketEnv names the environment variable that overrides DefaultSocket.
 const SocketEnv = "PINECONED_ADMIN_SOCKET"
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
-
-func clientVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -379,14 +366,14 @@ func (a *app) versionCommand() *cobra.Command {
 				daemon, derr = self.Version, err
 			}
 			if a.jsonOut {
-				out := map[string]string{"pineconectl": clientVersion(), "pineconed": daemon}
+				out := map[string]string{"pineconectl": version.String(), "pineconed": daemon}
 				if derr != nil {
 					out["pineconed_error"] = derr.Error()
 				}
 				b, _ := json.Marshal(out)
 				return a.printJSON(b)
 			}
-			fmt.Fprintf(a.stdout, "pineconectl %s\n", clientVersion())
+			fmt.Fprintf(a.stdout, "pineconectl %s\n", version.String())
 			if derr != nil {
 				fmt.Fprintf(a.stdout, "pineconed   unknown (%s)\n", firstLine(derr.Error()))
 			} else {

@@ -192,6 +192,12 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 	if got := field(t, head, "Parent"); got != "port 1, "+short(admintest.ParentKey) {
 		t.Errorf("tree parent %q", got)
 	}
+	if got := field(t, head, "Ancestors"); got != short(admintest.RootKey)+" → "+short(admintest.ParentKey) {
+		t.Errorf("tree ancestors %q", got)
+	}
+	if got := field(t, head, "Children"); got != "port 2, "+short(admintest.PeerKey2) {
+		t.Errorf("tree children %q", got)
+	}
 	rows := table(t, body, "PORT", "KEY", "ROOT", "SEQ", "COORDS", "RECEIVED")
 	if len(rows) != 2 || strings.Join(rows[1], "|") != "2|"+short(admintest.PeerKey2)+"|"+short(admintest.RootKey)+"|41|[2 5 1]|30.5s ago" {
 		t.Errorf("tree rows %q", rows)
