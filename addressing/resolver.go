@@ -486,14 +486,16 @@ func (r *Resolver) Tick(now time.Time) {
 // come on top of the timed attempts and do not use them up. A lookup that
 // sent a request less than RetryInterval/4 ago resends at the end of that
 // gap instead (in Tick), so a burst of route changes costs each lookup at
-// most four extra requests a second.
-func (r *Resolver) RoutesChanged(now time.Time) {
+// most four extra requests a second. It returns how many requests it sent
+// and how many it left owed to Tick.
+func (r *Resolver) RoutesChanged(now time.Time) (sent, owed int) {
 	var resends []*pendingLookup
 	var reqs [][]byte
 	r.mu.Lock()
 	for _, pl := range r.pending {
 		if now.Sub(pl.lastSent) < r.routeRetryGap() {
 			pl.routeRetry = true
+			owed++
 			continue
 		}
 		pl.lastSent, pl.routeRetry = now, false
@@ -505,6 +507,7 @@ func (r *Resolver) RoutesChanged(now time.Time) {
 		r.st.routeRetries.Add(1)
 		r.sendRequest(pl.prefix, reqs[i])
 	}
+	return len(resends), owed
 }
 
 // routeRetryGap is the least time between two requests of one lookup when

@@ -425,14 +425,18 @@ func TestLookupRetriedWhenRoutesChange(t *testing.T) {
 	// A change 100 ms after the first request is too soon: the resend
 	// is owed and goes out with the tick at 250 ms.
 	at(100 * time.Millisecond)
-	a.RoutesChanged(now)
+	if sent, owed := a.RoutesChanged(now); sent != 0 || owed != 1 {
+		t.Fatalf("route change 100 ms after the request: %d sent, %d owed; want 0 and 1", sent, owed)
+	}
 	s.run(now)
 	at(250 * time.Millisecond)
 	tick(1600 * time.Millisecond) // the timed retry at 1 s is lost too
 	// The route to b appears at 1.6 s: the request goes at once.
 	at(1600 * time.Millisecond)
 	routeUp = true
-	a.RoutesChanged(now)
+	if sent, owed := a.RoutesChanged(now); sent != 1 || owed != 0 {
+		t.Fatalf("route change at 1.6 s: %d sent, %d owed; want 1 and 0", sent, owed)
+	}
 	s.run(now)
 	want := []time.Duration{0, 250 * time.Millisecond, time.Second, 1600 * time.Millisecond}
 	if !slices.Equal(requests, want) {

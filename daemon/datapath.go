@@ -278,7 +278,9 @@ func (d *Daemon) timerLoop() {
 		case <-d.stop:
 			return
 		case <-d.node.RoutesChanged():
-			d.resolver.RoutesChanged(time.Now())
+			if sent, owed := d.resolver.RoutesChanged(time.Now()); sent+owed > 0 {
+				d.log.Debug("routes changed: pending lookups retried", "sent", sent, "owed", owed)
+			}
 		case now := <-t.C:
 			d.resolver.Tick(now)
 			if now.Sub(lastSession) >= sessionTick-resolverTick/2 {
