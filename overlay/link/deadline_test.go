@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -50,15 +49,9 @@ func wsConns(t *testing.T, tlsOn bool) (client, server net.Conn) {
 		// as overlay/peers does.
 		<-release
 	})
-	var srv *httptest.Server
-	if tlsOn {
-		srv = httptest.NewTLSServer(h)
-	} else {
-		srv = httptest.NewServer(h)
-	}
 	// Cleanups run last-in first-out: the streams close, then the handler
 	// returns, then the server shuts down.
-	t.Cleanup(srv.Close)
+	srv := httpServer(t, h, tlsOn)
 	t.Cleanup(func() { close(release) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
