@@ -37,6 +37,10 @@ func TestGoldenResponses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	card, err := fb.Card(context.Background(), admin.CardArgs{Host: "fd00::1", Name: "node-a", ValidSeconds: 3600})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, req string
 		args      any
@@ -50,6 +54,10 @@ func TestGoldenResponses(t *testing.T) {
 		{"addPeer", admin.ReqAddPeer, admin.URIArgs{URI: "tcp://[fd00::1]:65432"}},
 		{"lookup", admin.ReqLookup, admin.LookupArgs{Address: admintest.ParentAddress}},
 		{"ping", admin.ReqPing, admin.PingArgs{Target: admintest.ParentAddress, Count: 2, IntervalMS: 10}},
+		{"getCard", admin.ReqGetCard, admin.CardArgs{Host: "fd00::1", Name: "node-a", ValidSeconds: 3600}},
+		{"importCard", admin.ReqImportCard, admin.ImportCardArgs{Card: card.Card}},
+		{"listCards", admin.ReqListCards, nil},
+		{"removeCard", admin.ReqRemoveCard, admin.RemoveCardArgs{Card: "node-a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := c.Do(context.Background(), tc.req, tc.args)

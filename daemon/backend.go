@@ -90,6 +90,7 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			Coords:        coords(p.Router.Coords),
 			IsParent:      p.Router.IsParent,
 			Duplicate:     p.Duplicate,
+			Name:          d.cards.name(p.Info.Key),
 		}
 		if ap.Zone == peers.ZoneStatic || ap.Zone == peers.ZoneListen {
 			// The admin API's zone is the interface of link-local peers.
@@ -226,6 +227,7 @@ func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 			BytesOut:         s.BytesOut,
 			LastRekeySeconds: -1,
 			PeerMTU:          s.PeerMTU,
+			Name:             b.d.cards.name(s.Remote),
 		}
 		if !s.LastRekey.IsZero() {
 			as.LastRekeySeconds = int64(now.Sub(s.LastRekey).Seconds())
@@ -234,6 +236,33 @@ func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 	}
 	return out, nil
 }
+
+// Card implements admin.Backend.
+func (b backend) Card(ctx context.Context, a admin.CardArgs) (admin.CardResponse, error) {
+	text, c, err := b.d.Card(a.Host, a.Name, time.Duration(a.ValidSeconds)*time.Second)
+	if err != nil {
+		return admin.CardResponse{}, err
+	}
+	info := cardInfo(&heldCard{card: c}, time.Now())
+	info.Source = ""
+	return admin.CardResponse{Card: text, CardInfo: info}, nil
+}
+
+// ImportCard implements admin.Backend.
+func (b backend) ImportCard(ctx context.Context, text string) (admin.CardInfo, bool, error) {
+	return b.d.ImportCard([]byte(text))
+}
+
+// Cards implements admin.Backend.
+func (b backend) Cards(ctx context.Context) ([]admin.CardInfo, error) { return b.d.Cards(), nil }
+
+// RemoveCard implements admin.Backend.
+func (b backend) RemoveCard(ctx context.Context, id string) (admin.CardInfo, error) {
+	return b.d.RemoveCard(id)
+}
+
+// KeyName implements admin.Backend.
+func (b backend) KeyName(key [32]byte) string { return b.d.cards.name(key) }
 
 // Stats implements admin.Backend.
 func (b backend) Stats(ctx context.Context) (admin.Stats, error) { return b.d.Stats(ctx) }

@@ -95,6 +95,7 @@ type Daemon struct {
 	metSrv   *metrics.Server
 	history  *statuspage.History // traffic rates for the status page; nil without metrics
 	mc       *multicastRunner
+	cards    *cardStore
 
 	drops dropCounters
 
@@ -208,6 +209,11 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.cards = newCardStore(cfg.PrivateKeyFile)
+	if err := d.loadCards(); err != nil {
+		return nil, err
+	}
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	if cfg.Multicast.Enable {
 		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
 			return nil, err
@@ -383,6 +389,9 @@ func (d *Daemon) Reload() error {
 	}
 
 	d.apply(cfg)
+	// The card directories are read again even when the file did not
+	// change: their contents may have.
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	return nil
 }
 

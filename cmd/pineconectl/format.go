@@ -40,6 +40,14 @@ func (v view) key(k string) string {
 	return k[:shortKeyLen] + "…"
 }
 
+// named is a key followed by the name on its peer card, if it has one.
+func (v view) named(k, name string) string {
+	if name == "" {
+		return v.key(k)
+	}
+	return v.key(k) + " " + strconv.Quote(name)
+}
+
 // bytesIEC formats a byte count with binary prefixes: 512 B, 1.2 MiB.
 func bytesIEC(n uint64) string {
 	const unit = 1024
@@ -207,7 +215,7 @@ func writePeers(w io.Writer, v view, peers []admin.Peer) error {
 		if p.Duplicate {
 			flags = append(flags, "dup")
 		}
-		row(tw, port(p.Port), v.key(p.PublicKey), p.Transport, dir, orDash(p.URI), orDash(p.Zone),
+		row(tw, port(p.Port), v.named(p.PublicKey, p.Name), p.Transport, dir, orDash(p.URI), orDash(p.Zone),
 			seconds(p.UptimeSeconds), bytesIEC(p.BytesIn), bytesIEC(p.BytesOut),
 			strconv.FormatUint(drops, 10), coords(p.Coords), orDash(strings.Join(flags, ",")))
 	}
@@ -283,7 +291,7 @@ func writeSessions(w io.Writer, v view, ss []admin.Session) error {
 		if s.PeerMTU > 0 {
 			mtu = strconv.Itoa(s.PeerMTU)
 		}
-		row(tw, v.key(s.RemoteKey), s.RemoteAddress, s.State, seconds(s.AgeSeconds),
+		row(tw, v.named(s.RemoteKey, s.Name), s.RemoteAddress, s.State, seconds(s.AgeSeconds),
 			bytesIEC(s.BytesIn), bytesIEC(s.BytesOut), rekey, mtu)
 	}
 	return tw.Flush()
@@ -294,7 +302,7 @@ func writeLookup(w io.Writer, r admin.LookupResponse) error {
 	if r.Cached {
 		how = "from cache"
 	}
-	_, err := fmt.Fprintf(w, "%s is %s (%s, %s ms)\n", r.Address, r.PublicKey, how, strconv.FormatFloat(r.DurationMS, 'f', 2, 64))
+	_, err := fmt.Fprintf(w, "%s is %s (%s, %s ms)\n", r.Address, view{fullKeys: true}.named(r.PublicKey, r.Name), how, strconv.FormatFloat(r.DurationMS, 'f', 2, 64))
 	return err
 }
 

@@ -55,9 +55,12 @@ func (e *cmdError) Unwrap() error { return e.err }
 // errNoReplies is returned by ping when nothing came back.
 var errNoReplies = errors.New("no replies")
 
+// stdin is what 'card import -' reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{ctx: ctx, stdout: stdout, stderr: stderr}
+	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand(getenv)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -125,6 +128,7 @@ func permissionHint(socket string) string {
 
 type app struct {
 	ctx      context.Context
+	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
 	socket   string
@@ -248,6 +252,7 @@ func (a *app) rootCommand(getenv func(string) string) *cobra.Command {
 		a.lookupCommand(),
 		a.pingCommand(),
 		a.versionCommand(),
+		a.cardCommand(),
 	)
 	return root
 }
