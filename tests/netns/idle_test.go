@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -49,11 +50,15 @@ func TestIdlePeerings(t *testing.T) {
 	outs := make([]string, len(pairs))
 	errs := make([]error, len(pairs))
 	var wg sync.WaitGroup
+	// The pings outlast commandTimeout with -soak: they get their own.
+	ctx, cancel := context.WithTimeout(context.Background(), phase+30*time.Second)
+	defer cancel()
 	for i, p := range pairs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = p[0].Ping6(p[1].Addr, "-c", fmt.Sprint(count), "-i", fmt.Sprint(interval.Seconds()), "-W", "3")
+			out, err := p[0].Command(ctx, "ping", "-6", "-n", "-c", fmt.Sprint(count), "-i", fmt.Sprint(interval.Seconds()), "-W", "3", p[1].Addr.String()).CombinedOutput()
+			outs[i], errs[i] = string(out), err
 		}()
 	}
 	wg.Wait()
