@@ -125,7 +125,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gid, err := resolveGroup(cfg.Group)
+	gid, err := ResolveGroup(cfg.Group)
 	if err != nil {
 		return nil, fmt.Errorf("admin socket %s: %w", cfg.Path, err)
 	}
@@ -175,7 +175,10 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-func resolveGroup(g string) (int, error) {
+// ResolveGroup turns an admin.group value (a name or a numeric gid) into a
+// gid; "" gives -1, which leaves the daemon's own group. The daemon calls it
+// before touching the system, so a missing group is a configuration error.
+func ResolveGroup(g string) (int, error) {
 	if g == "" {
 		return -1, nil
 	}

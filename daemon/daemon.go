@@ -76,6 +76,7 @@ type Daemon struct {
 	notify func(string)
 
 	priv    ed25519.PrivateKey
+	keyLock *config.KeyLock // held until shutdown: one daemon per key
 	key     wire.PublicKey
 	addr    netip.Addr
 	subnet  netip.Prefix
@@ -110,12 +111,18 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	cfg      config.Config
 
+	// fatal carries the first fault the daemon cannot run on (the TUN
+	// deleted from outside); Run ends with it.
+	fatal chan error
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
-// New starts a daemon: it loads or creates the private key, opens the TUN,
+// New starts a daemon: it checks what the configuration decides (see
+// preflight; those errors are config.Errors), loads or creates the private
+// key and locks it, opens the TUN,
 // starts the node, the peerings, multicast discovery, the admin socket and
 // the metrics endpoint, and returns once all of them are up (the moment to
 // send READY=1, which Run does). On error nothing is left running.
@@ -142,6 +149,7 @@ func New(opts Options) (_ *Daemon, err error) {
 		lookupWaiters: map[addressing.KeyPrefix][]chan lookupResult{},
 		pings:         map[uint64]pingWaiter{},
 		stop:          make(chan struct{}),
+		fatal:         make(chan error, 1),
 		icmp:          tun.NewRateLimiter(icmpPerSecond, icmpBurst),
 	}
 	var seed [8]byte
@@ -155,9 +163,16 @@ func New(opts Options) (_ *Daemon, err error) {
 		}
 	}()
 
+	tlsConf, err := preflight(cfg, opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
 	d.priv, _, err = config.LoadOrCreateKey(cfg.PrivateKeyFile, log)
 	if err != nil {
 		return nil, fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
+	}
+	if d.keyLock, err = config.LockKey(cfg.PrivateKeyFile); err != nil {
+		return nil, err
 	}
 	d.key = wire.PublicKeyOf(d.priv)
 	d.addr = addressing.NodeAddr(d.key)
@@ -199,9 +214,7 @@ func New(opts Options) (_ *Daemon, err error) {
 	}
 
 	pc := d.peersConfig(cfg)
-	if pc.TLS, err = peersTLS(cfg.Peers.TLS); err != nil {
-		return nil, err
-	}
+	pc.TLS = tlsConf
 	d.peers, err = peers.New(pc, d.node)
 	if err != nil {
 		return nil, err
@@ -225,8 +238,9 @@ func New(opts Options) (_ *Daemon, err error) {
 	go d.inboundLoop()
 	go d.timerLoop()
 	if d.dev != nil {
-		d.wg.Add(1)
+		d.wg.Add(2)
 		go d.outboundLoop()
+		go d.watchTUN()
 	}
 
 	if cfg.Admin.Socket != "" {
@@ -324,12 +338,15 @@ func (d *Daemon) shutdown() {
 		if d.sessions != nil {
 			d.sessions.Close()
 		}
+		d.keyLock.Release()
 	})
 }
 
 // Run sends READY=1, then serves until ctx ends and shuts down with
-// STOPPING=1. Reload requests come in on reload.
-func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) {
+// STOPPING=1. Reload requests come in on reload. It returns nil after a
+// requested shutdown, or the fault that made the daemon stop on its own
+// (its TUN deleted from outside), after shutting down just the same.
+func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.notify("READY=1")
 	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "address", d.addr.String())
 	for {
@@ -339,9 +356,33 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) {
 			d.log.Info("shutting down")
 			d.Close()
 			d.log.Info("stopped")
-			return
+			return nil
+		case err := <-d.fatal:
+			d.notify("STOPPING=1")
+			d.log.Error("shutting down on a fault; the service manager should restart us", "err", err)
+			d.Close()
+			d.log.Info("stopped")
+			return err
 		case <-reload:
 			d.Reload()
+		}
+	}
+}
+
+// watchTUN reports the TUN's deletion from outside as fatal. Recreating
+// the interface would need its addresses, routes and the reader and
+// writer rebuilt under traffic; exiting non-zero lets the service manager
+// restart the whole daemon cleanly, which it does within seconds.
+func (d *Daemon) watchTUN() {
+	defer d.wg.Done()
+	select {
+	case <-d.stop:
+	case <-d.dev.Gone():
+		err := fmt.Errorf("TUN %s was deleted from outside the daemon (ip link del?); its addresses and routes are gone", d.dev.Name())
+		d.log.Error("TUN interface deleted", "name", d.dev.Name())
+		select {
+		case d.fatal <- err:
+		default:
 		}
 	}
 }
