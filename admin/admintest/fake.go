@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
@@ -46,6 +47,8 @@ type Backend struct {
 	FailSelf error
 	// Block makes every getter wait for ctx to end, for timeout tests.
 	Block bool
+
+	blocked atomic.Int64
 }
 
 func mustKey(s string) [32]byte {
@@ -61,11 +64,16 @@ func (b *Backend) block(ctx context.Context) error {
 	blk := b.Block
 	b.mu.Unlock()
 	if blk {
+		b.blocked.Add(1)
+		defer b.blocked.Add(-1)
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	return nil
 }
+
+// Blocked is how many requests are waiting in a blocked getter now.
+func (b *Backend) Blocked() int { return int(b.blocked.Load()) }
 
 // SetBlock sets Block under the lock.
 func (b *Backend) SetBlock(v bool) {
