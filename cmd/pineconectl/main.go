@@ -121,11 +121,17 @@ func rootCause(err error) string {
 	return err.Error()
 }
 
-// permissionHint names the socket's group when it can.
+// permissionHint names the socket's group when it can. It never advises
+// joining group root (gid 0): that would hand out far more than the admin
+// socket. A socket left in group root means the daemon has no [admin]
+// group set, which is what to fix.
 func permissionHint(socket string) string {
 	group := "the socket's group"
 	if fi, err := os.Stat(socket); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if st.Gid == 0 {
+				return "The socket belongs to group root: set [admin] group in the daemon's configuration to a group for its operators (e.g. pineconed) and reload, or run pineconectl with sudo."
+			}
 			gid := strconv.FormatUint(uint64(st.Gid), 10)
 			group = "group " + gid
 			if g, err := user.LookupGroupId(gid); err == nil {

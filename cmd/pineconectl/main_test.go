@@ -503,3 +503,28 @@ func TestFormatters(t *testing.T) {
 		}
 	}
 }
+
+// The permission hint names the socket's group, and never advises joining
+// group root.
+func TestPermissionHintNeverRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file group root and another group")
+	}
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	if err := os.WriteFile(path, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, -1, 0); err != nil {
+		t.Fatal(err)
+	}
+	h := permissionHint(path)
+	if strings.Contains(h, "Add your user to group 'root'") || strings.Contains(h, "group 0") || !strings.Contains(h, "[admin] group") {
+		t.Fatalf("hint for a root-group socket: %q", h)
+	}
+	if err := os.Chown(path, -1, 54321); err != nil {
+		t.Fatal(err)
+	}
+	if h := permissionHint(path); !strings.Contains(h, "Add your user to group") || !strings.Contains(h, "54321") {
+		t.Fatalf("hint for gid 54321: %q", h)
+	}
+}
