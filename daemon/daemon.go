@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,12 +45,9 @@ type Options struct {
 	// Config is the configuration to start with.
 	Config config.Config
 	// ConfigPath is the file Reload reads; "" means Reload has no file and
-	// keeps Default().
+	// changes nothing. Once running, a missing file is a reload error even
+	// for the optional default path.
 	ConfigPath string
-	// ConfigOptional says a missing ConfigPath means built-in defaults
-	// rather than an error: true for the default path, false for a file
-	// named with -config.
-	ConfigOptional bool
 	// Logger receives everything the daemon logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Level is the level variable behind Logger's handler; Reload sets it
@@ -401,12 +399,25 @@ func LoadConfig(path string, optional bool) (config.Config, error) {
 }
 
 // Reload reads the configuration file again and applies what can change
-// while running; see config.Changes. A file that does not load is logged
-// and the running configuration stays. It returns the load error, if any.
+// while running; see config.Changes. A file that does not load, or is
+// missing (even the optional default file), is logged and the running
+// configuration stays. It returns that error, if any.
 func (d *Daemon) Reload() error {
 	d.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer d.notify("READY=1")
-	cfg, err := LoadConfig(d.opts.ConfigPath, d.opts.ConfigOptional)
+	if d.opts.ConfigPath == "" {
+		d.log.Info("reload: no configuration file to read; nothing changes")
+		return nil
+	}
+	// A missing file means built-in defaults only at start-up. At a
+	// reload it is far more likely deleted or moved by mistake, and
+	// reverting a running node to the defaults (no peers, no listeners)
+	// would cut it off.
+	if _, err := os.Stat(d.opts.ConfigPath); errors.Is(err, fs.ErrNotExist) {
+		d.log.Error("reload: configuration file is missing; keeping the running configuration", "file", d.opts.ConfigPath)
+		return fmt.Errorf("reload: %s: %w", d.opts.ConfigPath, err)
+	}
+	cfg, err := LoadConfig(d.opts.ConfigPath, false)
 	if err != nil {
 		d.log.Error("reload failed; keeping the running configuration", "file", d.opts.ConfigPath, "err", err)
 		return err
@@ -446,7 +457,8 @@ func (d *Daemon) apply(cfg config.Config) {
 	}
 	for _, u := range ch.StaticAdded {
 		if err := d.peers.Add(u.String()); err != nil && !errors.Is(err, peers.ErrExists) {
-			d.log.Warn("reload: adding static peer", "uri", u.String(), "err", err)
+			d.log.Error("reload: static peer not added", "uri", u.String(), "err", err)
+			live.Peers.Static = slices.DeleteFunc(slices.Clone(live.Peers.Static), func(x config.PeerURI) bool { return x.String() == u.String() })
 		}
 	}
 	d.applyPeerPolicy(old, &live, ch)
@@ -466,7 +478,14 @@ func (d *Daemon) apply(cfg config.Config) {
 		}
 	}
 	d.cfg = live
-	d.log.Info("configuration reloaded", "changes", ch)
+	// What was applied, not what the file asked for: a listener that did
+	// not open or a peer that was not added is left out of live (and was
+	// logged as an error), and restart-only keys keep their old values.
+	if applied := config.Diff(old, live); applied.Empty() {
+		d.log.Info("reload: no change could be applied live")
+	} else {
+		d.log.Info("configuration reloaded", "changes", applied)
+	}
 	if ch.NeedsRestart() {
 		d.log.Warn("some changes take effect only after a restart", "keys", ch.Restart)
 	}

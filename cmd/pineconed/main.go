@@ -120,12 +120,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	d, err := daemon.New(daemon.Options{
-		Config:         cfg,
-		ConfigPath:     *configPath,
-		ConfigOptional: !explicit,
-		Logger:         logger,
-		Level:          level,
-		Version:        buildVersion(),
+		Config:     cfg,
+		ConfigPath: *configPath,
+		Logger:     logger,
+		Level:      level,
+		Version:    buildVersion(),
 	})
 	if err != nil {
 		var bad config.Errors
