@@ -656,3 +656,18 @@ func TestHalfClosedClientGetsReply(t *testing.T) {
 		t.Fatalf("half-closed client: %+v, want the lookup's own timeout", r)
 	}
 }
+
+// A Client whose idle connection the server dropped sends its next
+// request on a new connection.
+func TestClientRedialsAfterIdleDrop(t *testing.T) {
+	s, _ := startServer(t, admin.ServerConfig{FirstRequestTimeout: 50 * time.Millisecond})
+	c, err := admin.Dial(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := c.Self(context.Background()); err != nil {
+		t.Fatalf("after the server dropped the idle connection: %v", err)
+	}
+}
