@@ -128,14 +128,17 @@ type Manager struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // every goroutine the manager starts
 
-	mu        sync.Mutex
-	closed    bool
-	allowed   map[wire.PublicKey]bool // empty: every key
-	maxPeers  int
-	reserved  int // peerings between the max_peers check and registration
-	links     map[*link.Conn]*running
-	static    map[string]*staticPeer // by canonical URI
-	listeners []*listener
+	mu       sync.Mutex
+	closed   bool
+	allowed  map[wire.PublicKey]bool // empty: every key
+	maxPeers int
+	reserved int // peerings between the max_peers check and registration
+	links    map[*link.Conn]*running
+	// selfReported: remotes (host|zone) already reported at ERROR for
+	// presenting our own key.
+	selfReported map[string]bool
+	static       map[string]*staticPeer // by canonical URI
+	listeners    []*listener
 }
 
 // running is one attached peering.
@@ -190,15 +193,16 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	}
 
 	m := &Manager{
-		cfg:      cfg,
-		sw:       sw,
-		self:     wire.PublicKeyOf(cfg.PrivateKey),
-		log:      cfg.Logger,
-		allowed:  map[wire.PublicKey]bool{},
-		maxPeers: cfg.MaxPeers,
-		hsSlots:  make(chan struct{}, cfg.MaxHandshakes),
-		links:    map[*link.Conn]*running{},
-		static:   map[string]*staticPeer{},
+		cfg:          cfg,
+		sw:           sw,
+		self:         wire.PublicKeyOf(cfg.PrivateKey),
+		log:          cfg.Logger,
+		allowed:      map[wire.PublicKey]bool{},
+		maxPeers:     cfg.MaxPeers,
+		hsSlots:      make(chan struct{}, cfg.MaxHandshakes),
+		links:        map[*link.Conn]*running{},
+		selfReported: map[string]bool{},
+		static:       map[string]*staticPeer{},
 	}
 	for _, k := range cfg.AllowedKeys {
 		m.allowed[k] = true
@@ -305,7 +309,16 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		case errors.Is(err, ErrKeyMismatch):
 			log.Warn("refusing peer: key mismatch", "want", pin.String(), "reason", err)
 		case errors.Is(err, ErrSelf):
-			log.Warn("refusing peer: this is our own key (a peer URI or listener points at ourselves)", "reason", err)
+			// Either a loop back to ourselves or, worse, another node
+			// running with a copy of our key file: both need an operator.
+			// An ERROR once per remote host and zone, DEBUG after that, so
+			// a retry loop does not bury it.
+			lvl := slog.LevelDebug
+			if m.firstSelfReport(nc.RemoteAddr(), info.Zone) {
+				lvl = slog.LevelError
+			}
+			log.Log(ctx, lvl, "refusing peer: it presents our own public key: a peer URI or listener points back at this node, or another node runs with a copy of our key file",
+				"remote", nc.RemoteAddr().String(), "reason", err)
 		default:
 			log.Info("refusing peer", "reason", err)
 		}
@@ -364,6 +377,30 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	reason := c.Reason()
 	log.Info("peer disconnected", "reason", reason, "duration", uptime.Round(time.Millisecond))
 	return uptime, fmt.Errorf("%s: peer %s: %w", info.URI, key, reason)
+}
+
+// maxSelfReports bounds the remotes remembered by firstSelfReport; past it
+// every further one is reported (a flood of distinct hosts with our key is
+// worth seeing).
+const maxSelfReports = 256
+
+// firstSelfReport reports whether this is the first connection from or to
+// the host of addr on zone that presented our own key.
+func (m *Manager) firstSelfReport(addr net.Addr, zone string) bool {
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	id := host + "|" + zone
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.selfReported[id] {
+		return false
+	}
+	if len(m.selfReported) < maxSelfReports {
+		m.selfReported[id] = true
+	}
+	return true
 }
 
 // check applies the refusals that need the remote key and, when it passes,

@@ -220,8 +220,12 @@ func TestSelfConnection(t *testing.T) {
 	if err := ma.Add(ma.ListenAddrs()[0].String()); err != nil {
 		t.Fatal(err)
 	}
-	// Both ends of the loop refuse: the dialler and the listener.
-	testhelp.WaitFor(t, "refusals", 5*time.Second, func() bool { return len(buf.Lines("our own key")) >= 4 })
+	// Both ends of the loop refuse: the dialler and the listener, each
+	// with one ERROR naming the remote, then at debug level.
+	testhelp.WaitFor(t, "refusals", 5*time.Second, func() bool { return len(buf.Lines("our own public key")) >= 6 })
+	if errs := buf.Lines("level=ERROR msg=\"refusing peer: it presents our own public key"); len(errs) != 2 || !strings.Contains(errs[0], "remote=127.0.0.1:") {
+		t.Fatalf("want one ERROR naming the remote per end of the loop, got %q", errs)
+	}
 	if na.attachCount() != 0 {
 		t.Fatal("a connection to ourselves was attached")
 	}
