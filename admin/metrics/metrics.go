@@ -50,8 +50,11 @@ const SnapshotTimeout = 5 * time.Second
 
 // LookupBuckets are the lookup latency histogram buckets, in seconds: a
 // cached answer takes microseconds, one over the overlay takes milliseconds
-// to seconds, and lookups give up after some seconds.
-var LookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+// to seconds, and lookups give up after about 11 s (the resolver) or 15 s
+// (admin.DefaultLookupTimeout). The last buckets lie past both, so that a
+// lookup that ran into a timeout lands in a finite bucket of its own
+// instead of only in +Inf.
+var LookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 30}
 
 // Metrics owns a private Prometheus registry holding pineconed's metrics.
 type Metrics struct {

@@ -240,3 +240,11 @@ func TestServerOffAndClose(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A lookup that ends at its timeout must land in a finite bucket.
+func TestLookupBucketsPastTimeout(t *testing.T) {
+	last := metrics.LookupBuckets[len(metrics.LookupBuckets)-1]
+	if limit := admin.DefaultLookupTimeout.Seconds(); last <= limit {
+		t.Fatalf("largest lookup bucket %v s is not past the lookup timeout %v s", last, limit)
+	}
+}
