@@ -44,6 +44,10 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	for _, p := range d.node.Peers() {
 		st.PeersByTransport[transport(p.Info.Transport, p.Info.Zone)]++
 	}
+	st.StaticPeers = map[string]uint64{admin.StaticStateConnected: 0, admin.StaticStateDialling: 0, admin.StaticStateWaiting: 0}
+	for _, sp := range d.peers.List() {
+		st.StaticPeers[staticState(sp.State)]++
+	}
 	for name, c := range ns.FramesIn {
 		fc := st.Frames[name]
 		fc.FramesIn, fc.BytesIn = c.Frames, c.Bytes

@@ -129,6 +129,19 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 	}, nil
 }
 
+// StaticPeers implements admin.Backend: one connected static peer (the
+// parent) and one waiting after a refused dial.
+func (b *Backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
+	if err := b.block(ctx); err != nil {
+		return nil, err
+	}
+	return []admin.StaticPeer{
+		{URI: "tcp://[fd00::2]:65432", State: admin.StaticStateConnected, StateSeconds: 185},
+		{URI: "wss://pinecone.example.org:443/a-rather-long-path/for-the-table", State: admin.StaticStateWaiting, StateSeconds: 12,
+			LastError: "dial tcp [2001:db8::5]:443: connect: connection refused", NextAttemptSeconds: 17, Failures: 3},
+	}, nil
+}
+
 // Tree implements admin.Backend.
 func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	if err := b.block(ctx); err != nil {
