@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,11 +135,11 @@ type Manager struct {
 	maxPeers int
 	reserved int // peerings between the max_peers check and registration
 	links    map[*link.Conn]*running
-	// selfReported: remotes (host|zone) already reported at ERROR for
-	// presenting our own key.
-	selfReported map[string]bool
-	static       map[string]*staticPeer // by canonical URI
-	listeners    []*listener
+	// reported: when an event (kind|host|zone) was last logged at its
+	// full level; see shouldReport.
+	reported  map[string]time.Time
+	static    map[string]*staticPeer // by canonical URI
+	listeners []*listener
 }
 
 // running is one attached peering.
@@ -193,16 +194,16 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	}
 
 	m := &Manager{
-		cfg:          cfg,
-		sw:           sw,
-		self:         wire.PublicKeyOf(cfg.PrivateKey),
-		log:          cfg.Logger,
-		allowed:      map[wire.PublicKey]bool{},
-		maxPeers:     cfg.MaxPeers,
-		hsSlots:      make(chan struct{}, cfg.MaxHandshakes),
-		links:        map[*link.Conn]*running{},
-		selfReported: map[string]bool{},
-		static:       map[string]*staticPeer{},
+		cfg:      cfg,
+		sw:       sw,
+		self:     wire.PublicKeyOf(cfg.PrivateKey),
+		log:      cfg.Logger,
+		allowed:  map[wire.PublicKey]bool{},
+		maxPeers: cfg.MaxPeers,
+		hsSlots:  make(chan struct{}, cfg.MaxHandshakes),
+		links:    map[*link.Conn]*running{},
+		reported: map[string]time.Time{},
+		static:   map[string]*staticPeer{},
 	}
 	for _, k := range cfg.AllowedKeys {
 		m.allowed[k] = true
@@ -314,13 +315,19 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 			// An ERROR once per remote host and zone, DEBUG after that, so
 			// a retry loop does not bury it.
 			lvl := slog.LevelDebug
-			if m.firstSelfReport(nc.RemoteAddr(), info.Zone) {
+			if m.shouldReport("self", nc.RemoteAddr(), info.Zone, 0) {
 				lvl = slog.LevelError
 			}
 			log.Log(ctx, lvl, "refusing peer: it presents our own public key: a peer URI or listener points back at this node, or another node runs with a copy of our key file",
 				"remote", nc.RemoteAddr().String(), "reason", err)
 		default:
-			log.Info("refusing peer", "reason", err)
+			// Why, at INFO once a minute per remote host: enough for the
+			// operator of either side to see it, not a line per retry.
+			lvl := slog.LevelDebug
+			if m.shouldReport("refuse", nc.RemoteAddr(), info.Zone, refuseReportEvery) {
+				lvl = slog.LevelInfo
+			}
+			log.Log(ctx, lvl, "refusing peer", "remote", nc.RemoteAddr().String(), "reason", err)
 		}
 		return 0, fmt.Errorf("%s: peer %s: %w", info.URI, key, err)
 	}
@@ -379,26 +386,39 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	return uptime, fmt.Errorf("%s: peer %s: %w", info.URI, key, reason)
 }
 
-// maxSelfReports bounds the remotes remembered by firstSelfReport; past it
-// every further one is reported (a flood of distinct hosts with our key is
-// worth seeing).
-const maxSelfReports = 256
+// maxReports bounds the (kind, remote) pairs remembered by shouldReport;
+// when full, entries older than refuseReportEvery are forgotten, and if
+// none is, the event is reported (many distinct remotes are worth seeing).
+const maxReports = 1024
 
-// firstSelfReport reports whether this is the first connection from or to
-// the host of addr on zone that presented our own key.
-func (m *Manager) firstSelfReport(addr net.Addr, zone string) bool {
+// refuseReportEvery is how often a refusal of one remote host is logged at
+// INFO.
+const refuseReportEvery = time.Minute
+
+// shouldReport reports whether an event of kind for the host of addr on
+// zone is to be logged at its full level: the first time, and then again
+// once every has passed (never again when every is 0).
+func (m *Manager) shouldReport(kind string, addr net.Addr, zone string, every time.Duration) bool {
 	host := addr.String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	id := host + "|" + zone
+	id := kind + "|" + host + "|" + zone
+	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.selfReported[id] {
+	if last, ok := m.reported[id]; ok && (every == 0 || now.Sub(last) < every) {
 		return false
 	}
-	if len(m.selfReported) < maxSelfReports {
-		m.selfReported[id] = true
+	if len(m.reported) >= maxReports {
+		for k, t := range m.reported {
+			if !strings.HasPrefix(k, "self|") && now.Sub(t) >= refuseReportEvery {
+				delete(m.reported, k)
+			}
+		}
+	}
+	if len(m.reported) < maxReports {
+		m.reported[id] = now
 	}
 	return true
 }

@@ -247,6 +247,14 @@ func TestMaxPeers(t *testing.T) {
 	if na.live() != 1 || na.attachCount() != 1 {
 		t.Fatalf("%d peers live, %d attached, limit 1", na.live(), na.attachCount())
 	}
+	// The refusing side says why at INFO once per remote per minute; the
+	// retries go to DEBUG.
+	if info := buf.Lines(`level=INFO msg="refusing peer"`); len(info) != 1 || !strings.Contains(info[0], "max_peers reached") || !strings.Contains(info[0], "remote=127.0.0.1:") {
+		t.Fatalf("INFO refusals %q, want one naming the remote and the reason", info)
+	}
+	if dbg := buf.Lines(`level=DEBUG msg="refusing peer"`); len(dbg) == 0 {
+		t.Fatal("later refusals not logged at DEBUG")
+	}
 	if _, err := New(Config{PrivateKey: privA, MaxPeers: 254}, newFakeNode()); err == nil {
 		t.Fatal("max_peers 254 accepted")
 	}
