@@ -362,13 +362,22 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	// The one line per peering event that the daemon logs at info level
 	// (overlay.Node logs its port bookkeeping at debug): both lines carry
 	// port, peer, uri, transport, zone and inbound.
-	log = log.With("port", uint8(port), "transport", info.Transport, "inbound", info.Inbound)
-	log.Info("peer connected", "remote", nc.RemoteAddr().String())
-	if dups > 0 {
-		log.Info("another link to this key is already up; keeping both", "links", dups+1)
-	}
 	if up != nil {
 		up(c, port)
+	}
+	log = log.With("port", uint8(port), "transport", info.Transport, "inbound", info.Inbound)
+	// A remote that refuses us (its allowed_keys, its max_peers) completes
+	// the handshake and then closes at once, without a frame. So on our
+	// outbound links "peer connected" waits for the first frame, and a link
+	// that ends before one is logged as the refusal it is.
+	refused := !info.Inbound && !firstFrame(c, firstFrameWait)
+	if refused {
+		log.Info("peer closed the link before sending anything; it probably refuses us (its allowed_keys or max_peers)", "remote", nc.RemoteAddr().String())
+	} else {
+		log.Info("peer connected", "remote", nc.RemoteAddr().String())
+	}
+	if dups > 0 {
+		log.Info("another link to this key is already up; keeping both", "links", dups+1)
 	}
 
 	select {
@@ -382,8 +391,38 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	m.mu.Unlock()
 	uptime := time.Since(start)
 	reason := c.Reason()
+	if refused {
+		log.Debug("peer disconnected", "reason", reason, "duration", uptime.Round(time.Millisecond))
+		return uptime, fmt.Errorf("%s: peer %s: closed right after the handshake (refused by the remote?): %w", info.URI, key, reason)
+	}
 	log.Info("peer disconnected", "reason", reason, "duration", uptime.Round(time.Millisecond))
 	return uptime, fmt.Errorf("%s: peer %s: %w", info.URI, key, reason)
+}
+
+// firstFrameWait bounds how long an outbound link waits for its first frame
+// before "peer connected" is logged anyway: a stock router sends its tree
+// announcement at once, but a quiet remote is not a refusal.
+const firstFrameWait = 2 * time.Second
+
+// firstFrame waits until c has received a frame (true), or ended without
+// one (false), or wait has passed (true).
+func firstFrame(c *link.Conn, wait time.Duration) bool {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if len(c.Stats().In) > 0 {
+			return true
+		}
+		select {
+		case <-c.Done():
+			return len(c.Stats().In) > 0
+		case <-deadline.C:
+			return true
+		case <-tick.C:
+		}
+	}
 }
 
 // maxReports bounds the (kind, remote) pairs remembered by shouldReport;

@@ -456,3 +456,21 @@ func TestReloadPolicy(t *testing.T) {
 	ma.SetAllowedKeys(nil)
 	testhelp.WaitFor(t, "B back once every key is allowed", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
 }
+
+// A static peer refused by the remote's allowed_keys is not first logged
+// as "peer connected" on the dialling side: the remote closes right after
+// the handshake, and that is logged as the refusal it is.
+func TestRefusedByAllowedKeysNotLoggedConnected(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, AllowedKeys: []wire.PublicKey{keyC}}, privA)
+	log, buf := testhelp.NewLogger(t)
+	mb, _ := newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, Logger: log,
+		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privB)
+	testhelp.WaitFor(t, "two refused attempts", 5*time.Second, func() bool { return len(buf.Lines("probably refuses us")) >= 2 })
+	if lines := buf.Lines(`msg="peer connected"`); len(lines) != 0 {
+		t.Fatalf("a refused peering was logged as connected: %q", lines)
+	}
+	if st := mb.List(); !strings.Contains(st[0].LastError, "refused by the remote?") {
+		t.Fatalf("status %+v", st)
+	}
+}
