@@ -19,6 +19,7 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/metrics"
+	"github.com/pineconed/pineconed/admin/statuspage"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
@@ -91,7 +92,9 @@ type Daemon struct {
 	adminSrv *admin.Server
 	metrics  *metrics.Metrics
 	metSrv   *metrics.Server
+	history  *statuspage.History // traffic rates for the status page; nil without metrics
 	mc       *multicastRunner
+	cards    *cardStore
 
 	drops dropCounters
 
@@ -217,6 +220,11 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.cards = newCardStore(cfg.PrivateKeyFile)
+	if err := d.loadCards(); err != nil {
+		return nil, err
+	}
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	if cfg.Multicast.Enable {
 		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
 			return nil, err
@@ -226,6 +234,8 @@ func New(opts Options) (_ *Daemon, err error) {
 	d.metrics = metrics.New(opts.Version, d.Stats)
 	if cfg.Metrics.Listen != "" {
 		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, log.With("component", "metrics"))
+		d.history = statuspage.NewHistory(backend{d}, 0, 0)
+		d.metSrv.Page = statuspage.Handler(backend{d}, d.history)
 		if err := d.metSrv.Start(); err != nil {
 			d.metSrv = nil
 			return nil, fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
@@ -235,6 +245,13 @@ func New(opts Options) (_ *Daemon, err error) {
 	d.wg.Add(2)
 	go d.inboundLoop()
 	go d.timerLoop()
+	if d.history != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.history.Run(d.stop)
+		}()
+	}
 	if d.dev != nil {
 		d.wg.Add(2)
 		go d.outboundLoop()
@@ -424,6 +441,9 @@ func (d *Daemon) Reload() error {
 	}
 
 	d.apply(cfg)
+	// The card directories are read again even when the file did not
+	// change: their contents may have.
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	return nil
 }
 

@@ -169,7 +169,7 @@ func TestPeersTable(t *testing.T) {
 	}
 	rows := table(t, peersOut, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS")
 	want := [][]string{
-		{"1", short(admintest.ParentKey), "tcp", "out", "[fd00::2]:65432", "3m05s", "1.2 MiB", "2.0 KiB", "3", "parent"},
+		{"1", `"` + admintest.ParentName + `"`, "tcp", "out", "[fd00::2]:65432", "3m05s", "1.2 MiB", "2.0 KiB", "3", "parent"},
 		{"2", short(admintest.PeerKey2), "multicast", "in", "[fe80::7b%eth0]:41…", "59s", "512 B", "700 B", "0", "dup"},
 	}
 	if len(rows) != len(want) {
@@ -195,7 +195,7 @@ func TestPeersTable(t *testing.T) {
 
 	for _, flag := range []string{"--full-keys", "--wide"} {
 		out := mustRun(t, sock, "peers", flag)
-		if !strings.Contains(out, admintest.ParentKey) || !strings.Contains(out, "wss://pinecone.example.org:443/a-rather-long-path/for-the-table") ||
+		if !strings.Contains(out, admintest.ParentKey+` "`+admintest.ParentName+`"`) || !strings.Contains(out, "wss://pinecone.example.org:443/a-rather-long-path/for-the-table") ||
 			!strings.Contains(out, "connection refused") {
 			t.Errorf("peers %s does not show keys, URIs and errors in full:\n%s", flag, out)
 		}
@@ -223,6 +223,12 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 	if got := field(t, head, "Parent"); got != "port 1, "+short(admintest.ParentKey) {
 		t.Errorf("tree parent %q", got)
 	}
+	if got := field(t, head, "Ancestors"); got != short(admintest.RootKey)+" → "+short(admintest.ParentKey) {
+		t.Errorf("tree ancestors %q", got)
+	}
+	if got := field(t, head, "Children"); got != "port 2, "+short(admintest.PeerKey2) {
+		t.Errorf("tree children %q", got)
+	}
 	rows := table(t, body, "PORT", "KEY", "ROOT", "SEQ", "COORDS", "RECEIVED")
 	if len(rows) != 2 || strings.Join(rows[1], "|") != "2|"+short(admintest.PeerKey2)+"|"+short(admintest.RootKey)+"|41|[2 5 1]|30.5s ago" {
 		t.Errorf("tree rows %q", rows)
@@ -243,7 +249,7 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 
 	rows = table(t, mustRun(t, sock, "sessions"), "KEY", "ADDRESS", "STATE", "AGE", "RX", "TX", "REKEYED", "MTU")
 	if len(rows) != 2 ||
-		strings.Join(rows[0], "|") != short(admintest.ParentKey)+"|"+admintest.ParentAddress+"|established|5m05s|3.0 MiB|1.5 KiB|1m05s ago|1420" ||
+		strings.Join(rows[0], "|") != short(admintest.ParentKey)+` "`+admintest.ParentName+`"|`+admintest.ParentAddress+"|established|5m05s|3.0 MiB|1.5 KiB|1m05s ago|1420" ||
 		rows[1][6] != "never" || rows[1][7] != "-" {
 		t.Errorf("session rows %q", rows)
 	}
@@ -311,7 +317,7 @@ func TestPeerAddRemove(t *testing.T) {
 func TestLookup(t *testing.T) {
 	sock, _ := startFake(t)
 	out := mustRun(t, sock, "lookup", admintest.ParentAddress)
-	if !strings.HasPrefix(out, admintest.ParentAddress+" is "+admintest.ParentKey+" (from cache, ") {
+	if !strings.HasPrefix(out, admintest.ParentAddress+" is "+admintest.ParentKey+` "`+admintest.ParentName+`" (from cache, `) {
 		t.Errorf("lookup: %q", out)
 	}
 	if code, _, errOut := cli(t, sock, "lookup", "fd99::1"); code != exitAPI || !strings.Contains(errOut, "no node owns fd99::1") {
