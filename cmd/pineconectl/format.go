@@ -228,13 +228,17 @@ func (v view) clip(s string, width int) string {
 	return string(r[:width-1]) + "…"
 }
 
-// remote is a peering's remote end for the table: the URI without the
-// scheme, which the TRANSPORT column already gives.
-func remote(uri string) string {
-	if _, rest, ok := strings.Cut(uri, "://"); ok {
-		return rest
+// remote is a peering's remote end for the table: in the default view the
+// URI without the scheme (the TRANSPORT column gives it), clipped; the
+// whole URI with --wide or --full-keys.
+func (v view) remote(uri string) string {
+	if v.wide || v.fullKeys {
+		return uri
 	}
-	return uri
+	if _, rest, ok := strings.Cut(uri, "://"); ok {
+		uri = rest
+	}
+	return v.clip(uri, remoteWidth)
 }
 
 // writePeers prints the peerings and then the configured static peers
@@ -263,7 +267,7 @@ func writePeers(w io.Writer, v view, r admin.PeersResponse) error {
 		if p.Duplicate {
 			flags = append(flags, "dup")
 		}
-		cells := []string{port(p.Port), v.peerLabel(p.PublicKey, p.Name), p.Transport, dir, orDash(v.clip(remote(p.URI), remoteWidth)),
+		cells := []string{port(p.Port), v.peerLabel(p.PublicKey, p.Name), p.Transport, dir, orDash(v.remote(p.URI)),
 			seconds(p.UptimeSeconds), bytesIEC(p.BytesIn), bytesIEC(p.BytesOut),
 			strconv.FormatUint(drops, 10), orDash(strings.Join(flags, ","))}
 		if v.wide {

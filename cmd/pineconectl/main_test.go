@@ -195,7 +195,7 @@ func TestPeersTable(t *testing.T) {
 
 	for _, flag := range []string{"--full-keys", "--wide"} {
 		out := mustRun(t, sock, "peers", flag)
-		if !strings.Contains(out, admintest.ParentKey+` "`+admintest.ParentName+`"`) || !strings.Contains(out, "wss://pinecone.example.org:443/a-rather-long-path/for-the-table") ||
+		if !strings.Contains(out, admintest.ParentKey+` "`+admintest.ParentName+`"`) || !strings.Contains(out, " tcp://[fd00::2]:65432 ") || !strings.Contains(out, "wss://pinecone.example.org:443/a-rather-long-path/for-the-table") ||
 			!strings.Contains(out, "connection refused") {
 			t.Errorf("peers %s does not show keys, URIs and errors in full:\n%s", flag, out)
 		}
