@@ -73,6 +73,7 @@ func TestAdminConnectLoopLogsBounded(t *testing.T) {
 		return err == nil
 	})
 	after := strings.Split(a.logs.String(), "\n")
+	t.Logf("%d log lines for 2000 connect/close on a full admin socket", len(after)-before)
 	if n := len(after) - before; n > 20 {
 		t.Fatalf("%d log lines for 2000 connect/close on a full socket:\n%s", n, strings.Join(after[before:min(len(after), before+30)], "\n"))
 	}
