@@ -251,9 +251,11 @@ type Snake struct {
 
 // SnakeNeighbour is our nearest known key above or below us on the snake.
 type SnakeNeighbour struct {
-	PublicKey        string  `json:"public_key"`
-	Port             uint64  `json:"port"`
-	ExpiresInSeconds float64 `json:"expires_in_seconds"`
+	PublicKey string `json:"public_key"`
+	Port      uint64 `json:"port"`
+	// ExpiresInSeconds is nil (null) when no expiry is known: the
+	// ascending neighbour has none unless it also bootstrapped through us.
+	ExpiresInSeconds *float64 `json:"expires_in_seconds"`
 }
 
 // SnakeEntry is one SNEK routing table entry, keyed by originator.

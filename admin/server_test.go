@@ -132,7 +132,8 @@ func TestTypedClient(t *testing.T) {
 		t.Fatalf("Tree = %+v, %v", tree, err)
 	}
 	snake, err := c.Snake(ctx)
-	if err != nil || snake.Ascending == nil || snake.Descending != nil || len(snake.Entries) != 2 {
+	if err != nil || snake.Ascending == nil || snake.Ascending.ExpiresInSeconds != nil ||
+		snake.Descending == nil || snake.Descending.ExpiresInSeconds == nil || *snake.Descending.ExpiresInSeconds != 8.5 || len(snake.Entries) != 2 {
 		t.Fatalf("Snake = %+v, %v", snake, err)
 	}
 	sess, err := c.Sessions(ctx)

@@ -269,6 +269,18 @@ func TestDaemonAdminAPI(t *testing.T) {
 		sn, err := lower.client.Snake(ctx)
 		return err == nil && sn.Ascending != nil && sn.Ascending.PublicKey == higher.d.PublicKey().String()
 	})
+	// The higher key never bootstraps through the lower one (nothing is
+	// above it), so the lower knows no expiry for its ascending
+	// neighbour: null, not 0. The higher one's descending neighbour is the
+	// lower one's bootstrap route, which has an expiry.
+	if sn, err := lower.client.Snake(ctx); err != nil || sn.Ascending == nil || sn.Ascending.ExpiresInSeconds != nil {
+		t.Fatalf("lower's getSnake: %+v, %v; want an ascending neighbour without expiry", sn, err)
+	}
+	testhelp.WaitFor(t, "the higher key's descending neighbour", 15*time.Second, func() bool {
+		sn, err := higher.client.Snake(ctx)
+		return err == nil && sn.Descending != nil && sn.Descending.PublicKey == lower.d.PublicKey().String() &&
+			sn.Descending.ExpiresInSeconds != nil && *sn.Descending.ExpiresInSeconds > 0
+	})
 
 	// Counters reflect the traffic and are node-wide.
 	st, err := b.client.Stats(ctx)

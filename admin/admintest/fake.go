@@ -165,13 +165,19 @@ func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	}, nil
 }
 
+// descendingExpiry is the fake descending neighbour's expires_in_seconds.
+var descendingExpiry = 8.5
+
 // Snake implements admin.Backend.
 func (b *Backend) Snake(ctx context.Context) (admin.Snake, error) {
 	if err := b.block(ctx); err != nil {
 		return admin.Snake{}, err
 	}
 	return admin.Snake{
-		Ascending: &admin.SnakeNeighbour{PublicKey: PeerKey2, Port: 2, ExpiresInSeconds: 8.5},
+		// The ascending neighbour has no route entry here, so no expiry;
+		// the descending one has.
+		Ascending:  &admin.SnakeNeighbour{PublicKey: PeerKey2, Port: 2},
+		Descending: &admin.SnakeNeighbour{PublicKey: ParentKey, Port: 1, ExpiresInSeconds: &descendingExpiry},
 		Entries: []admin.SnakeEntry{
 			{OriginKey: PeerKey2, SourcePort: 2, DestinationPort: 1, WatermarkSequence: 17, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 8.5},
 			{OriginKey: ParentKey, SourcePort: 1, DestinationPort: 0, WatermarkSequence: 3, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 2},

@@ -327,7 +327,11 @@ func neighbourText(v view, n *admin.SnakeNeighbour) string {
 	if n == nil {
 		return "none known"
 	}
-	return fmt.Sprintf("%s via port %d, expires in %s", v.key(n.PublicKey), n.Port, shortSeconds(n.ExpiresInSeconds))
+	if n.ExpiresInSeconds == nil {
+		// No route entry, so no expiry to show (not "in 0.0s").
+		return fmt.Sprintf("%s via port %d, expires -", v.key(n.PublicKey), n.Port)
+	}
+	return fmt.Sprintf("%s via port %d, expires in %s", v.key(n.PublicKey), n.Port, shortSeconds(*n.ExpiresInSeconds))
 }
 
 func writeSnake(w io.Writer, v view, s admin.Snake) error {

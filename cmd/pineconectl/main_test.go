@@ -236,10 +236,11 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 
 	out = mustRun(t, sock, "snake")
 	head, body, _ = strings.Cut(out, "\n\n")
-	if got := field(t, head, "Ascending"); got != short(admintest.PeerKey2)+" via port 2, expires in 8.5s" {
+	// No known expiry prints "-", not "in 0.0s" (issue 10).
+	if got := field(t, head, "Ascending"); got != short(admintest.PeerKey2)+" via port 2, expires -" {
 		t.Errorf("ascending %q", got)
 	}
-	if got := field(t, head, "Descending"); got != "none known" {
+	if got := field(t, head, "Descending"); got != short(admintest.ParentKey)+" via port 1, expires in 8.5s" {
 		t.Errorf("descending %q", got)
 	}
 	rows = table(t, body, "ORIGIN", "SRC", "DST", "SEQ", "ROOT", "EXPIRES")

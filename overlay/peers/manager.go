@@ -32,6 +32,9 @@ type Switch interface {
 	// is only valid during the call. An error is a protocol violation: the
 	// link closes with that reason.
 	Receive(port router.Port, frame []byte) error
+	// KeepaliveSent counts a Keepalive the link on port made and wrote
+	// itself (see link.Receiver).
+	KeepaliveSent(port router.Port, size int)
 	// Detach says the peering on port has ended; it is called exactly
 	// once for every successful Attach.
 	Detach(port router.Port, reason error)
