@@ -250,6 +250,27 @@ func (c *Client) Ping(ctx context.Context, args PingArgs) (PingResponse, error) 
 	return call[PingResponse](c, ctx, ReqPing, args)
 }
 
+// Card calls getCard.
+func (c *Client) Card(ctx context.Context, args CardArgs) (CardResponse, error) {
+	return call[CardResponse](c, ctx, ReqGetCard, args)
+}
+
+// ImportCard calls importCard.
+func (c *Client) ImportCard(ctx context.Context, text string) (ImportCardResponse, error) {
+	return call[ImportCardResponse](c, ctx, ReqImportCard, ImportCardArgs{Card: text})
+}
+
+// Cards calls listCards.
+func (c *Client) Cards(ctx context.Context) ([]CardInfo, error) {
+	r, err := call[CardsResponse](c, ctx, ReqListCards, nil)
+	return r.Cards, err
+}
+
+// RemoveCard calls removeCard with a key or a name.
+func (c *Client) RemoveCard(ctx context.Context, id string) (CardInfo, error) {
+	return call[CardInfo](c, ctx, ReqRemoveCard, RemoveCardArgs{Card: id})
+}
+
 func cmpErr(a, b error) error {
 	if a != nil {
 		return a

@@ -217,6 +217,13 @@ func TestErrorRepliesKeepConnection(t *testing.T) {
 		{`{"request":"ping","arguments":{"target":"fd99::1","interval_ms":1}}`, "interval_ms must be"},
 		{`{"request":"ping","arguments":{"target":"fd99::1","timeout_ms":-5}}`, "timeout_ms must be"},
 		{`{"request":"ping","arguments":{"target":"fd99::1","count":100,"interval_ms":60000}}`, "would make the ping last"},
+		{`{"request":"getCard","arguments":{"valid_seconds":-1}}`, "valid_seconds must be"},
+		{`{"request":"getCard","arguments":{"host":"[fd00::1]:80"}}`, "without brackets, port or path"},
+		{`{"request":"getCard","arguments":{"name":"a\u0007b"}}`, "name contains control characters"},
+		{`{"request":"importCard","arguments":{}}`, `missing "card"`},
+		{`{"request":"importCard","arguments":{"card":"hello"}}`, "peer card refused: not a well-formed card"},
+		{`{"request":"importCard","arguments":{"card":"` + strings.Repeat("x", admin.MaxCardTextLength+1) + `"}}`, "card longer"},
+		{`{"request":"removeCard","arguments":{"card":"nobody"}}`, `no peer card with key or name "nobody"`},
 		{`{"request":"getSelf"}`, "getSelf: node not started"},
 	}
 	for _, tc := range cases {

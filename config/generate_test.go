@@ -183,6 +183,8 @@ func everyFieldChanged(t *testing.T) Config {
 			},
 			AllowedKeys: []wire.PublicKey{k1, k2},
 			MaxPeers:    253,
+			Advertise:   []PeerURI{mustStatic("tcp://relay.example:65432"), mustStatic("wss://relay.example/p")},
+			CardDirs:    []string{"/media/usb/cards", "/srv/shared cards"},
 			TLS:         TLSConfig{CertFile: "/etc/ssl/c.pem", KeyFile: "/etc/ssl/k.pem", CAFile: "/etc/ssl/ca.pem"},
 		},
 		Multicast: MulticastConfig{Enable: false, Interfaces: []string{`^eth\d+$`, "wl.*"}, ListenPort: 60000},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,6 +112,20 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 			continue
 		}
 		seenStatic[u.URL()] = i
+	}
+	for i, u := range c.Peers.Advertise {
+		err := checkStatic(u)
+		if err == nil {
+			err = checkListen(u)
+		}
+		if err != nil {
+			v.fail("peers.advertise", i, "%s: %v", u, err)
+		}
+	}
+	for i, dir := range c.Peers.CardDirs {
+		if !filepath.IsAbs(dir) {
+			v.fail("peers.card_dirs", i, "%q is not an absolute path", dir)
+		}
 	}
 	for i, k := range c.Peers.AllowedKeys {
 		if k.IsZero() {

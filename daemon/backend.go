@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
@@ -96,6 +97,7 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			Coords:        coords(p.Router.Coords),
 			IsParent:      p.Router.IsParent,
 			Duplicate:     p.Duplicate,
+			Name:          d.cards.name(p.Info.Key),
 		}
 		if ap.Zone == peers.ZoneStatic || ap.Zone == peers.ZoneListen {
 			// The admin API's zone is the interface of link-local peers.
@@ -134,11 +136,22 @@ func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
 	if s.Parent != router.NoPort {
 		out.ParentKey = s.ParentKey.String()
 	}
+	out.Ancestors, out.Children = []string{}, []admin.TreeChild{}
 	now := time.Now()
 	for _, p := range d.node.Peers() {
 		v := p.Router
 		if !v.HasAnnouncement {
 			continue
+		}
+		if v.IsParent {
+			for _, k := range v.Ancestry {
+				out.Ancestors = append(out.Ancestors, k.String())
+			}
+		}
+		// A child's coordinates are ours plus the port it has at us.
+		if v.Root == s.Root && len(v.Coords) == len(s.Coords)+1 &&
+			slices.Equal(v.Coords[:len(s.Coords)], s.Coords) && v.Coords[len(s.Coords)] == uint64(p.Port) {
+			out.Children = append(out.Children, admin.TreeChild{Port: uint64(p.Port), PublicKey: p.Info.Key.String()})
 		}
 		out.Announcements = append(out.Announcements, admin.TreeAnnouncement{
 			Port:               uint64(p.Port),
@@ -215,6 +228,7 @@ func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 			BytesOut:         s.BytesOut,
 			LastRekeySeconds: -1,
 			PeerMTU:          s.PeerMTU,
+			Name:             b.d.cards.name(s.Remote),
 		}
 		if !s.LastRekey.IsZero() {
 			as.LastRekeySeconds = int64(now.Sub(s.LastRekey).Seconds())
@@ -223,6 +237,33 @@ func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 	}
 	return out, nil
 }
+
+// Card implements admin.Backend.
+func (b backend) Card(ctx context.Context, a admin.CardArgs) (admin.CardResponse, error) {
+	text, c, err := b.d.Card(a.Host, a.Name, time.Duration(a.ValidSeconds)*time.Second)
+	if err != nil {
+		return admin.CardResponse{}, err
+	}
+	info := cardInfo(&heldCard{card: c}, time.Now())
+	info.Source = ""
+	return admin.CardResponse{Card: text, CardInfo: info}, nil
+}
+
+// ImportCard implements admin.Backend.
+func (b backend) ImportCard(ctx context.Context, text string) (admin.CardInfo, bool, error) {
+	return b.d.ImportCard([]byte(text))
+}
+
+// Cards implements admin.Backend.
+func (b backend) Cards(ctx context.Context) ([]admin.CardInfo, error) { return b.d.Cards(), nil }
+
+// RemoveCard implements admin.Backend.
+func (b backend) RemoveCard(ctx context.Context, id string) (admin.CardInfo, error) {
+	return b.d.RemoveCard(id)
+}
+
+// KeyName implements admin.Backend.
+func (b backend) KeyName(key [32]byte) string { return b.d.cards.name(key) }
 
 // Stats implements admin.Backend.
 func (b backend) Stats(ctx context.Context) (admin.Stats, error) { return b.d.Stats(ctx) }

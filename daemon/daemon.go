@@ -18,6 +18,7 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/metrics"
+	"github.com/pineconed/pineconed/admin/statuspage"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
@@ -92,7 +93,9 @@ type Daemon struct {
 	adminSrv *admin.Server
 	metrics  *metrics.Metrics
 	metSrv   *metrics.Server
+	history  *statuspage.History // traffic rates for the status page; nil without metrics
 	mc       *multicastRunner
+	cards    *cardStore
 
 	drops dropCounters
 
@@ -206,6 +209,11 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.cards = newCardStore(cfg.PrivateKeyFile)
+	if err := d.loadCards(); err != nil {
+		return nil, err
+	}
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	if cfg.Multicast.Enable {
 		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
 			return nil, err
@@ -215,6 +223,8 @@ func New(opts Options) (_ *Daemon, err error) {
 	d.metrics = metrics.New(opts.Version, d.Stats)
 	if cfg.Metrics.Listen != "" {
 		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, log.With("component", "metrics"))
+		d.history = statuspage.NewHistory(backend{d}, 0, 0)
+		d.metSrv.Page = statuspage.Handler(backend{d}, d.history)
 		if err := d.metSrv.Start(); err != nil {
 			d.metSrv = nil
 			return nil, fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
@@ -224,6 +234,13 @@ func New(opts Options) (_ *Daemon, err error) {
 	d.wg.Add(2)
 	go d.inboundLoop()
 	go d.timerLoop()
+	if d.history != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.history.Run(d.stop)
+		}()
+	}
 	if d.dev != nil {
 		d.wg.Add(1)
 		go d.outboundLoop()
@@ -372,6 +389,9 @@ func (d *Daemon) Reload() error {
 	}
 
 	d.apply(cfg)
+	// The card directories are read again even when the file did not
+	// change: their contents may have.
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,6 +208,20 @@ func TestDaemonAdminAPI(t *testing.T) {
 		tb, _ := b.client.Tree(ctx)
 		return ta.RootKey == root.String() && tb.RootKey == root.String() && len(ta.Announcements) == 1 && len(tb.Announcements) == 1
 	})
+	// The non-root's only ancestor is the root, and the root lists it as
+	// its one child, on the port it has at the root.
+	rootC, leafC, leafKey := a.client, b.client, b.d.PublicKey()
+	if root == b.d.PublicKey() {
+		rootC, leafC, leafKey = b.client, a.client, a.d.PublicKey()
+	}
+	testhelp.WaitFor(t, "ancestors and children", 10*time.Second, func() bool {
+		tr, _ := rootC.Tree(ctx)
+		tl, _ := leafC.Tree(ctx)
+		pr, _ := rootC.Peers(ctx)
+		return len(tl.Ancestors) == 1 && tl.Ancestors[0] == root.String() && len(tl.Children) == 0 &&
+			len(tr.Ancestors) == 0 && len(tr.Children) == 1 && tr.Children[0].PublicKey == leafKey.String() &&
+			len(pr) == 1 && tr.Children[0].Port == pr[0].Port
+	})
 
 	// lookup of a's address from b goes over the overlay (not cached).
 	lk, err := b.client.Lookup(ctx, a.d.Address().String())
@@ -279,6 +294,32 @@ func TestDaemonAdminAPI(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+
+	// The status page beside /metrics serves the admin API's answers and
+	// the history its sampler took (one sample at start, one every 2 s).
+	testhelp.WaitFor(t, "status page with a peer and a throughput point", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + b.d.MetricsAddr() + "/api/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			GetSelf  admin.Self          `json:"getSelf"`
+			GetPeers admin.PeersResponse `json:"getPeers"`
+			Rates    struct {
+				History []json.RawMessage `json:"history"`
+				Peers   []struct {
+					PublicKey string `json:"public_key"`
+				} `json:"peers"`
+			} `json:"rates"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+			return false
+		}
+		return st.GetSelf.PublicKey == b.d.PublicKey().String() && len(st.GetPeers.Peers) == 1 &&
+			st.GetPeers.Peers[0].PublicKey == a.d.PublicKey().String() && len(st.Rates.History) >= 1 &&
+			len(st.Rates.Peers) == 1 && st.Rates.Peers[0].PublicKey == a.d.PublicKey().String()
+	})
 
 	// addPeer / removePeer go to the peer manager; errors come back.
 	if err := b.client.AddPeer(ctx, "tcp://127.0.0.1:1"); err != nil {

@@ -278,6 +278,7 @@ func (d *Daemon) timerLoop() {
 			d.resolver.Tick(now)
 			if now.Sub(lastSession) >= sessionTick-resolverTick/2 {
 				d.sessions.Tick(now)
+				d.expireCards(now)
 				lastSession = now
 			}
 		}

@@ -4,14 +4,19 @@
 package admintest
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/peercard"
 )
 
 // Keys used by the fake. Each is 64 lowercase hex characters.
@@ -40,6 +45,7 @@ type Backend struct {
 	mu    sync.Mutex
 	stats admin.Stats
 	uris  []string
+	cards []admin.CardInfo
 	// PingRTT is the round-trip time Ping reports (default 1.5 ms).
 	PingRTT time.Duration
 	// FailSelf makes Self fail with this error.
@@ -110,7 +116,7 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			URI: "tcp://[fd00::2]:65432", Transport: admin.TransportTCP,
 			UptimeSeconds: 185, FramesIn: 1000, FramesOut: 900,
 			BytesIn: 1258291, BytesOut: 2048, Drops: map[string]uint64{"queue_full": 3},
-			Coords: []uint64{2}, IsParent: true,
+			Coords: []uint64{2}, IsParent: true, Name: ParentName,
 		},
 		{
 			Port: 2, PublicKey: PeerKey2, Address: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b",
@@ -129,6 +135,8 @@ func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	return admin.Tree{
 		RootKey: RootKey, RootSequence: 42, Coords: []uint64{2, 5},
 		ParentPort: 1, ParentKey: ParentKey,
+		Ancestors: []string{RootKey, ParentKey},
+		Children:  []admin.TreeChild{{Port: 2, PublicKey: PeerKey2}},
 		Announcements: []admin.TreeAnnouncement{
 			{Port: 1, PublicKey: ParentKey, RootKey: RootKey, RootSequence: 42, Coords: []uint64{2}, ReceivedAgoSeconds: 1.25},
 			{Port: 2, PublicKey: PeerKey2, RootKey: RootKey, RootSequence: 41, Coords: []uint64{2, 5, 1}, ReceivedAgoSeconds: 30.5},
@@ -157,7 +165,7 @@ func (b *Backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 	}
 	return []admin.Session{
 		{RemoteKey: ParentKey, RemoteAddress: ParentAddress, State: admin.SessionEstablished,
-			AgeSeconds: 305, BytesIn: 3 << 20, BytesOut: 1536, LastRekeySeconds: 65, PeerMTU: 1420},
+			AgeSeconds: 305, BytesIn: 3 << 20, BytesOut: 1536, LastRekeySeconds: 65, PeerMTU: 1420, Name: ParentName},
 		{RemoteKey: PeerKey2, RemoteAddress: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b", State: admin.SessionHandshaking,
 			AgeSeconds: 1, LastRekeySeconds: -1},
 	}, nil
@@ -243,4 +251,98 @@ func (b *Backend) Ping(ctx context.Context, key [32]byte) (time.Duration, error)
 		return b.PingRTT, nil
 	}
 	return 1500 * time.Microsecond, nil
+}
+
+// CardNow is the fake's clock for peer cards: Card signs cards made at this
+// time and ImportCard verifies them at it, so that outputs are the same on
+// every run.
+var CardNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// CardSeed is the seed of the key the fake signs its own card with.
+var CardSeed = bytes.Repeat([]byte{0x1a}, ed25519.SeedSize)
+
+// ParentName is the name the fake's parent has on its peer card.
+const ParentName = "relay-1"
+
+// Card implements admin.Backend: a real card, signed with CardSeed's key at
+// CardNow, for the listener tcp://HOST:65432 (HOST "fd00::1" by default).
+func (b *Backend) Card(ctx context.Context, a admin.CardArgs) (admin.CardResponse, error) {
+	host := a.Host
+	if host == "" {
+		host = "fd00::1"
+	}
+	c, err := peercard.Sign(peercard.Card{
+		Name:    a.Name,
+		URIs:    []string{"tcp://" + net.JoinHostPort(host, "65432")},
+		Created: CardNow,
+		Expires: CardNow.Add(time.Duration(a.ValidSeconds) * time.Second),
+	}, ed25519.NewKeyFromSeed(CardSeed))
+	if err != nil {
+		return admin.CardResponse{}, err
+	}
+	text, err := c.Encode()
+	if err != nil {
+		return admin.CardResponse{}, err
+	}
+	return admin.CardResponse{Card: text, CardInfo: fakeCardInfo(c, "")}, nil
+}
+
+func fakeCardInfo(c peercard.Card, source string) admin.CardInfo {
+	return admin.CardInfo{
+		PublicKey:        hex.EncodeToString(c.Key[:]),
+		Name:             c.Name,
+		URIs:             c.URIs,
+		Created:          c.Created.Format(time.RFC3339),
+		Expires:          c.Expires.Format(time.RFC3339),
+		ExpiresInSeconds: int64(c.Expires.Sub(CardNow).Seconds()),
+		Source:           source,
+	}
+}
+
+// ImportCard implements admin.Backend: it verifies the card at CardNow and
+// holds it, replacing one with the same key.
+func (b *Backend) ImportCard(ctx context.Context, text string) (admin.CardInfo, bool, error) {
+	c, err := peercard.Verify([]byte(text), CardNow)
+	if err != nil {
+		return admin.CardInfo{}, false, fmt.Errorf("peer card refused: %w", err)
+	}
+	info := fakeCardInfo(c, "import")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, h := range b.cards {
+		if h.PublicKey == info.PublicKey {
+			b.cards[i] = info
+			return info, true, nil
+		}
+	}
+	b.cards = append(b.cards, info)
+	return info, false, nil
+}
+
+// Cards implements admin.Backend.
+func (b *Backend) Cards(ctx context.Context) ([]admin.CardInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]admin.CardInfo(nil), b.cards...), nil
+}
+
+// RemoveCard implements admin.Backend.
+func (b *Backend) RemoveCard(ctx context.Context, id string) (admin.CardInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, h := range b.cards {
+		if h.PublicKey == id || h.Name == id {
+			b.cards = append(b.cards[:i], b.cards[i+1:]...)
+			return h, nil
+		}
+	}
+	return admin.CardInfo{}, fmt.Errorf("no peer card with key or name %q", id)
+}
+
+// KeyName implements admin.Backend: the parent is ParentName.
+func (b *Backend) KeyName(key [32]byte) string {
+	if key == mustKey(ParentKey) {
+		return ParentName
+	}
+	return ""
 }

@@ -40,6 +40,14 @@ func (v view) key(k string) string {
 	return k[:shortKeyLen] + "…"
 }
 
+// named is a key followed by the name on its peer card, if it has one.
+func (v view) named(k, name string) string {
+	if name == "" {
+		return v.key(k)
+	}
+	return v.key(k) + " " + strconv.Quote(name)
+}
+
 // bytesIEC formats a byte count with binary prefixes: 512 B, 1.2 MiB.
 func bytesIEC(n uint64) string {
 	const unit = 1024
@@ -132,6 +140,13 @@ func countsByKey(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 func parentText(v view, p uint64, key string) string {
 	if p == 0 && key == "" {
 		return "none (this node is the root)"
@@ -200,7 +215,7 @@ func writePeers(w io.Writer, v view, peers []admin.Peer) error {
 		if p.Duplicate {
 			flags = append(flags, "dup")
 		}
-		row(tw, port(p.Port), v.key(p.PublicKey), p.Transport, dir, orDash(p.URI), orDash(p.Zone),
+		row(tw, port(p.Port), v.named(p.PublicKey, p.Name), p.Transport, dir, orDash(p.URI), orDash(p.Zone),
 			seconds(p.UptimeSeconds), bytesIEC(p.BytesIn), bytesIEC(p.BytesOut),
 			strconv.FormatUint(drops, 10), coords(p.Coords), orDash(strings.Join(flags, ",")))
 	}
@@ -212,6 +227,16 @@ func writeTree(w io.Writer, v view, t admin.Tree) error {
 	row(tw, "Root", fmt.Sprintf("%s (sequence %d)", v.key(t.RootKey), t.RootSequence))
 	row(tw, "Coordinates", coords(t.Coords))
 	row(tw, "Parent", parentText(v, t.ParentPort, t.ParentKey))
+	ancestors := make([]string, len(t.Ancestors))
+	for i, k := range t.Ancestors {
+		ancestors[i] = v.key(k)
+	}
+	row(tw, "Ancestors", orNone(strings.Join(ancestors, " → ")))
+	children := make([]string, len(t.Children))
+	for i, c := range t.Children {
+		children[i] = fmt.Sprintf("port %d, %s", c.Port, v.key(c.PublicKey))
+	}
+	row(tw, "Children", orNone(strings.Join(children, "; ")))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -262,7 +287,7 @@ func writeSessions(w io.Writer, v view, ss []admin.Session) error {
 		if s.PeerMTU > 0 {
 			mtu = strconv.Itoa(s.PeerMTU)
 		}
-		row(tw, v.key(s.RemoteKey), s.RemoteAddress, s.State, seconds(s.AgeSeconds),
+		row(tw, v.named(s.RemoteKey, s.Name), s.RemoteAddress, s.State, seconds(s.AgeSeconds),
 			bytesIEC(s.BytesIn), bytesIEC(s.BytesOut), rekey, mtu)
 	}
 	return tw.Flush()
@@ -273,7 +298,7 @@ func writeLookup(w io.Writer, r admin.LookupResponse) error {
 	if r.Cached {
 		how = "from cache"
 	}
-	_, err := fmt.Fprintf(w, "%s is %s (%s, %s ms)\n", r.Address, r.PublicKey, how, strconv.FormatFloat(r.DurationMS, 'f', 2, 64))
+	_, err := fmt.Fprintf(w, "%s is %s (%s, %s ms)\n", r.Address, view{fullKeys: true}.named(r.PublicKey, r.Name), how, strconv.FormatFloat(r.DurationMS, 'f', 2, 64))
 	return err
 }
 

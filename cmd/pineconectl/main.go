@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -38,19 +38,6 @@ const DefaultSocket = "/run/pineconed/admin.sock"
 // SocketEnv names the environment variable that overrides DefaultSocket.
 const SocketEnv = "PINECONED_ADMIN_SOCKET"
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
-
-func clientVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
@@ -68,9 +55,12 @@ func (e *cmdError) Unwrap() error { return e.err }
 // errNoReplies is returned by ping when nothing came back.
 var errNoReplies = errors.New("no replies")
 
+// stdin is what 'card import -' reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{ctx: ctx, stdout: stdout, stderr: stderr}
+	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand(getenv)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -138,6 +128,7 @@ func permissionHint(socket string) string {
 
 type app struct {
 	ctx      context.Context
+	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
 	socket   string
@@ -261,6 +252,7 @@ func (a *app) rootCommand(getenv func(string) string) *cobra.Command {
 		a.lookupCommand(),
 		a.pingCommand(),
 		a.versionCommand(),
+		a.cardCommand(),
 	)
 	return root
 }
@@ -379,14 +371,14 @@ func (a *app) versionCommand() *cobra.Command {
 				daemon, derr = self.Version, err
 			}
 			if a.jsonOut {
-				out := map[string]string{"pineconectl": clientVersion(), "pineconed": daemon}
+				out := map[string]string{"pineconectl": version.String(), "pineconed": daemon}
 				if derr != nil {
 					out["pineconed_error"] = derr.Error()
 				}
 				b, _ := json.Marshal(out)
 				return a.printJSON(b)
 			}
-			fmt.Fprintf(a.stdout, "pineconectl %s\n", clientVersion())
+			fmt.Fprintf(a.stdout, "pineconectl %s\n", version.String())
 			if derr != nil {
 				fmt.Fprintf(a.stdout, "pineconed   unknown (%s)\n", firstLine(derr.Error()))
 			} else {

@@ -166,7 +166,7 @@ func TestPeersTable(t *testing.T) {
 	rows := table(t, mustRun(t, sock, "peers"),
 		"PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "ZONE", "UP", "RX", "TX", "DROPS", "COORDS", "FLAGS")
 	want := [][]string{
-		{"1", short(admintest.ParentKey), "tcp", "out", "tcp://[fd00::2]:65432", "-", "3m05s", "1.2 MiB", "2.0 KiB", "3", "[2]", "parent"},
+		{"1", short(admintest.ParentKey) + ` "` + admintest.ParentName + `"`, "tcp", "out", "tcp://[fd00::2]:65432", "-", "3m05s", "1.2 MiB", "2.0 KiB", "3", "[2]", "parent"},
 		{"2", short(admintest.PeerKey2), "multicast", "in", "[fe80::7b%eth0]:41234", "eth0", "59s", "512 B", "700 B", "0", "[2 5 1]", "dup"},
 	}
 	if len(rows) != len(want) {
@@ -179,7 +179,7 @@ func TestPeersTable(t *testing.T) {
 	}
 	full := table(t, mustRun(t, sock, "peers", "--full-keys"),
 		"PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "ZONE", "UP", "RX", "TX", "DROPS", "COORDS", "FLAGS")
-	if full[0][1] != admintest.ParentKey {
+	if full[0][1] != admintest.ParentKey+` "`+admintest.ParentName+`"` {
 		t.Errorf("--full-keys key cell %q", full[0][1])
 	}
 }
@@ -191,6 +191,12 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 	head, body, _ := strings.Cut(out, "\n\n")
 	if got := field(t, head, "Parent"); got != "port 1, "+short(admintest.ParentKey) {
 		t.Errorf("tree parent %q", got)
+	}
+	if got := field(t, head, "Ancestors"); got != short(admintest.RootKey)+" → "+short(admintest.ParentKey) {
+		t.Errorf("tree ancestors %q", got)
+	}
+	if got := field(t, head, "Children"); got != "port 2, "+short(admintest.PeerKey2) {
+		t.Errorf("tree children %q", got)
 	}
 	rows := table(t, body, "PORT", "KEY", "ROOT", "SEQ", "COORDS", "RECEIVED")
 	if len(rows) != 2 || strings.Join(rows[1], "|") != "2|"+short(admintest.PeerKey2)+"|"+short(admintest.RootKey)+"|41|[2 5 1]|30.5s ago" {
@@ -212,7 +218,7 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 
 	rows = table(t, mustRun(t, sock, "sessions"), "KEY", "ADDRESS", "STATE", "AGE", "RX", "TX", "REKEYED", "MTU")
 	if len(rows) != 2 ||
-		strings.Join(rows[0], "|") != short(admintest.ParentKey)+"|"+admintest.ParentAddress+"|established|5m05s|3.0 MiB|1.5 KiB|1m05s ago|1420" ||
+		strings.Join(rows[0], "|") != short(admintest.ParentKey)+` "`+admintest.ParentName+`"|`+admintest.ParentAddress+"|established|5m05s|3.0 MiB|1.5 KiB|1m05s ago|1420" ||
 		rows[1][6] != "never" || rows[1][7] != "-" {
 		t.Errorf("session rows %q", rows)
 	}
@@ -280,7 +286,7 @@ func TestPeerAddRemove(t *testing.T) {
 func TestLookup(t *testing.T) {
 	sock, _ := startFake(t)
 	out := mustRun(t, sock, "lookup", admintest.ParentAddress)
-	if !strings.HasPrefix(out, admintest.ParentAddress+" is "+admintest.ParentKey+" (from cache, ") {
+	if !strings.HasPrefix(out, admintest.ParentAddress+" is "+admintest.ParentKey+` "`+admintest.ParentName+`" (from cache, `) {
 		t.Errorf("lookup: %q", out)
 	}
 	if code, _, errOut := cli(t, sock, "lookup", "fd99::1"); code != exitAPI || !strings.Contains(errOut, "no node owns fd99::1") {
