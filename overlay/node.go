@@ -384,6 +384,11 @@ func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
 	n.stats.drop(dropDeliveryQueueFull)
 }
 
+// DeliveryBytes is the buffer capacity of the deliveries queued or held by
+// the receiver and not yet released: what counts against
+// Config.DeliveryQueueBytes.
+func (n *Node) DeliveryBytes() int64 { return n.deliveryBytes.Load() }
+
 // Deliveries is the queue of payloads routed to this node. It is never
 // closed; select on it together with your own stop signal. Release every
 // Delivery taken from it.
