@@ -34,12 +34,13 @@ const (
 	// the losses outside the windows come with peerings re-made after a
 	// long flap, which move the tree again.
 	soakMinSuccess = 0.95
-	// soakResourceSlack is how far goroutines, fds and RSS may stay from
+	// soakResourceSlack is how far goroutines, fds and RSS may stay above
 	// their values before the flaps, once the mesh has healed; they have
 	// soakRecover to get there (the Go runtime hands freed memory back to
 	// the kernel gradually, so RSS lags the heap). RSS is checked in the
-	// full soak (-soak set) only: in 60 s runs it stays 35-60 % above its
-	// start (heap in use +5-35 %), an open finding of issue 12.
+	// full soak (-soak set) only: it stays 10-60 % above its start after
+	// 60 s runs and 45-70 % after a 10 min soak (heap in use +0-35 %), an
+	// open finding of issue 12.
 	soakResourceSlack = 0.10
 	soakRecover       = 90 * time.Second
 )
@@ -50,9 +51,9 @@ const (
 // every 8-16 s, for -soak (60 s by default; run with -soak 10m for the
 // real soak). It reports and checks the share of pings answered outside
 // the 6 s after each link change, that the stream arrives intact, and that
-// each daemon's goroutines, open file descriptors and RSS come back to
-// within 10 % of their values before the flaps once every peering is up
-// again.
+// each daemon's goroutines and open file descriptors (and, with -soak, RSS)
+// come back to at most 10 % above their values before the flaps once every
+// node has one link per edge again.
 func TestSoak(t *testing.T) {
 	needTool(t, "ping")
 	dur := *soakFor
@@ -213,14 +214,14 @@ func TestSoak(t *testing.T) {
 			b.goroutines, a.goroutines, b.fds, a.fds, float64(b.rss)/(1<<20), float64(a.rss)/(1<<20), float64(b.heap)/(1<<20), float64(a.heap)/(1<<20))
 	}
 	if len(far) > 0 {
-		t.Errorf("%v after the last flap, resources still more than %.0f %% from their values before the flaps:\n%s",
+		t.Errorf("%v after the last flap, resources still more than %.0f %% above their values before the flaps:\n%s",
 			recovered.Round(time.Second), 100*soakResourceSlack, strings.Join(far, "\n"))
 	} else {
 		what := "goroutines and fds (RSS: see above; checked with -soak)"
 		if *soakFor > 0 {
 			what = "goroutines, fds and RSS"
 		}
-		t.Logf("%s of all %d daemons within %.0f %% of their values before the flaps %v after the last flap",
+		t.Logf("%s of all %d daemons at most %.0f %% above their values before the flaps %v after the last flap",
 			what, count, 100*soakResourceSlack, recovered.Round(time.Second))
 	}
 }
@@ -233,7 +234,9 @@ type soakResources struct {
 }
 
 // farFrom lists the resources of after that are more than
-// soakResourceSlack away from r's; RSS only when withRSS.
+// soakResourceSlack above r's; RSS only when withRSS. Fewer goroutines or
+// fds than at the start is no leak (the start can catch a handshake or a
+// lookup in progress), so only growth counts.
 func (r soakResources) farFrom(after soakResources, name string, withRSS bool) []string {
 	type check struct {
 		what          string
@@ -248,7 +251,7 @@ func (r soakResources) farFrom(after soakResources, name string, withRSS bool) [
 	}
 	var far []string
 	for _, c := range checks {
-		if c.after > c.before*(1+soakResourceSlack) || c.after < c.before*(1-soakResourceSlack) {
+		if c.after > c.before*(1+soakResourceSlack) {
 			far = append(far, fmt.Sprintf("%s: %s %.0f, was %.0f", name, c.what, c.after, c.before))
 		}
 	}
