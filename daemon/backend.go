@@ -26,13 +26,6 @@ var _ admin.Backend = backend{}
 // besides being told when the lookup for its prefix ends.
 const lookupPoll = 100 * time.Millisecond
 
-func portNum(p router.Port) uint64 {
-	if p == router.NoPort || p == router.LocalPort {
-		return 0
-	}
-	return uint64(p)
-}
-
 func coords(c wire.Coordinates) []uint64 {
 	out := make([]uint64, len(c))
 	copy(out, c)
@@ -50,7 +43,7 @@ func (b backend) Self(ctx context.Context) (admin.Self, error) {
 		Coords:        coords(s.Coords),
 		RootKey:       s.Root.Key.String(),
 		RootSequence:  s.Root.Seq,
-		ParentPort:    portNum(s.Parent),
+		ParentPort:    s.Parent.Number(),
 		UptimeSeconds: int64(time.Since(d.started).Seconds()),
 		Version:       d.opts.Version,
 		PeerCount:     s.Peers,
@@ -122,6 +115,38 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 	return out, nil
 }
 
+// StaticPeers implements admin.Backend.
+func (b backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
+	now := time.Now()
+	out := []admin.StaticPeer{}
+	for _, sp := range b.d.peers.List() {
+		ap := admin.StaticPeer{
+			URI:          sp.URI,
+			State:        staticState(sp.State),
+			StateSeconds: int64(now.Sub(sp.Since).Seconds()),
+			LastError:    sp.LastError,
+			Failures:     sp.Failures,
+		}
+		if sp.State == peers.StateBackoff && sp.NextAttempt.After(now) {
+			// Rounded up: "0 s" would read as due already.
+			ap.NextAttemptSeconds = int64((sp.NextAttempt.Sub(now) + time.Second - 1) / time.Second)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// staticState is the admin API's name for a static peer state.
+func staticState(s peers.State) string {
+	switch s {
+	case peers.StateConnected:
+		return admin.StaticStateConnected
+	case peers.StateBackoff:
+		return admin.StaticStateWaiting
+	}
+	return admin.StaticStateDialling
+}
+
 // Tree implements admin.Backend.
 func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
 	d := b.d
@@ -130,7 +155,7 @@ func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
 		RootKey:       s.Root.Key.String(),
 		RootSequence:  s.Root.Seq,
 		Coords:        coords(s.Coords),
-		ParentPort:    portNum(s.Parent),
+		ParentPort:    s.Parent.Number(),
 		Announcements: []admin.TreeAnnouncement{},
 	}
 	if s.Parent != router.NoPort {
@@ -175,8 +200,8 @@ func (b backend) Snake(ctx context.Context) (admin.Snake, error) {
 		expiries[e.Originator] = e.Expires
 		out.Entries = append(out.Entries, admin.SnakeEntry{
 			OriginKey:         e.Originator.String(),
-			SourcePort:        portNum(e.Source),
-			DestinationPort:   portNum(e.Destination),
+			SourcePort:        e.Source.Number(),
+			DestinationPort:   e.Destination.Number(),
 			WatermarkSequence: e.Watermark.Seq,
 			RootKey:           e.Root.Key.String(),
 			RootSequence:      e.Root.Seq,
@@ -187,20 +212,26 @@ func (b backend) Snake(ctx context.Context) (admin.Snake, error) {
 		// Our ascending neighbour is where our bootstraps go; it has no
 		// route entry of its own here, so no expiry unless it also
 		// bootstrapped through us.
-		n := &admin.SnakeNeighbour{PublicKey: s.Ascending.String(), Port: portNum(s.AscendingPort)}
+		n := &admin.SnakeNeighbour{PublicKey: s.Ascending.String(), Port: s.AscendingPort.Number()}
 		if exp, ok := expiries[s.Ascending]; ok {
-			n.ExpiresInSeconds = max(0, exp.Sub(now).Seconds())
+			n.ExpiresInSeconds = expiresIn(exp, now)
 		}
 		out.Ascending = n
 	}
 	if s.HasDescending {
 		out.Descending = &admin.SnakeNeighbour{
 			PublicKey:        s.Descending.Originator.String(),
-			Port:             portNum(s.Descending.Source),
-			ExpiresInSeconds: max(0, s.Descending.Expires.Sub(now).Seconds()),
+			Port:             s.Descending.Source.Number(),
+			ExpiresInSeconds: expiresIn(s.Descending.Expires, now),
 		}
 	}
 	return out, nil
+}
+
+// expiresIn is a neighbour's expires_in_seconds.
+func expiresIn(exp, now time.Time) *float64 {
+	s := max(0, exp.Sub(now).Seconds())
+	return &s
 }
 
 // sessionState maps the session layer's states onto the admin API's.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
@@ -52,6 +53,8 @@ type Backend struct {
 	FailSelf error
 	// Block makes every getter wait for ctx to end, for timeout tests.
 	Block bool
+
+	blocked atomic.Int64
 }
 
 func mustKey(s string) [32]byte {
@@ -67,11 +70,16 @@ func (b *Backend) block(ctx context.Context) error {
 	blk := b.Block
 	b.mu.Unlock()
 	if blk {
+		b.blocked.Add(1)
+		defer b.blocked.Add(-1)
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	return nil
 }
+
+// Blocked is how many requests are waiting in a blocked getter now.
+func (b *Backend) Blocked() int { return int(b.blocked.Load()) }
 
 // SetBlock sets Block under the lock.
 func (b *Backend) SetBlock(v bool) {
@@ -127,6 +135,19 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 	}, nil
 }
 
+// StaticPeers implements admin.Backend: one connected static peer (the
+// parent) and one waiting after a refused dial.
+func (b *Backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
+	if err := b.block(ctx); err != nil {
+		return nil, err
+	}
+	return []admin.StaticPeer{
+		{URI: "tcp://[fd00::2]:65432", State: admin.StaticStateConnected, StateSeconds: 185},
+		{URI: "wss://pinecone.example.org:443/a-rather-long-path/for-the-table", State: admin.StaticStateWaiting, StateSeconds: 12,
+			LastError: "dial tcp [2001:db8::5]:443: connect: connection refused", NextAttemptSeconds: 17, Failures: 3},
+	}, nil
+}
+
 // Tree implements admin.Backend.
 func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	if err := b.block(ctx); err != nil {
@@ -144,13 +165,19 @@ func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	}, nil
 }
 
+// descendingExpiry is the fake descending neighbour's expires_in_seconds.
+var descendingExpiry = 8.5
+
 // Snake implements admin.Backend.
 func (b *Backend) Snake(ctx context.Context) (admin.Snake, error) {
 	if err := b.block(ctx); err != nil {
 		return admin.Snake{}, err
 	}
 	return admin.Snake{
-		Ascending: &admin.SnakeNeighbour{PublicKey: PeerKey2, Port: 2, ExpiresInSeconds: 8.5},
+		// The ascending neighbour has no route entry here, so no expiry;
+		// the descending one has.
+		Ascending:  &admin.SnakeNeighbour{PublicKey: PeerKey2, Port: 2},
+		Descending: &admin.SnakeNeighbour{PublicKey: ParentKey, Port: 1, ExpiresInSeconds: &descendingExpiry},
 		Entries: []admin.SnakeEntry{
 			{OriginKey: PeerKey2, SourcePort: 2, DestinationPort: 1, WatermarkSequence: 17, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 8.5},
 			{OriginKey: ParentKey, SourcePort: 1, DestinationPort: 0, WatermarkSequence: 3, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 2},

@@ -14,9 +14,10 @@ import (
 	"time"
 )
 
-// soakFor is how long TestSoak flaps links. The default is the short
-// version CI runs; the soak is -soak 10m or more.
-var soakFor = flag.Duration("soak", 0, "TestSoak: how long to flap links (0: the 60 s CI version)")
+// soakFor is how long TestSoak flaps links with -soak (the long variants
+// of the soak tests, see idle_test.go); without -soak it flaps for
+// soakShort, the version CI runs.
+var soakFor = flag.Duration("soak-for", 10*time.Minute, "TestSoak with -soak: how long to flap links")
 
 // Soak parameters: between flaps the mesh is left alone for a random
 // 8-16 s, and a flapped link stays down for a random 1-12 s, so that some
@@ -48,7 +49,7 @@ const (
 // TestSoak: ten nodes in a ring with three chords, peered over TCP and
 // WebSocket. While five pairs ping each other every 200 ms and a TCP stream
 // runs across the mesh, one random link at a time goes down for 1-5 s,
-// every 8-16 s, for -soak (60 s by default; run with -soak 10m for the
+// every 8-16 s, for 60 s (with -soak: -soak-for, 10 min by default, the
 // real soak). It reports and checks the share of pings answered outside
 // the 6 s after each link change, that the stream arrives intact, and that
 // each daemon's goroutines and open file descriptors (and, with -soak, RSS)
@@ -56,9 +57,9 @@ const (
 // node has one link per edge again.
 func TestSoak(t *testing.T) {
 	needTool(t, "ping")
-	dur := *soakFor
-	if dur <= 0 {
-		dur = soakShort
+	dur := soakShort
+	if *soak {
+		dur = *soakFor
 	}
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
@@ -165,7 +166,7 @@ func TestSoak(t *testing.T) {
 		far = far[:0]
 		for i, nd := range nodes {
 			after[i] = soakMeasure(nd)
-			far = append(far, before[i].farFrom(after[i], nd.Name, *soakFor > 0)...)
+			far = append(far, before[i].farFrom(after[i], nd.Name, *soak)...)
 		}
 		if len(far) == 0 || time.Now().After(recoverBy) {
 			break
@@ -218,7 +219,7 @@ func TestSoak(t *testing.T) {
 			recovered.Round(time.Second), 100*soakResourceSlack, strings.Join(far, "\n"))
 	} else {
 		what := "goroutines and fds (RSS: see above; checked with -soak)"
-		if *soakFor > 0 {
+		if *soak {
 			what = "goroutines, fds and RSS"
 		}
 		t.Logf("%s of all %d daemons at most %.0f %% above their values before the flaps %v after the last flap",
