@@ -57,6 +57,9 @@ type Backend interface {
 	Self(ctx context.Context) (Self, error)
 	// Peers lists the current peerings, one entry per port.
 	Peers(ctx context.Context) ([]Peer, error)
+	// StaticPeers lists the configured static peers, connected or not,
+	// with their state (the StaticState* constants).
+	StaticPeers(ctx context.Context) ([]StaticPeer, error)
 	// Tree describes our position in the spanning tree.
 	Tree(ctx context.Context) (Tree, error)
 	// Snake describes the SNEK neighbours and routing table.
@@ -178,6 +181,33 @@ type Peer struct {
 // PeersResponse is the response to getPeers.
 type PeersResponse struct {
 	Peers []Peer `json:"peers"`
+	// StaticDown are the configured static peers with no peering up, and
+	// why: what an operator looks for when a peer is missing from Peers.
+	StaticDown []StaticPeer `json:"static_down"`
+}
+
+// States of a configured static peer.
+const (
+	StaticStateConnected = "connected" // a peering is up
+	StaticStateDialling  = "dialling"  // dialling or handshaking now
+	StaticStateWaiting   = "waiting"   // backing off until the next attempt
+)
+
+// StaticPeer is one configured static peer and where its dialling stands.
+type StaticPeer struct {
+	URI   string `json:"uri"`
+	State string `json:"state"`
+	// StateSeconds is how long it has been in State.
+	StateSeconds int64 `json:"state_seconds"`
+	// LastError is why the last attempt failed or the last peering ended;
+	// "" before the first failure.
+	LastError string `json:"last_error"`
+	// NextAttemptSeconds is the time until the next dial while waiting,
+	// 0 otherwise.
+	NextAttemptSeconds int64 `json:"next_attempt_seconds"`
+	// Failures counts attempts since the last peering that stayed up long
+	// enough to reset the back-off.
+	Failures int `json:"failures"`
 }
 
 // Tree is the response to getTree.

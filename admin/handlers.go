@@ -117,7 +117,17 @@ func getPeers(s *Server, ctx context.Context, args json.RawMessage) (any, error)
 		peers[i].Coords = nonNil(peers[i].Coords)
 		peers[i].Drops = nonNilMap(peers[i].Drops)
 	}
-	return PeersResponse{Peers: peers}, nil
+	statics, err := s.cfg.Backend.StaticPeers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	down := []StaticPeer{}
+	for _, sp := range statics {
+		if sp.State != StaticStateConnected {
+			down = append(down, sp)
+		}
+	}
+	return PeersResponse{Peers: peers, StaticDown: down}, nil
 }
 
 func getTree(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
@@ -181,6 +191,7 @@ func NormalizeStats(st Stats) Stats {
 	st.SessionsByState = nonNilMap(st.SessionsByState)
 	st.Handshakes = nonNilMap(st.Handshakes)
 	st.Lookups = nonNilMap(st.Lookups)
+	st.StaticPeers = nonNilMap(st.StaticPeers)
 	return st
 }
 

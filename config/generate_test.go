@@ -229,11 +229,12 @@ func TestTOMLString(t *testing.T) {
 		if got := tomlString(in); got != want {
 			t.Errorf("tomlString(%q) = %s, want %s", in, got, want)
 		}
-		// And the TOML decoder must read it back unchanged.
-		cfg, err := Parse("s.toml", []byte("private_key_file = "+tomlString(in)+"\n"))
+		// And the TOML decoder must read it back unchanged (as a path:
+		// private_key_file must be absolute).
+		cfg, err := Parse("s.toml", []byte("private_key_file = "+tomlString("/"+in)+"\n"))
 		if err != nil {
 			t.Errorf("%q: %v", in, err)
-		} else if cfg.PrivateKeyFile != in {
+		} else if cfg.PrivateKeyFile != "/"+in {
 			t.Errorf("%q read back as %q", in, cfg.PrivateKeyFile)
 		}
 	}

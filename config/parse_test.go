@@ -245,6 +245,10 @@ listen_port = 70000
 socket = "admin.sock"
 `, `pineconed.toml:3: admin.socket: "admin.sock" must be an absolute path (or "" for no admin socket)`},
 
+		{"relative private key file", `
+private_key_file = "private.key"
+`, `pineconed.toml:2: private_key_file: "private.key" must be an absolute path`},
+
 		{"bad metrics address", `
 [metrics]
 listen = "localhost"

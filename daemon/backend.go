@@ -115,6 +115,38 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 	return out, nil
 }
 
+// StaticPeers implements admin.Backend.
+func (b backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
+	now := time.Now()
+	out := []admin.StaticPeer{}
+	for _, sp := range b.d.peers.List() {
+		ap := admin.StaticPeer{
+			URI:          sp.URI,
+			State:        staticState(sp.State),
+			StateSeconds: int64(now.Sub(sp.Since).Seconds()),
+			LastError:    sp.LastError,
+			Failures:     sp.Failures,
+		}
+		if sp.State == peers.StateBackoff && sp.NextAttempt.After(now) {
+			// Rounded up: "0 s" would read as due already.
+			ap.NextAttemptSeconds = int64((sp.NextAttempt.Sub(now) + time.Second - 1) / time.Second)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// staticState is the admin API's name for a static peer state.
+func staticState(s peers.State) string {
+	switch s {
+	case peers.StateConnected:
+		return admin.StaticStateConnected
+	case peers.StateBackoff:
+		return admin.StaticStateWaiting
+	}
+	return admin.StaticStateDialling
+}
+
 // Tree implements admin.Backend.
 func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
 	d := b.d

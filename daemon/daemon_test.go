@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -683,5 +685,62 @@ func TestReloadListeners(t *testing.T) {
 	}
 	if _, ok := peerOf(a, c.d.PublicKey()); !ok {
 		t.Fatal("c's peering through the kept listener ended")
+	}
+}
+
+// A listener that fails to open at a reload is logged as an error and not
+// as added; the running configuration keeps it out, so the next reload
+// tries again.
+func TestReloadFailedListenerNotLoggedAsAdded(t *testing.T) {
+	a := startNode(t, "")
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := "tcp://" + held.Addr().String()
+	writeFile(t, a.path, strings.Replace(readFile(t, a.path), `listen = ["tcp://127.0.0.1:0"]`, fmt.Sprintf(`listen = ["tcp://127.0.0.1:0", %q]`, busy), 1))
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, "reload: listener did not open") {
+		t.Fatalf("no error for the listener that did not open:\n%s", logs)
+	}
+	if lines := a.logs.Lines("configuration reloaded"); len(lines) != 0 {
+		t.Fatalf("a reload that applied nothing logged %q", lines)
+	}
+	if !strings.Contains(logs, "reload: no change could be applied live") {
+		t.Fatalf("the reload's outcome is not logged:\n%s", logs)
+	}
+	if n := len(a.d.ListenAddrs()); n != 1 {
+		t.Fatalf("%d listeners, want the one that was running", n)
+	}
+}
+
+// A reload after the configuration file was deleted keeps the running
+// configuration and says the file is missing, rather than reverting to
+// built-in defaults.
+func TestReloadMissingFileKeepsRunningConfig(t *testing.T) {
+	a := startNode(t, "")
+	listenBefore := a.d.ListenAddrs()
+	if err := os.Remove(a.path); err != nil {
+		t.Fatal(err)
+	}
+	err := a.d.Reload()
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Reload with the file gone: %v, want a not-exist error", err)
+	}
+	if !strings.Contains(a.logs.String(), "reload: configuration file is missing; keeping the running configuration") {
+		t.Fatalf("missing file not reported:\n%s", a.logs.String())
+	}
+	if got := a.d.ListenAddrs(); !slices.Equal(got, listenBefore) {
+		t.Fatalf("listeners %v after the failed reload, were %v", got, listenBefore)
+	}
+	a.d.reloadMu.Lock()
+	listen := a.d.cfg.Peers.Listen
+	a.d.reloadMu.Unlock()
+	if len(listen) != 1 || listen[0].String() != "tcp://127.0.0.1:0" {
+		t.Fatalf("running configuration changed: peers.listen %v", listen)
 	}
 }

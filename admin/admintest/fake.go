@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
@@ -52,6 +53,8 @@ type Backend struct {
 	FailSelf error
 	// Block makes every getter wait for ctx to end, for timeout tests.
 	Block bool
+
+	blocked atomic.Int64
 }
 
 func mustKey(s string) [32]byte {
@@ -67,11 +70,16 @@ func (b *Backend) block(ctx context.Context) error {
 	blk := b.Block
 	b.mu.Unlock()
 	if blk {
+		b.blocked.Add(1)
+		defer b.blocked.Add(-1)
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	return nil
 }
+
+// Blocked is how many requests are waiting in a blocked getter now.
+func (b *Backend) Blocked() int { return int(b.blocked.Load()) }
 
 // SetBlock sets Block under the lock.
 func (b *Backend) SetBlock(v bool) {
@@ -124,6 +132,19 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			UptimeSeconds: 59, FramesIn: 10, FramesOut: 12, BytesIn: 512, BytesOut: 700,
 			Coords: []uint64{2, 5, 1}, Duplicate: true,
 		},
+	}, nil
+}
+
+// StaticPeers implements admin.Backend: one connected static peer (the
+// parent) and one waiting after a refused dial.
+func (b *Backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
+	if err := b.block(ctx); err != nil {
+		return nil, err
+	}
+	return []admin.StaticPeer{
+		{URI: "tcp://[fd00::2]:65432", State: admin.StaticStateConnected, StateSeconds: 185},
+		{URI: "wss://pinecone.example.org:443/a-rather-long-path/for-the-table", State: admin.StaticStateWaiting, StateSeconds: 12,
+			LastError: "dial tcp [2001:db8::5]:443: connect: connection refused", NextAttemptSeconds: 17, Failures: 3},
 	}, nil
 }
 

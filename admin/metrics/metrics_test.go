@@ -241,6 +241,14 @@ func TestServerOffAndClose(t *testing.T) {
 	}
 }
 
+// A lookup that ends at its timeout must land in a finite bucket.
+func TestLookupBucketsPastTimeout(t *testing.T) {
+	last := metrics.LookupBuckets[len(metrics.LookupBuckets)-1]
+	if limit := admin.DefaultLookupTimeout.Seconds(); last <= limit {
+		t.Fatalf("largest lookup bucket %v s is not past the lookup timeout %v s", last, limit)
+	}
+}
+
 // TestPageBesideMetrics: Page serves the other paths; /metrics stays the
 // collector's, and without a Page the other paths are not found.
 func TestPageBesideMetrics(t *testing.T) {

@@ -16,6 +16,9 @@ import (
 // view holds the presentation options shared by every table.
 type view struct {
 	fullKeys bool
+	// wide shows what the default tables leave out to fit 100 columns:
+	// full keys and URIs, and the peers table's ZONE and COORDS.
+	wide bool
 }
 
 // shortKeyLen is how many hex digits of a key tables show without
@@ -34,7 +37,7 @@ func (v view) key(k string) string {
 	if k == "" {
 		return "-"
 	}
-	if v.fullKeys || len(k) <= shortKeyLen {
+	if v.fullKeys || v.wide || len(k) <= shortKeyLen {
 		return k
 	}
 	return k[:shortKeyLen] + "…"
@@ -46,6 +49,17 @@ func (v view) named(k, name string) string {
 		return v.key(k)
 	}
 	return v.key(k) + " " + strconv.Quote(name)
+}
+
+// peerLabel is the KEY cell of the peers table. In the default view a
+// named peer shows its name alone, clipped to the width of a short key, so
+// that the table keeps to 100 columns; --wide and --full-keys show the key
+// and the name.
+func (v view) peerLabel(k, name string) string {
+	if name == "" || v.fullKeys || v.wide {
+		return v.named(k, name)
+	}
+	return v.clip(strconv.Quote(name), shortKeyLen+1)
 }
 
 // bytesIEC formats a byte count with binary prefixes: 512 B, 1.2 MiB.
@@ -196,10 +210,48 @@ func writeStatus(w io.Writer, v view, self admin.Self, st admin.Stats) error {
 	return tw.Flush()
 }
 
-func writePeers(w io.Writer, v view, peers []admin.Peer) error {
+// Widths of the cells the default tables shorten, so that a table of
+// typical rows fits 100 columns; --wide shows them in full.
+const (
+	remoteWidth    = 19
+	staticURIWidth = 34
+	lastErrorWidth = 34
+)
+
+// clip shortens s to width runes, marking the cut with "…", unless the
+// view is wide or asks for full keys (which means full URIs as well).
+func (v view) clip(s string, width int) string {
+	r := []rune(s)
+	if v.wide || v.fullKeys || len(r) <= width {
+		return s
+	}
+	return string(r[:width-1]) + "…"
+}
+
+// remote is a peering's remote end for the table: in the default view the
+// URI without the scheme (the TRANSPORT column gives it), clipped; the
+// whole URI with --wide or --full-keys.
+func (v view) remote(uri string) string {
+	if v.wide || v.fullKeys {
+		return uri
+	}
+	if _, rest, ok := strings.Cut(uri, "://"); ok {
+		uri = rest
+	}
+	return v.clip(uri, remoteWidth)
+}
+
+// writePeers prints the peerings and then the configured static peers
+// that have none, with why. The columns are a list so that one more (a
+// peer's name, say) is one entry more.
+func writePeers(w io.Writer, v view, r admin.PeersResponse) error {
 	tw := newTable(w)
-	row(tw, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "ZONE", "UP", "RX", "TX", "DROPS", "COORDS", "FLAGS")
-	for _, p := range peers {
+	head := []string{"PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS"}
+	if v.wide {
+		head = append(head, "ZONE", "COORDS")
+	}
+	row(tw, head...)
+	for _, p := range r.Peers {
 		dir := "out"
 		if p.Inbound {
 			dir = "in"
@@ -215,9 +267,30 @@ func writePeers(w io.Writer, v view, peers []admin.Peer) error {
 		if p.Duplicate {
 			flags = append(flags, "dup")
 		}
-		row(tw, port(p.Port), v.named(p.PublicKey, p.Name), p.Transport, dir, orDash(p.URI), orDash(p.Zone),
+		cells := []string{port(p.Port), v.peerLabel(p.PublicKey, p.Name), p.Transport, dir, orDash(v.remote(p.URI)),
 			seconds(p.UptimeSeconds), bytesIEC(p.BytesIn), bytesIEC(p.BytesOut),
-			strconv.FormatUint(drops, 10), coords(p.Coords), orDash(strings.Join(flags, ",")))
+			strconv.FormatUint(drops, 10), orDash(strings.Join(flags, ","))}
+		if v.wide {
+			cells = append(cells, orDash(p.Zone), coords(p.Coords))
+		}
+		row(tw, cells...)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.StaticDown) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = newTable(w)
+	row(tw, "STATIC", "STATE", "FOR", "NEXT", "FAILS", "ERROR")
+	for _, sp := range r.StaticDown {
+		next := "now"
+		if sp.State == admin.StaticStateWaiting {
+			next = "in " + seconds(sp.NextAttemptSeconds)
+		}
+		row(tw, v.clip(sp.URI, staticURIWidth), sp.State, seconds(sp.StateSeconds), next,
+			strconv.Itoa(sp.Failures), orDash(v.clip(sp.LastError, lastErrorWidth)))
 	}
 	return tw.Flush()
 }

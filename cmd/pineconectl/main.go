@@ -111,11 +111,17 @@ func rootCause(err error) string {
 	return err.Error()
 }
 
-// permissionHint names the socket's group when it can.
+// permissionHint names the socket's group when it can. It never advises
+// joining group root (gid 0): that would hand out far more than the admin
+// socket. A socket left in group root means the daemon has no [admin]
+// group set, which is what to fix.
 func permissionHint(socket string) string {
 	group := "the socket's group"
 	if fi, err := os.Stat(socket); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if st.Gid == 0 {
+				return "The socket belongs to group root: set [admin] group in the daemon's configuration to a group for its operators (e.g. pineconed) and reload, or run pineconectl with sudo."
+			}
 			gid := strconv.FormatUint(uint64(st.Gid), 10)
 			group = "group " + gid
 			if g, err := user.LookupGroupId(gid); err == nil {
@@ -134,10 +140,11 @@ type app struct {
 	socket   string
 	jsonOut  bool
 	fullKeys bool
+	wide     bool
 	timeout  time.Duration
 }
 
-func (a *app) view() view { return view{fullKeys: a.fullKeys} }
+func (a *app) view() view { return view{fullKeys: a.fullKeys, wide: a.wide} }
 
 // withClient connects, runs fn and wraps its error for classify.
 func (a *app) withClient(fn func(*admin.Client) error) error {
@@ -229,6 +236,7 @@ func (a *app) rootCommand(getenv func(string) string) *cobra.Command {
 	pf.StringVar(&a.socket, "socket", socket, "admin socket of the daemon (env "+SocketEnv+")")
 	pf.BoolVar(&a.jsonOut, "json", false, "print the daemon's raw JSON response")
 	pf.BoolVar(&a.fullKeys, "full-keys", false, "show public keys in full in tables")
+	pf.BoolVar(&a.wide, "wide", false, "show tables in full: keys, URIs, errors and the extra columns that do not fit 100 columns")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "how long to wait for the daemon")
 	// Flag errors are usage errors; cobra returns them unwrapped, which
 	// classify maps to exit code 2.
@@ -241,7 +249,7 @@ func (a *app) rootCommand(getenv func(string) string) *cobra.Command {
 	root.AddCommand(
 		a.statusCommand(),
 		simple(a, "peers", "List the peerings", admin.ReqGetPeers, func(w io.Writer, v view, r admin.PeersResponse) error {
-			return writePeers(w, v, r.Peers)
+			return writePeers(w, v, r)
 		}),
 		simple(a, "tree", "Show the spanning tree: root, coordinates, parent, peers' announcements", admin.ReqGetTree, writeTree),
 		simple(a, "snake", "Show the SNEK neighbours and routing table", admin.ReqGetSnake, writeSnake),

@@ -3,7 +3,8 @@
 // exit codes:
 //
 //	0  clean shutdown (SIGINT, SIGTERM) or an information flag done
-//	1  the daemon could not start or run (TUN, sockets, key file…)
+//	1  the daemon could not start or run (TUN, sockets, key file…), or
+//	   stopped on a fault such as its TUN deleted from outside
 //	2  bad command line or bad configuration; nothing was changed
 //
 // Exit status 2 is what the systemd unit's RestartPreventExitStatus names:
@@ -121,14 +122,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	d, err := daemon.New(daemon.Options{
-		Config:         cfg,
-		ConfigPath:     *configPath,
-		ConfigOptional: !explicit,
-		Logger:         logger,
-		Level:          level,
-		Version:        version.String(),
+		Config:     cfg,
+		ConfigPath: *configPath,
+		Logger:     logger,
+		Level:      level,
+		Version:    version.String(),
 	})
 	if err != nil {
+		var bad config.Errors
+		if errors.As(err, &bad) {
+			// Found before anything was changed on the system.
+			fmt.Fprintf(stderr, "pineconed: bad configuration:\n%v\n", err)
+			return exitConfig
+		}
 		logger.Error("cannot start", "err", err)
 		return exitFail
 	}
@@ -147,7 +153,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	d.Run(ctx, reload)
+	if err := d.Run(ctx, reload); err != nil {
+		return exitFail
+	}
 	return exitOK
 }
 

@@ -94,6 +94,12 @@ var table = []coverage{
 		[]string{"admin.TestSocketModeAndGroup", "cmd/pineconectl.TestPermissionDenied", "internal/readme.TestInstallRehearsal"},
 		"usermod changes the host's accounts; the socket's mode 0660 and group, the permission-denied hint and the " +
 			"pineconed group made by sysusers are tested"},
+	{`ip link del pinecone0`,
+		[]string{"tests/netns.TestTUNDeletedExitsNonZero", "tun.TestGoneWhenInterfaceDeleted"},
+		"the daemon's TUN is deleted in a namespace: the daemon logs the ERROR and exits 1, and starts again cleanly"},
+	{`sudo systemctl reset-failed pineconed`,
+		[]string{"contrib/systemd.TestStartLimitTrips", "contrib/systemd.TestVerify"},
+		"CI has no systemd as PID 1: the start limit is checked against RestartSec so that it can trip"},
 	{`pineconectl ping -c 3 fd[0-9a-f:]+`,
 		[]string{"cmd/pineconectl.TestPing", "daemon.TestDaemonAdminAPI", "tests/netns.TestCtl"},
 		"needs a second node: ping over real daemons in namespaces and in-process"},
@@ -119,9 +125,10 @@ var table = []coverage{
 	{`ping -6 -c 3 fd[0-9a-f:]+`,
 		[]string{"daemon.TestNamespacesPing", "tests/netns.TestCtl"},
 		"the system ping through two daemons' TUNs in namespaces"},
-	{`docker build -f contrib/docker/Dockerfile -t pineconed \.|docker run -d --name pineconed --cap-add NET_ADMIN --device /dev/net/tun -v pineconed:/var/lib/pineconed -p 65432:65432 -p 65433:65433 pineconed|docker exec pineconed pineconectl status`,
+	{`docker build -f contrib/docker/Dockerfile -t pineconed \.|docker run -d --name pineconed --cap-drop ALL --cap-add NET_ADMIN --device /dev/net/tun -v pineconed:/var/lib/pineconed -p 65432:65432 -p 65433:65433 pineconed|docker exec pineconed pineconectl status`,
 		[]string{"contrib/docker.TestDockerfileShape", "contrib/docker.TestDockerfileBuilds", "contrib/docker.TestEntrypointFirstStartThenExec",
-			"contrib/docker.TestEntrypointRunsCommands", "contrib/docker.TestShellcheck"},
+			"contrib/docker.TestEntrypointRunsCommands", "contrib/docker.TestEntrypointConfigLocation", "contrib/docker.TestDockerignore",
+			"contrib/docker.TestShellcheck"},
 		"CI has no Docker engine: the Dockerfile's build steps run against the tree, and the entrypoint's first start " +
 			"and command pass-through run with a stand-in daemon"},
 }

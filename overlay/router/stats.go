@@ -227,10 +227,10 @@ func (c *counters) snapshot() Stats {
 			s.FramesOut[typeName(i)] = v
 		}
 	}
+	// Every reason, zeros too: a counter series that exists from the
+	// start lets alerts and rate() see its first increase.
 	for i := range c.drops {
-		if v := c.drops[i].Load(); v > 0 {
-			s.Drops[DropReason(i).String()] = v
-		}
+		s.Drops[DropReason(i).String()] = c.drops[i].Load()
 	}
 	for i := range c.disconnects {
 		if v := c.disconnects[i].Load(); v > 0 {
