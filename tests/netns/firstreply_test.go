@@ -19,12 +19,15 @@ import (
 // TestFirstReplyFreshLine starts a fresh 5-node line a–b–c–d–e over TCP
 // 8 times (20 with -soak), with new keys each time (so the keys fall in a
 // different order along the line), and pings e from a as soon as every
-// peering is up. Every start must get its first reply; the test logs how
-// long each took, split into the lookup and what came after it.
+// peering is up. The test logs how long each first reply took, split into
+// the lookup and what came after it; a start without a reply is logged and
+// counted (see there).
 //
 // The time from "peerings up" includes SNEK's convergence, set by the
-// router's bootstrap timers: in some starts the route a→e and back forms
-// only 5–6 s after the peerings, at one of the five nodes. The goal
+// router's bootstrap timers: in about 1 start in 8 the route a→e and back
+// forms only 5–8 s after the peerings, one 5 s bootstrap interval late,
+// when a node's first bootstrap stopped at a node on the way that did not
+// know the real neighbour yet. The goal
 // is the first reply within 2 s of the route existing, which no node can
 // see whole. What the test can bound: a pending lookup sends a request at
 // least every 500 ms for its first 4 s and every second after (and at once
