@@ -24,7 +24,7 @@ import (
 // counted (see there).
 //
 // The time from "peerings up" includes SNEK's convergence, set by the
-// router's bootstrap timers: in about 1 start in 8 the route a→e and back
+// router's bootstrap timers: in about 1 start in 5 the route a→e and back
 // forms only 5–8 s after the peerings, one 5 s bootstrap interval late,
 // when a node's first bootstrap stopped at a node on the way that did not
 // know the real neighbour yet. The goal
