@@ -154,7 +154,9 @@ type lookupResult struct {
 // admin lookups waiting for that prefix.
 func (d *Daemon) onLookupDone(prefix addressing.KeyPrefix, latency time.Duration, ok bool) {
 	result := "found"
-	if !ok {
+	if ok {
+		d.log.Debug("address lookup found", "prefix", prefix.String(), "after", latency)
+	} else {
 		result = "timeout"
 		d.log.Debug("address lookup gave up", "prefix", prefix.String(), "after", latency)
 	}
