@@ -46,8 +46,13 @@ func TestKeyCloneLoggedOnceNamingTheLink(t *testing.T) {
 	ab := connect(t, a, b)
 	testhelp.WaitFor(t, "b a child of a", 10*time.Second, func() bool { return b.Self().Parent != router.NoPort })
 	// The clone's first link goes; its next one starts a new sequence.
-	connect(t, clone, b).Close(errors.New("test: clone's first link gone"))
-	testhelp.WaitFor(t, "the clone alone", 10*time.Second, func() bool { return clone.Self().Peers == 0 })
+	// Both ends are gone and nothing of it is in flight before the next
+	// link may take its port.
+	first := connect(t, clone, b)
+	first.Close(errors.New("test: clone's first link gone"))
+	first.wg.Wait()
+	first.peer.wg.Wait()
+	testhelp.WaitFor(t, "the clone alone", 10*time.Second, func() bool { return clone.Self().Peers == 0 && b.Self().Peers == 1 })
 	connect(t, clone, b)
 	testhelp.WaitFor(t, "a sees the clone's sequence", 10*time.Second, func() bool { return a.Self().Root.Seq < b.Self().Root.Seq })
 	if n := len(buf.Lines("level=ERROR")); n != 0 {
