@@ -484,6 +484,16 @@ func (n *Node) logEvent(e router.Event) {
 			parent = p.info.Key.String()
 		}
 		n.logger.Info("tree parent changed", "port", e.Port.Number(), "parent", parent, "coords", e.Coords.String())
+	case router.EventKeyClone:
+		// The router reports this once per peering; no rate limit is
+		// needed here. The peer is not dropped: it only passes the
+		// clone's announcements on, and the protocol treats them as
+		// loops.
+		attrs := []any{"port", e.Port.Number(), "peer", e.Key.String(), "root", e.Root.Key.String(), "root_seq", e.Root.Seq}
+		if p := n.peerAt(e.Port); p != nil {
+			attrs = append(attrs, "uri", p.info.URI, "transport", p.info.Transport, "zone", p.info.Zone, "inbound", p.info.Inbound)
+		}
+		n.logger.Error("another node uses our public key: a copy of our key file runs elsewhere; its tree announcements arrive on this link", attrs...)
 	default:
 		n.logger.Debug("router event", "event", e.String())
 	}
