@@ -37,6 +37,16 @@ type Experiment struct {
 	// one 60 s round is 28 million frames and every node remembers ~8 000
 	// originators.
 	WakeupOriginators int
+	// ReferenceTimers runs every Router with the reference's timers
+	// (router.Options.ReferenceTimers): the stock node's behaviour, the
+	// baseline of the tuned ones.
+	ReferenceTimers bool
+	// WakeupRefresh and FastBootstrapWindow set the tuned timers of the
+	// same names in router.Options (0: the Router's defaults).
+	WakeupRefresh, FastBootstrapWindow time.Duration
+	// TickJitter is Config.TickJitter (0: DefaultTickJitter, negative:
+	// lockstep ticks); the jitter is seeded with Seed.
+	TickJitter time.Duration
 	// ConvergeLimit bounds the wait for convergence; 0 means 5 minutes.
 	ConvergeLimit time.Duration
 	// Window is the steady-state window for control traffic and delivery;
@@ -128,6 +138,9 @@ type Result struct {
 	Pairs        int     `json:"pairs"`
 	Signatures   bool    `json:"signatures"`
 	LatencyMs    float64 `json:"latency_ms"`
+	// ReferenceTimers and TickJitterMs are the timers the run used.
+	ReferenceTimers bool    `json:"reference_timers"`
+	TickJitterMs    float64 `json:"tick_jitter_ms"`
 	// TreeSeconds is when the spanning tree first converged.
 	TreeSeconds float64 `json:"tree_converged_s"`
 	// ConvergeSeconds is the start of the first probe round (one per
@@ -199,10 +212,15 @@ func (x Experiment) Run() (*Result, error) {
 		}
 	}
 	g, dropped := x.Graph.CapDegree(int(router.MaxPort))
+	if x.TickJitter == 0 {
+		x.TickJitter = DefaultTickJitter
+	}
 	res := &Result{Nodes: g.N(), Links: len(g.Edges), LinksDropped: dropped, Signatures: x.Signatures,
-		LatencyMs: float64(x.Latency) / float64(time.Millisecond), WakeupScale: 1}
-	opts := router.Options{InsecureSkipSignatures: !x.Signatures}
-	cfg := Config{Router: opts}
+		LatencyMs: float64(x.Latency) / float64(time.Millisecond), WakeupScale: 1,
+		ReferenceTimers: x.ReferenceTimers, TickJitterMs: max(0, float64(x.TickJitter)/float64(time.Millisecond))}
+	opts := router.Options{InsecureSkipSignatures: !x.Signatures, ReferenceTimers: x.ReferenceTimers,
+		WakeupRefresh: x.WakeupRefresh, FastBootstrapWindow: x.FastBootstrapWindow}
+	cfg := Config{Router: opts, TickJitter: x.TickJitter, JitterSeed: x.Seed}
 	rng := rand.New(rand.NewPCG(x.Seed, 0x5e1ec7))
 	if x.WakeupOriginators > 0 && x.WakeupOriginators < g.N() {
 		on := make([]bool, g.N())

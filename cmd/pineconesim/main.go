@@ -80,6 +80,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	latency := fs.Duration("latency", sim.DefaultLatency, "one-way latency of every link")
 	sigs := fs.Bool("signatures", false, "sign and verify everything as real nodes do (off: InsecureSkipSignatures, same routing decisions, ~9× faster)")
 	wakeups := fs.Int("wakeup-originators", 0, "only this many sampled nodes originate wakeups, figures scaled up (0: all)")
+	refTimers := fs.Bool("reference-timers", false, "run the routers with the reference's timers (60 s wakeups, 5 s bootstraps) instead of the tuned ones")
+	wakeupRefresh := fs.Duration("wakeup-refresh", 0, "tuned timers: mean period of each node's periodic wakeup flood (0: the router's default, negative: none)")
+	fastWindow := fs.Duration("fast-bootstrap-window", 0, "tuned timers: how long after a parent, root or descending change a node bootstraps every second (0: the router's default, negative: never)")
+	tickJitter := fs.Duration("tick-jitter", sim.DefaultTickJitter, "each router tick comes late by up to this much, seeded (negative: lockstep ticks)")
 	window := fs.Duration("window", time.Minute, "steady-state window for control traffic, delivery and stretch")
 	recovery := fs.Duration("recovery", time.Minute, "how long delivery is followed after each failure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -133,6 +137,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	lastProgress := begin
 	x := sim.Experiment{Graph: g, Seed: *seed, Pairs: *pairs, Latency: *latency, Signatures: *sigs,
 		WakeupOriginators: *wakeups, Window: *window, Recovery: *recovery,
+		ReferenceTimers: *refTimers, WakeupRefresh: *wakeupRefresh, FastBootstrapWindow: *fastWindow, TickJitter: *tickJitter,
 		Progress: func(p sim.Progress) {
 			if time.Since(lastProgress) < *progressEvery {
 				return
@@ -142,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "%s: virtual %6.1fs  wall %6.1fs  %8.0f events/s  rss %4d MiB  %s\n",
 				name, p.Virtual.Seconds(), wall.Seconds(), float64(p.Stats.Events)/wall.Seconds(), currentRSS()>>20, p.Phase)
 		}}
-	fmt.Fprintf(stderr, "%s: %d nodes, %d links; signatures %v\n", name, g.N(), len(g.Edges), *sigs)
+	fmt.Fprintf(stderr, "%s: %d nodes, %d links; signatures %v; reference timers %v; tick jitter %v\n", name, g.N(), len(g.Edges), *sigs, *refTimers, *tickJitter)
 	res, err := x.Run()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)

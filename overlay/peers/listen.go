@@ -128,7 +128,8 @@ func (m *Manager) listen(u config.PeerURI) error {
 	if u.Scheme == config.SchemeWSS && (m.cfg.TLS == nil || (len(m.cfg.TLS.Certificates) == 0 && m.cfg.TLS.GetCertificate == nil)) {
 		return fmt.Errorf("listen %s: wss needs a TLS certificate", u)
 	}
-	var lc net.ListenConfig
+	// Accepted connections inherit the listening socket's options.
+	lc := net.ListenConfig{Control: link.ControlTCP}
 	ln, err := lc.Listen(m.ctx, "tcp", u.Host)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", u, err)
