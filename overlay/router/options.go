@@ -65,9 +65,10 @@ const (
 	FastBootstrapInterval = time.Second
 	// DefaultFastBootstrapWindow is how long after a change of parent, root
 	// or descending (lower-keyed) neighbour a node bootstraps every
-	// FastBootstrapInterval: two route expiries, so that the routes laid
-	// by the fast rounds are refreshed once more before the pace drops.
-	DefaultFastBootstrapWindow = 2 * SNEKExpiry
+	// FastBootstrapInterval: one route expiry. In the routing simulator a
+	// 20 s window converged no faster and cost 50 % more bootstrap frames
+	// in the minute after convergence (docs/simulation/README.md).
+	DefaultFastBootstrapWindow = SNEKExpiry
 )
 
 // Default bounds. The reference bounds none of these tables; a peer can

@@ -267,7 +267,7 @@ func TestBootstrapEveryFiveSecondsWhenNotRoot(t *testing.T) {
 		return out
 	}
 	var fast []int
-	for s := 0; s < 20; s++ {
+	for s := 0; s < int(DefaultFastBootstrapWindow/time.Second); s++ {
 		fast = append(fast, s)
 	}
 	for _, tc := range []struct {
@@ -278,7 +278,7 @@ func TestBootstrapEveryFiveSecondsWhenNotRoot(t *testing.T) {
 		{"reference timers", Options{DisableWakeups: true, ReferenceTimers: true}, secs(0, 5, 10, 15, 20, 25, 30, 35)},
 		// Tuned: every second for DefaultFastBootstrapWindow after the
 		// parent change at 0 s, then every 5 s.
-		{"tuned", Options{DisableWakeups: true}, secs(append(fast, 24, 29, 34)...)},
+		{"tuned", Options{DisableWakeups: true}, secs(append(fast, 14, 19, 24, 29, 34)...)},
 		{"fast window off", Options{DisableWakeups: true, FastBootstrapWindow: -1}, secs(0, 5, 10, 15, 20, 25, 30, 35)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -155,3 +155,47 @@ func TestDescendingChangeStartsFastBootstraps(t *testing.T) {
 		t.Errorf("%d bootstraps in the 5 s after the descending change, want 5", n)
 	}
 }
+
+// TestParentMovedIsFollowedAtOnce: the parent re-signs the same root
+// update with a new path (it changed its own parent). The reference takes
+// that as bad news and flaps for ReparentWait; tuned, the node keeps its
+// parent, takes the new coordinates and passes the update on at once.
+func TestParentMovedIsFollowedAtOnce(t *testing.T) {
+	for _, ref := range []bool{false, true} {
+		// A under M (port 1) under the root C; B is A's other peer.
+		r := New(privA, Options{DisableWakeups: true, ReferenceTimers: ref})
+		r.PeerUp(t0, 1, keyM, PeerRemote)
+		r.PeerUp(t0, 2, keyB, PeerRemote)
+		mustNoDisconnect(t, feed(t, r, t0, 1, rootedAt(privC, 1, 1).Signed(privM, 1)))
+		if r.Parent() != 1 {
+			t.Fatalf("set-up: parent %v", r.Parent())
+		}
+		r.Tick(t0)
+		now := t0.Add(1300 * time.Millisecond)
+		// M moved under D: C's port 4 to D, D's port 5 to M, M's port 1.
+		moved := rootedAt(privC, 1, 4).Signed(privD, 5).Signed(privM, 1)
+		acts := feed(t, r, now, 1, moved)
+		mustNoDisconnect(t, acts)
+		announced := len(sends(acts, NoPort, int(wire.TypeTreeAnnouncement)))
+		if ref {
+			if r.Parent() != NoPort || r.Root().Key != keyA {
+				t.Errorf("reference: parent %v root %v after the parent moved, want bad news (own root)", r.Parent(), r.Root())
+			}
+			continue
+		}
+		if r.Parent() != 1 || r.Root() != (wire.Root{Key: keyC, Seq: 1}) || !r.Coords().Equal(wire.Coordinates{4, 5, 1}) {
+			t.Fatalf("tuned: parent %v root %v coords %v, want parent 1, C's root, coords [4 5 1]", r.Parent(), r.Root(), r.Coords())
+		}
+		if announced != 2 {
+			t.Errorf("tuned: the new path went to %d peers, want both", announced)
+		}
+		if r.waiting {
+			t.Errorf("tuned: waiting %v after the parent moved", r.waiting)
+		}
+		// An identical repeat is still bad news, as in the reference.
+		mustNoDisconnect(t, feed(t, r, now.Add(time.Second), 1, moved))
+		if r.Parent() != NoPort {
+			t.Errorf("tuned: an identical repeat from the parent was taken as good news")
+		}
+	}
+}
