@@ -91,12 +91,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	svgDir := fs.String("svg", "", "write the plots (stretch CDF, delivery during recovery) as SVG into this directory")
 	suite := fs.String("suite", "", "run the shared graphs in this directory (sim-skitter, yggdrasil, fc00, dn42), each in its own process")
 	out := fs.String("out", "docs/simulation", "with -suite: where RESULTS.md, the JSON and the plots go")
+	reuse := fs.Bool("reuse", false, "with -suite: take a graph's figures from its JSON in -out if it is there instead of running it (to rebuild RESULTS.md and the plots, or to run the graphs separately)")
 	progressEvery := fs.Duration("progress", 5*time.Second, "wall time between progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *suite != "" {
-		return runSuite(*suite, *out, *seed, *pairs, *sigs, stdout, stderr)
+		return runSuite(*suite, *out, *seed, *pairs, *sigs, *reuse, stdout, stderr)
 	}
 	var g sim.Graph
 	var name string
@@ -262,7 +263,8 @@ var suiteGraphs = []struct {
 
 // runSuite runs every suite graph in a child process (so its wall time and
 // peak RSS are its own), then writes RESULTS.md and the plots into out.
-func runSuite(dir, out string, seed uint64, pairs int, sigs bool, stdout, stderr io.Writer) error {
+// With reuse, a graph whose JSON is already in out is not run again.
+func runSuite(dir, out string, seed uint64, pairs int, sigs, reuse bool, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -280,11 +282,15 @@ func runSuite(dir, out string, seed uint64, pairs int, sigs bool, stdout, stderr
 		jsonPath := filepath.Join(out, name+".json")
 		args := []string{"-graph", path, "-seed", fmt.Sprint(seed), "-pairs", fmt.Sprint(pairs),
 			"-signatures=" + fmt.Sprint(sigs), "-wakeup-originators", fmt.Sprint(sg.wakeups), "-json", jsonPath}
-		fmt.Fprintf(stderr, "suite: pineconesim %s\n", strings.Join(args, " "))
-		cmd := exec.Command(self, args...)
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("suite: %s: %w", name, err)
+		if _, err := os.Stat(jsonPath); reuse && err == nil {
+			fmt.Fprintf(stderr, "suite: %s: reusing %s\n", name, jsonPath)
+		} else {
+			fmt.Fprintf(stderr, "suite: pineconesim %s\n", strings.Join(args, " "))
+			cmd := exec.Command(self, args...)
+			cmd.Stdout, cmd.Stderr = stdout, stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("suite: %s: %w", name, err)
+			}
 		}
 		b, err := os.ReadFile(jsonPath)
 		if err != nil {
