@@ -225,7 +225,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 	var err error
 	switch u.Scheme {
 	case config.SchemeTCP:
-		d := net.Dialer{Control: link.ControlTCP}
+		d := net.Dialer{Control: link.ControlTCP, KeepAliveConfig: link.TCPKeepAlive()}
 		nc, err = d.DialContext(dctx, "tcp", u.Host)
 	default:
 		tc := m.cfg.TLS

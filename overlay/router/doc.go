@@ -53,14 +53,11 @@
 //     or descending neighbour, else BootstrapInterval (5 s) as the
 //     reference. The snake settles one link per round, so fast rounds while
 //     it moves cut cold-start convergence by a factor of three to four.
-//   - Reparent wait: when the parent sends the same root update again, the
-//     reference becomes root for ReparentWait (1 s), which is bad news for
-//     its whole subtree in turn. We follow a parent that re-signed it with
-//     a new path (it moved in the tree) at once, and ignore an identical
-//     copy (the "stronger root" reply of §4.5 crossing our own update). In
-//     the simulator the tree then forms in ~1 s instead of ~3 s, for about
-//     1.5–4 times the announcements in that first second. A weaker root or
-//     a loop from the parent still waits as in the reference.
+//   - Reparent wait: a parent that re-signs the same root update with a new
+//     path (it moved in the tree) is followed at once; the reference
+//     becomes root for ReparentWait (1 s), which is bad news for its whole
+//     subtree in turn. An identical repeat, a weaker root or a loop still
+//     wait as in the reference.
 //
 // All other timers (announcement refresh and timeout, route expiry, the
 // coordinate cache, the wakeup repeat guard and seen expiry) are the

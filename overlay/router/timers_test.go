@@ -78,9 +78,7 @@ func TestRootRefreshEvery30Minutes(t *testing.T) {
 }
 
 func TestReparentWaitOneSecond(t *testing.T) {
-	// The reference's rule; tuned, an identical repeat is ignored
-	// (TestParentMovedIsFollowedAtOnce).
-	r := childOfC(t, Options{DisableWakeups: true, ReferenceTimers: true})
+	r := childOfC(t, Options{DisableWakeups: true})
 	r.PeerUp(t0, 3, keyM, PeerRemote)
 	// The parent repeats the same update: bad news (§4.5).
 	r.Tick(t0)
