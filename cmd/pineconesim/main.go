@@ -32,6 +32,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,13 +92,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	svgDir := fs.String("svg", "", "write the plots (stretch CDF, delivery during recovery) as SVG into this directory")
 	suite := fs.String("suite", "", "run the shared graphs in this directory (sim-skitter, yggdrasil, fc00, dn42), each in its own process")
 	out := fs.String("out", "docs/simulation", "with -suite: where RESULTS.md, the JSON and the plots go")
+	only := fs.String("graphs", "", "with -suite: run only these suite graphs, comma-separated names (e.g. dn42,fc00); RESULTS.md then has only their columns")
 	reuse := fs.Bool("reuse", false, "with -suite: take a graph's figures from its JSON in -out if it is there instead of running it (to rebuild RESULTS.md and the plots, or to run the graphs separately)")
 	progressEvery := fs.Duration("progress", 5*time.Second, "wall time between progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *suite != "" {
-		return runSuite(*suite, *out, *seed, *pairs, *sigs, *reuse, stdout, stderr)
+		return runSuite(*suite, *out, *seed, *pairs, *sigs, *reuse, *only, stdout, stderr)
 	}
 	var g sim.Graph
 	var name string
@@ -263,8 +265,18 @@ var suiteGraphs = []struct {
 
 // runSuite runs every suite graph in a child process (so its wall time and
 // peak RSS are its own), then writes RESULTS.md and the plots into out.
-// With reuse, a graph whose JSON is already in out is not run again.
-func runSuite(dir, out string, seed uint64, pairs int, sigs, reuse bool, stdout, stderr io.Writer) error {
+// With reuse, a graph whose JSON is already in out is not run again; only,
+// if not empty, names the graphs to run (comma-separated).
+func runSuite(dir, out string, seed uint64, pairs int, sigs, reuse bool, only string, stdout, stderr io.Writer) error {
+	graphs := suiteGraphs[:0:0]
+	for _, sg := range suiteGraphs {
+		if only == "" || slices.Contains(strings.Split(only, ","), strings.TrimSuffix(sg.file, ".txt")) {
+			graphs = append(graphs, sg)
+		}
+	}
+	if len(graphs) == 0 {
+		return usageError{fmt.Errorf("-graphs %q names none of the suite's graphs", only)}
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -273,7 +285,7 @@ func runSuite(dir, out string, seed uint64, pairs int, sigs, reuse bool, stdout,
 		return err
 	}
 	var reps []*Report
-	for _, sg := range suiteGraphs {
+	for _, sg := range graphs {
 		path := filepath.Join(dir, sg.file)
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("suite: %w", err)
