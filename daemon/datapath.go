@@ -7,7 +7,6 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
-	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"github.com/pineconed/pineconed/tun"
@@ -155,7 +154,9 @@ type lookupResult struct {
 // admin lookups waiting for that prefix.
 func (d *Daemon) onLookupDone(prefix addressing.KeyPrefix, latency time.Duration, ok bool) {
 	result := "found"
-	if !ok {
+	if ok {
+		d.log.Debug("address lookup found", "prefix", prefix.String(), "after", latency)
+	} else {
 		result = "timeout"
 		d.log.Debug("address lookup gave up", "prefix", prefix.String(), "after", latency)
 	}
@@ -221,30 +222,30 @@ func (d *Daemon) inboundLoop() {
 		case <-d.stop:
 			return
 		case dl := <-deliveries:
-			if d.handleDelivery(time.Now(), dl) {
-				bufpool.Put(dl.Payload)
-			}
+			d.handleDelivery(time.Now(), dl)
+			// Every layer is done with the payload once it returns:
+			// the session and the resolver copy what they keep (the
+			// Noise state copies the ephemeral key), so handshake and
+			// lookup buffers go back to the pool like transport ones.
+			dl.Release()
 		}
 	}
 }
 
-// handleDelivery hands one delivered payload to its layer. It reports
-// whether the payload's buffer is free again: true unless a layer that
-// might keep it (the resolver, handshakes) has seen it. Transport messages
-// are decrypted, checked and copied to the TUN writer before
-// HandlePayload returns.
-func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) (free bool) {
+// handleDelivery hands one delivered payload to its layer, which is done
+// with it when this returns. Transport messages are decrypted, checked and
+// copied to the TUN writer before HandlePayload returns.
+func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) {
 	if !envelope.IsEnvelope(dl.Payload) {
 		d.drops.foreign.Add(1)
-		return true
+		return
 	}
 	t, err := envelope.ParseHeader(dl.Payload)
 	if err != nil {
 		d.drops.badEnvelope.Add(1)
 		d.log.Debug("bad payload", "peer", dl.Source.String(), "err", err)
-		return true
+		return
 	}
-	free = t == envelope.TypeTransport
 	switch t {
 	case envelope.TypeLookupRequest, envelope.TypeLookupResponse:
 		// Lookups are addressed to a key that need not exist; SNEK hands
@@ -253,20 +254,20 @@ func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) (free bool) 
 	case envelope.TypeHandshakeInit, envelope.TypeHandshakeResponse, envelope.TypeTransport:
 		if dl.Destination != d.key {
 			d.drops.misrouted.Add(1)
-			return true
+			return
 		}
 		err = d.sessions.HandlePayload(now, dl.Source, dl.Payload)
 	default:
 		d.drops.badEnvelope.Add(1)
-		return true
+		return
 	}
 	if err != nil {
 		d.log.Debug("payload refused", "peer", dl.Source.String(), "type", t.String(), "err", err)
 	}
-	return free
 }
 
-// timerLoop drives the resolver's retries and the session timers.
+// timerLoop drives the resolver's retries and the session timers, and
+// retries pending lookups as soon as the overlay gains a route.
 func (d *Daemon) timerLoop() {
 	defer d.wg.Done()
 	t := time.NewTicker(resolverTick)
@@ -276,10 +277,15 @@ func (d *Daemon) timerLoop() {
 		select {
 		case <-d.stop:
 			return
+		case <-d.node.RoutesChanged():
+			if sent, owed := d.resolver.RoutesChanged(time.Now()); sent+owed > 0 {
+				d.log.Debug("routes changed: pending lookups retried", "sent", sent, "owed", owed)
+			}
 		case now := <-t.C:
 			d.resolver.Tick(now)
 			if now.Sub(lastSession) >= sessionTick-resolverTick/2 {
 				d.sessions.Tick(now)
+				d.expireCards(now)
 				lastSession = now
 			}
 		}

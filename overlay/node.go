@@ -21,6 +21,9 @@ const (
 	// DefaultDeliveryQueue is how many delivered payloads may wait for the
 	// application before new ones are dropped.
 	DefaultDeliveryQueue = 1024
+	// DefaultDeliveryQueueBytes caps the buffer bytes (capacity) those
+	// payloads hold, so that 1 024 large packets cannot hold 64 MiB.
+	DefaultDeliveryQueueBytes = 8 << 20
 )
 
 // Errors returned by the node.
@@ -34,8 +37,10 @@ var (
 type Config struct {
 	// MaxPeers bounds simultaneous peerings, at most 253 (router.MaxPort).
 	MaxPeers int
-	// DeliveryQueue bounds payloads delivered to this node and not yet read.
-	DeliveryQueue int
+	// DeliveryQueue bounds payloads delivered to this node and not yet
+	// released, in payloads; DeliveryQueueBytes in buffer bytes.
+	DeliveryQueue      int
+	DeliveryQueueBytes int
 	// Router are the options of the routing state machine.
 	Router router.Options
 	// Logger receives peer and tree events; nil discards them.
@@ -53,10 +58,24 @@ type Delivery struct {
 	// SNEK hands a frame for a key that does not exist to that key's
 	// successor, which address lookups rely on.
 	Destination wire.PublicKey
-	// Payload is owned by the receiver. It is built in a buffer from
-	// internal/bufpool, which the receiver may give back with bufpool.Put
-	// once it no longer uses the payload.
+	// Payload is owned by the receiver until it calls Release. It is
+	// built in the smallest internal/bufpool buffer that holds it.
 	Payload []byte
+
+	// held is the node's count of delivery bytes not yet released.
+	held *atomic.Int64
+}
+
+// Release gives the payload's buffer back to the pool and its bytes back
+// to the delivery queue's budget. The receiver calls it exactly once for
+// every Delivery it took from Node.Deliveries, when it no longer uses the
+// payload; until then the payload counts against DeliveryQueueBytes, so a
+// receiver that holds on to payloads eventually sees new ones dropped.
+func (d Delivery) Release() {
+	if d.held != nil {
+		d.held.Add(-int64(cap(d.Payload)))
+	}
+	bufpool.Put(d.Payload)
 }
 
 // Node is a running Pinecone node. All methods are safe for concurrent use.
@@ -78,7 +97,13 @@ type Node struct {
 	ports [router.MaxPort + 1]atomic.Pointer[peer]
 
 	deliveries chan Delivery
-	stats      nodeCounters
+	// deliveryBytes is the buffer capacity of the deliveries queued or
+	// held by the receiver and not yet released.
+	deliveryBytes atomic.Int64
+	stats         nodeCounters
+	// routes holds one signal while a routing change is unread; changes
+	// that come before it is read merge into it.
+	routes chan struct{}
 
 	poke chan struct{}
 	stop chan struct{}
@@ -105,6 +130,9 @@ func New(priv ed25519.PrivateKey, cfg Config) *Node {
 	if cfg.DeliveryQueue <= 0 {
 		cfg.DeliveryQueue = DefaultDeliveryQueue
 	}
+	if cfg.DeliveryQueueBytes <= 0 {
+		cfg.DeliveryQueueBytes = DefaultDeliveryQueueBytes
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -119,6 +147,7 @@ func New(priv ed25519.PrivateKey, cfg Config) *Node {
 		now:        cfg.Now,
 		router:     router.New(priv, cfg.Router),
 		deliveries: make(chan Delivery, cfg.DeliveryQueue),
+		routes:     make(chan struct{}, 1),
 		poke:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
@@ -259,6 +288,16 @@ func (n *Node) Receive(port router.Port, frame []byte) error {
 	return nil
 }
 
+// KeepaliveSent counts a Keepalive that the link on port made and wrote
+// itself: links send their keepalives without the node (see
+// overlay/link), and the node's frames_out counters must include them.
+func (n *Node) KeepaliveSent(port router.Port, size int) {
+	if p := n.peerAt(port); p != nil {
+		p.counters.out.add(wire.TypeKeepalive, size)
+	}
+	n.stats.out.add(wire.TypeKeepalive, size)
+}
+
 // SendTo sends payload to the node with key dst, by tree coordinates when
 // they are known and by SNEK otherwise. Like the reference it is best
 // effort: a frame dropped for lack of a route or a full queue is counted,
@@ -327,7 +366,7 @@ func (n *Node) forward(f *wire.Traffic, from router.Port, room []byte) {
 			// it. That buffer is not given back: its headroom is too
 			// small for this flow's header, and dropping it lets the
 			// pool make buffers with the full headroom again.
-			frame, err = f.Append(bufpool.Get()[:0])
+			frame, err = f.Append(bufpool.Alloc(f.Overhead() + len(f.Payload))[:0])
 		}
 		if err != nil {
 			bufpool.Put(frame)
@@ -340,21 +379,42 @@ func (n *Node) forward(f *wire.Traffic, from router.Port, room []byte) {
 	bufpool.Put(room)
 }
 
-// deliver queues a copy of payload for the application, in a buffer from
-// internal/bufpool.
+// deliver queues a copy of payload for the application, in the smallest
+// internal/bufpool buffer that holds it, if the delivery queue's bounds in
+// payloads and in buffer bytes allow.
 func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
-	d := Delivery{Source: src, Destination: dst, Payload: append(bufpool.Get()[:0], payload...)}
-	select {
-	case n.deliveries <- d:
-	default:
-		bufpool.Put(d.Payload)
-		n.stats.drop(dropDeliveryQueueFull)
+	buf := bufpool.Alloc(len(payload))
+	copy(buf, payload)
+	d := Delivery{Source: src, Destination: dst, Payload: buf, held: &n.deliveryBytes}
+	size := int64(cap(buf))
+	if n.deliveryBytes.Add(size) <= int64(n.cfg.DeliveryQueueBytes) {
+		select {
+		case n.deliveries <- d:
+			return
+		default:
+		}
 	}
+	d.Release()
+	n.stats.drop(dropDeliveryQueueFull)
 }
 
+// DeliveryBytes is the buffer capacity of the deliveries queued or held by
+// the receiver and not yet released: what counts against
+// Config.DeliveryQueueBytes.
+func (n *Node) DeliveryBytes() int64 { return n.deliveryBytes.Load() }
+
 // Deliveries is the queue of payloads routed to this node. It is never
-// closed; select on it together with your own stop signal.
+// closed; select on it together with your own stop signal. Release every
+// Delivery taken from it.
 func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
+
+// RoutesChanged signals that the node has gained a route since the last
+// receive: a tree parent, a peer's first announcement, a new SNEK route or
+// neighbour (router.EventRoutesChanged). Signals merge while unread, so a
+// burst of changes wakes the reader once. The address resolver retries
+// its pending lookups on it instead of waiting for their timers. It is
+// never closed.
+func (n *Node) RoutesChanged() <-chan struct{} { return n.routes }
 
 // send queues frame on the peer's link and counts it.
 func (n *Node) send(p *peer, t wire.FrameType, frame []byte, protocol bool) {
@@ -405,13 +465,25 @@ func (n *Node) do(a router.Action) {
 	}
 }
 
+// logEvent logs and counts a router event, and passes route changes on to
+// RoutesChanged.
 func (n *Node) logEvent(e router.Event) {
 	switch e.Kind {
 	case router.EventRootChanged:
 		n.stats.rootChanges.Add(1)
 		n.logger.Info("tree root changed", "root", e.Root.Key.String(), "root_seq", e.Root.Seq, "coords", e.Coords.String())
+	case router.EventRoutesChanged:
+		select {
+		case n.routes <- struct{}{}:
+		default:
+		}
 	case router.EventParentChanged:
-		n.logger.Info("tree parent changed", "port", uint8(e.Port), "coords", e.Coords.String())
+		// As getSelf says it: port 0 and no parent key for a root.
+		parent := "none"
+		if p := n.peerAt(e.Port); p != nil {
+			parent = p.info.Key.String()
+		}
+		n.logger.Info("tree parent changed", "port", e.Port.Number(), "parent", parent, "coords", e.Coords.String())
 	default:
 		n.logger.Debug("router event", "event", e.String())
 	}

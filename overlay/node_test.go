@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,6 +220,44 @@ func TestDeliveryQueueIsBounded(t *testing.T) {
 	}
 }
 
+// The delivery queue counts the buffer capacity its payloads hold, and
+// small payloads hold small buffers: 1-byte payloads fit 248-byte buffers
+// (bufpool.Classes[0]), 60 KiB ones a 64 KiB buffer each.
+func TestDeliveryQueueCountsBufferBytes(t *testing.T) {
+	a := newNode(t, 1, Config{DeliveryQueue: 1000, DeliveryQueueBytes: 256 << 10})
+	for range 500 {
+		a.SendTo(a.PublicKey(), []byte{1})
+	}
+	if got := len(a.Deliveries()); got != 500 {
+		t.Fatalf("%d small deliveries queued, want all 500 (248 bytes each)", got)
+	}
+	for range 500 {
+		(<-a.Deliveries()).Release()
+	}
+	big := make([]byte, 60<<10)
+	for range 10 {
+		a.SendTo(a.PublicKey(), big)
+	}
+	// 256 KiB holds three 64 KiB buffers, not four.
+	if got := len(a.Deliveries()); got != 3 {
+		t.Fatalf("%d large deliveries queued under a 256 KiB budget, want 3", got)
+	}
+	if st := a.Stats(); st.Drops["delivery_queue_full"] != 7 {
+		t.Fatalf("drops %v, want 7 delivery_queue_full", st.Drops)
+	}
+	// A payload the receiver holds still counts; a released one does not.
+	held := <-a.Deliveries()
+	a.SendTo(a.PublicKey(), big)
+	if got := len(a.Deliveries()); got != 2 {
+		t.Fatalf("%d queued while one is held, want 2", got)
+	}
+	held.Release()
+	a.SendTo(a.PublicKey(), big)
+	if got := len(a.Deliveries()); got != 3 {
+		t.Fatalf("%d queued after Release, want 3", got)
+	}
+}
+
 func TestConcurrentSendAndChurn(t *testing.T) {
 	a, _, c := line(t)
 	waitDelivery(t, a, c, []byte("warm"), 20*time.Second)
@@ -271,5 +310,49 @@ func TestCloseStopsEverything(t *testing.T) {
 	ba.wg.Wait()
 	if _, err := a.Attach(PeerInfo{Key: b.PublicKey()}, ab); !errors.Is(err, ErrClosed) {
 		t.Fatalf("attach after close: %v", err)
+	}
+}
+
+// The log names the tree parent as getSelf does: its port and key, and port
+// 0 with no parent once the node is the root again (issue 10: the log said
+// port=255).
+func TestParentChangeLogVocabulary(t *testing.T) {
+	la, bufA := testhelp.NewLogger(t)
+	lb, bufB := testhelp.NewLogger(t)
+	a, b := newNode(t, 1, Config{Logger: la}), newNode(t, 2, Config{Logger: lb})
+	l := connect(t, a, b)
+	// The node with the lower key becomes the other's child.
+	child, parent, buf := a, b, bufA
+	if b.PublicKey().Less(a.PublicKey()) {
+		child, parent, buf = b, a, bufB
+	}
+	testhelp.WaitFor(t, "a parent", 10*time.Second, func() bool { return child.Self().Parent != router.NoPort })
+	port := child.Self().Parent
+	l.Close(errors.New("test: parent gone"))
+	testhelp.WaitFor(t, "root again", 10*time.Second, func() bool { return child.Self().Parent == router.NoPort })
+	testhelp.WaitFor(t, "both parent changes logged", 5*time.Second, func() bool { return len(buf.Lines("tree parent changed")) == 2 })
+	lines := buf.Lines("tree parent changed")
+	if want := fmt.Sprintf("port=%d parent=%s ", port.Number(), parent.PublicKey()); !strings.Contains(lines[0], want) {
+		t.Errorf("on getting a parent the log says\n%s\nwant %q in it", lines[0], want)
+	}
+	if want := "port=0 parent=none "; !strings.Contains(lines[1], want) {
+		t.Errorf("on becoming root the log says\n%s\nwant %q in it", lines[1], want)
+	}
+}
+
+// RoutesChanged wakes its reader when the node gains routes (here: a peer
+// announces and becomes our parent or child), and not before.
+func TestRoutesChangedSignal(t *testing.T) {
+	a, b := newNode(t, 1, Config{}), newNode(t, 2, Config{})
+	select {
+	case <-a.RoutesChanged():
+		t.Fatal("a lone node signalled a route change")
+	default:
+	}
+	connect(t, a, b)
+	select {
+	case <-a.RoutesChanged():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no route change signalled after a peer announced")
 	}
 }

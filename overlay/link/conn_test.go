@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
+	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -134,8 +136,13 @@ func TestFramesBothWays(t *testing.T) {
 func TestKeepaliveAfterIdle(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	cfg := fastConfig() // keepalive 50ms, read timeout 300ms
-	_, _, sa, sb := pipePair(t, cfg)
+	a, _, sa, sb := pipePair(t, cfg)
 	time.Sleep(time.Second) // more than three read timeouts
+	// Every keepalive A wrote was reported to its switch, which counts
+	// them for the node's frames_out.
+	if out := a.Stats().Out["keepalive"]; out.Bytes == 0 || int(out.Bytes) != sa.keepaliveBytes(1) {
+		t.Fatalf("A wrote keepalives %+v, reported %d bytes of them", out, sa.keepaliveBytes(1))
+	}
 	for name, s := range map[string]*fakeSwitch{"A": sa, "B": sb} {
 		if d := s.detaches(1); len(d) > 0 {
 			t.Fatalf("%s detached while keepalives were flowing: %v", name, d)
@@ -325,6 +332,46 @@ func TestQueueFullDrops(t *testing.T) {
 	}
 }
 
+// The byte caps count what a queued frame holds: a small frame built in a
+// large pool buffer is moved to a small one first (and counts that), and
+// the protocol queue has a byte cap of its own.
+func TestQueueBytesCountCapacity(t *testing.T) {
+	x, y := net.Pipe()
+	defer y.Close()
+	a := New(x, keyB, Config{ProtocolQueue: 100, ProtocolQueueBytes: 3000, TrafficQueue: 100, TrafficQueueBytes: 10000})
+	defer a.Close(nil)
+	pooled := func(t wire.FrameType, size int) []byte {
+		buf := bufpool.Get()
+		h := bufpool.Headroom(buf)
+		frame := buf[h-80 : h-80+size]
+		copy(frame, testframe.Of(t, size, 0))
+		return frame
+	}
+	for range 4 {
+		if !a.Send(pooled(wire.TypeTraffic, 1400), false) {
+			t.Fatal("small traffic frame refused")
+		}
+	}
+	// Four 1 400-byte frames in 2 040-byte buffers: 8 160 bytes, where
+	// their 64 KiB buffers would not have fitted even once.
+	if st := a.Stats(); st.TrafficQueued != 4 || st.TrafficQueuedBytes != 4*2040 {
+		t.Fatalf("traffic queue: %d frames, %d bytes; want 4, %d", st.TrafficQueued, st.TrafficQueuedBytes, 4*2040)
+	}
+	if a.Send(pooled(wire.TypeTraffic, 1400), false) {
+		t.Fatal("a fifth 2 040-byte buffer fitted in a 10 000-byte budget")
+	}
+	ok := 0
+	for range 5 {
+		if a.Send(pooled(wire.TypeBootstrap, 900), true) {
+			ok++
+		}
+	}
+	// 900 bytes fit 1 016-byte buffers: two in 3 000 bytes, not three.
+	if st := a.Stats(); ok != 2 || st.ProtocolQueuedBytes != 2*1016 || st.Drops[DropProtocolQueueFull] != 3 {
+		t.Fatalf("protocol queue took %d frames holding %d bytes, drops %v", ok, st.ProtocolQueuedBytes, st.Drops)
+	}
+}
+
 func TestSendRefusesMalformed(t *testing.T) {
 	x, y := net.Pipe()
 	defer y.Close()
@@ -463,4 +510,38 @@ func TestReceiveErrorCloses(t *testing.T) {
 		t.Fatalf("detaches: %v", d)
 	}
 	<-a.Done()
+}
+
+// The node counts the keepalives a link makes itself in its frames_out,
+// node-wide and for the peering (issue 10: they stayed at 0), and keeps
+// the node-wide count once the peering is gone.
+func TestKeepalivesCountedByNode(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	node := overlay.New(privA, overlay.Config{})
+	defer node.Close()
+	x, y := net.Pipe()
+	l := New(x, keyB, fastConfig())
+	port, err := node.Attach(overlay.PeerInfo{Key: keyB, Transport: "tcp"}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start(port, node)
+	remote := New(y, keyA, fastConfig())
+	remote.Start(1, newFakeSwitch())
+	defer func() { remote.Close(nil); <-remote.Done() }()
+
+	testhelp.WaitFor(t, "keepalives from the node's link", 5*time.Second, func() bool {
+		return l.Stats().Out["keepalive"].Frames >= 3
+	})
+	peers := node.Peers()
+	if len(peers) != 1 || peers[0].Out["keepalive"].Frames == 0 {
+		t.Fatalf("peer counters: %+v", peers)
+	}
+	l.Close(nil)
+	<-l.Done()
+	written := l.Stats().Out["keepalive"]
+	got := node.Stats().FramesOut["keepalive"]
+	if got.Frames != written.Frames || got.Bytes != written.Bytes || got.Bytes != got.Frames*wire.HeaderSize {
+		t.Fatalf("node counts keepalives out %+v, the link wrote %+v", got, written)
+	}
 }

@@ -7,9 +7,11 @@
 // interface has a usable IPv4 address, to 224.0.0.114, UDP port 60606. A
 // valid beacon from another key that we are not already peered with on that
 // interface leads to a TCP dial to the beacon's source address and the
-// advertised port; connections to our listener are accepted the same way.
-// Either way the connection goes to the peer manager's Handle (see
-// overlay/peers), which runs the handshake and attaches the peering to the
+// advertised port; connections to our listener are accepted by the same
+// accept loop as the peer manager's listeners (internal/accept), whose
+// handshake slots bound handshakes in progress, not LAN peerings. Either
+// way the connection goes to the peer manager's Handle or HandleAccepted
+// (see overlay/peers), which runs the handshake and attaches the peering to the
 // node with the interface name as its zone and router.PeerMulticast as its
 // type. Discovery therefore sits beside overlay/peers at the start of the
 // data path: it only finds connections, it never carries frames.
@@ -40,8 +42,10 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"github.com/pineconed/pineconed/internal/accept"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -79,6 +83,10 @@ type Peerer interface {
 	// Handle runs a connection as a peering until it ends; pin, if not
 	// zero, is the key the remote must present.
 	Handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo, pin wire.PublicKey) error
+	// HandleAccepted is Handle for a connection to our listener: it
+	// calls handshook once the handshake is over, which gives the
+	// connection's handshake slot back while the peering runs on.
+	HandleAccepted(ctx context.Context, nc net.Conn, info overlay.PeerInfo, handshook func()) error
 	// Connected reports whether a peering with key in zone is up.
 	Connected(key wire.PublicKey, zone string) bool
 }
@@ -131,9 +139,10 @@ const (
 	ignoreInterface = "interface" // arrived on an interface we do not use
 	ignoreSource    = "source"    // unusable source address
 	ignoreWaiting   = "waiting"   // the lower key should dial; grace not over
+	ignoreBackoff   = "backoff"   // the last attempts failed; next one not due yet
 )
 
-var ignoreReasons = []string{ignoreMalformed, ignoreOwn, ignoreConnected, ignoreInterface, ignoreSource, ignoreWaiting}
+var ignoreReasons = []string{ignoreMalformed, ignoreOwn, ignoreConnected, ignoreInterface, ignoreSource, ignoreWaiting, ignoreBackoff}
 
 // iface is an interface in use and the groups joined on it.
 type iface struct {
@@ -144,8 +153,15 @@ type iface struct {
 	joined4 bool
 }
 
-// sighting is when we first and last heard a key in a zone.
-type sighting struct{ first, last time.Time }
+// sighting is when we first and last heard a key in a zone, and the
+// back-off of dialling it: a neighbour that refuses us (at max_peers, or
+// by allowed_keys) is re-dialled the way static peers are, not at every
+// beacon.
+type sighting struct {
+	first, last time.Time
+	retry       *peers.Retry
+	nextDial    time.Time
+}
 
 // Discovery is running LAN discovery. Close stops it.
 type Discovery struct {
@@ -161,7 +177,7 @@ type Discovery struct {
 	port  uint16
 	p6    *ipv6.PacketConn // nil when IPv6 is unavailable
 	p4    *ipv4.PacketConn // nil when IPv4 is unavailable
-	slots chan struct{}
+	slots *accept.Slots    // connections to ln in their handshake
 
 	// dial connects to a discovered peer; tests replace it.
 	dial func(ctx context.Context, local, remote netip.AddrPort, zone string) (net.Conn, error)
@@ -175,7 +191,7 @@ type Discovery struct {
 	seen    map[string]sighting
 
 	sent, received, dials, dialFailures atomic.Uint64
-	ignored                             [6]atomic.Uint64
+	ignored                             [7]atomic.Uint64
 }
 
 // newDiscovery sets a Discovery up without opening sockets.
@@ -199,7 +215,7 @@ func newDiscovery(cfg Config, p Peerer) *Discovery {
 		cfg:     cfg,
 		peers:   p,
 		log:     cfg.Logger.With("component", "multicast"),
-		slots:   make(chan struct{}, maxInboundHandshakes),
+		slots:   accept.NewSlots(maxInboundHandshakes),
 		now:     time.Now,
 		ifaces:  map[string]*iface{},
 		pending: map[string]bool{},
@@ -628,6 +644,11 @@ func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
 		d.ignore(ignoreConnected)
 		return
 	}
+	if now.Before(s.nextDial) {
+		d.mu.Unlock()
+		d.ignore(ignoreBackoff)
+		return
+	}
 	if !d.cfg.Key.Less(key) && now.Sub(s.first) < d.cfg.DialGrace {
 		// The other side has the lower key and will dial us; give it the
 		// grace period before dialling ourselves.
@@ -665,6 +686,7 @@ func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
 		cancel()
 		if err != nil {
 			d.dialFailures.Add(1)
+			d.backOff(id, 0)
 			d.log.Debug("cannot dial discovered peer", "peer", key.String(), "remote", remote.String(), "iface", zone, "err", err)
 			return
 		}
@@ -674,14 +696,35 @@ func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
 			Zone:      zone,
 			Type:      router.PeerMulticast,
 		}
+		started := d.now()
 		err = d.peers.Handle(d.ctx, nc, info, key)
-		d.log.Debug("discovered peering ended", "peer", key.String(), "iface", zone, "reason", err)
+		wait := d.backOff(id, d.now().Sub(started))
+		d.log.Debug("discovered peering ended", "peer", key.String(), "iface", zone, "reason", err, "next_dial_in", wait.Round(time.Millisecond))
 	})
 	if !started {
 		d.mu.Lock()
 		delete(d.pending, id)
 		d.mu.Unlock()
 	}
+}
+
+// backOff records that an attempt to dial id ended after the peering was up
+// for uptime (0 when the dial failed) and sets when the next may start;
+// it returns the wait. A sighting pruned meanwhile starts afresh.
+func (d *Discovery) backOff(id string, uptime time.Duration) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.seen[id]
+	if !ok {
+		return 0
+	}
+	if s.retry == nil {
+		s.retry = peers.Backoff{}.NewRetry()
+	}
+	wait, _ := s.retry.Next(uptime)
+	s.nextDial = d.now().Add(wait)
+	d.seen[id] = s
+	return wait
 }
 
 // dialTCP connects to a discovered peer from our address on its interface,
@@ -706,41 +749,21 @@ func (d *Discovery) dialTCP(ctx context.Context, local, remote netip.AddrPort, _
 
 func (d *Discovery) acceptLoop() {
 	defer d.wg.Done()
-	for {
-		nc, err := d.ln.Accept()
-		if err != nil {
-			if d.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			d.log.Warn("accept failed", "err", err)
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-d.ctx.Done():
-				return
-			}
-			continue
-		}
-		select {
-		case d.slots <- struct{}{}:
-		default:
-			d.log.Warn("refusing inbound connection: too many handshakes in progress", "remote", nc.RemoteAddr().String())
-			nc.Close()
-			continue
-		}
-		if !d.spawn(func() {
-			defer func() { <-d.slots }()
-			d.serveInbound(nc)
-		}) {
-			<-d.slots
-			nc.Close()
-			return
-		}
-	}
+	accept.Serve(d.ctx, d.ln, accept.Config{
+		Slots: d.slots,
+		Spawn: d.spawn,
+		Refuse: func(nc net.Conn) {
+			d.log.Warn("refusing inbound connection: too many handshakes in progress", "remote", nc.RemoteAddr().String(), "limit", d.slots.Cap())
+		},
+		Logger: d.log,
+		Serve:  d.serveInbound,
+	})
 }
 
 // serveInbound runs a connection to our discovery listener, if it came in
-// over an interface discovery uses.
-func (d *Discovery) serveInbound(nc net.Conn) {
+// over an interface discovery uses. release gives its handshake slot back
+// once the handshake is over.
+func (d *Discovery) serveInbound(nc net.Conn, release func()) {
 	zone := d.arrivalInterface(nc)
 	if zone == "" {
 		d.log.Debug("refusing connection from outside the discovery interfaces", "remote", nc.RemoteAddr().String())
@@ -758,7 +781,7 @@ func (d *Discovery) serveInbound(nc net.Conn) {
 		Inbound:   true,
 		Type:      router.PeerMulticast,
 	}
-	err := d.peers.Handle(d.ctx, nc, info, wire.PublicKey{})
+	err := d.peers.HandleAccepted(d.ctx, nc, info, release)
 	d.log.Debug("discovered peering ended", "remote", info.URI, "iface", zone, "reason", err)
 }
 
