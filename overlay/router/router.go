@@ -2,7 +2,9 @@ package router
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -105,6 +107,9 @@ type Router struct {
 	descending    wire.PublicKey
 	hasDescending bool
 	lastBootstrap time.Time
+	// lastChange is when our parent, root or descending neighbour last
+	// changed: bootstraps are fast for FastBootstrapWindow after it.
+	lastChange time.Time
 	// bootstrapScratch is reused by bootstrapNextHop.
 	bootstrapScratch []snapEntry
 
@@ -112,14 +117,20 @@ type Router struct {
 	seen map[wire.PublicKey]seenWakeup
 	// verified is, per originator, the last wakeup payload whose
 	// signature verified: a flood brings the same payload several times.
-	verified   map[wire.PublicKey]seenWakeup
-	lastWakeup time.Time
+	verified map[wire.PublicKey]seenWakeup
+	// nextWakeup is when our periodic wakeup flood is due; zero for never.
+	nextWakeup time.Time
 	// seenExpiry is when the oldest record in seen or verified expires;
 	// zero while both are empty.
 	seenExpiry time.Time
 
 	nextMaint time.Time
 	lastSweep time.Time
+	// clock is the time of the current call, for end.
+	clock time.Time
+	// rng draws the tuned timers' jitter. It is seeded from the key, so a
+	// Router stays a deterministic function of its key and its inputs.
+	rng *rand.Rand
 
 	cache *CoordCache
 	stats *counters
@@ -166,6 +177,7 @@ func New(priv ed25519.PrivateKey, opts Options) *Router {
 		out:      make([]Action, 0, defaultOutputActionHint),
 	}
 	r.evRoot = r.currentRoot()
+	r.rng = rand.New(rand.NewPCG(binary.BigEndian.Uint64(r.key[:8]), binary.BigEndian.Uint64(r.key[8:16])))
 	return r
 }
 
@@ -173,10 +185,11 @@ func New(priv ed25519.PrivateKey, opts Options) *Router {
 // first call, starts the clocks.
 func (r *Router) begin(now time.Time) {
 	r.out = r.out[:0]
+	r.clock = now
 	if !r.started {
 		r.started = true
 		r.lastRootAnn = now
-		r.lastWakeup = now
+		r.scheduleWakeup(now, true)
 		r.lastSweep = now
 		// Maintenance is due at once; until it sees a parent it only
 		// expires state.
@@ -195,6 +208,9 @@ func (r *Router) end() []Action {
 	}
 	if r.parent != r.evParent {
 		r.event(Event{Kind: EventParentChanged, Port: r.parent, Root: root, Coords: r.coords()})
+	}
+	if root.Key != r.evRoot.Key || r.parent != r.evParent {
+		r.lastChange = r.clock
 	}
 	if r.routesChanged || root.Key != r.evRoot.Key || r.parent != r.evParent {
 		r.event(Event{Kind: EventRoutesChanged})
@@ -412,11 +428,11 @@ func (r *Router) maintain(now time.Time) {
 		r.dirty = true
 		r.sendAnnouncementToAll()
 	}
-	if r.parent != NoPort && now.Sub(r.lastBootstrap) >= BootstrapInterval {
+	if r.parent != NoPort && now.Sub(r.lastBootstrap) >= r.bootstrapInterval(now) {
 		r.sendBootstrap(now)
 	}
-	if !r.opts.DisableWakeups && now.Sub(r.lastWakeup) >= WakeupInterval {
-		r.lastWakeup = now
+	if !r.opts.DisableWakeups && !r.nextWakeup.IsZero() && !now.Before(r.nextWakeup) {
+		r.scheduleWakeup(now, false)
 		r.originateWakeup(now, r.allPorts())
 	}
 	if !r.seenExpiry.IsZero() && !now.Before(r.seenExpiry) {

@@ -7,8 +7,22 @@ import (
 )
 
 // bootstrapSoon makes the next maintenance tick send a bootstrap (§5.1).
+// Every reason for it is a change of our place in the tree or the snake,
+// so it also starts the window of fast bootstraps.
 func (r *Router) bootstrapSoon(now time.Time) {
 	r.lastBootstrap = now.Add(-BootstrapInterval)
+	r.lastChange = now
+}
+
+// bootstrapInterval is the time between two of our bootstraps at now:
+// FastBootstrapInterval within the fast window after a change, else the
+// reference's BootstrapInterval.
+func (r *Router) bootstrapInterval(now time.Time) time.Duration {
+	w := r.opts.FastBootstrapWindow
+	if r.opts.ReferenceTimers || w < 0 || r.lastChange.IsZero() || now.Sub(r.lastChange) >= w {
+		return BootstrapInterval
+	}
+	return FastBootstrapInterval
 }
 
 // signRoot builds the signed payload of a bootstrap or wakeup.
