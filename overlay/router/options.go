@@ -46,6 +46,13 @@ const (
 	DefaultMaxWakeupSeen = 4096
 	// DefaultCoordCacheSize bounds the coordinate cache.
 	DefaultCoordCacheSize = 4096
+	// DefaultSnapshotInterval is the least time between two snapshot
+	// rebuilds that only SNEK route changes call for. A SNEK route is
+	// refreshed every BootstrapInterval and lives SNEKExpiry, so traffic
+	// that sees a new route this much later loses nothing, while a hub
+	// relaying hundreds of bootstraps a second copies and sorts its table
+	// at most 20 times a second instead of once per bootstrap.
+	DefaultSnapshotInterval = 50 * time.Millisecond
 )
 
 // defaultOutputActionHint sizes the reused action slice.
@@ -77,6 +84,11 @@ type Options struct {
 	// CoordCacheSize bounds the coordinate cache; the least recently used
 	// entry is evicted. 0 means DefaultCoordCacheSize.
 	CoordCacheSize int
+	// SnapshotInterval bounds how often Publish rebuilds the snapshot when
+	// only SNEK routes changed (see Publish). 0 means
+	// DefaultSnapshotInterval; a negative value rebuilds after every
+	// change, which is what benchmarks compare against.
+	SnapshotInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -88,6 +100,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CoordCacheSize <= 0 {
 		o.CoordCacheSize = DefaultCoordCacheSize
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = DefaultSnapshotInterval
 	}
 	return o
 }

@@ -128,6 +128,8 @@ type Router struct {
 	// dirty means the peers or the tree changed since snap was built,
 	// tableDirty that only the SNEK routes did.
 	dirty, tableDirty bool
+	// published is when Publish last rebuilt snap.
+	published time.Time
 
 	// What the last reported events said, to report changes once.
 	evRoot   wire.Root
@@ -305,7 +307,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 	}
 	p := r.peers[from]
 	if f, ok := m.(*wire.Traffic); ok {
-		r.applyVerdict(f, r.Snapshot().Route(now, f, from))
+		r.applyVerdict(f, r.Publish(now).Route(now, f, from))
 		return r.end()
 	}
 	r.stats.in[typeIndex(t)].Add(1)
@@ -331,7 +333,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 // reports nothing when the frame is dropped; Stats count it.
 func (r *Router) SendTraffic(now time.Time, dst wire.PublicKey, payload []byte) []Action {
 	r.begin(now)
-	s := r.Snapshot()
+	s := r.Publish(now)
 	f := s.NewTraffic(now, dst, payload)
 	r.applyVerdict(&f, s.Route(now, &f, LocalPort))
 	return r.end()
@@ -374,10 +376,14 @@ func (r *Router) Tick(now time.Time) []Action {
 // NextTick is when Tick must next be called. Before the first call into
 // the Router it is the zero time.
 func (r *Router) NextTick() time.Time {
-	if r.waiting && r.waitUntil.Before(r.nextMaint) {
-		return r.waitUntil
+	next := r.nextMaint
+	if r.waiting && r.waitUntil.Before(next) {
+		next = r.waitUntil
 	}
-	return r.nextMaint
+	if due, ok := r.publishDue(); ok && due.Before(next) {
+		next = due
+	}
+	return next
 }
 
 func (r *Router) maintain(now time.Time) {

@@ -48,7 +48,10 @@ type snapEntry struct {
 // again only after the state changed, so the node can publish it after
 // every control call and compare pointers to see whether anything did.
 // When only SNEK routes changed (every bootstrap changes one), the peer
-// part and its search index are shared with the previous snapshot.
+// part and its search index are shared with the previous snapshot; when
+// only the peers or the tree did, the sorted routes are. Snapshot always
+// reflects the latest state; the data plane uses Publish, which bounds
+// how often route changes alone cost a rebuild.
 func (r *Router) Snapshot() *Snapshot {
 	if r.snap != nil && !r.dirty && !r.tableDirty {
 		return r.snap
@@ -68,15 +71,51 @@ func (r *Router) Snapshot() *Snapshot {
 		}
 		s.indexPeers()
 	}
-	s.entries = make([]snapEntry, 0, len(r.table))
-	for _, e := range r.table {
-		// Routes whose source peer is gone were deleted with the peer, so
-		// every entry here has a live source port.
-		s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+	if prev := r.snap; prev != nil && !r.tableDirty {
+		// Only the tree or the peers changed: the sorted routes are the
+		// same, and copying and sorting them again is the expensive part.
+		s.entries = prev.entries
+	} else {
+		s.entries = make([]snapEntry, 0, len(r.table))
+		for _, e := range r.table {
+			// Routes whose source peer is gone were deleted with the
+			// peer, so every entry here has a live source port.
+			s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+		}
+		s.sortEntries()
 	}
-	s.sortEntries()
 	r.snap, r.dirty, r.tableDirty = s, false, false
 	return s
+}
+
+// Publish returns the snapshot the data plane should forward with at now;
+// call it after every call into the Router, with the same now, and publish
+// the result (the node swaps an atomic pointer). A change of the peers or
+// the tree is published at once. A change of SNEK routes alone (nearly
+// every bootstrap relayed makes one) is published at most once per
+// Options.SnapshotInterval: until then Publish returns the previous
+// snapshot, a complete and consistent state that is at most that much
+// older, and NextTick falls due when the interval ends, so that the
+// change is published even if no other call comes. The cost of routing
+// state thus grows with the size of the table times a bounded rate, not
+// with the number of control frames.
+func (r *Router) Publish(now time.Time) *Snapshot {
+	if due, ok := r.publishDue(); ok && now.Before(due) {
+		return r.snap
+	}
+	if r.snap == nil || r.dirty || r.tableDirty {
+		r.published = now
+	}
+	return r.Snapshot()
+}
+
+// publishDue is when Publish will rebuild for SNEK route changes that it
+// held back; false when none are pending.
+func (r *Router) publishDue() (time.Time, bool) {
+	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 {
+		return time.Time{}, false
+	}
+	return r.published.Add(r.opts.SnapshotInterval), true
 }
 
 // peer returns the peer on port, or nil.

@@ -33,7 +33,7 @@ func unixMilli(now time.Time) uint64 {
 // every node on the way learns the route back to us.
 func (r *Router) sendBootstrap(now time.Time) {
 	r.lastBootstrap = now
-	next, wm := r.Snapshot().nextHopSNEK(now, r.key, true, wire.StartWatermark)
+	next, wm := r.bootstrapNextHop(now, r.key, wire.StartWatermark)
 	if next == NoPort || next == LocalPort {
 		r.stats.drop(DropNoRoute)
 		return
