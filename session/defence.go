@@ -22,7 +22,11 @@ import (
 //     limit per source key and one for all sources (Config.InitiationRate,
 //     PerSourceInitiations; internal/ratelimit).
 //   - When less than half of the global budget is left the Manager is
-//     "under load": an initiation is processed only if it is a
+//     "under load", and stays so until UnderLoadFor has passed without
+//     that happening again (WireGuard keeps its load state for a second
+//     too): without this a sustained flood would take every token as soon
+//     as the bucket refilled past half. Under load an initiation is
+//     processed only if it is a
 //     HandshakeInitCookie whose mac was made with the cookie for its
 //     claimed source key. Any other initiation gets a CookieReply (itself
 //     rate limited) and costs nothing more. The overlay delivers the reply
@@ -45,6 +49,20 @@ import (
 // CookieLifetime is how long a cookie secret is used, and how long an
 // initiator keeps using a cookie it was given.
 const CookieLifetime = 2 * time.Minute
+
+// UnderLoadFor is how long the Manager keeps demanding cookies after the
+// global initiation budget was last below half.
+const UnderLoadFor = time.Second
+
+// underLoad reports whether initiations need a valid cookie mac now.
+func (m *Manager) underLoad(now time.Time) bool {
+	if m.initLimit.Loaded(now) {
+		m.loadedAt.Store(now.UnixNano())
+		return true
+	}
+	last := m.loadedAt.Load()
+	return last != 0 && now.Sub(time.Unix(0, last)) < UnderLoadFor
+}
 
 // cookieSecrets makes and checks cookies for initiation sources.
 type cookieSecrets struct {
@@ -215,7 +233,7 @@ func (p *peer) initiationPayloadLocked(now time.Time) ([]byte, error) {
 // initiation from src is processed. withMAC, covered and mac describe a
 // HandshakeInitCookie.
 func (m *Manager) admitInitiation(now time.Time, src wire.PublicKey, in envelope.HandshakeInit, withMAC bool, covered, mac []byte) error {
-	if m.initLimit.Loaded(now) {
+	if m.underLoad(now) {
 		if !withMAC || !m.cookies.valid(now, src, covered, mac) {
 			m.st.needCookie.Add(1)
 			if err := m.sendCookieReply(now, src, in); err != nil {

@@ -90,7 +90,15 @@ func TestCookieUnderLoad(t *testing.T) {
 		t.Fatalf("unsolicited cookie reply: %v", err)
 	}
 
-	// Once the budget has refilled, plain initiations are answered again.
+	// The budget is back above half 0.9 s later, but the load state
+	// holds for UnderLoadFor: a sustained flood does not get the tokens
+	// each time they pass half.
+	f.deliver(t0.Add(900*time.Millisecond), forged[38])
+	if st := b.m.Stats(); st.ResponsesSent != 12 || st.NeedCookie != 32 {
+		t.Fatalf("0.9 s later: %d responses, %d needing a cookie; want 12, 32", st.ResponsesSent, st.NeedCookie)
+	}
+	f.take()
+	// Once that has passed, plain initiations are answered again.
 	later := t0.Add(3 * time.Second)
 	f.deliver(later, forged[39])
 	if got := b.m.Stats().ResponsesSent; got != 13 {
