@@ -16,6 +16,15 @@
 // other's MTU as Info.PeerMTU, so the daemon can answer oversized packets
 // with ICMPv6 Packet Too Big.
 //
+// # Floods
+//
+// Initiations pass per-source and global rate limits before any
+// Diffie-Hellman, a responder under load demands a cookie (CookieReply,
+// HandshakeInitCookie), and peers that only sent an initiation are the
+// first evicted from a full table (defence.go). The daemon gives
+// handshake messages their own bounded queue and goroutine
+// (HandshakeQueue), so transport messages never wait behind them.
+//
 // # Transport
 //
 // After the handshake both sides take the two Noise cipher keys and use

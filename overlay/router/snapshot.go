@@ -10,7 +10,8 @@ import (
 // our key, root and coordinates, the peers with their announcements, and
 // the SNEK routes. The node forwards Traffic from many goroutines with it
 // while control frames change the Router under a mutex; the Router hands
-// out a new Snapshot after each change (Router.Snapshot), never per frame.
+// out a new Snapshot after a change (Router.Publish, at a bounded rate for
+// SNEK route changes), never per Traffic frame.
 //
 // A Snapshot shares its CoordCache and counters with its Router; both are
 // safe for concurrent use. Everything else in it is read-only.
