@@ -46,13 +46,16 @@ const (
 	DefaultMaxWakeupSeen = 4096
 	// DefaultCoordCacheSize bounds the coordinate cache.
 	DefaultCoordCacheSize = 4096
-	// DefaultSnapshotInterval is the least time between two snapshot
-	// rebuilds that only SNEK route changes call for. A SNEK route is
-	// refreshed every BootstrapInterval and lives SNEKExpiry, so traffic
-	// that sees a new route this much later loses nothing, while a hub
-	// relaying hundreds of bootstraps a second copies and sorts its table
-	// at most 20 times a second instead of once per bootstrap.
+	// DefaultSnapshotInterval refills Publish's budget of snapshot
+	// rebuilds for SNEK route changes: 20 a second sustained, after a
+	// burst of SnapshotBurst. Route changes other than refreshes come
+	// with changes of the network, far less often than that; a flood of
+	// bootstraps from new keys would otherwise cost a copy and sort of the
+	// whole table each.
 	DefaultSnapshotInterval = 50 * time.Millisecond
+	// SnapshotBurst is how many rebuilds for route changes Publish makes
+	// at once before it holds changes back to the interval.
+	SnapshotBurst = 10
 )
 
 // defaultOutputActionHint sizes the reused action slice.
@@ -84,10 +87,10 @@ type Options struct {
 	// CoordCacheSize bounds the coordinate cache; the least recently used
 	// entry is evicted. 0 means DefaultCoordCacheSize.
 	CoordCacheSize int
-	// SnapshotInterval bounds how often Publish rebuilds the snapshot when
-	// only SNEK routes changed (see Publish). 0 means
-	// DefaultSnapshotInterval; a negative value rebuilds after every
-	// change, which is what benchmarks compare against.
+	// SnapshotInterval bounds how often Publish rebuilds the snapshot for
+	// SNEK route changes beyond its burst (see Publish). 0 means
+	// DefaultSnapshotInterval; a negative value means no bound, which
+	// benchmarks compare against.
 	SnapshotInterval time.Duration
 }
 

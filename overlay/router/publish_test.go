@@ -1,18 +1,21 @@
 package router
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// TestPublishBoundsRouteRebuilds: a bootstrap (a SNEK route change only)
-// within SnapshotInterval of the last rebuild is held back: Publish keeps
-// returning the published snapshot, NextTick falls due when the interval
-// ends, and from then on the route is in the snapshot Publish gives.
-// A peer change is published at once, and with a negative interval every
-// change is.
+// TestPublishBoundsRouteRebuilds: route changes from new originators are
+// published at once for SnapshotBurst rebuilds; beyond that they are held
+// back: Publish keeps returning the published snapshot, NextTick falls
+// due when the budget has refilled by one (SnapshotInterval), and from
+// then on the routes are in the snapshot Publish gives. A refresh of a
+// known route needs no new snapshot (the published one reads its new
+// version in place), and a peer change is published at once.
 func TestPublishBoundsRouteRebuilds(t *testing.T) {
 	opts := Options{DisableWakeups: true, InsecureSkipSignatures: true, SnapshotInterval: 100 * time.Millisecond}
 	r := childOfC(t, opts)
@@ -22,47 +25,65 @@ func TestPublishBoundsRouteRebuilds(t *testing.T) {
 	if r.Publish(now) != first {
 		t.Fatal("Publish rebuilt an unchanged snapshot")
 	}
-	// The first route change after a quiet spell is published at once.
-	origin := testhelp.SeedKey(40)
-	mustNoDisconnect(t, r.HandleFrame(now, 2, bootstrapFrom(origin, now, r.Root())))
-	lead := r.Publish(now)
-	if lead == first || len(lead.entries) != 1 {
-		t.Fatalf("first route change: new snapshot %v with %d routes", lead != first, len(lead.entries))
+	prev := first
+	for i := range SnapshotBurst {
+		mustNoDisconnect(t, r.HandleFrame(now, 2, bootstrapFrom(testhelp.SeedKey(byte(40+i)), now, r.Root())))
+		s := r.Publish(now)
+		if s == prev || len(s.entries) != i+1 {
+			t.Fatalf("new route %d within the burst: new snapshot %v with %d routes", i, s != prev, len(s.entries))
+		}
+		prev = s
 	}
-	// The next, within the interval, is held back.
+	// Beyond the burst: held back.
+	held := prev
 	at := now.Add(40 * time.Millisecond)
-	mustNoDisconnect(t, r.HandleFrame(at, 2, bootstrapFrom(testhelp.SeedKey(41), at, r.Root())))
-	if got := r.Publish(at); got != lead || len(got.entries) != 1 {
-		t.Fatal("a route change was published before the interval passed")
+	mustNoDisconnect(t, r.HandleFrame(at, 2, bootstrapFrom(testhelp.SeedKey(60), at, r.Root())))
+	if got := r.Publish(at); got != held {
+		t.Fatal("a route change beyond the burst was published before the budget refilled")
 	}
 	if due := r.NextTick(); !due.Equal(now.Add(100 * time.Millisecond)) {
-		t.Fatalf("NextTick %v after the held change, want the end of the interval", due.Sub(now))
+		t.Fatalf("NextTick %v after the held change, want when the budget has one rebuild again", due.Sub(now))
 	}
 	later := r.Publish(now.Add(100 * time.Millisecond))
-	if later == lead || len(later.entries) != 2 {
-		t.Fatalf("after the interval: new snapshot %v with %d routes", later != lead, len(later.entries))
+	if later == held || len(later.entries) != SnapshotBurst+1 {
+		t.Fatalf("after the interval: new snapshot %v with %d routes", later != held, len(later.entries))
 	}
 	if due := r.NextTick(); !due.Equal(now.Add(MaintenanceInterval)) {
 		t.Fatalf("NextTick %v with nothing held back, want the maintenance tick", due.Sub(now))
 	}
 
+	// A refresh of a route (same origin, same port, newer sequence) needs
+	// no snapshot at all: the published one sees the new version at once.
+	origin := testhelp.SeedKey(40)
+	at = now.Add(110 * time.Millisecond)
+	mustNoDisconnect(t, r.HandleFrame(at, 2, bootstrapFrom(origin, at, r.Root())))
+	if r.Publish(at) != later {
+		t.Fatal("a refresh rebuilt the snapshot")
+	}
+	if v := later.entries[slices.IndexFunc(later.entries, func(e snapEntry) bool { return e.origin == wire.PublicKeyOf(origin) })].ver.Load(); v.seq != uint64(at.UnixMilli()) || !v.expires.Equal(at.Add(SNEKExpiry)) {
+		t.Fatalf("refreshed route in the published snapshot: seq %d expires %v", v.seq, v.expires)
+	}
+
 	// A route change held back goes out with a peer change, which is
 	// published at once.
 	at = now.Add(120 * time.Millisecond)
-	mustNoDisconnect(t, r.HandleFrame(at, 2, bootstrapFrom(testhelp.SeedKey(42), at, r.Root())))
+	mustNoDisconnect(t, r.HandleFrame(at, 2, bootstrapFrom(testhelp.SeedKey(61), at, r.Root())))
 	if r.Publish(at) != later {
-		t.Fatal("third route change published within the interval")
+		t.Fatal("a route change was published with the budget spent")
 	}
 	r.PeerUp(at, 3, keyB, PeerRemote)
 	s := r.Publish(at)
-	if s == later || s.peer(3) == nil || len(s.entries) != 3 {
+	if s == later || s.peer(3) == nil || len(s.entries) != SnapshotBurst+2 {
 		t.Fatalf("peer change: new %v, port 3 %v, %d routes", s != later, s.peer(3) != nil, len(s.entries))
 	}
 
 	every := childOfC(t, Options{DisableWakeups: true, InsecureSkipSignatures: true, SnapshotInterval: -1})
-	prev := every.Publish(now)
-	mustNoDisconnect(t, every.HandleFrame(now, 2, bootstrapFrom(origin, now, every.Root())))
-	if s := every.Publish(now); s == prev || len(s.entries) != 1 {
-		t.Fatal("with a negative interval the route change was not published at once")
+	prev = every.Publish(now)
+	for i := range SnapshotBurst + 5 {
+		mustNoDisconnect(t, every.HandleFrame(now, 2, bootstrapFrom(testhelp.SeedKey(byte(40+i)), now, every.Root())))
+		if s := every.Publish(now); s == prev || len(s.entries) != i+1 {
+			t.Fatalf("negative interval: route change %d not published at once", i)
+		}
+		prev = every.Publish(now)
 	}
 }

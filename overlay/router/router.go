@@ -3,6 +3,7 @@ package router
 import (
 	"crypto/ed25519"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -69,6 +70,18 @@ type snekEntry struct {
 	lastSeen time.Time
 	root     wire.Root
 	seq      uint64 // the bootstrap's sequence: the watermark is (origin, seq)
+	// ver is seq and the expiry as the data plane reads them: snapshots
+	// point at it, so that a bootstrap that only refreshes the route (the
+	// same origin through the same port, a new sequence) reaches traffic
+	// at once without a new snapshot. One atomic pointer to an immutable
+	// value, so a reader sees a whole version, never half of one.
+	ver atomic.Pointer[routeVersion]
+}
+
+// routeVersion is what a refresh changes in a SNEK route.
+type routeVersion struct {
+	seq     uint64
+	expires time.Time
 }
 
 func (e *snekEntry) watermark() wire.Watermark { return wire.Watermark{Key: e.origin, Seq: e.seq} }
@@ -128,8 +141,9 @@ type Router struct {
 	// dirty means the peers or the tree changed since snap was built,
 	// tableDirty that only the SNEK routes did.
 	dirty, tableDirty bool
-	// published is when Publish last rebuilt snap.
-	published time.Time
+	// pubTokens is Publish's rebuild budget as of pubAt (refillPublish).
+	pubTokens float64
+	pubAt     time.Time
 
 	// What the last reported events said, to report changes once.
 	evRoot   wire.Root

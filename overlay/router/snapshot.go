@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -37,12 +38,13 @@ type Snapshot struct {
 	stats   *counters
 }
 
-// snapEntry is a SNEK route as lookups need it.
+// snapEntry is a SNEK route as lookups need it. Its version (sequence and
+// expiry) is read through ver, shared with the Router's route, because
+// refreshes change it in place (see snekEntry.ver).
 type snapEntry struct {
-	origin  wire.PublicKey
-	seq     uint64
-	source  Port
-	expires time.Time
+	origin wire.PublicKey
+	source Port
+	ver    *atomic.Pointer[routeVersion]
 }
 
 // Snapshot returns the routing snapshot for the current state. It is built
@@ -81,7 +83,7 @@ func (r *Router) Snapshot() *Snapshot {
 		for _, e := range r.table {
 			// Routes whose source peer is gone were deleted with the
 			// peer, so every entry here has a live source port.
-			s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+			s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
 		}
 		s.sortEntries()
 	}
@@ -91,32 +93,52 @@ func (r *Router) Snapshot() *Snapshot {
 
 // Publish returns the snapshot the data plane should forward with at now;
 // call it after every call into the Router, with the same now, and publish
-// the result (the node swaps an atomic pointer). A change of the peers or
-// the tree is published at once. A change of SNEK routes alone (nearly
-// every bootstrap relayed makes one) is published at most once per
-// Options.SnapshotInterval: until then Publish returns the previous
-// snapshot, a complete and consistent state that is at most that much
-// older, and NextTick falls due when the interval ends, so that the
-// change is published even if no other call comes. The cost of routing
-// state thus grows with the size of the table times a bounded rate, not
-// with the number of control frames.
+// the result (the node swaps an atomic pointer). The cost it bounds is the
+// copy and sort of the whole SNEK table that a new snapshot makes:
+//
+//   - A bootstrap that only refreshes a route (most relayed bootstraps)
+//     costs no snapshot: the published one reads the route's new version
+//     in place (snekEntry.ver).
+//   - A change of the peers or the tree is published at once.
+//   - Other route changes (a new originator, a route through another
+//     port, expiry) are published at once while the rebuild budget lasts:
+//     SnapshotBurst rebuilds, refilled at one per Options.SnapshotInterval.
+//     Beyond it, as under a flood of bootstraps from new keys, Publish
+//     returns the previous snapshot, a complete and consistent older
+//     state, and NextTick falls due when the budget allows the rebuild,
+//     so the change is published even if no other call comes.
+//
+// Rebuilds thus follow changes of the network, at a bounded rate, not the
+// number of control frames.
 func (r *Router) Publish(now time.Time) *Snapshot {
-	if due, ok := r.publishDue(); ok && now.Before(due) {
+	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 {
+		return r.Snapshot()
+	}
+	r.refillPublish(now)
+	if r.pubTokens < 1 {
 		return r.snap
 	}
-	if r.snap == nil || r.dirty || r.tableDirty {
-		r.published = now
-	}
+	r.pubTokens--
 	return r.Snapshot()
 }
 
-// publishDue is when Publish will rebuild for SNEK route changes that it
-// held back; false when none are pending.
+// refillPublish adds the rebuild budget earned since the last call.
+func (r *Router) refillPublish(now time.Time) {
+	if r.pubAt.IsZero() {
+		r.pubTokens = SnapshotBurst
+	} else if d := now.Sub(r.pubAt); d > 0 {
+		r.pubTokens = min(SnapshotBurst, r.pubTokens+float64(d)/float64(r.opts.SnapshotInterval))
+	}
+	r.pubAt = now
+}
+
+// publishDue is when Publish will rebuild for route changes that it held
+// back; false when none are pending.
 func (r *Router) publishDue() (time.Time, bool) {
-	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 {
+	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 || r.pubTokens >= 1 {
 		return time.Time{}, false
 	}
-	return r.published.Add(r.opts.SnapshotInterval), true
+	return r.pubAt.Add(time.Duration((1 - r.pubTokens) * float64(r.opts.SnapshotInterval))), true
 }
 
 // peer returns the peer on port, or nil.
@@ -202,13 +224,14 @@ func (s *Snapshot) nextHopSNEK(now time.Time, dest wire.PublicKey, bootstrap boo
 	// Descend along bootstrap paths.
 	for i := range s.entries {
 		e := &s.entries[i]
-		if !now.Before(e.expires) {
+		v := e.ver.Load()
+		if !now.Before(v.expires) {
 			continue
 		}
-		if (wire.Watermark{Key: e.origin, Seq: e.seq}).WorseThan(w) {
+		if (wire.Watermark{Key: e.origin, Seq: v.seq}).WorseThan(w) {
 			continue
 		}
-		b.consider(e.origin, e.seq, e.source)
+		b.consider(e.origin, v.seq, e.source)
 	}
 	// Of several links to the best key, prefer the better link type, then
 	// the one whose announcement arrived first.

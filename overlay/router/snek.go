@@ -67,6 +67,9 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		r.stats.drop(DropBadBootstrapSignature)
 		return
 	}
+	// A refresh of a route we have, through the same port, changes only
+	// its version, which snapshots read in place: no rebuild is needed.
+	refresh := e != nil && e.source == p.port
 	if e == nil {
 		if len(r.table) >= r.opts.MaxSNEKEntries {
 			r.expireRoutes(now)
@@ -79,7 +82,10 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		r.table[f.Originator] = e
 	}
 	e.source, e.dest, e.lastSeen, e.root, e.seq = p.port, next, now, sr.Root, sr.Seq
-	r.tableDirty = true
+	e.ver.Store(&routeVersion{seq: sr.Seq, expires: now.Add(SNEKExpiry)})
+	if !refresh {
+		r.tableDirty = true
+	}
 	r.updateDescending(now, e)
 	if next == NoPort || next == LocalPort {
 		// This node is the end of the bootstrap: the originator's
@@ -114,7 +120,7 @@ func (r *Router) bootstrapNextHop(now time.Time, dest wire.PublicKey, w wire.Wat
 	s := *r.snap
 	s.entries = r.bootstrapScratch[:0]
 	for _, e := range r.table {
-		s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+		s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
 	}
 	r.bootstrapScratch = s.entries
 	return s.nextHopSNEK(now, dest, true, w)
