@@ -93,6 +93,7 @@ type ResolverStats struct {
 	LookupsSucceeded uint64
 	LookupsTimedOut  uint64 // gave up after Attempts requests
 	RequestsSent     uint64 // including retries
+	RouteRetries     uint64 // requests resent because the routes changed (RoutesChanged)
 
 	ResponsesAccepted    uint64
 	ResponsesUnsolicited uint64 // nonce of no pending lookup
@@ -124,6 +125,10 @@ type pendingLookup struct {
 	next     time.Time // when the next request (or failure) is due
 	attempts int
 	queue    [][]byte
+	// lastSent is when the last request went out; routeRetry means a
+	// route change came too soon after it and a resend is owed.
+	lastSent   time.Time
+	routeRetry bool
 }
 
 // Resolver maps overlay addresses to keys, looks unknown ones up over the
@@ -142,10 +147,10 @@ type Resolver struct {
 	lastSweep time.Time
 
 	st struct {
-		cacheHits, started, succeeded, timedOut, requestsSent           atomic.Uint64
-		accepted, unsolicited, mismatch                                 atomic.Uint64
-		reqReceived, reqAnswered, reqNotOurs, malformed                 atomic.Uint64
-		dropQueueFull, dropPendingFull, dropNotOverlay, dropUnreachable atomic.Uint64
+		cacheHits, started, succeeded, timedOut, requestsSent, routeRetries atomic.Uint64
+		accepted, unsolicited, mismatch                                     atomic.Uint64
+		reqReceived, reqAnswered, reqNotOurs, malformed                     atomic.Uint64
+		dropQueueFull, dropPendingFull, dropNotOverlay, dropUnreachable     atomic.Uint64
 	}
 }
 
@@ -211,7 +216,7 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 		}
 		return wire.PublicKey{}, false
 	}
-	pl := &pendingLookup{prefix: p, started: now, next: now.Add(r.cfg.RetryInterval), attempts: 1}
+	pl := &pendingLookup{prefix: p, started: now, next: now.Add(r.cfg.RetryInterval), attempts: 1, lastSent: now}
 	pl.nonce = r.newNonceLocked()
 	if packet != nil {
 		pl.queue = append(pl.queue, append([]byte(nil), packet...))
@@ -428,8 +433,9 @@ func (r *Resolver) Forget(key wire.PublicKey) {
 }
 
 // Tick sends due retries, fails lookups that ran out of attempts, and
-// sweeps expired cache entries. Call it every 250 ms or so; retry timing is
-// only as precise as the tick interval.
+// sweeps expired cache entries. It also sends the resends RoutesChanged
+// owes. Call it every 250 ms or so; retry timing is only as precise as the
+// tick interval.
 func (r *Resolver) Tick(now time.Time) {
 	type retry struct {
 		p   KeyPrefix
@@ -449,7 +455,15 @@ func (r *Resolver) Tick(now time.Time) {
 		}
 		pl.attempts++
 		pl.next = now.Add(r.retryDelay(pl.attempts))
+		pl.lastSent, pl.routeRetry = now, false
 		retries = append(retries, retry{pl.prefix, r.request(pl)})
+	}
+	for _, pl := range r.pending {
+		if pl.routeRetry && now.Sub(pl.lastSent) >= r.routeRetryGap() {
+			pl.lastSent, pl.routeRetry = now, false
+			r.st.routeRetries.Add(1)
+			retries = append(retries, retry{pl.prefix, r.request(pl)})
+		}
 	}
 	if now.Sub(r.lastSweep) >= 10*time.Second {
 		r.sweepLocked(now)
@@ -463,6 +477,42 @@ func (r *Resolver) Tick(now time.Time) {
 		r.finish(pl, wire.PublicKey{}, now, false)
 	}
 }
+
+// RoutesChanged tells the resolver that the overlay has gained a route (a
+// new tree parent, SNEK neighbour or route; overlay.Node.RoutesChanged).
+// Every pending lookup sends its request again at once: the earlier ones
+// may have found no route, and waiting for the retry timer (1, 3, 7 s)
+// while the routes form can cost seconds on a fresh network. These resends
+// come on top of the timed attempts and do not use them up. A lookup that
+// sent a request less than RetryInterval/4 ago resends at the end of that
+// gap instead (in Tick), so a burst of route changes costs each lookup at
+// most four extra requests a second. It returns how many requests it sent
+// and how many it left owed to Tick.
+func (r *Resolver) RoutesChanged(now time.Time) (sent, owed int) {
+	var resends []*pendingLookup
+	var reqs [][]byte
+	r.mu.Lock()
+	for _, pl := range r.pending {
+		if now.Sub(pl.lastSent) < r.routeRetryGap() {
+			pl.routeRetry = true
+			owed++
+			continue
+		}
+		pl.lastSent, pl.routeRetry = now, false
+		resends = append(resends, pl)
+		reqs = append(reqs, r.request(pl))
+	}
+	r.mu.Unlock()
+	for i, pl := range resends {
+		r.st.routeRetries.Add(1)
+		r.sendRequest(pl.prefix, reqs[i])
+	}
+	return len(resends), owed
+}
+
+// routeRetryGap is the least time between two requests of one lookup when
+// route changes ask for resends.
+func (r *Resolver) routeRetryGap() time.Duration { return r.cfg.RetryInterval / 4 }
 
 // retryDelay is the wait after request number n (1-based).
 func (r *Resolver) retryDelay(n int) time.Duration {
@@ -498,6 +548,7 @@ func (r *Resolver) Stats() ResolverStats {
 		LookupsSucceeded:     r.st.succeeded.Load(),
 		LookupsTimedOut:      r.st.timedOut.Load(),
 		RequestsSent:         r.st.requestsSent.Load(),
+		RouteRetries:         r.st.routeRetries.Load(),
 		ResponsesAccepted:    r.st.accepted.Load(),
 		ResponsesUnsolicited: r.st.unsolicited.Load(),
 		ResponsesMismatch:    r.st.mismatch.Load(),

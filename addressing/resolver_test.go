@@ -393,3 +393,84 @@ func FuzzResolverHandlePayload(f *testing.F) {
 		}
 	})
 }
+
+// A pending lookup is sent again as soon as the routes change, not only on
+// its 1/3/7 s timer (issue 10: on a fresh network three requests found no
+// route and the first reply took 7 s). Resends are at least a quarter of
+// RetryInterval apart and do not use up the timed attempts.
+func TestLookupRetriedWhenRoutesChange(t *testing.T) {
+	s := newSnek(t)
+	a, rec := s.add(keyFromSeed(1), ResolverConfig{})
+	kb := keyFromSeed(4)
+	s.add(kb, ResolverConfig{})
+	routeUp := false
+	var requests []time.Duration
+	now := t0
+	s.sniff = func(f frame) bool {
+		if _, err := envelope.ParseLookupRequest(f.payload); err == nil {
+			requests = append(requests, now.Sub(t0))
+			return routeUp // no route to b yet: the request is lost
+		}
+		return true
+	}
+	at := func(d time.Duration) { now = t0.Add(d) }
+	tick := func(until time.Duration) {
+		for ; now.Before(t0.Add(until)); now = now.Add(250 * time.Millisecond) {
+			a.Tick(now)
+			s.run(now)
+		}
+	}
+	a.Resolve(now, NodeAddr(kb), []byte{0x60, 1})
+	s.run(now)
+	// A change 100 ms after the first request is too soon: the resend
+	// is owed and goes out with the tick at 250 ms.
+	at(100 * time.Millisecond)
+	if sent, owed := a.RoutesChanged(now); sent != 0 || owed != 1 {
+		t.Fatalf("route change 100 ms after the request: %d sent, %d owed; want 0 and 1", sent, owed)
+	}
+	s.run(now)
+	at(250 * time.Millisecond)
+	tick(1600 * time.Millisecond) // the timed retry at 1 s is lost too
+	// The route to b appears at 1.6 s: the request goes at once.
+	at(1600 * time.Millisecond)
+	routeUp = true
+	if sent, owed := a.RoutesChanged(now); sent != 1 || owed != 0 {
+		t.Fatalf("route change at 1.6 s: %d sent, %d owed; want 1 and 0", sent, owed)
+	}
+	s.run(now)
+	want := []time.Duration{0, 250 * time.Millisecond, time.Second, 1600 * time.Millisecond}
+	if !slices.Equal(requests, want) {
+		t.Fatalf("requests at %v, want %v", requests, want)
+	}
+	if len(rec.resolved[kb]) != 1 || !slices.Equal(rec.oks, []bool{true}) || rec.latencies[0] != 1600*time.Millisecond {
+		t.Fatalf("resolved %v, done %v after %v; want resolved at the route change, 1.6 s", rec.resolved, rec.oks, rec.latencies)
+	}
+	if st := a.Stats(); st.RouteRetries != 2 || st.RequestsSent != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// Route changes that bring no route to the owner cost extra requests
+	// but do not end the lookup sooner: it still gives up at 11 s, after
+	// its four timed requests.
+	routeUp, requests = false, nil
+	start := t0.Add(time.Minute)
+	now = start
+	target := absentKeyBelow(t, s, kb)
+	a.Resolve(now, NodeAddr(target), nil)
+	s.run(now)
+	changes := []time.Duration{500 * time.Millisecond, 2 * time.Second, 5 * time.Second, 9 * time.Second}
+	for now = start; len(rec.oks) < 2 && now.Before(start.Add(20*time.Second)); now = now.Add(250 * time.Millisecond) {
+		if len(changes) > 0 && now.Sub(start) == changes[0] {
+			a.RoutesChanged(now)
+			changes = changes[1:]
+		}
+		a.Tick(now)
+		s.run(now)
+	}
+	if len(rec.oks) != 2 || rec.oks[1] || rec.latencies[1] != 11*time.Second {
+		t.Fatalf("unroutable lookup: done %v after %v, want given up after 11s", rec.oks, rec.latencies)
+	}
+	if len(requests) != 8 {
+		t.Fatalf("%d requests (%v), want 4 timed and 4 on route changes", len(requests), requests)
+	}
+}

@@ -18,6 +18,10 @@ const (
 	ReqRemovePeer  = "removePeer"
 	ReqLookup      = "lookup"
 	ReqPing        = "ping"
+	ReqGetCard     = "getCard"
+	ReqImportCard  = "importCard"
+	ReqListCards   = "listCards"
+	ReqRemoveCard  = "removeCard"
 )
 
 // Reply status values.
@@ -53,6 +57,9 @@ type Backend interface {
 	Self(ctx context.Context) (Self, error)
 	// Peers lists the current peerings, one entry per port.
 	Peers(ctx context.Context) ([]Peer, error)
+	// StaticPeers lists the configured static peers, connected or not,
+	// with their state (the StaticState* constants).
+	StaticPeers(ctx context.Context) ([]StaticPeer, error)
 	// Tree describes our position in the spanning tree.
 	Tree(ctx context.Context) (Tree, error)
 	// Snake describes the SNEK neighbours and routing table.
@@ -79,6 +86,21 @@ type Backend interface {
 	// must be matched by an identifier the backend picks, so that a late
 	// reply to an earlier probe is never counted for a later one.
 	Ping(ctx context.Context, key [32]byte) (rtt time.Duration, err error)
+	// Card signs this node's peer card (see package peercard) for the
+	// validated args: its text and what it says.
+	Card(ctx context.Context, args CardArgs) (CardResponse, error)
+	// ImportCard verifies a peer card's text and starts peering with its
+	// URIs pinned to its key; replaced reports that it took the place of
+	// an older card for the same key. A refused card changes nothing.
+	ImportCard(ctx context.Context, text string) (info CardInfo, replaced bool, err error)
+	// Cards lists the peer cards held.
+	Cards(ctx context.Context) ([]CardInfo, error)
+	// RemoveCard forgets the card whose key (64 hex) or name is id and
+	// stops its peers, returning what it was.
+	RemoveCard(ctx context.Context, id string) (CardInfo, error)
+	// KeyName is the name on key's peer card, "" when there is none. Peers
+	// and Sessions fill their Name fields themselves; lookup uses this.
+	KeyName(key [32]byte) string
 }
 
 // Limits on request arguments.
@@ -95,6 +117,15 @@ const (
 	// MaxPingDurationMS bounds (count-1)*interval_ms + timeout_ms, the
 	// longest a ping request can keep a connection busy.
 	MaxPingDurationMS = 300_000
+	// MaxCardTextLength bounds the card argument of importCard (the
+	// largest text package peercard reads).
+	MaxCardTextLength = 16 << 10
+	// MaxCardHostLength bounds getCard's host.
+	MaxCardHostLength = 255
+	// MaxCardValiditySeconds bounds getCard's valid_seconds (ten years).
+	MaxCardValiditySeconds = 10 * 366 * 24 * 3600
+	// DefaultCardValiditySeconds is getCard's validity when omitted.
+	DefaultCardValiditySeconds = 30 * 24 * 3600
 	// Defaults for omitted ping arguments.
 	DefaultPingCount      = 4
 	DefaultPingIntervalMS = 1000
@@ -144,21 +175,61 @@ type Peer struct {
 	Coords        []uint64          `json:"coords"`
 	IsParent      bool              `json:"is_parent"`
 	Duplicate     bool              `json:"duplicate"` // another link to the same key exists
+	Name          string            `json:"name"`      // from the key's peer card; "" when none
 }
 
 // PeersResponse is the response to getPeers.
 type PeersResponse struct {
 	Peers []Peer `json:"peers"`
+	// StaticDown are the configured static peers with no peering up, and
+	// why: what an operator looks for when a peer is missing from Peers.
+	StaticDown []StaticPeer `json:"static_down"`
+}
+
+// States of a configured static peer.
+const (
+	StaticStateConnected = "connected" // a peering is up
+	StaticStateDialling  = "dialling"  // dialling or handshaking now
+	StaticStateWaiting   = "waiting"   // backing off until the next attempt
+)
+
+// StaticPeer is one configured static peer and where its dialling stands.
+type StaticPeer struct {
+	URI   string `json:"uri"`
+	State string `json:"state"`
+	// StateSeconds is how long it has been in State.
+	StateSeconds int64 `json:"state_seconds"`
+	// LastError is why the last attempt failed or the last peering ended;
+	// "" before the first failure.
+	LastError string `json:"last_error"`
+	// NextAttemptSeconds is the time until the next dial while waiting,
+	// 0 otherwise.
+	NextAttemptSeconds int64 `json:"next_attempt_seconds"`
+	// Failures counts attempts since the last peering that stayed up long
+	// enough to reset the back-off.
+	Failures int `json:"failures"`
 }
 
 // Tree is the response to getTree.
 type Tree struct {
-	RootKey       string             `json:"root_key"`
-	RootSequence  uint64             `json:"root_sequence"`
-	Coords        []uint64           `json:"coords"`
-	ParentPort    uint64             `json:"parent_port"`
-	ParentKey     string             `json:"parent_key"`
+	RootKey      string   `json:"root_key"`
+	RootSequence uint64   `json:"root_sequence"`
+	Coords       []uint64 `json:"coords"`
+	ParentPort   uint64   `json:"parent_port"`
+	ParentKey    string   `json:"parent_key"`
+	// Ancestors are the keys from the root down to our parent, as signed
+	// into the parent's announcement; empty at the root.
+	Ancestors []string `json:"ancestors"`
+	// Children are the peers whose last announcement places them directly
+	// below us in our tree.
+	Children      []TreeChild        `json:"children"`
 	Announcements []TreeAnnouncement `json:"announcements"`
+}
+
+// TreeChild is a peer that has us as its parent.
+type TreeChild struct {
+	Port      uint64 `json:"port"`
+	PublicKey string `json:"public_key"`
 }
 
 // TreeAnnouncement summarises the last announcement accepted from a peer.
@@ -180,9 +251,11 @@ type Snake struct {
 
 // SnakeNeighbour is our nearest known key above or below us on the snake.
 type SnakeNeighbour struct {
-	PublicKey        string  `json:"public_key"`
-	Port             uint64  `json:"port"`
-	ExpiresInSeconds float64 `json:"expires_in_seconds"`
+	PublicKey string `json:"public_key"`
+	Port      uint64 `json:"port"`
+	// ExpiresInSeconds is nil (null) when no expiry is known: the
+	// ascending neighbour has none unless it also bootstrapped through us.
+	ExpiresInSeconds *float64 `json:"expires_in_seconds"`
 }
 
 // SnakeEntry is one SNEK routing table entry, keyed by originator.
@@ -214,6 +287,7 @@ type Session struct {
 	BytesOut         uint64 `json:"bytes_out"`
 	LastRekeySeconds int64  `json:"last_rekey_seconds"` // -1 when never rekeyed
 	PeerMTU          int    `json:"peer_mtu"`
+	Name             string `json:"name"` // from the key's peer card; "" when none
 }
 
 // SessionsResponse is the response to getSessions.
@@ -241,6 +315,7 @@ type LookupResponse struct {
 	PublicKey  string  `json:"public_key"`
 	Cached     bool    `json:"cached"`
 	DurationMS float64 `json:"duration_ms"`
+	Name       string  `json:"name"` // from the key's peer card; "" when none
 }
 
 // PingArgs are the arguments of ping. Zero values take the defaults.
@@ -271,4 +346,63 @@ type PingResponse struct {
 	MinRTTMS    float64     `json:"min_rtt_ms"` // min/avg/max are 0 when nothing came back
 	AvgRTTMS    float64     `json:"avg_rtt_ms"`
 	MaxRTTMS    float64     `json:"max_rtt_ms"`
+}
+
+// CardArgs are the arguments of getCard.
+type CardArgs struct {
+	// Host replaces the address of every listener on the card ("" keeps
+	// it, which a listener on [::] or 0.0.0.0 cannot). Ignored when
+	// [peers] advertise is configured.
+	Host string `json:"host,omitempty"`
+	// Name is the human name on the card, "" for none.
+	Name string `json:"name,omitempty"`
+	// ValidSeconds is how long the card is valid; 0 means
+	// DefaultCardValiditySeconds.
+	ValidSeconds int64 `json:"valid_seconds,omitempty"`
+}
+
+// CardResponse is the response to getCard: the card's text and its fields.
+type CardResponse struct {
+	Card string `json:"card"`
+	CardInfo
+}
+
+// CardInfo describes a peer card. Times are RFC 3339 in UTC.
+type CardInfo struct {
+	PublicKey        string   `json:"public_key"`
+	Name             string   `json:"name"`
+	URIs             []string `json:"uris"`
+	Created          string   `json:"created"`
+	Expires          string   `json:"expires"`
+	ExpiresInSeconds int64    `json:"expires_in_seconds"`
+	// Source is "import" for a card imported over the admin socket (and
+	// kept in the daemon's state directory), else the *.card file it was
+	// read from. Empty in getCard responses.
+	Source string `json:"source"`
+}
+
+// CardSourceImport is CardInfo.Source for a card imported over the admin
+// socket.
+const CardSourceImport = "import"
+
+// ImportCardArgs are the arguments of importCard.
+type ImportCardArgs struct {
+	Card string `json:"card"`
+}
+
+// ImportCardResponse is the response to importCard.
+type ImportCardResponse struct {
+	CardInfo
+	Replaced bool `json:"replaced"`
+}
+
+// CardsResponse is the response to listCards.
+type CardsResponse struct {
+	Cards []CardInfo `json:"cards"`
+}
+
+// RemoveCardArgs are the arguments of removeCard.
+type RemoveCardArgs struct {
+	// Card is the card's key (64 hex) or its name.
+	Card string `json:"card"`
 }

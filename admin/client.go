@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"sync"
@@ -75,10 +76,13 @@ func (e *APIError) Error() string { return e.Message }
 // at a time; methods are safe for concurrent use and take turns.
 type Client struct {
 	path string
-	mu   sync.Mutex
-	conn net.Conn
-	r    *bufio.Reader
-	bad  error // set once the stream is out of step; every later call fails
+	mu   sync.Mutex // held for a whole request
+	// connMu guards conn against Close while a request replaces it; the
+	// request path itself reads conn under mu.
+	connMu sync.Mutex
+	conn   net.Conn
+	r      *bufio.Reader
+	bad    error // set once the stream is out of step; every later call fails
 }
 
 // MaxReplyBytes bounds one reply line read by the client.
@@ -103,7 +107,11 @@ func DialContext(ctx context.Context, path string) (*Client, error) {
 func (c *Client) Path() string { return c.path }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.conn.Close()
+}
 
 // Do sends one request with args (any value encoding to a JSON object, or
 // nil) and returns the raw response on success. An error reply from the
@@ -134,6 +142,19 @@ func (c *Client) Do(ctx context.Context, request string, args any) (json.RawMess
 	_ = c.conn.SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
 	reply, err := c.roundTrip(line)
+	if err != nil && ctx.Err() == nil && serverHungUp(err) {
+		// The server drops connections that wait too long for a request,
+		// and idle ones when its slots are full; it had not read this
+		// request, so sending it again on a new connection is safe.
+		if stop() {
+			if rerr := c.redial(ctx); rerr == nil {
+				stop = context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+				reply, err = c.roundTrip(line)
+			}
+		} else {
+			stop = func() bool { return false }
+		}
+	}
 	if stopped := stop(); err != nil || !stopped {
 		// Either the stream is out of step, or the deadline-setting func may
 		// still run and spoil the next call: this connection is done.
@@ -158,6 +179,26 @@ func (c *Client) Do(ctx context.Context, request string, args any) (json.RawMess
 	return nil, fmt.Errorf("%s: reply with unknown status %q", request, reply.Status)
 }
 
+// serverHungUp reports whether err means the server closed the
+// connection before answering.
+func serverHungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// redial replaces the connection with a new one to the same socket.
+func (c *Client) redial(ctx context.Context) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return err
+	}
+	c.connMu.Lock()
+	_ = c.conn.Close()
+	c.conn, c.r = conn, bufio.NewReaderSize(conn, 64<<10)
+	c.connMu.Unlock()
+	return nil
+}
+
 func (c *Client) roundTrip(line []byte) (Reply, error) {
 	var reply Reply
 	if _, err := c.conn.Write(line); err != nil {
@@ -171,6 +212,10 @@ func (c *Client) roundTrip(line []byte) (Reply, error) {
 			break
 		}
 		if !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) && len(buf) > 0 {
+				// Part of a reply: the request was seen.
+				err = io.ErrUnexpectedEOF
+			}
 			return reply, err
 		}
 		if len(buf) > MaxReplyBytes {
@@ -248,6 +293,27 @@ func (c *Client) Lookup(ctx context.Context, address string) (LookupResponse, er
 // allow for count×interval plus the timeout.
 func (c *Client) Ping(ctx context.Context, args PingArgs) (PingResponse, error) {
 	return call[PingResponse](c, ctx, ReqPing, args)
+}
+
+// Card calls getCard.
+func (c *Client) Card(ctx context.Context, args CardArgs) (CardResponse, error) {
+	return call[CardResponse](c, ctx, ReqGetCard, args)
+}
+
+// ImportCard calls importCard.
+func (c *Client) ImportCard(ctx context.Context, text string) (ImportCardResponse, error) {
+	return call[ImportCardResponse](c, ctx, ReqImportCard, ImportCardArgs{Card: text})
+}
+
+// Cards calls listCards.
+func (c *Client) Cards(ctx context.Context) ([]CardInfo, error) {
+	r, err := call[CardsResponse](c, ctx, ReqListCards, nil)
+	return r.Cards, err
+}
+
+// RemoveCard calls removeCard with a key or a name.
+func (c *Client) RemoveCard(ctx context.Context, id string) (CardInfo, error) {
+	return call[CardInfo](c, ctx, ReqRemoveCard, RemoveCardArgs{Card: id})
 }
 
 func cmpErr(a, b error) error {

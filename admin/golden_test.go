@@ -37,6 +37,10 @@ func TestGoldenResponses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	card, err := fb.Card(context.Background(), admin.CardArgs{Host: "fd00::1", Name: "node-a", ValidSeconds: 3600})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, req string
 		args      any
@@ -50,6 +54,10 @@ func TestGoldenResponses(t *testing.T) {
 		{"addPeer", admin.ReqAddPeer, admin.URIArgs{URI: "tcp://[fd00::1]:65432"}},
 		{"lookup", admin.ReqLookup, admin.LookupArgs{Address: admintest.ParentAddress}},
 		{"ping", admin.ReqPing, admin.PingArgs{Target: admintest.ParentAddress, Count: 2, IntervalMS: 10}},
+		{"getCard", admin.ReqGetCard, admin.CardArgs{Host: "fd00::1", Name: "node-a", ValidSeconds: 3600}},
+		{"importCard", admin.ReqImportCard, admin.ImportCardArgs{Card: card.Card}},
+		{"listCards", admin.ReqListCards, nil},
+		{"removeCard", admin.ReqRemoveCard, admin.RemoveCardArgs{Card: "node-a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, err := c.Do(context.Background(), tc.req, tc.args)
@@ -93,4 +101,39 @@ func canonical(t *testing.T, raw []byte) []byte {
 		t.Fatal(err)
 	}
 	return append(b, '\n')
+}
+
+// TestReadMatchesGolden checks that admin.Read, which the status page
+// serves, answers the read-only requests with the same JSON as the socket
+// (the golden files), and refuses every request that is not read-only.
+func TestReadMatchesGolden(t *testing.T) {
+	fb := &admintest.Backend{}
+	for _, req := range admin.ReadRequests {
+		if req == admin.ReqGetStats {
+			continue // its golden file pins stats set by TestGoldenResponses
+		}
+		v, err := admin.Read(context.Background(), fb, req)
+		if err != nil {
+			t.Fatalf("Read(%s): %v", req, err)
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("testdata", req+".golden.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := canonical(t, raw); !bytes.Equal(got, want) {
+			t.Errorf("Read(%s) differs from the socket's answer.\n got: %s\nwant: %s", req, got, want)
+		}
+	}
+	for _, req := range []string{admin.ReqAddPeer, admin.ReqRemovePeer, admin.ReqLookup, admin.ReqPing, "nope"} {
+		if _, err := admin.Read(context.Background(), fb, req); err == nil {
+			t.Errorf("Read(%s) succeeded; only read-only requests may", req)
+		}
+	}
+	if uris := fb.URIs(); len(uris) != 0 {
+		t.Errorf("a refused Read reached the backend: static peers %v", uris)
+	}
 }

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 type handler struct {
@@ -32,6 +35,10 @@ var handlers = map[string]handler{
 	ReqRemovePeer:  {run: removePeer},
 	ReqLookup:      {run: lookup, selfTimed: true},
 	ReqPing:        {run: ping, selfTimed: true},
+	ReqGetCard:     {run: getCard},
+	ReqImportCard:  {run: importCard},
+	ReqListCards:   {run: listCards},
+	ReqRemoveCard:  {run: removeCard},
 }
 
 var knownRequests = func() string {
@@ -110,7 +117,17 @@ func getPeers(s *Server, ctx context.Context, args json.RawMessage) (any, error)
 		peers[i].Coords = nonNil(peers[i].Coords)
 		peers[i].Drops = nonNilMap(peers[i].Drops)
 	}
-	return PeersResponse{Peers: peers}, nil
+	statics, err := s.cfg.Backend.StaticPeers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	down := []StaticPeer{}
+	for _, sp := range statics {
+		if sp.State != StaticStateConnected {
+			down = append(down, sp)
+		}
+	}
+	return PeersResponse{Peers: peers, StaticDown: down}, nil
 }
 
 func getTree(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
@@ -122,6 +139,8 @@ func getTree(s *Server, ctx context.Context, args json.RawMessage) (any, error) 
 		return nil, err
 	}
 	t.Coords = nonNil(t.Coords)
+	t.Ancestors = nonNil(t.Ancestors)
+	t.Children = nonNil(t.Children)
 	t.Announcements = nonNil(t.Announcements)
 	for i := range t.Announcements {
 		t.Announcements[i].Coords = nonNil(t.Announcements[i].Coords)
@@ -172,6 +191,7 @@ func NormalizeStats(st Stats) Stats {
 	st.SessionsByState = nonNilMap(st.SessionsByState)
 	st.Handshakes = nonNilMap(st.Handshakes)
 	st.Lookups = nonNilMap(st.Lookups)
+	st.StaticPeers = nonNilMap(st.StaticPeers)
 	return st
 }
 
@@ -263,6 +283,7 @@ func lookup(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
 		PublicKey:  hex.EncodeToString(key[:]),
 		Cached:     cached,
 		DurationMS: ms(time.Since(start)),
+		Name:       s.cfg.Backend.KeyName(key),
 	}, nil
 }
 
@@ -392,4 +413,119 @@ func SummarisePing(resp *PingResponse) {
 	if resp.Received > 0 {
 		resp.AvgRTTMS = float64(int64(sum/float64(resp.Received)*1000)) / 1000
 	}
+}
+
+// ReadRequests are the requests that only read the daemon's state and take
+// no arguments, in the order the status page shows them.
+var ReadRequests = []string{ReqGetSelf, ReqGetPeers, ReqGetTree, ReqGetSnake, ReqGetSessions, ReqGetStats}
+
+// Read answers one of ReadRequests from b with exactly the response the
+// socket server sends for it, so that other read-only views (the status
+// page) serve the admin API's data rather than a copy of it. Any other
+// request name is an error: Read never reaches a request that changes
+// something.
+func Read(ctx context.Context, b Backend, request string) (any, error) {
+	if !slices.Contains(ReadRequests, request) {
+		return nil, fmt.Errorf("%q is not a read-only request", request)
+	}
+	return handlers[request].run(&Server{cfg: ServerConfig{Backend: b}}, ctx, nil)
+}
+
+// textArg checks a free-text argument: at most limit bytes, valid UTF-8,
+// no control characters except, where allowed, line ends and tabs.
+func textArg(name, v string, limit int, multiline bool) error {
+	if len(v) > limit {
+		return argErr("%s longer than %d bytes", name, limit)
+	}
+	if !utf8.ValidString(v) {
+		return argErr("%s is not UTF-8", name)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t')) {
+			return argErr("%s contains control characters", name)
+		}
+	}
+	return nil
+}
+
+func getCard(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
+	var a CardArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if err := textArg("host", a.Host, MaxCardHostLength, false); err != nil {
+		return nil, err
+	}
+	if strings.ContainsAny(a.Host, " /?#@[]") {
+		return nil, argErr("host %q: give a host name or an address, without brackets, port or path", a.Host)
+	}
+	if err := textArg("name", a.Name, 64, false); err != nil {
+		return nil, err
+	}
+	switch {
+	case a.ValidSeconds == 0:
+		a.ValidSeconds = DefaultCardValiditySeconds
+	case a.ValidSeconds < 1 || a.ValidSeconds > MaxCardValiditySeconds:
+		return nil, argErr("valid_seconds must be 1..%d", MaxCardValiditySeconds)
+	}
+	r, err := s.cfg.Backend.Card(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	r.URIs = nonNil(r.URIs)
+	return r, nil
+}
+
+func importCard(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
+	var a ImportCardArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(a.Card) == "" {
+		return nil, argErr(`missing "card"`)
+	}
+	if err := textArg("card", a.Card, MaxCardTextLength, true); err != nil {
+		return nil, err
+	}
+	info, replaced, err := s.cfg.Backend.ImportCard(ctx, a.Card)
+	if err != nil {
+		return nil, err
+	}
+	info.URIs = nonNil(info.URIs)
+	return ImportCardResponse{CardInfo: info, Replaced: replaced}, nil
+}
+
+func listCards(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
+	if err := noArgs(args); err != nil {
+		return nil, err
+	}
+	cards, err := s.cfg.Backend.Cards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cards = nonNil(cards)
+	for i := range cards {
+		cards[i].URIs = nonNil(cards[i].URIs)
+	}
+	return CardsResponse{Cards: cards}, nil
+}
+
+func removeCard(s *Server, ctx context.Context, args json.RawMessage) (any, error) {
+	var a RemoveCardArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	a.Card = strings.TrimSpace(a.Card)
+	if a.Card == "" {
+		return nil, argErr(`missing "card" (a key or a name)`)
+	}
+	if err := textArg("card", a.Card, 128, false); err != nil {
+		return nil, err
+	}
+	info, err := s.cfg.Backend.RemoveCard(ctx, a.Card)
+	if err != nil {
+		return nil, err
+	}
+	info.URIs = nonNil(info.URIs)
+	return info, nil
 }

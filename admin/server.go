@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults for zero ServerConfig fields.
@@ -25,7 +27,14 @@ const (
 	DefaultMaxConns       = 32
 	DefaultMaxLineBytes   = 64 << 10
 	DefaultRequestTimeout = 10 * time.Second
-	DefaultIdleTimeout    = 5 * time.Minute
+	// DefaultFirstRequestTimeout is how long a new connection has to send
+	// its first complete request line. Every client we ship sends at
+	// once; a longer wait only lets idle connections sit on slots.
+	DefaultFirstRequestTimeout = 5 * time.Second
+	// DefaultIdleTimeout bounds the wait for each later request: longer
+	// than the longest ping interval, since `pineconectl ping` sends one
+	// probe per request on one connection.
+	DefaultIdleTimeout = time.Duration(MaxPingIntervalMS)*time.Millisecond + 5*time.Second
 	// DefaultLookupTimeout bounds a lookup request (and the lookup step
 	// of a ping by address). It is longer than the daemon's resolver takes
 	// to give up (about 11 s), so a lookup of an address nobody owns ends
@@ -51,7 +60,10 @@ type ServerConfig struct {
 	Backend Backend
 	// Logger for connection-level events; nil discards them.
 	Logger *slog.Logger
-	// MaxConns bounds concurrent connections; more are told so and closed.
+	// MaxConns bounds concurrent connections. A new connection beyond it
+	// takes the slot of the connection that has waited longest without a
+	// request in progress; only when every slot runs a request is it told
+	// so and closed. So idle clients cannot lock an operator out.
 	MaxConns int
 	// MaxLineBytes bounds one request line including its newline. A longer
 	// line gets an error reply and the connection is closed, since the
@@ -63,7 +75,11 @@ type ServerConfig struct {
 	// LookupTimeout bounds lookup, and the lookup a ping by address starts
 	// with.
 	LookupTimeout time.Duration
-	// IdleTimeout closes connections that send nothing for this long.
+	// FirstRequestTimeout closes a connection that has not sent a complete
+	// request line this long after connecting.
+	FirstRequestTimeout time.Duration
+	// IdleTimeout closes a connection that has not sent its next complete
+	// request line this long after its last reply.
 	IdleTimeout time.Duration
 }
 
@@ -77,10 +93,12 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close; parent of every request
 	cancel context.CancelFunc
-	sem    chan struct{} // one token per open connection
+	// slow bounds lookup and ping requests in flight (they may take
+	// LookupTimeout), so that they can never fill every slot.
+	slow chan struct{}
 
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]*connState // every open connection; len ≤ MaxConns
 	closed bool
 
 	wg        sync.WaitGroup // the accept loop and every connection handler
@@ -118,6 +136,9 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.FirstRequestTimeout <= 0 {
+		cfg.FirstRequestTimeout = DefaultFirstRequestTimeout
+	}
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = DefaultLookupTimeout
 	}
@@ -125,7 +146,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	gid, err := resolveGroup(cfg.Group)
+	gid, err := ResolveGroup(cfg.Group)
 	if err != nil {
 		return nil, fmt.Errorf("admin socket %s: %w", cfg.Path, err)
 	}
@@ -141,8 +162,8 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		sockFI: fi,
 		ctx:    ctx,
 		cancel: cancel,
-		sem:    make(chan struct{}, cfg.MaxConns),
-		conns:  make(map[net.Conn]struct{}),
+		slow:   make(chan struct{}, max(1, cfg.MaxConns/4)),
+		conns:  make(map[net.Conn]*connState),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -175,7 +196,10 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-func resolveGroup(g string) (int, error) {
+// ResolveGroup turns an admin.group value (a name or a numeric gid) into a
+// gid; "" gives -1, which leaves the daemon's own group. The daemon calls it
+// before touching the system, so a missing group is a configuration error.
+func ResolveGroup(g string) (int, error) {
 	if g == "" {
 		return -1, nil
 	}
@@ -273,6 +297,14 @@ func removeStale(path string) error {
 	return nil
 }
 
+// connState is what the server knows of one connection: whether it runs a
+// request, and since when it has been waiting for one.
+type connState struct {
+	busy      bool
+	idleSince time.Time
+}
+
+// acceptLoop accepts until Close and hands each connection to admit.
 func (s *Server) acceptLoop() {
 	defer s.wg.Done()
 	for {
@@ -290,43 +322,79 @@ func (s *Server) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			s.log.Info("admin connection refused: too many connections", "max", s.cfg.MaxConns)
-			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = c.Write(encodeReply(errorReply(fmt.Sprintf("too many admin connections (limit %d)", s.cfg.MaxConns))))
-			_ = c.Close()
-			continue
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = c.Close()
-			<-s.sem
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.handle(c)
+		s.admit(c)
 	}
 }
 
-func (s *Server) handle(c net.Conn) {
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
+// admit gives c a slot, taking it from the longest-waiting idle connection
+// when all are taken, and starts its handler; with every slot running a
+// request, c is told so and closed.
+func (s *Server) admit(c net.Conn) {
+	s.mu.Lock()
+	if s.closed {
 		s.mu.Unlock()
 		_ = c.Close()
-		<-s.sem
-		s.wg.Done()
-	}()
-	r := bufio.NewReaderSize(c, s.cfg.MaxLineBytes)
-	for {
-		if err := c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
+		return
+	}
+	if len(s.conns) >= s.cfg.MaxConns {
+		var victim net.Conn
+		var since time.Time
+		for vc, st := range s.conns {
+			if !st.busy && (victim == nil || st.idleSince.Before(since)) {
+				victim, since = vc, st.idleSince
+			}
+		}
+		if victim == nil {
+			s.mu.Unlock()
+			s.log.Debug("admin connection refused: every slot runs a request", "max", s.cfg.MaxConns)
+			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _ = c.Write(encodeReply(errorReply(fmt.Sprintf("too many admin requests in progress (limit %d connections)", s.cfg.MaxConns))))
+			_ = c.Close()
 			return
 		}
+		// Its handler sees the closed connection and ends; the slot is
+		// free from now on.
+		delete(s.conns, victim)
+		_ = victim.Close()
+		s.log.Debug("admin connection dropped for a new one: idle with every slot taken", "idle", time.Since(since).Round(time.Millisecond))
+	}
+	st := &connState{idleSince: time.Now()}
+	s.conns[c] = st
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.handle(c, st)
+}
+
+// setBusy marks st as running a request or waiting for one.
+func (s *Server) setBusy(st *connState, busy bool) {
+	s.mu.Lock()
+	st.busy = busy
+	if !busy {
+		st.idleSince = time.Now()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) handle(c net.Conn, st *connState) {
+	defer func() {
+		s.mu.Lock()
+		if s.conns[c] == st {
+			delete(s.conns, c)
+		}
+		s.mu.Unlock()
+		_ = c.Close()
+		s.wg.Done()
+	}()
+	rr := &resumeReader{c: c}
+	r := bufio.NewReaderSize(rr, s.cfg.MaxLineBytes)
+	wait := s.cfg.FirstRequestTimeout
+	for {
+		// One deadline for the whole line: a client trickling bytes is
+		// dropped as surely as a silent one.
+		if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+			return
+		}
+		wait = s.cfg.IdleTimeout
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			s.writeReply(c, errorReply(fmt.Sprintf("request line longer than %d bytes; closing connection", s.cfg.MaxLineBytes)))
@@ -337,7 +405,11 @@ func (s *Server) handle(c net.Conn) {
 			return
 		}
 		if line = bytes.TrimSpace(line); len(line) > 0 {
-			if !s.writeReply(c, s.dispatch(line)) {
+			s.setBusy(st, true)
+			reply := s.dispatchWatching(c, rr, r, line, eof)
+			ok := s.writeReply(c, reply)
+			s.setBusy(st, false)
+			if !ok {
 				return
 			}
 		}
@@ -345,6 +417,84 @@ func (s *Server) handle(c net.Conn) {
 			return
 		}
 	}
+}
+
+// dispatchWatching runs dispatch with a context that ends when the client
+// hangs up, so that an abandoned lookup or ping stops at once instead of
+// holding its slot until its timeout. The watch reads one byte in the
+// background; a byte that arrives (a pipelined request) is handed back to
+// the line reader through rr. With a pipelined request already buffered,
+// or the client's end of the stream already seen, there is nothing to
+// watch.
+func (s *Server) dispatchWatching(c net.Conn, rr *resumeReader, r *bufio.Reader, line []byte, eof bool) Reply {
+	if eof || r.Buffered() > 0 || len(rr.pending) > 0 {
+		return s.dispatch(s.ctx, line)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return s.dispatch(ctx, line)
+	}
+	var (
+		b    [1]byte
+		n    int
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		var err error
+		n, err = c.Read(b[:])
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && peerGone(c) {
+			cancel()
+		}
+	}()
+	reply := s.dispatch(ctx, line)
+	// Unblock the watch and wait for it: no goroutine outlives the request.
+	_ = c.SetReadDeadline(time.Unix(1, 0))
+	<-done
+	if n > 0 {
+		rr.pending = append(rr.pending[:0], b[:n]...)
+	}
+	return reply
+}
+
+// peerGone tells a client that closed its socket from one that only shut
+// down its sending side (shutdown(SHUT_WR), as `socat` does at the end of
+// its input) and still waits for the reply: only the first makes the
+// kernel report POLLHUP on our end.
+func peerGone(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := true
+	_ = raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+		if n, err := unix.Poll(fds, 0); err == nil && n == 1 {
+			gone = fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+		}
+	})
+	return gone
+}
+
+// resumeReader reads from the connection after handing out the byte the
+// client-gone watch of dispatchWatching read, if any.
+type resumeReader struct {
+	c       net.Conn
+	pending []byte
+}
+
+func (rr *resumeReader) Read(p []byte) (int, error) {
+	if len(rr.pending) > 0 {
+		n := copy(p, rr.pending)
+		rr.pending = rr.pending[n:]
+		return n, nil
+	}
+	return rr.c.Read(p)
 }
 
 func (s *Server) writeReply(c net.Conn, r Reply) bool {
@@ -366,8 +516,9 @@ func encodeReply(r Reply) []byte {
 	return append(b, '\n')
 }
 
-// dispatch answers one request line.
-func (s *Server) dispatch(line []byte) Reply {
+// dispatch answers one request line; ctx ends when the server closes or
+// the client hangs up.
+func (s *Server) dispatch(ctx context.Context, line []byte) Reply {
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -384,8 +535,14 @@ func (s *Server) dispatch(line []byte) Reply {
 	if !ok {
 		return errorReply(fmt.Sprintf("unknown request %q (known: %s)", req.Request, knownRequests))
 	}
-	ctx := s.ctx
-	if !h.selfTimed {
+	if h.selfTimed {
+		select {
+		case s.slow <- struct{}{}:
+			defer func() { <-s.slow }()
+		default:
+			return errorReply(fmt.Sprintf("%s: too many lookups and pings in progress (limit %d); try again shortly", req.Request, cap(s.slow)))
+		}
+	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.RequestTimeout)
 		defer cancel()
@@ -395,6 +552,8 @@ func (s *Server) dispatch(line []byte) Reply {
 		switch {
 		case s.ctx.Err() != nil:
 			err = errors.New("server shutting down")
+		case ctx.Err() == context.Canceled:
+			err = errors.New("cancelled: the client hung up")
 		case errors.Is(err, context.DeadlineExceeded):
 			err = fmt.Errorf("timed out: %w", err)
 		}

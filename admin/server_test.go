@@ -19,6 +19,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/admintest"
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 func startServer(t *testing.T, cfg admin.ServerConfig) (*admin.Server, *admintest.Backend) {
@@ -131,7 +132,8 @@ func TestTypedClient(t *testing.T) {
 		t.Fatalf("Tree = %+v, %v", tree, err)
 	}
 	snake, err := c.Snake(ctx)
-	if err != nil || snake.Ascending == nil || snake.Descending != nil || len(snake.Entries) != 2 {
+	if err != nil || snake.Ascending == nil || snake.Ascending.ExpiresInSeconds != nil ||
+		snake.Descending == nil || snake.Descending.ExpiresInSeconds == nil || *snake.Descending.ExpiresInSeconds != 8.5 || len(snake.Entries) != 2 {
 		t.Fatalf("Snake = %+v, %v", snake, err)
 	}
 	sess, err := c.Sessions(ctx)
@@ -217,6 +219,13 @@ func TestErrorRepliesKeepConnection(t *testing.T) {
 		{`{"request":"ping","arguments":{"target":"fd99::1","interval_ms":1}}`, "interval_ms must be"},
 		{`{"request":"ping","arguments":{"target":"fd99::1","timeout_ms":-5}}`, "timeout_ms must be"},
 		{`{"request":"ping","arguments":{"target":"fd99::1","count":100,"interval_ms":60000}}`, "would make the ping last"},
+		{`{"request":"getCard","arguments":{"valid_seconds":-1}}`, "valid_seconds must be"},
+		{`{"request":"getCard","arguments":{"host":"[fd00::1]:80"}}`, "without brackets, port or path"},
+		{`{"request":"getCard","arguments":{"name":"a\u0007b"}}`, "name contains control characters"},
+		{`{"request":"importCard","arguments":{}}`, `missing "card"`},
+		{`{"request":"importCard","arguments":{"card":"hello"}}`, "peer card refused: not a well-formed card"},
+		{`{"request":"importCard","arguments":{"card":"` + strings.Repeat("x", admin.MaxCardTextLength+1) + `"}}`, "card longer"},
+		{`{"request":"removeCard","arguments":{"card":"nobody"}}`, `no peer card with key or name "nobody"`},
 		{`{"request":"getSelf"}`, "getSelf: node not started"},
 	}
 	for _, tc := range cases {
@@ -316,12 +325,18 @@ func TestManyConcurrentClients(t *testing.T) {
 	}
 }
 
+// With every slot running a request, a new connection is told so; a slot
+// that finishes lets a new client in.
 func TestConnectionLimit(t *testing.T) {
-	s, _ := startServer(t, admin.ServerConfig{MaxConns: 2})
+	s, fb := startServer(t, admin.ServerConfig{MaxConns: 2})
+	fb.SetBlock(true)
 	a, b := dialRaw(t, s.Path()), dialRaw(t, s.Path())
-	// A reply proves each connection holds a slot.
-	a.send(`{"request":"getSelf"}`)
-	b.send(`{"request":"getSelf"}`)
+	for _, rc := range []*rawConn{a, b} {
+		if _, err := rc.c.Write([]byte(`{"request":"getPeers"}` + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testhelp.WaitFor(t, "both requests to block", 5*time.Second, func() bool { return fb.Blocked() == 2 })
 	c := dialRaw(t, s.Path())
 	r := c.read()
 	if r.Status != admin.StatusError || !strings.Contains(r.Error, "too many") {
@@ -331,6 +346,7 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatal("third connection left open")
 	}
 	// Freeing a slot lets a new client in.
+	fb.SetBlock(false)
 	_ = a.c.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -548,5 +564,120 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// Idle and abusive connections cannot lock the operator out: with 200 of
+// them held open (silent ones, ones trickling half a request, ones that
+// sent a lookup that blocks and never read), a fresh client still gets its
+// answer within 1 s.
+func TestIdleAndAbusiveConnectionsCannotLockOut(t *testing.T) {
+	s, fb := startServer(t, admin.ServerConfig{})
+	fb.SetBlock(true)
+	lookup := `{"request":"lookup","arguments":{"address":"` + admintest.ParentAddress + `"}}` + "\n"
+	for i := 0; i < 200; i++ {
+		c, err := net.Dial("unix", s.Path())
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		switch i % 3 {
+		case 1:
+			_, _ = c.Write([]byte(`{"request":`))
+		case 2:
+			_, _ = c.Write([]byte(lookup))
+		}
+	}
+	fb.SetBlock(false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := admin.DialContext(ctx, s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Self(ctx); err != nil {
+		t.Fatalf("status with 200 idle or abusive connections held: %v", err)
+	}
+	t.Logf("getSelf answered in %v with 200 idle or abusive connections held", time.Since(start).Round(time.Microsecond))
+}
+
+// A client that sends no complete first request within
+// FirstRequestTimeout is dropped, however it trickles its bytes.
+func TestSilentClientDropped(t *testing.T) {
+	s, _ := startServer(t, admin.ServerConfig{FirstRequestTimeout: 200 * time.Millisecond})
+	rc := dialRaw(t, s.Path())
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		if _, err := rc.c.Write([]byte(" ")); err != nil {
+			break
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if _, err := rc.r.ReadByte(); err == nil {
+		t.Fatal("server sent something to a client that never finished a request")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("dropped only after %v", took)
+	}
+}
+
+// A lookup whose client hung up is cancelled: its slot is free for the
+// next one at once, not after LookupTimeout. With MaxConns 4, one lookup
+// may run at a time.
+func TestAbandonedLookupCancelled(t *testing.T) {
+	s, fb := startServer(t, admin.ServerConfig{MaxConns: 4, LookupTimeout: time.Hour})
+	fb.SetBlock(true)
+	lookup := `{"request":"lookup","arguments":{"address":"` + admintest.ParentAddress + `"}}`
+	a := dialRaw(t, s.Path())
+	if _, err := a.c.Write([]byte(lookup + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	testhelp.WaitFor(t, "the lookup to block", 5*time.Second, func() bool { return fb.Blocked() == 1 })
+	// While it runs, a second lookup is refused rather than queued.
+	if r := dialRaw(t, s.Path()).send(lookup); r.Status != admin.StatusError || !strings.Contains(r.Error, "too many lookups") {
+		t.Fatalf("second lookup while one runs: %+v", r)
+	}
+	_ = a.c.Close()
+	testhelp.WaitFor(t, "the abandoned lookup to end", 5*time.Second, func() bool { return fb.Blocked() == 0 })
+	b := dialRaw(t, s.Path())
+	if _, err := b.c.Write([]byte(lookup + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	testhelp.WaitFor(t, "the next lookup to run", 5*time.Second, func() bool { return fb.Blocked() == 1 })
+}
+
+// A client that only shuts down its sending side (socat at the end of its
+// input) still gets its reply: that is not hanging up.
+func TestHalfClosedClientGetsReply(t *testing.T) {
+	s, fb := startServer(t, admin.ServerConfig{LookupTimeout: 300 * time.Millisecond})
+	fb.SetBlock(true)
+	rc := dialRaw(t, s.Path())
+	if _, err := rc.c.Write([]byte(`{"request":"lookup","arguments":{"address":"` + admintest.ParentAddress + `"}}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	testhelp.WaitFor(t, "the lookup to block", 5*time.Second, func() bool { return fb.Blocked() == 1 })
+	if err := rc.c.(*net.UnixConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	r := rc.read()
+	if r.Status != admin.StatusError || !strings.Contains(r.Error, "timed out") {
+		t.Fatalf("half-closed client: %+v, want the lookup's own timeout", r)
+	}
+}
+
+// A Client whose idle connection the server dropped sends its next
+// request on a new connection.
+func TestClientRedialsAfterIdleDrop(t *testing.T) {
+	s, _ := startServer(t, admin.ServerConfig{FirstRequestTimeout: 50 * time.Millisecond})
+	c, err := admin.Dial(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := c.Self(context.Background()); err != nil {
+		t.Fatalf("after the server dropped the idle connection: %v", err)
 	}
 }

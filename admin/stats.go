@@ -45,6 +45,9 @@ type Stats struct {
 	// "timeout", "cached"). Counter. The latency of the same lookups goes to
 	// metrics.ObserveLookup.
 	Lookups map[string]uint64 `json:"lookups"`
+	// StaticPeers counts the configured static peers by state (the
+	// StaticState* constants), every state present. Gauge.
+	StaticPeers map[string]uint64 `json:"static_peers"`
 	// Tun counts packets through the TUN device. Counters.
 	Tun TunCounters `json:"tun"`
 }

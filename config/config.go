@@ -86,6 +86,15 @@ type PeersConfig struct {
 	AllowedKeys []wire.PublicKey `toml:"allowed_keys"`
 	// MaxPeers caps concurrent peerings of every kind, 1..MaxPeers.
 	MaxPeers int `toml:"max_peers"`
+	// Advertise are the URIs this node's peer card tells others to dial
+	// (pineconectl card); empty means the listeners, with the host given
+	// on pineconectl's command line. They never carry a pinned key: the
+	// card's key is the pin.
+	Advertise []PeerURI `toml:"advertise"`
+	// CardDirs are directories whose *.card files are imported as peer
+	// cards at start and on every reload: a bundle of cards is just a
+	// directory (a USB stick mounted at a known path, a shared folder).
+	CardDirs []string `toml:"card_dirs"`
 	// TLS is used by wss:// listeners and when dialling wss:// peers.
 	TLS TLSConfig `toml:"tls"`
 }
@@ -144,6 +153,8 @@ func Default() Config {
 			Static:      []PeerURI{},
 			AllowedKeys: []wire.PublicKey{},
 			MaxPeers:    64,
+			Advertise:   []PeerURI{},
+			CardDirs:    []string{},
 		},
 		Multicast: MulticastConfig{
 			Enable:     true,

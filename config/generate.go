@@ -67,6 +67,14 @@ var options = []option{
 	{key: "peers.max_peers", live: true, doc: []string{
 		"Most peerings at once, of every kind: 1..253.",
 	}},
+	{key: "peers.advertise", live: true, doc: []string{
+		"URIs this node's peer card (pineconectl card) tells others to dial, without",
+		"?key= (the card's key is the pin); [] = the listeners, with pineconectl card --host.",
+	}},
+	{key: "peers.card_dirs", live: true, doc: []string{
+		"Directories whose *.card files are imported as peer cards at start and on",
+		`reload, e.g. ["/media/usb/pinecone-cards"]; a card removed from them is dropped.`,
+	}},
 
 	{key: "peers.tls", doc: []string{
 		"TLS for wss:// listeners (certificate and key, PEM) and wss:// peers.",
@@ -109,7 +117,7 @@ var options = []option{
 		"Prometheus metrics.",
 	}},
 	{key: "metrics.listen", doc: []string{
-		`host:port serving /metrics; "" = off.`,
+		`host:port serving /metrics and the read-only status page at /; "" = off.`,
 	}},
 }
 

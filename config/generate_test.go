@@ -183,6 +183,8 @@ func everyFieldChanged(t *testing.T) Config {
 			},
 			AllowedKeys: []wire.PublicKey{k1, k2},
 			MaxPeers:    253,
+			Advertise:   []PeerURI{mustStatic("tcp://relay.example:65432"), mustStatic("wss://relay.example/p")},
+			CardDirs:    []string{"/media/usb/cards", "/srv/shared cards"},
 			TLS:         TLSConfig{CertFile: "/etc/ssl/c.pem", KeyFile: "/etc/ssl/k.pem", CAFile: "/etc/ssl/ca.pem"},
 		},
 		Multicast: MulticastConfig{Enable: false, Interfaces: []string{`^eth\d+$`, "wl.*"}, ListenPort: 60000},
@@ -227,11 +229,12 @@ func TestTOMLString(t *testing.T) {
 		if got := tomlString(in); got != want {
 			t.Errorf("tomlString(%q) = %s, want %s", in, got, want)
 		}
-		// And the TOML decoder must read it back unchanged.
-		cfg, err := Parse("s.toml", []byte("private_key_file = "+tomlString(in)+"\n"))
+		// And the TOML decoder must read it back unchanged (as a path:
+		// private_key_file must be absolute).
+		cfg, err := Parse("s.toml", []byte("private_key_file = "+tomlString("/"+in)+"\n"))
 		if err != nil {
 			t.Errorf("%q: %v", in, err)
-		} else if cfg.PrivateKeyFile != in {
+		} else if cfg.PrivateKeyFile != "/"+in {
 			t.Errorf("%q read back as %q", in, cfg.PrivateKeyFile)
 		}
 	}

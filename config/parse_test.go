@@ -166,6 +166,14 @@ allowed_keys = [
 `, `pineconed.toml:5: peers.allowed_keys[1]: public key "` + goodKey[:63] + `g": not hex
 pineconed.toml:6: peers.allowed_keys[2]: public key "abc": want 64 hex characters, got 3`},
 
+		{"bad advertise and card_dirs", `
+[peers]
+advertise = ["tcp://relay.example:65432?key=` + goodKey + `", "tcp://relay.example:0"]
+card_dirs = ["cards"]
+`, `pineconed.toml:3: peers.advertise[0]: tcp://relay.example:65432?key=` + goodKey + `: ?key= pins a remote key and only applies to static peers
+pineconed.toml:3: peers.advertise[1]: tcp://relay.example:0: port 0 cannot be dialled
+pineconed.toml:4: peers.card_dirs[0]: "cards" is not an absolute path`},
+
 		{"max_peers zero", `
 [peers]
 max_peers = 0
@@ -236,6 +244,10 @@ listen_port = 70000
 [admin]
 socket = "admin.sock"
 `, `pineconed.toml:3: admin.socket: "admin.sock" must be an absolute path (or "" for no admin socket)`},
+
+		{"relative private key file", `
+private_key_file = "private.key"
+`, `pineconed.toml:2: private_key_file: "private.key" must be an absolute path`},
 
 		{"bad metrics address", `
 [metrics]

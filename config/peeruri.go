@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -134,6 +135,20 @@ func parseURI(s string) (PeerURI, error) {
 			s += "?" + query
 		}
 	}
+	// Before url.Parse, whose errors for these ("invalid port") would
+	// not say what to write instead.
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		authority := rest
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			authority = rest[:i]
+		}
+		if _, hostport, userinfo := strings.Cut(authority, "@"); userinfo {
+			authority = hostport
+		}
+		if err := checkBareIPv6(strings.ToLower(scheme), authority); err != nil {
+			return PeerURI{}, err
+		}
+	}
 	pu, err := url.Parse(s)
 	if err != nil {
 		var ue *url.Error
@@ -214,4 +229,24 @@ func parseURI(s string) (PeerURI, error) {
 		return PeerURI{}, errors.New("empty query after ?")
 	}
 	return u, nil
+}
+
+// checkBareIPv6 refuses an IPv6 literal without brackets. Its last group
+// would be read as the port: fd99:1::5:7 would dial [fd99:1::5]:7, and
+// fd99:1::5 the host "fd99:1:" on port 5, looked up in DNS forever.
+func checkBareIPv6(scheme, host string) error {
+	if strings.HasPrefix(host, "[") || strings.Count(host, ":") < 2 {
+		return nil
+	}
+	msg := fmt.Sprintf("an IPv6 address must be in brackets with the port after them: write %s://[ADDRESS]:PORT", scheme)
+	addr, _, _ := strings.Cut(host, "%25")
+	if a, err := netip.ParseAddr(addr); err == nil && a.Is6() {
+		msg = fmt.Sprintf("%s, e.g. %s://[%s]:PORT", msg, scheme, a)
+	}
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		if a, err := netip.ParseAddr(host[:i]); err == nil && a.Is6() {
+			msg = fmt.Sprintf("%s (or %s://[%s]:%s if %s was meant as the port)", msg, scheme, a, host[i+1:], host[i+1:])
+		}
+	}
+	return errors.New(msg)
 }

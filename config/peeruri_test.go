@@ -147,3 +147,30 @@ func FuzzParsePeerURI(f *testing.F) {
 		}
 	})
 }
+
+// An IPv6 literal without brackets is refused with the bracketed form to
+// write, in every place a peer URI is accepted, instead of reading its
+// last group as the port.
+func TestBareIPv6Refused(t *testing.T) {
+	for in, want := range map[string]string{
+		"fd99:1::5:7":       "tcp://[fd99:1::5:7]:PORT (or tcp://[fd99:1::5]:7 if 7 was meant as the port)",
+		"fd99:1::5":         "tcp://[fd99:1::5]:PORT",
+		"tcp://fd99:1::5:7": "tcp://[fd99:1::5]:7 if 7",
+		"ws://fd99::1/p":    "ws://[ADDRESS]:PORT",
+		"fe80::1%eth0":      "brackets",
+	} {
+		for name, parse := range map[string]func(string) (PeerURI, error){"static": ParsePeerURI, "listen": ParseListenURI} {
+			u, err := parse(in)
+			if err == nil {
+				t.Errorf("%s %q: accepted as %s", name, in, u)
+				continue
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s %q: error %q lacks %q", name, in, err, want)
+			}
+		}
+	}
+	if _, err := Parse("p.toml", []byte("[peers]\nstatic = [\"fd99:1::5:7\"]\n")); err == nil || !strings.Contains(err.Error(), "p.toml:2: peers.static") {
+		t.Errorf("config: %v", err)
+	}
+}

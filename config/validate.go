@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -59,8 +60,13 @@ func (v *validator) fail(key string, elem int, format string, args ...any) {
 func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Errors {
 	v := &validator{file: file, idx: idx, failed: failed}
 
-	if c.PrivateKeyFile == "" {
+	switch k := c.PrivateKeyFile; {
+	case k == "":
 		v.fail("private_key_file", -1, "must not be empty")
+	case !strings.HasPrefix(k, "/"):
+		// Relative to whatever directory the daemon happens to start in:
+		// a start from elsewhere would silently make a new identity.
+		v.fail("private_key_file", -1, "%q must be an absolute path", k)
 	}
 	if levelName(c.LogLevel) != "debug" && levelName(c.LogLevel) != "info" &&
 		levelName(c.LogLevel) != "warn" && levelName(c.LogLevel) != "error" {
@@ -111,6 +117,20 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 			continue
 		}
 		seenStatic[u.URL()] = i
+	}
+	for i, u := range c.Peers.Advertise {
+		err := checkStatic(u)
+		if err == nil {
+			err = checkListen(u)
+		}
+		if err != nil {
+			v.fail("peers.advertise", i, "%s: %v", u, err)
+		}
+	}
+	for i, dir := range c.Peers.CardDirs {
+		if !filepath.IsAbs(dir) {
+			v.fail("peers.card_dirs", i, "%q is not an absolute path", dir)
+		}
 	}
 	for i, k := range c.Peers.AllowedKeys {
 		if k.IsZero() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
@@ -25,13 +26,6 @@ var _ admin.Backend = backend{}
 // besides being told when the lookup for its prefix ends.
 const lookupPoll = 100 * time.Millisecond
 
-func portNum(p router.Port) uint64 {
-	if p == router.NoPort || p == router.LocalPort {
-		return 0
-	}
-	return uint64(p)
-}
-
 func coords(c wire.Coordinates) []uint64 {
 	out := make([]uint64, len(c))
 	copy(out, c)
@@ -49,7 +43,7 @@ func (b backend) Self(ctx context.Context) (admin.Self, error) {
 		Coords:        coords(s.Coords),
 		RootKey:       s.Root.Key.String(),
 		RootSequence:  s.Root.Seq,
-		ParentPort:    portNum(s.Parent),
+		ParentPort:    s.Parent.Number(),
 		UptimeSeconds: int64(time.Since(d.started).Seconds()),
 		Version:       d.opts.Version,
 		PeerCount:     s.Peers,
@@ -96,6 +90,7 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			Coords:        coords(p.Router.Coords),
 			IsParent:      p.Router.IsParent,
 			Duplicate:     p.Duplicate,
+			Name:          d.cards.name(p.Info.Key),
 		}
 		if ap.Zone == peers.ZoneStatic || ap.Zone == peers.ZoneListen {
 			// The admin API's zone is the interface of link-local peers.
@@ -120,6 +115,38 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 	return out, nil
 }
 
+// StaticPeers implements admin.Backend.
+func (b backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
+	now := time.Now()
+	out := []admin.StaticPeer{}
+	for _, sp := range b.d.peers.List() {
+		ap := admin.StaticPeer{
+			URI:          sp.URI,
+			State:        staticState(sp.State),
+			StateSeconds: int64(now.Sub(sp.Since).Seconds()),
+			LastError:    sp.LastError,
+			Failures:     sp.Failures,
+		}
+		if sp.State == peers.StateBackoff && sp.NextAttempt.After(now) {
+			// Rounded up: "0 s" would read as due already.
+			ap.NextAttemptSeconds = int64((sp.NextAttempt.Sub(now) + time.Second - 1) / time.Second)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// staticState is the admin API's name for a static peer state.
+func staticState(s peers.State) string {
+	switch s {
+	case peers.StateConnected:
+		return admin.StaticStateConnected
+	case peers.StateBackoff:
+		return admin.StaticStateWaiting
+	}
+	return admin.StaticStateDialling
+}
+
 // Tree implements admin.Backend.
 func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
 	d := b.d
@@ -128,17 +155,28 @@ func (b backend) Tree(ctx context.Context) (admin.Tree, error) {
 		RootKey:       s.Root.Key.String(),
 		RootSequence:  s.Root.Seq,
 		Coords:        coords(s.Coords),
-		ParentPort:    portNum(s.Parent),
+		ParentPort:    s.Parent.Number(),
 		Announcements: []admin.TreeAnnouncement{},
 	}
 	if s.Parent != router.NoPort {
 		out.ParentKey = s.ParentKey.String()
 	}
+	out.Ancestors, out.Children = []string{}, []admin.TreeChild{}
 	now := time.Now()
 	for _, p := range d.node.Peers() {
 		v := p.Router
 		if !v.HasAnnouncement {
 			continue
+		}
+		if v.IsParent {
+			for _, k := range v.Ancestry {
+				out.Ancestors = append(out.Ancestors, k.String())
+			}
+		}
+		// A child's coordinates are ours plus the port it has at us.
+		if v.Root == s.Root && len(v.Coords) == len(s.Coords)+1 &&
+			slices.Equal(v.Coords[:len(s.Coords)], s.Coords) && v.Coords[len(s.Coords)] == uint64(p.Port) {
+			out.Children = append(out.Children, admin.TreeChild{Port: uint64(p.Port), PublicKey: p.Info.Key.String()})
 		}
 		out.Announcements = append(out.Announcements, admin.TreeAnnouncement{
 			Port:               uint64(p.Port),
@@ -162,8 +200,8 @@ func (b backend) Snake(ctx context.Context) (admin.Snake, error) {
 		expiries[e.Originator] = e.Expires
 		out.Entries = append(out.Entries, admin.SnakeEntry{
 			OriginKey:         e.Originator.String(),
-			SourcePort:        portNum(e.Source),
-			DestinationPort:   portNum(e.Destination),
+			SourcePort:        e.Source.Number(),
+			DestinationPort:   e.Destination.Number(),
 			WatermarkSequence: e.Watermark.Seq,
 			RootKey:           e.Root.Key.String(),
 			RootSequence:      e.Root.Seq,
@@ -174,20 +212,26 @@ func (b backend) Snake(ctx context.Context) (admin.Snake, error) {
 		// Our ascending neighbour is where our bootstraps go; it has no
 		// route entry of its own here, so no expiry unless it also
 		// bootstrapped through us.
-		n := &admin.SnakeNeighbour{PublicKey: s.Ascending.String(), Port: portNum(s.AscendingPort)}
+		n := &admin.SnakeNeighbour{PublicKey: s.Ascending.String(), Port: s.AscendingPort.Number()}
 		if exp, ok := expiries[s.Ascending]; ok {
-			n.ExpiresInSeconds = max(0, exp.Sub(now).Seconds())
+			n.ExpiresInSeconds = expiresIn(exp, now)
 		}
 		out.Ascending = n
 	}
 	if s.HasDescending {
 		out.Descending = &admin.SnakeNeighbour{
 			PublicKey:        s.Descending.Originator.String(),
-			Port:             portNum(s.Descending.Source),
-			ExpiresInSeconds: max(0, s.Descending.Expires.Sub(now).Seconds()),
+			Port:             s.Descending.Source.Number(),
+			ExpiresInSeconds: expiresIn(s.Descending.Expires, now),
 		}
 	}
 	return out, nil
+}
+
+// expiresIn is a neighbour's expires_in_seconds.
+func expiresIn(exp, now time.Time) *float64 {
+	s := max(0, exp.Sub(now).Seconds())
+	return &s
 }
 
 // sessionState maps the session layer's states onto the admin API's.
@@ -215,6 +259,7 @@ func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 			BytesOut:         s.BytesOut,
 			LastRekeySeconds: -1,
 			PeerMTU:          s.PeerMTU,
+			Name:             b.d.cards.name(s.Remote),
 		}
 		if !s.LastRekey.IsZero() {
 			as.LastRekeySeconds = int64(now.Sub(s.LastRekey).Seconds())
@@ -223,6 +268,33 @@ func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 	}
 	return out, nil
 }
+
+// Card implements admin.Backend.
+func (b backend) Card(ctx context.Context, a admin.CardArgs) (admin.CardResponse, error) {
+	text, c, err := b.d.Card(a.Host, a.Name, time.Duration(a.ValidSeconds)*time.Second)
+	if err != nil {
+		return admin.CardResponse{}, err
+	}
+	info := cardInfo(&heldCard{card: c}, time.Now())
+	info.Source = ""
+	return admin.CardResponse{Card: text, CardInfo: info}, nil
+}
+
+// ImportCard implements admin.Backend.
+func (b backend) ImportCard(ctx context.Context, text string) (admin.CardInfo, bool, error) {
+	return b.d.ImportCard([]byte(text))
+}
+
+// Cards implements admin.Backend.
+func (b backend) Cards(ctx context.Context) ([]admin.CardInfo, error) { return b.d.Cards(), nil }
+
+// RemoveCard implements admin.Backend.
+func (b backend) RemoveCard(ctx context.Context, id string) (admin.CardInfo, error) {
+	return b.d.RemoveCard(id)
+}
+
+// KeyName implements admin.Backend.
+func (b backend) KeyName(key [32]byte) string { return b.d.cards.name(key) }
 
 // Stats implements admin.Backend.
 func (b backend) Stats(ctx context.Context) (admin.Stats, error) { return b.d.Stats(ctx) }

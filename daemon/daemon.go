@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/metrics"
+	"github.com/pineconed/pineconed/admin/statuspage"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/overlay"
@@ -55,12 +57,9 @@ type Options struct {
 	// Config is the configuration to start with.
 	Config config.Config
 	// ConfigPath is the file Reload reads; "" means Reload has no file and
-	// keeps Default().
+	// changes nothing. Once running, a missing file is a reload error even
+	// for the optional default path.
 	ConfigPath string
-	// ConfigOptional says a missing ConfigPath means built-in defaults
-	// rather than an error: true for the default path, false for a file
-	// named with -config.
-	ConfigOptional bool
 	// Logger receives everything the daemon logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Level is the level variable behind Logger's handler; Reload sets it
@@ -87,6 +86,7 @@ type Daemon struct {
 	notify func(string)
 
 	priv    ed25519.PrivateKey
+	keyLock *config.KeyLock // held until shutdown: one daemon per key
 	key     wire.PublicKey
 	addr    netip.Addr
 	subnet  netip.Prefix
@@ -105,7 +105,9 @@ type Daemon struct {
 	adminSrv *admin.Server
 	metrics  *metrics.Metrics
 	metSrv   *metrics.Server
+	history  *statuspage.History // traffic rates for the status page; nil without metrics
 	mc       *multicastRunner
+	cards    *cardStore
 
 	drops dropCounters
 
@@ -123,12 +125,18 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	cfg      config.Config
 
+	// fatal carries the first fault the daemon cannot run on (the TUN
+	// deleted from outside); Run ends with it.
+	fatal chan error
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
-// New starts a daemon: it loads or creates the private key, opens the TUN,
+// New starts a daemon: it checks what the configuration decides (see
+// preflight; those errors are config.Errors), loads or creates the private
+// key and locks it, opens the TUN,
 // starts the node, the peerings, multicast discovery, the admin socket and
 // the metrics endpoint, and returns once all of them are up (the moment to
 // send READY=1, which Run does). On error nothing is left running.
@@ -155,6 +163,7 @@ func New(opts Options) (_ *Daemon, err error) {
 		lookupWaiters: map[addressing.KeyPrefix][]chan lookupResult{},
 		pings:         map[uint64]pingWaiter{},
 		stop:          make(chan struct{}),
+		fatal:         make(chan error, 1),
 		icmp:          tun.NewRateLimiter(icmpPerSecond, icmpBurst),
 	}
 	var seed [8]byte
@@ -168,9 +177,16 @@ func New(opts Options) (_ *Daemon, err error) {
 		}
 	}()
 
+	tlsConf, err := preflight(cfg, opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
 	d.priv, _, err = config.LoadOrCreateKey(cfg.PrivateKeyFile, log)
 	if err != nil {
 		return nil, fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
+	}
+	if d.keyLock, err = config.LockKey(cfg.PrivateKeyFile); err != nil {
+		return nil, err
 	}
 	d.key = wire.PublicKeyOf(d.priv)
 	d.addr = addressing.NodeAddr(d.key)
@@ -214,13 +230,16 @@ func New(opts Options) (_ *Daemon, err error) {
 	}
 
 	pc := d.peersConfig(cfg)
-	if pc.TLS, err = peersTLS(cfg.Peers.TLS); err != nil {
-		return nil, err
-	}
+	pc.TLS = tlsConf
 	d.peers, err = peers.New(pc, d.node)
 	if err != nil {
 		return nil, err
 	}
+	d.cards = newCardStore(cfg.PrivateKeyFile)
+	if err := d.loadCards(); err != nil {
+		return nil, err
+	}
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	if cfg.Multicast.Enable {
 		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
 			return nil, err
@@ -230,6 +249,8 @@ func New(opts Options) (_ *Daemon, err error) {
 	d.metrics = metrics.New(opts.Version, d.Stats)
 	if cfg.Metrics.Listen != "" {
 		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, log.With("component", "metrics"))
+		d.history = statuspage.NewHistory(backend{d}, 0, 0)
+		d.metSrv.Page = statuspage.Handler(backend{d}, d.history)
 		if err := d.metSrv.Start(); err != nil {
 			d.metSrv = nil
 			return nil, fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
@@ -240,9 +261,17 @@ func New(opts Options) (_ *Daemon, err error) {
 	go d.inboundLoop()
 	go d.handshakeLoop()
 	go d.timerLoop()
-	if d.dev != nil {
+	if d.history != nil {
 		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.history.Run(d.stop)
+		}()
+	}
+	if d.dev != nil {
+		d.wg.Add(2)
 		go d.outboundLoop()
+		go d.watchTUN()
 	}
 
 	if cfg.Admin.Socket != "" {
@@ -340,12 +369,15 @@ func (d *Daemon) shutdown() {
 		if d.sessions != nil {
 			d.sessions.Close()
 		}
+		d.keyLock.Release()
 	})
 }
 
 // Run sends READY=1, then serves until ctx ends and shuts down with
-// STOPPING=1. Reload requests come in on reload.
-func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) {
+// STOPPING=1. Reload requests come in on reload. It returns nil after a
+// requested shutdown, or the fault that made the daemon stop on its own
+// (its TUN deleted from outside), after shutting down just the same.
+func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.notify("READY=1")
 	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "address", d.addr.String())
 	for {
@@ -355,9 +387,33 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) {
 			d.log.Info("shutting down")
 			d.Close()
 			d.log.Info("stopped")
-			return
+			return nil
+		case err := <-d.fatal:
+			d.notify("STOPPING=1")
+			d.log.Error("shutting down on a fault; the service manager should restart us", "err", err)
+			d.Close()
+			d.log.Info("stopped")
+			return err
 		case <-reload:
 			d.Reload()
+		}
+	}
+}
+
+// watchTUN reports the TUN's deletion from outside as fatal. Recreating
+// the interface would need its addresses, routes and the reader and
+// writer rebuilt under traffic; exiting non-zero lets the service manager
+// restart the whole daemon cleanly, which it does within seconds.
+func (d *Daemon) watchTUN() {
+	defer d.wg.Done()
+	select {
+	case <-d.stop:
+	case <-d.dev.Gone():
+		err := fmt.Errorf("TUN %s was deleted from outside the daemon (ip link del?); its addresses and routes are gone", d.dev.Name())
+		d.log.Error("TUN interface deleted", "name", d.dev.Name())
+		select {
+		case d.fatal <- err:
+		default:
 		}
 	}
 }
@@ -376,18 +432,34 @@ func LoadConfig(path string, optional bool) (config.Config, error) {
 }
 
 // Reload reads the configuration file again and applies what can change
-// while running; see config.Changes. A file that does not load is logged
-// and the running configuration stays. It returns the load error, if any.
+// while running; see config.Changes. A file that does not load, or is
+// missing (even the optional default file), is logged and the running
+// configuration stays. It returns that error, if any.
 func (d *Daemon) Reload() error {
 	d.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer d.notify("READY=1")
-	cfg, err := LoadConfig(d.opts.ConfigPath, d.opts.ConfigOptional)
+	if d.opts.ConfigPath == "" {
+		d.log.Info("reload: no configuration file to read; nothing changes")
+		return nil
+	}
+	// A missing file means built-in defaults only at start-up. At a
+	// reload it is far more likely deleted or moved by mistake, and
+	// reverting a running node to the defaults (no peers, no listeners)
+	// would cut it off.
+	if _, err := os.Stat(d.opts.ConfigPath); errors.Is(err, fs.ErrNotExist) {
+		d.log.Error("reload: configuration file is missing; keeping the running configuration", "file", d.opts.ConfigPath)
+		return fmt.Errorf("reload: %s: %w", d.opts.ConfigPath, err)
+	}
+	cfg, err := LoadConfig(d.opts.ConfigPath, false)
 	if err != nil {
 		d.log.Error("reload failed; keeping the running configuration", "file", d.opts.ConfigPath, "err", err)
 		return err
 	}
 
 	d.apply(cfg)
+	// The card directories are read again even when the file did not
+	// change: their contents may have.
+	d.scanCardDirs(cfg.Peers.CardDirs)
 	return nil
 }
 
@@ -421,7 +493,8 @@ func (d *Daemon) apply(cfg config.Config) {
 	}
 	for _, u := range ch.StaticAdded {
 		if err := d.peers.Add(u.String()); err != nil && !errors.Is(err, peers.ErrExists) {
-			d.log.Warn("reload: adding static peer", "uri", u.String(), "err", err)
+			d.log.Error("reload: static peer not added", "uri", u.String(), "err", err)
+			live.Peers.Static = slices.DeleteFunc(slices.Clone(live.Peers.Static), func(x config.PeerURI) bool { return x.String() == u.String() })
 		}
 	}
 	d.applyPeerPolicy(old, &live, ch)
@@ -441,7 +514,14 @@ func (d *Daemon) apply(cfg config.Config) {
 		}
 	}
 	d.cfg = live
-	d.log.Info("configuration reloaded", "changes", ch)
+	// What was applied, not what the file asked for: a listener that did
+	// not open or a peer that was not added is left out of live (and was
+	// logged as an error), and restart-only keys keep their old values.
+	if applied := config.Diff(old, live); applied.Empty() {
+		d.log.Info("reload: no change could be applied live")
+	} else {
+		d.log.Info("configuration reloaded", "changes", applied)
+	}
 	if ch.NeedsRestart() {
 		d.log.Warn("some changes take effect only after a restart", "keys", ch.Restart)
 	}

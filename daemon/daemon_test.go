@@ -2,14 +2,17 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +210,20 @@ func TestDaemonAdminAPI(t *testing.T) {
 		tb, _ := b.client.Tree(ctx)
 		return ta.RootKey == root.String() && tb.RootKey == root.String() && len(ta.Announcements) == 1 && len(tb.Announcements) == 1
 	})
+	// The non-root's only ancestor is the root, and the root lists it as
+	// its one child, on the port it has at the root.
+	rootC, leafC, leafKey := a.client, b.client, b.d.PublicKey()
+	if root == b.d.PublicKey() {
+		rootC, leafC, leafKey = b.client, a.client, a.d.PublicKey()
+	}
+	testhelp.WaitFor(t, "ancestors and children", 10*time.Second, func() bool {
+		tr, _ := rootC.Tree(ctx)
+		tl, _ := leafC.Tree(ctx)
+		pr, _ := rootC.Peers(ctx)
+		return len(tl.Ancestors) == 1 && tl.Ancestors[0] == root.String() && len(tl.Children) == 0 &&
+			len(tr.Ancestors) == 0 && len(tr.Children) == 1 && tr.Children[0].PublicKey == leafKey.String() &&
+			len(pr) == 1 && tr.Children[0].Port == pr[0].Port
+	})
 
 	// lookup of a's address from b goes over the overlay (not cached).
 	lk, err := b.client.Lookup(ctx, a.d.Address().String())
@@ -252,6 +269,18 @@ func TestDaemonAdminAPI(t *testing.T) {
 		sn, err := lower.client.Snake(ctx)
 		return err == nil && sn.Ascending != nil && sn.Ascending.PublicKey == higher.d.PublicKey().String()
 	})
+	// The higher key never bootstraps through the lower one (nothing is
+	// above it), so the lower knows no expiry for its ascending
+	// neighbour: null, not 0. The higher one's descending neighbour is the
+	// lower one's bootstrap route, which has an expiry.
+	if sn, err := lower.client.Snake(ctx); err != nil || sn.Ascending == nil || sn.Ascending.ExpiresInSeconds != nil {
+		t.Fatalf("lower's getSnake: %+v, %v; want an ascending neighbour without expiry", sn, err)
+	}
+	testhelp.WaitFor(t, "the higher key's descending neighbour", 15*time.Second, func() bool {
+		sn, err := higher.client.Snake(ctx)
+		return err == nil && sn.Descending != nil && sn.Descending.PublicKey == lower.d.PublicKey().String() &&
+			sn.Descending.ExpiresInSeconds != nil && *sn.Descending.ExpiresInSeconds > 0
+	})
 
 	// Counters reflect the traffic and are node-wide.
 	st, err := b.client.Stats(ctx)
@@ -279,6 +308,32 @@ func TestDaemonAdminAPI(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+
+	// The status page beside /metrics serves the admin API's answers and
+	// the history its sampler took (one sample at start, one every 2 s).
+	testhelp.WaitFor(t, "status page with a peer and a throughput point", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + b.d.MetricsAddr() + "/api/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			GetSelf  admin.Self          `json:"getSelf"`
+			GetPeers admin.PeersResponse `json:"getPeers"`
+			Rates    struct {
+				History []json.RawMessage `json:"history"`
+				Peers   []struct {
+					PublicKey string `json:"public_key"`
+				} `json:"peers"`
+			} `json:"rates"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+			return false
+		}
+		return st.GetSelf.PublicKey == b.d.PublicKey().String() && len(st.GetPeers.Peers) == 1 &&
+			st.GetPeers.Peers[0].PublicKey == a.d.PublicKey().String() && len(st.Rates.History) >= 1 &&
+			len(st.Rates.Peers) == 1 && st.Rates.Peers[0].PublicKey == a.d.PublicKey().String()
+	})
 
 	// addPeer / removePeer go to the peer manager; errors come back.
 	if err := b.client.AddPeer(ctx, "tcp://127.0.0.1:1"); err != nil {
@@ -630,5 +685,62 @@ func TestReloadListeners(t *testing.T) {
 	}
 	if _, ok := peerOf(a, c.d.PublicKey()); !ok {
 		t.Fatal("c's peering through the kept listener ended")
+	}
+}
+
+// A listener that fails to open at a reload is logged as an error and not
+// as added; the running configuration keeps it out, so the next reload
+// tries again.
+func TestReloadFailedListenerNotLoggedAsAdded(t *testing.T) {
+	a := startNode(t, "")
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := "tcp://" + held.Addr().String()
+	writeFile(t, a.path, strings.Replace(readFile(t, a.path), `listen = ["tcp://127.0.0.1:0"]`, fmt.Sprintf(`listen = ["tcp://127.0.0.1:0", %q]`, busy), 1))
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, "reload: listener did not open") {
+		t.Fatalf("no error for the listener that did not open:\n%s", logs)
+	}
+	if lines := a.logs.Lines("configuration reloaded"); len(lines) != 0 {
+		t.Fatalf("a reload that applied nothing logged %q", lines)
+	}
+	if !strings.Contains(logs, "reload: no change could be applied live") {
+		t.Fatalf("the reload's outcome is not logged:\n%s", logs)
+	}
+	if n := len(a.d.ListenAddrs()); n != 1 {
+		t.Fatalf("%d listeners, want the one that was running", n)
+	}
+}
+
+// A reload after the configuration file was deleted keeps the running
+// configuration and says the file is missing, rather than reverting to
+// built-in defaults.
+func TestReloadMissingFileKeepsRunningConfig(t *testing.T) {
+	a := startNode(t, "")
+	listenBefore := a.d.ListenAddrs()
+	if err := os.Remove(a.path); err != nil {
+		t.Fatal(err)
+	}
+	err := a.d.Reload()
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Reload with the file gone: %v, want a not-exist error", err)
+	}
+	if !strings.Contains(a.logs.String(), "reload: configuration file is missing; keeping the running configuration") {
+		t.Fatalf("missing file not reported:\n%s", a.logs.String())
+	}
+	if got := a.d.ListenAddrs(); !slices.Equal(got, listenBefore) {
+		t.Fatalf("listeners %v after the failed reload, were %v", got, listenBefore)
+	}
+	a.d.reloadMu.Lock()
+	listen := a.d.cfg.Peers.Listen
+	a.d.reloadMu.Unlock()
+	if len(listen) != 1 || listen[0].String() != "tcp://127.0.0.1:0" {
+		t.Fatalf("running configuration changed: peers.listen %v", listen)
 	}
 }

@@ -288,7 +288,8 @@ func (d *Daemon) handshakeLoop() {
 	})
 }
 
-// timerLoop drives the resolver's retries and the session timers.
+// timerLoop drives the resolver's retries and the session timers, and
+// retries pending lookups as soon as the overlay gains a route.
 func (d *Daemon) timerLoop() {
 	defer d.wg.Done()
 	t := time.NewTicker(resolverTick)
@@ -298,10 +299,15 @@ func (d *Daemon) timerLoop() {
 		select {
 		case <-d.stop:
 			return
+		case <-d.node.RoutesChanged():
+			if sent, owed := d.resolver.RoutesChanged(time.Now()); sent+owed > 0 {
+				d.log.Debug("routes changed: pending lookups retried", "sent", sent, "owed", owed)
+			}
 		case now := <-t.C:
 			d.resolver.Tick(now)
 			if now.Sub(lastSession) >= sessionTick-resolverTick/2 {
 				d.sessions.Tick(now)
+				d.expireCards(now)
 				lastSession = now
 			}
 		}

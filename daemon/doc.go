@@ -66,6 +66,12 @@
 // counting up) and matched to its reply by id and sender key, so a late
 // reply is never counted for a later probe. addPeer and removePeer go to overlay/peers.
 //
+// getTree's ancestors are the signers of our parent's announcement, and
+// its children the peers whose announced coordinates are ours plus the
+// port they have here. The status page on the metrics listener serves the
+// same backend's answers (admin.Read) and a throughput history that a
+// goroutine of the daemon samples from it every 2 s.
+//
 // getStats and the Prometheus collector read the same snapshot (Stats).
 // Every counter in it is a node-wide total kept by its package since
 // start-up, never a sum over live peers or sessions. Handshakes: "ok"

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/tun"
 )
 
 // Stats gathers the node-wide counters of every layer into one snapshot
@@ -43,6 +44,10 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	for _, p := range d.node.Peers() {
 		st.PeersByTransport[transport(p.Info.Transport, p.Info.Zone)]++
 	}
+	st.StaticPeers = map[string]uint64{admin.StaticStateConnected: 0, admin.StaticStateDialling: 0, admin.StaticStateWaiting: 0}
+	for _, sp := range d.peers.List() {
+		st.StaticPeers[staticState(sp.State)]++
+	}
 	for name, c := range ns.FramesIn {
 		fc := st.Frames[name]
 		fc.FramesIn, fc.BytesIn = c.Frames, c.Bytes
@@ -53,9 +58,13 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 		fc.FramesOut, fc.BytesOut = c.Frames, c.Bytes
 		st.Frames[name] = fc
 	}
-	add := func(reason string, n uint64) {
-		if n > 0 {
-			st.Drops[reason] += n
+	// Every known reason and every transport appears, zeros too: a series
+	// that exists from the start is what lets `pineconed_peers == 0` or an
+	// increase() on a drop reason fire.
+	add := func(reason string, n uint64) { st.Drops[reason] += n }
+	for _, t := range []string{admin.TransportTCP, admin.TransportWS, admin.TransportWSS, admin.TransportMulticast} {
+		if _, ok := st.PeersByTransport[t]; !ok {
+			st.PeersByTransport[t] = 0
 		}
 	}
 	for reason, n := range ns.Drops {
@@ -98,6 +107,9 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	add("daemon_packet_too_big", d.drops.tooBig.Load())
 	add("daemon_to_self", d.drops.toSelf.Load())
 	add("daemon_icmp_rate_limited", d.icmp.Suppressed())
+	for _, reason := range tun.ReasonNames() {
+		add("tun_"+reason, 0)
+	}
 	if d.dev != nil {
 		ts := d.dev.Stats()
 		for reason, n := range ts.Drops {

@@ -79,6 +79,9 @@ type Node struct {
 
 	deliveries chan Delivery
 	stats      nodeCounters
+	// routes holds one signal while a routing change is unread; changes
+	// that come before it is read merge into it.
+	routes chan struct{}
 
 	poke chan struct{}
 	stop chan struct{}
@@ -119,6 +122,7 @@ func New(priv ed25519.PrivateKey, cfg Config) *Node {
 		now:        cfg.Now,
 		router:     router.New(priv, cfg.Router),
 		deliveries: make(chan Delivery, cfg.DeliveryQueue),
+		routes:     make(chan struct{}, 1),
 		poke:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
@@ -259,6 +263,16 @@ func (n *Node) Receive(port router.Port, frame []byte) error {
 	return nil
 }
 
+// KeepaliveSent counts a Keepalive that the link on port made and wrote
+// itself: links send their keepalives without the node (see
+// overlay/link), and the node's frames_out counters must include them.
+func (n *Node) KeepaliveSent(port router.Port, size int) {
+	if p := n.peerAt(port); p != nil {
+		p.counters.out.add(wire.TypeKeepalive, size)
+	}
+	n.stats.out.add(wire.TypeKeepalive, size)
+}
+
 // SendTo sends payload to the node with key dst, by tree coordinates when
 // they are known and by SNEK otherwise. Like the reference it is best
 // effort: a frame dropped for lack of a route or a full queue is counted,
@@ -356,6 +370,14 @@ func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
 // closed; select on it together with your own stop signal.
 func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
 
+// RoutesChanged signals that the node has gained a route since the last
+// receive: a tree parent, a peer's first announcement, a new SNEK route or
+// neighbour (router.EventRoutesChanged). Signals merge while unread, so a
+// burst of changes wakes the reader once. The address resolver retries
+// its pending lookups on it instead of waiting for their timers. It is
+// never closed.
+func (n *Node) RoutesChanged() <-chan struct{} { return n.routes }
+
 // send queues frame on the peer's link and counts it.
 func (n *Node) send(p *peer, t wire.FrameType, frame []byte, protocol bool) {
 	if !p.link.Send(frame, protocol) {
@@ -409,13 +431,25 @@ func (n *Node) do(a router.Action) {
 	}
 }
 
+// logEvent logs and counts a router event, and passes route changes on to
+// RoutesChanged.
 func (n *Node) logEvent(e router.Event) {
 	switch e.Kind {
 	case router.EventRootChanged:
 		n.stats.rootChanges.Add(1)
 		n.logger.Info("tree root changed", "root", e.Root.Key.String(), "root_seq", e.Root.Seq, "coords", e.Coords.String())
+	case router.EventRoutesChanged:
+		select {
+		case n.routes <- struct{}{}:
+		default:
+		}
 	case router.EventParentChanged:
-		n.logger.Info("tree parent changed", "port", uint8(e.Port), "coords", e.Coords.String())
+		// As getSelf says it: port 0 and no parent key for a root.
+		parent := "none"
+		if p := n.peerAt(e.Port); p != nil {
+			parent = p.info.Key.String()
+		}
+		n.logger.Info("tree parent changed", "port", e.Port.Number(), "parent", parent, "coords", e.Coords.String())
 	default:
 		n.logger.Debug("router event", "event", e.String())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,5 +272,49 @@ func TestCloseStopsEverything(t *testing.T) {
 	ba.wg.Wait()
 	if _, err := a.Attach(PeerInfo{Key: b.PublicKey()}, ab); !errors.Is(err, ErrClosed) {
 		t.Fatalf("attach after close: %v", err)
+	}
+}
+
+// The log names the tree parent as getSelf does: its port and key, and port
+// 0 with no parent once the node is the root again (issue 10: the log said
+// port=255).
+func TestParentChangeLogVocabulary(t *testing.T) {
+	la, bufA := testhelp.NewLogger(t)
+	lb, bufB := testhelp.NewLogger(t)
+	a, b := newNode(t, 1, Config{Logger: la}), newNode(t, 2, Config{Logger: lb})
+	l := connect(t, a, b)
+	// The node with the lower key becomes the other's child.
+	child, parent, buf := a, b, bufA
+	if b.PublicKey().Less(a.PublicKey()) {
+		child, parent, buf = b, a, bufB
+	}
+	testhelp.WaitFor(t, "a parent", 10*time.Second, func() bool { return child.Self().Parent != router.NoPort })
+	port := child.Self().Parent
+	l.Close(errors.New("test: parent gone"))
+	testhelp.WaitFor(t, "root again", 10*time.Second, func() bool { return child.Self().Parent == router.NoPort })
+	testhelp.WaitFor(t, "both parent changes logged", 5*time.Second, func() bool { return len(buf.Lines("tree parent changed")) == 2 })
+	lines := buf.Lines("tree parent changed")
+	if want := fmt.Sprintf("port=%d parent=%s ", port.Number(), parent.PublicKey()); !strings.Contains(lines[0], want) {
+		t.Errorf("on getting a parent the log says\n%s\nwant %q in it", lines[0], want)
+	}
+	if want := "port=0 parent=none "; !strings.Contains(lines[1], want) {
+		t.Errorf("on becoming root the log says\n%s\nwant %q in it", lines[1], want)
+	}
+}
+
+// RoutesChanged wakes its reader when the node gains routes (here: a peer
+// announces and becomes our parent or child), and not before.
+func TestRoutesChangedSignal(t *testing.T) {
+	a, b := newNode(t, 1, Config{}), newNode(t, 2, Config{})
+	select {
+	case <-a.RoutesChanged():
+		t.Fatal("a lone node signalled a route change")
+	default:
+	}
+	connect(t, a, b)
+	select {
+	case <-a.RoutesChanged():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no route change signalled after a peer announced")
 	}
 }

@@ -131,10 +131,9 @@ func (n *Node) Stats() Stats {
 	for k, v := range rs.Drops {
 		st.Drops[k] += v
 	}
+	// Every reason, zeros too (see router.Stats.Drops).
 	for i, name := range nodeDropNames {
-		if v := n.stats.drops[i].Load(); v > 0 {
-			st.Drops[name] += v
-		}
+		st.Drops[name] += n.stats.drops[i].Load()
 	}
 	for i := range n.ports {
 		if p := n.ports[i].Load(); p != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +66,15 @@ type Device struct {
 	mtu    int
 	c      counters
 	events sync.WaitGroup
+
+	// The netlink watch on our interface: gone is closed when the kernel
+	// reports the interface deleted from outside (`ip link del`); stopWatch
+	// ends the watch; ns is the namespace the interface lives in, so the
+	// watch can resubscribe from any thread.
+	ns        netns.NsHandle
+	gone      chan struct{}
+	stopWatch chan struct{}
+	log       *slog.Logger
 
 	mu      sync.Mutex
 	writers []*Writer
@@ -138,11 +148,20 @@ func openInNetNS(cfg Config) (*Device, error) {
 }
 
 func open(cfg Config) (_ *Device, err error) {
+	// TUNSETIFF attaches to an existing TUN of that name instead of
+	// failing, and Close would then delete an interface someone else made
+	// (a persistent TUN, another program's device). Refuse instead.
+	if !strings.Contains(cfg.Name, "%") {
+		if l, lerr := netlink.LinkByName(cfg.Name); lerr == nil {
+			return nil, fmt.Errorf("tun %s: an interface of that name already exists (type %s, index %d); it is not ours to take over: delete it or set another [tun] name",
+				cfg.Name, l.Type(), l.Attrs().Index)
+		}
+	}
 	dev, err := wgtun.CreateTUN(cfg.Name, cfg.MTU)
 	if err != nil {
 		return nil, fmt.Errorf("tun %s: create: %w", cfg.Name, err)
 	}
-	d := &Device{dev: dev, mtu: cfg.MTU}
+	d := &Device{dev: dev, mtu: cfg.MTU, ns: -1, gone: make(chan struct{}), stopWatch: make(chan struct{}), log: slog.Default()}
 	// Drain the device's event channel: its status goroutines block on a
 	// full channel, and a blocked one would hang Close. The loop ends when
 	// Close closes the channel.
@@ -168,6 +187,12 @@ func open(cfg Config) (_ *Device, err error) {
 		return nil, fmt.Errorf("tun %s: find link: %w", d.name, err)
 	}
 	d.index = link.Attrs().Index
+	if d.ns, err = netns.Get(); err != nil {
+		return nil, fmt.Errorf("tun %s: current netns: %w", d.name, err)
+	}
+	if err := d.startWatch(); err != nil {
+		return nil, err
+	}
 	// No link-local address: nothing on a TUN needs one, and without it the
 	// kernel sends no router or multicast listener traffic into the TUN.
 	// Kernels without the knob are fine too, so a failure is only logged.
@@ -187,9 +212,8 @@ func open(cfg Config) (_ *Device, err error) {
 		}
 	}
 	for _, p := range cfg.Routes {
-		r := &netlink.Route{LinkIndex: d.index, Dst: prefixToIPNet(p.Masked())}
-		if err := d.nl.RouteReplace(r); err != nil {
-			return nil, fmt.Errorf("tun %s: route %s: %w", d.name, p, err)
+		if err := d.addRoute(p.Masked()); err != nil {
+			return nil, err
 		}
 	}
 	for _, p := range cfg.Addresses {
@@ -198,6 +222,141 @@ func open(cfg Config) (_ *Device, err error) {
 		}
 	}
 	return d, nil
+}
+
+// Gone is closed when the interface was deleted from outside the daemon
+// (`ip link del`), after which the device carries nothing: its addresses
+// and routes went with it. It is not closed by Close.
+func (d *Device) Gone() <-chan struct{} { return d.gone }
+
+// watchRetry is how long the watch waits before subscribing again after
+// its netlink socket failed (say, ENOBUFS after a burst of link events).
+const watchRetry = time.Second
+
+// startWatch subscribes to link events in the device's namespace and
+// starts the goroutine that closes gone when our interface is deleted. The
+// first subscription's error is Open's; later ones are retried.
+func (d *Device) startWatch() error {
+	ch, err := d.subscribe()
+	if err != nil {
+		return fmt.Errorf("tun %s: watching the interface: %w", d.name, err)
+	}
+	d.events.Add(1)
+	go func() {
+		defer d.events.Done()
+		for {
+			if d.watch(ch) {
+				return
+			}
+			// The subscription failed: an event may have been lost, so
+			// look at the interface itself before subscribing again.
+			if _, err := d.nl.LinkByIndex(d.index); err != nil {
+				var notFound netlink.LinkNotFoundError
+				if errors.As(err, &notFound) {
+					d.mu.Lock()
+					if !d.closed {
+						close(d.gone)
+					}
+					d.mu.Unlock()
+					return
+				}
+			}
+			for ch = nil; ch == nil; {
+				select {
+				case <-d.stopWatch:
+					return
+				case <-time.After(watchRetry):
+				}
+				if ch, err = d.subscribe(); err != nil {
+					d.log.Warn("tun: cannot watch the interface", "link", d.name, "err", err)
+					ch = nil
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// subscribe opens a netlink link-event subscription in the device's
+// namespace; it ends (its channel closes) when stopWatch is closed or the
+// socket fails.
+func (d *Device) subscribe() (chan netlink.LinkUpdate, error) {
+	ch := make(chan netlink.LinkUpdate, 16)
+	err := netlink.LinkSubscribeWithOptions(ch, d.stopWatch, netlink.LinkSubscribeOptions{
+		Namespace: &d.ns,
+		ErrorCallback: func(err error) {
+			d.log.Debug("tun: link watch", "link", d.name, "err", err)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// watch reads link events until ch closes. It reports true when the watch
+// is over: the interface was deleted (gone is closed) or Close stopped it.
+func (d *Device) watch(ch chan netlink.LinkUpdate) bool {
+	deleted := false
+	for u := range ch {
+		if !deleted && u.Header.Type == unix.RTM_DELLINK && int(u.Index) == d.index {
+			deleted = true
+			// Close deletes the interface too; only a deletion from
+			// outside is news.
+			d.mu.Lock()
+			closing := d.closed
+			d.mu.Unlock()
+			if !closing {
+				close(d.gone)
+			}
+		}
+		// Keep draining after that until the subscription ends, so that
+		// its goroutine is never left blocked on a full channel.
+	}
+	select {
+	case <-d.stopWatch:
+		return true
+	default:
+		return deleted
+	}
+}
+
+// addRoute adds a route for p into the TUN. It never replaces a route
+// another interface holds for the same prefix in the main table: that route
+// belongs to someone else (a second pineconed, a VPN, an administrator),
+// and replacing it would take their traffic and then delete the route when
+// our interface goes away. The error names the interface holding it.
+func (d *Device) addRoute(p netip.Prefix) error {
+	dst := prefixToIPNet(p)
+	existing, err := d.nl.RouteListFiltered(unix.AF_INET6,
+		&netlink.Route{Dst: dst, Table: unix.RT_TABLE_MAIN},
+		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("tun %s: route %s: listing existing routes: %w", d.name, p, err)
+	}
+	for _, r := range existing {
+		if r.LinkIndex == d.index {
+			continue
+		}
+		return fmt.Errorf("tun %s: route %s is already held by %s; not replacing it (stop whatever owns it, or give this daemon another network namespace)",
+			d.name, p, d.describeRoute(r))
+	}
+	r := &netlink.Route{LinkIndex: d.index, Dst: dst, Table: unix.RT_TABLE_MAIN}
+	if err := d.nl.RouteAdd(r); err != nil {
+		return fmt.Errorf("tun %s: route %s: %w", d.name, p, err)
+	}
+	return nil
+}
+
+// describeRoute names what a route points at, for an error message.
+func (d *Device) describeRoute(r netlink.Route) string {
+	if r.Type != unix.RTN_UNICAST {
+		return fmt.Sprintf("a route of type %d (unreachable, blackhole, …)", r.Type)
+	}
+	if l, err := d.nl.LinkByIndex(r.LinkIndex); err == nil {
+		return fmt.Sprintf("interface %s", l.Attrs().Name)
+	}
+	return fmt.Sprintf("interface index %d", r.LinkIndex)
 }
 
 // addrReadyTimeout bounds how long Open waits for the kernel to make an
@@ -294,7 +453,13 @@ func (d *Device) Close() error {
 		w.Close()
 	}
 	err := d.dev.Close()
+	if d.stopWatch != nil {
+		close(d.stopWatch)
+	}
 	d.events.Wait()
+	if d.ns >= 0 {
+		d.ns.Close()
+	}
 	if d.nl != nil {
 		// A non-persistent TUN disappears with its last file descriptor.
 		// Should a leaked descriptor keep it alive, delete it outright.

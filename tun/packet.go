@@ -169,6 +169,17 @@ var reasonNames = [numReasons]string{
 	DropOversize:        "oversize",
 }
 
+// ReasonNames are the names of every drop reason (not Accept), as they
+// appear in Stats.Drops; the daemon lists them so that each drop metric
+// exists, at zero, even on a node without a TUN.
+func ReasonNames() []string {
+	out := make([]string, 0, numReasons-1)
+	for r := Accept + 1; r < numReasons; r++ {
+		out = append(out, r.String())
+	}
+	return out
+}
+
 func (r Reason) String() string {
 	if r < numReasons {
 		return reasonNames[r]

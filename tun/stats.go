@@ -13,8 +13,8 @@ type Stats struct {
 	// ReadBatches and WriteBatches count Read and Write calls on the device;
 	// packets per batch shows how well batching works.
 	ReadBatches, WriteBatches uint64
-	// Drops by reason name (Reason.String()); reasons with no drops are
-	// absent.
+	// Drops by reason name (Reason.String()), every reason, zeros too, so
+	// that each metric series exists from the start.
 	Drops map[string]uint64
 }
 
@@ -42,9 +42,7 @@ func (c *counters) snapshot() Stats {
 		Drops:          map[string]uint64{},
 	}
 	for r := Accept + 1; r < numReasons; r++ {
-		if v := c.drops[r].Load(); v != 0 {
-			s.Drops[r.String()] = v
-		}
+		s.Drops[r.String()] = c.drops[r].Load()
 	}
 	return s
 }

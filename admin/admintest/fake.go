@@ -4,14 +4,20 @@
 package admintest
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/peercard"
 )
 
 // Keys used by the fake. Each is 64 lowercase hex characters.
@@ -40,12 +46,15 @@ type Backend struct {
 	mu    sync.Mutex
 	stats admin.Stats
 	uris  []string
+	cards []admin.CardInfo
 	// PingRTT is the round-trip time Ping reports (default 1.5 ms).
 	PingRTT time.Duration
 	// FailSelf makes Self fail with this error.
 	FailSelf error
 	// Block makes every getter wait for ctx to end, for timeout tests.
 	Block bool
+
+	blocked atomic.Int64
 }
 
 func mustKey(s string) [32]byte {
@@ -61,11 +70,16 @@ func (b *Backend) block(ctx context.Context) error {
 	blk := b.Block
 	b.mu.Unlock()
 	if blk {
+		b.blocked.Add(1)
+		defer b.blocked.Add(-1)
 		<-ctx.Done()
 		return ctx.Err()
 	}
 	return nil
 }
+
+// Blocked is how many requests are waiting in a blocked getter now.
+func (b *Backend) Blocked() int { return int(b.blocked.Load()) }
 
 // SetBlock sets Block under the lock.
 func (b *Backend) SetBlock(v bool) {
@@ -110,7 +124,7 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			URI: "tcp://[fd00::2]:65432", Transport: admin.TransportTCP,
 			UptimeSeconds: 185, FramesIn: 1000, FramesOut: 900,
 			BytesIn: 1258291, BytesOut: 2048, Drops: map[string]uint64{"queue_full": 3},
-			Coords: []uint64{2}, IsParent: true,
+			Coords: []uint64{2}, IsParent: true, Name: ParentName,
 		},
 		{
 			Port: 2, PublicKey: PeerKey2, Address: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b",
@@ -118,6 +132,19 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			UptimeSeconds: 59, FramesIn: 10, FramesOut: 12, BytesIn: 512, BytesOut: 700,
 			Coords: []uint64{2, 5, 1}, Duplicate: true,
 		},
+	}, nil
+}
+
+// StaticPeers implements admin.Backend: one connected static peer (the
+// parent) and one waiting after a refused dial.
+func (b *Backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
+	if err := b.block(ctx); err != nil {
+		return nil, err
+	}
+	return []admin.StaticPeer{
+		{URI: "tcp://[fd00::2]:65432", State: admin.StaticStateConnected, StateSeconds: 185},
+		{URI: "wss://pinecone.example.org:443/a-rather-long-path/for-the-table", State: admin.StaticStateWaiting, StateSeconds: 12,
+			LastError: "dial tcp [2001:db8::5]:443: connect: connection refused", NextAttemptSeconds: 17, Failures: 3},
 	}, nil
 }
 
@@ -129,6 +156,8 @@ func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	return admin.Tree{
 		RootKey: RootKey, RootSequence: 42, Coords: []uint64{2, 5},
 		ParentPort: 1, ParentKey: ParentKey,
+		Ancestors: []string{RootKey, ParentKey},
+		Children:  []admin.TreeChild{{Port: 2, PublicKey: PeerKey2}},
 		Announcements: []admin.TreeAnnouncement{
 			{Port: 1, PublicKey: ParentKey, RootKey: RootKey, RootSequence: 42, Coords: []uint64{2}, ReceivedAgoSeconds: 1.25},
 			{Port: 2, PublicKey: PeerKey2, RootKey: RootKey, RootSequence: 41, Coords: []uint64{2, 5, 1}, ReceivedAgoSeconds: 30.5},
@@ -136,13 +165,19 @@ func (b *Backend) Tree(ctx context.Context) (admin.Tree, error) {
 	}, nil
 }
 
+// descendingExpiry is the fake descending neighbour's expires_in_seconds.
+var descendingExpiry = 8.5
+
 // Snake implements admin.Backend.
 func (b *Backend) Snake(ctx context.Context) (admin.Snake, error) {
 	if err := b.block(ctx); err != nil {
 		return admin.Snake{}, err
 	}
 	return admin.Snake{
-		Ascending: &admin.SnakeNeighbour{PublicKey: PeerKey2, Port: 2, ExpiresInSeconds: 8.5},
+		// The ascending neighbour has no route entry here, so no expiry;
+		// the descending one has.
+		Ascending:  &admin.SnakeNeighbour{PublicKey: PeerKey2, Port: 2},
+		Descending: &admin.SnakeNeighbour{PublicKey: ParentKey, Port: 1, ExpiresInSeconds: &descendingExpiry},
 		Entries: []admin.SnakeEntry{
 			{OriginKey: PeerKey2, SourcePort: 2, DestinationPort: 1, WatermarkSequence: 17, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 8.5},
 			{OriginKey: ParentKey, SourcePort: 1, DestinationPort: 0, WatermarkSequence: 3, RootKey: RootKey, RootSequence: 42, ExpiresInSeconds: 2},
@@ -157,7 +192,7 @@ func (b *Backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 	}
 	return []admin.Session{
 		{RemoteKey: ParentKey, RemoteAddress: ParentAddress, State: admin.SessionEstablished,
-			AgeSeconds: 305, BytesIn: 3 << 20, BytesOut: 1536, LastRekeySeconds: 65, PeerMTU: 1420},
+			AgeSeconds: 305, BytesIn: 3 << 20, BytesOut: 1536, LastRekeySeconds: 65, PeerMTU: 1420, Name: ParentName},
 		{RemoteKey: PeerKey2, RemoteAddress: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b", State: admin.SessionHandshaking,
 			AgeSeconds: 1, LastRekeySeconds: -1},
 	}, nil
@@ -243,4 +278,98 @@ func (b *Backend) Ping(ctx context.Context, key [32]byte) (time.Duration, error)
 		return b.PingRTT, nil
 	}
 	return 1500 * time.Microsecond, nil
+}
+
+// CardNow is the fake's clock for peer cards: Card signs cards made at this
+// time and ImportCard verifies them at it, so that outputs are the same on
+// every run.
+var CardNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// CardSeed is the seed of the key the fake signs its own card with.
+var CardSeed = bytes.Repeat([]byte{0x1a}, ed25519.SeedSize)
+
+// ParentName is the name the fake's parent has on its peer card.
+const ParentName = "relay-1"
+
+// Card implements admin.Backend: a real card, signed with CardSeed's key at
+// CardNow, for the listener tcp://HOST:65432 (HOST "fd00::1" by default).
+func (b *Backend) Card(ctx context.Context, a admin.CardArgs) (admin.CardResponse, error) {
+	host := a.Host
+	if host == "" {
+		host = "fd00::1"
+	}
+	c, err := peercard.Sign(peercard.Card{
+		Name:    a.Name,
+		URIs:    []string{"tcp://" + net.JoinHostPort(host, "65432")},
+		Created: CardNow,
+		Expires: CardNow.Add(time.Duration(a.ValidSeconds) * time.Second),
+	}, ed25519.NewKeyFromSeed(CardSeed))
+	if err != nil {
+		return admin.CardResponse{}, err
+	}
+	text, err := c.Encode()
+	if err != nil {
+		return admin.CardResponse{}, err
+	}
+	return admin.CardResponse{Card: text, CardInfo: fakeCardInfo(c, "")}, nil
+}
+
+func fakeCardInfo(c peercard.Card, source string) admin.CardInfo {
+	return admin.CardInfo{
+		PublicKey:        hex.EncodeToString(c.Key[:]),
+		Name:             c.Name,
+		URIs:             c.URIs,
+		Created:          c.Created.Format(time.RFC3339),
+		Expires:          c.Expires.Format(time.RFC3339),
+		ExpiresInSeconds: int64(c.Expires.Sub(CardNow).Seconds()),
+		Source:           source,
+	}
+}
+
+// ImportCard implements admin.Backend: it verifies the card at CardNow and
+// holds it, replacing one with the same key.
+func (b *Backend) ImportCard(ctx context.Context, text string) (admin.CardInfo, bool, error) {
+	c, err := peercard.Verify([]byte(text), CardNow)
+	if err != nil {
+		return admin.CardInfo{}, false, fmt.Errorf("peer card refused: %w", err)
+	}
+	info := fakeCardInfo(c, "import")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, h := range b.cards {
+		if h.PublicKey == info.PublicKey {
+			b.cards[i] = info
+			return info, true, nil
+		}
+	}
+	b.cards = append(b.cards, info)
+	return info, false, nil
+}
+
+// Cards implements admin.Backend.
+func (b *Backend) Cards(ctx context.Context) ([]admin.CardInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]admin.CardInfo(nil), b.cards...), nil
+}
+
+// RemoveCard implements admin.Backend.
+func (b *Backend) RemoveCard(ctx context.Context, id string) (admin.CardInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, h := range b.cards {
+		if h.PublicKey == id || h.Name == id {
+			b.cards = append(b.cards[:i], b.cards[i+1:]...)
+			return h, nil
+		}
+	}
+	return admin.CardInfo{}, fmt.Errorf("no peer card with key or name %q", id)
+}
+
+// KeyName implements admin.Backend: the parent is ParentName.
+func (b *Backend) KeyName(key [32]byte) string {
+	if key == mustKey(ParentKey) {
+		return ParentName
+	}
+	return ""
 }

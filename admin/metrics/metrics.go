@@ -13,6 +13,7 @@
 //
 //	pineconed_build_info{version,goversion}            gauge, always 1
 //	pineconed_peers{transport}                         gauge
+//	pineconed_static_peers{state}                      gauge (connected, dialling, waiting)
 //	pineconed_frames_total{type,direction}             counter (direction: in, out)
 //	pineconed_frame_bytes_total{type,direction}        counter
 //	pineconed_drops_total{reason}                      counter
@@ -50,8 +51,11 @@ const SnapshotTimeout = 5 * time.Second
 
 // LookupBuckets are the lookup latency histogram buckets, in seconds: a
 // cached answer takes microseconds, one over the overlay takes milliseconds
-// to seconds, and lookups give up after some seconds.
-var LookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+// to seconds, and lookups give up after about 11 s (the resolver) or 15 s
+// (admin.DefaultLookupTimeout). The last buckets lie past both, so that a
+// lookup that ran into a timeout lands in a finite bucket of its own
+// instead of only in +Inf.
+var LookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 30}
 
 // Metrics owns a private Prometheus registry holding pineconed's metrics.
 type Metrics struct {
@@ -97,10 +101,10 @@ type statsCollector struct {
 	buildInfo prometheus.Metric
 	errors    atomic.Uint64
 
-	peers, frames, frameBytes, drops             *prometheus.Desc
-	rootChanges, depth, isRoot, snake            *prometheus.Desc
-	sessions, handshakes, lookups                *prometheus.Desc
-	tunPackets, tunBytes, statsErrors, buildDesc *prometheus.Desc
+	peers, staticPeers, frames, frameBytes, drops *prometheus.Desc
+	rootChanges, depth, isRoot, snake             *prometheus.Desc
+	sessions, handshakes, lookups                 *prometheus.Desc
+	tunPackets, tunBytes, statsErrors, buildDesc  *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -112,6 +116,7 @@ func newStatsCollector(version string, source admin.StatsSource) *statsCollector
 		source:      source,
 		buildDesc:   desc("build_info", "Always 1; the labels say which pineconed build is running.", "version", "goversion"),
 		peers:       desc("peers", "Current peerings, by transport.", "transport"),
+		staticPeers: desc("static_peers", "Configured static peers, by state: connected, dialling, waiting (backing off after a failure).", "state"),
 		frames:      desc("frames_total", "Overlay frames received (in) from and sent (out) to peers, by frame type.", "type", "direction"),
 		frameBytes:  desc("frame_bytes_total", "Bytes of overlay frames received (in) from and sent (out) to peers, by frame type.", "type", "direction"),
 		drops:       desc("drops_total", "Frames and packets dropped, by reason.", "reason"),
@@ -135,7 +140,7 @@ func newStatsCollector(version string, source admin.StatsSource) *statsCollector
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.buildDesc, c.peers, c.frames, c.frameBytes, c.drops, c.rootChanges, c.depth,
+		c.buildDesc, c.peers, c.staticPeers, c.frames, c.frameBytes, c.drops, c.rootChanges, c.depth,
 		c.isRoot, c.snake, c.sessions, c.handshakes, c.lookups, c.tunPackets, c.tunBytes,
 		c.statsErrors,
 	} {
@@ -157,6 +162,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.statsErrors, prometheus.CounterValue, float64(c.errors.Load()))
 
 	perLabel(ch, c.peers, prometheus.GaugeValue, st.PeersByTransport)
+	perLabel(ch, c.staticPeers, prometheus.GaugeValue, st.StaticPeers)
 	for _, typ := range sortedKeys(st.Frames) {
 		f := st.Frames[typ]
 		ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(f.FramesIn), typ, "in")

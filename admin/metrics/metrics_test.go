@@ -240,3 +240,40 @@ func TestServerOffAndClose(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A lookup that ends at its timeout must land in a finite bucket.
+func TestLookupBucketsPastTimeout(t *testing.T) {
+	last := metrics.LookupBuckets[len(metrics.LookupBuckets)-1]
+	if limit := admin.DefaultLookupTimeout.Seconds(); last <= limit {
+		t.Fatalf("largest lookup bucket %v s is not past the lookup timeout %v s", last, limit)
+	}
+}
+
+// TestPageBesideMetrics: Page serves the other paths; /metrics stays the
+// collector's, and without a Page the other paths are not found.
+func TestPageBesideMetrics(t *testing.T) {
+	m := metrics.New("v1", (&fakeSource{}).Stats)
+	for _, withPage := range []bool{true, false} {
+		srv := metrics.NewServer("127.0.0.1:0", m, nil)
+		if withPage {
+			srv.Page = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page "+r.URL.Path) })
+		}
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := scrape(t, srv.Addr()); s[`pineconed_build_info{goversion="`+runtime.Version()+`",version="v1"}`] != 1 {
+			t.Errorf("page %t: /metrics lost pineconed_build_info", withPage)
+		}
+		resp, err := http.Get("http://" + srv.Addr() + "/api/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if withPage && (resp.StatusCode != 200 || string(body) != "page /api/status") ||
+			!withPage && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("page %t: GET /api/status: %d %q", withPage, resp.StatusCode, body)
+		}
+		srv.Close()
+	}
+}

@@ -19,11 +19,14 @@ const (
 	ScrapeTimeout      = 10 * time.Second
 )
 
-// Server serves /metrics over HTTP. The zero address turns it off.
+// Server serves /metrics over HTTP, and whatever Page holds at every other
+// path (the status page). The zero address turns it off.
 type Server struct {
 	addr string
 	m    *Metrics
 	log  *slog.Logger
+	// Page, when set before Start, serves every path but /metrics.
+	Page http.Handler
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -66,6 +69,9 @@ func (s *Server) Start() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.m.Handler())
+	if s.Page != nil {
+		mux.Handle("/", s.Page)
+	}
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

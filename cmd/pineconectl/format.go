@@ -16,6 +16,9 @@ import (
 // view holds the presentation options shared by every table.
 type view struct {
 	fullKeys bool
+	// wide shows what the default tables leave out to fit 100 columns:
+	// full keys and URIs, and the peers table's ZONE and COORDS.
+	wide bool
 }
 
 // shortKeyLen is how many hex digits of a key tables show without
@@ -34,10 +37,29 @@ func (v view) key(k string) string {
 	if k == "" {
 		return "-"
 	}
-	if v.fullKeys || len(k) <= shortKeyLen {
+	if v.fullKeys || v.wide || len(k) <= shortKeyLen {
 		return k
 	}
 	return k[:shortKeyLen] + "…"
+}
+
+// named is a key followed by the name on its peer card, if it has one.
+func (v view) named(k, name string) string {
+	if name == "" {
+		return v.key(k)
+	}
+	return v.key(k) + " " + strconv.Quote(name)
+}
+
+// peerLabel is the KEY cell of the peers table. In the default view a
+// named peer shows its name alone, clipped to the width of a short key, so
+// that the table keeps to 100 columns; --wide and --full-keys show the key
+// and the name.
+func (v view) peerLabel(k, name string) string {
+	if name == "" || v.fullKeys || v.wide {
+		return v.named(k, name)
+	}
+	return v.clip(strconv.Quote(name), shortKeyLen+1)
 }
 
 // bytesIEC formats a byte count with binary prefixes: 512 B, 1.2 MiB.
@@ -132,6 +154,13 @@ func countsByKey(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 func parentText(v view, p uint64, key string) string {
 	if p == 0 && key == "" {
 		return "none (this node is the root)"
@@ -181,10 +210,48 @@ func writeStatus(w io.Writer, v view, self admin.Self, st admin.Stats) error {
 	return tw.Flush()
 }
 
-func writePeers(w io.Writer, v view, peers []admin.Peer) error {
+// Widths of the cells the default tables shorten, so that a table of
+// typical rows fits 100 columns; --wide shows them in full.
+const (
+	remoteWidth    = 19
+	staticURIWidth = 34
+	lastErrorWidth = 34
+)
+
+// clip shortens s to width runes, marking the cut with "…", unless the
+// view is wide or asks for full keys (which means full URIs as well).
+func (v view) clip(s string, width int) string {
+	r := []rune(s)
+	if v.wide || v.fullKeys || len(r) <= width {
+		return s
+	}
+	return string(r[:width-1]) + "…"
+}
+
+// remote is a peering's remote end for the table: in the default view the
+// URI without the scheme (the TRANSPORT column gives it), clipped; the
+// whole URI with --wide or --full-keys.
+func (v view) remote(uri string) string {
+	if v.wide || v.fullKeys {
+		return uri
+	}
+	if _, rest, ok := strings.Cut(uri, "://"); ok {
+		uri = rest
+	}
+	return v.clip(uri, remoteWidth)
+}
+
+// writePeers prints the peerings and then the configured static peers
+// that have none, with why. The columns are a list so that one more (a
+// peer's name, say) is one entry more.
+func writePeers(w io.Writer, v view, r admin.PeersResponse) error {
 	tw := newTable(w)
-	row(tw, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "ZONE", "UP", "RX", "TX", "DROPS", "COORDS", "FLAGS")
-	for _, p := range peers {
+	head := []string{"PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS"}
+	if v.wide {
+		head = append(head, "ZONE", "COORDS")
+	}
+	row(tw, head...)
+	for _, p := range r.Peers {
 		dir := "out"
 		if p.Inbound {
 			dir = "in"
@@ -200,9 +267,30 @@ func writePeers(w io.Writer, v view, peers []admin.Peer) error {
 		if p.Duplicate {
 			flags = append(flags, "dup")
 		}
-		row(tw, port(p.Port), v.key(p.PublicKey), p.Transport, dir, orDash(p.URI), orDash(p.Zone),
+		cells := []string{port(p.Port), v.peerLabel(p.PublicKey, p.Name), p.Transport, dir, orDash(v.remote(p.URI)),
 			seconds(p.UptimeSeconds), bytesIEC(p.BytesIn), bytesIEC(p.BytesOut),
-			strconv.FormatUint(drops, 10), coords(p.Coords), orDash(strings.Join(flags, ",")))
+			strconv.FormatUint(drops, 10), orDash(strings.Join(flags, ","))}
+		if v.wide {
+			cells = append(cells, orDash(p.Zone), coords(p.Coords))
+		}
+		row(tw, cells...)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.StaticDown) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = newTable(w)
+	row(tw, "STATIC", "STATE", "FOR", "NEXT", "FAILS", "ERROR")
+	for _, sp := range r.StaticDown {
+		next := "now"
+		if sp.State == admin.StaticStateWaiting {
+			next = "in " + seconds(sp.NextAttemptSeconds)
+		}
+		row(tw, v.clip(sp.URI, staticURIWidth), sp.State, seconds(sp.StateSeconds), next,
+			strconv.Itoa(sp.Failures), orDash(v.clip(sp.LastError, lastErrorWidth)))
 	}
 	return tw.Flush()
 }
@@ -212,6 +300,16 @@ func writeTree(w io.Writer, v view, t admin.Tree) error {
 	row(tw, "Root", fmt.Sprintf("%s (sequence %d)", v.key(t.RootKey), t.RootSequence))
 	row(tw, "Coordinates", coords(t.Coords))
 	row(tw, "Parent", parentText(v, t.ParentPort, t.ParentKey))
+	ancestors := make([]string, len(t.Ancestors))
+	for i, k := range t.Ancestors {
+		ancestors[i] = v.key(k)
+	}
+	row(tw, "Ancestors", orNone(strings.Join(ancestors, " → ")))
+	children := make([]string, len(t.Children))
+	for i, c := range t.Children {
+		children[i] = fmt.Sprintf("port %d, %s", c.Port, v.key(c.PublicKey))
+	}
+	row(tw, "Children", orNone(strings.Join(children, "; ")))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -229,7 +327,11 @@ func neighbourText(v view, n *admin.SnakeNeighbour) string {
 	if n == nil {
 		return "none known"
 	}
-	return fmt.Sprintf("%s via port %d, expires in %s", v.key(n.PublicKey), n.Port, shortSeconds(n.ExpiresInSeconds))
+	if n.ExpiresInSeconds == nil {
+		// No route entry, so no expiry to show (not "in 0.0s").
+		return fmt.Sprintf("%s via port %d, expires -", v.key(n.PublicKey), n.Port)
+	}
+	return fmt.Sprintf("%s via port %d, expires in %s", v.key(n.PublicKey), n.Port, shortSeconds(*n.ExpiresInSeconds))
 }
 
 func writeSnake(w io.Writer, v view, s admin.Snake) error {
@@ -262,7 +364,7 @@ func writeSessions(w io.Writer, v view, ss []admin.Session) error {
 		if s.PeerMTU > 0 {
 			mtu = strconv.Itoa(s.PeerMTU)
 		}
-		row(tw, v.key(s.RemoteKey), s.RemoteAddress, s.State, seconds(s.AgeSeconds),
+		row(tw, v.named(s.RemoteKey, s.Name), s.RemoteAddress, s.State, seconds(s.AgeSeconds),
 			bytesIEC(s.BytesIn), bytesIEC(s.BytesOut), rekey, mtu)
 	}
 	return tw.Flush()
@@ -273,7 +375,7 @@ func writeLookup(w io.Writer, r admin.LookupResponse) error {
 	if r.Cached {
 		how = "from cache"
 	}
-	_, err := fmt.Fprintf(w, "%s is %s (%s, %s ms)\n", r.Address, r.PublicKey, how, strconv.FormatFloat(r.DurationMS, 'f', 2, 64))
+	_, err := fmt.Fprintf(w, "%s is %s (%s, %s ms)\n", r.Address, view{fullKeys: true}.named(r.PublicKey, r.Name), how, strconv.FormatFloat(r.DurationMS, 'f', 2, 64))
 	return err
 }
 

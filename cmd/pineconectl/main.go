@@ -11,13 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -38,19 +38,6 @@ const DefaultSocket = "/run/pineconed/admin.sock"
 // SocketEnv names the environment variable that overrides DefaultSocket.
 const SocketEnv = "PINECONED_ADMIN_SOCKET"
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
-
-func clientVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
@@ -68,9 +55,12 @@ func (e *cmdError) Unwrap() error { return e.err }
 // errNoReplies is returned by ping when nothing came back.
 var errNoReplies = errors.New("no replies")
 
+// stdin is what 'card import -' reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{ctx: ctx, stdout: stdout, stderr: stderr}
+	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCommand(getenv)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -121,11 +111,17 @@ func rootCause(err error) string {
 	return err.Error()
 }
 
-// permissionHint names the socket's group when it can.
+// permissionHint names the socket's group when it can. It never advises
+// joining group root (gid 0): that would hand out far more than the admin
+// socket. A socket left in group root means the daemon has no [admin]
+// group set, which is what to fix.
 func permissionHint(socket string) string {
 	group := "the socket's group"
 	if fi, err := os.Stat(socket); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if st.Gid == 0 {
+				return "The socket belongs to group root: set [admin] group in the daemon's configuration to a group for its operators (e.g. pineconed) and reload, or run pineconectl with sudo."
+			}
 			gid := strconv.FormatUint(uint64(st.Gid), 10)
 			group = "group " + gid
 			if g, err := user.LookupGroupId(gid); err == nil {
@@ -138,15 +134,17 @@ func permissionHint(socket string) string {
 
 type app struct {
 	ctx      context.Context
+	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
 	socket   string
 	jsonOut  bool
 	fullKeys bool
+	wide     bool
 	timeout  time.Duration
 }
 
-func (a *app) view() view { return view{fullKeys: a.fullKeys} }
+func (a *app) view() view { return view{fullKeys: a.fullKeys, wide: a.wide} }
 
 // withClient connects, runs fn and wraps its error for classify.
 func (a *app) withClient(fn func(*admin.Client) error) error {
@@ -238,6 +236,7 @@ func (a *app) rootCommand(getenv func(string) string) *cobra.Command {
 	pf.StringVar(&a.socket, "socket", socket, "admin socket of the daemon (env "+SocketEnv+")")
 	pf.BoolVar(&a.jsonOut, "json", false, "print the daemon's raw JSON response")
 	pf.BoolVar(&a.fullKeys, "full-keys", false, "show public keys in full in tables")
+	pf.BoolVar(&a.wide, "wide", false, "show tables in full: keys, URIs, errors and the extra columns that do not fit 100 columns")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "how long to wait for the daemon")
 	// Flag errors are usage errors; cobra returns them unwrapped, which
 	// classify maps to exit code 2.
@@ -250,7 +249,7 @@ func (a *app) rootCommand(getenv func(string) string) *cobra.Command {
 	root.AddCommand(
 		a.statusCommand(),
 		simple(a, "peers", "List the peerings", admin.ReqGetPeers, func(w io.Writer, v view, r admin.PeersResponse) error {
-			return writePeers(w, v, r.Peers)
+			return writePeers(w, v, r)
 		}),
 		simple(a, "tree", "Show the spanning tree: root, coordinates, parent, peers' announcements", admin.ReqGetTree, writeTree),
 		simple(a, "snake", "Show the SNEK neighbours and routing table", admin.ReqGetSnake, writeSnake),
@@ -261,6 +260,7 @@ func (a *app) rootCommand(getenv func(string) string) *cobra.Command {
 		a.lookupCommand(),
 		a.pingCommand(),
 		a.versionCommand(),
+		a.cardCommand(),
 	)
 	return root
 }
@@ -379,14 +379,14 @@ func (a *app) versionCommand() *cobra.Command {
 				daemon, derr = self.Version, err
 			}
 			if a.jsonOut {
-				out := map[string]string{"pineconectl": clientVersion(), "pineconed": daemon}
+				out := map[string]string{"pineconectl": version.String(), "pineconed": daemon}
 				if derr != nil {
 					out["pineconed_error"] = derr.Error()
 				}
 				b, _ := json.Marshal(out)
 				return a.printJSON(b)
 			}
-			fmt.Fprintf(a.stdout, "pineconectl %s\n", clientVersion())
+			fmt.Fprintf(a.stdout, "pineconectl %s\n", version.String())
 			if derr != nil {
 				fmt.Fprintf(a.stdout, "pineconed   unknown (%s)\n", firstLine(derr.Error()))
 			} else {

@@ -163,11 +163,14 @@ func TestStatus(t *testing.T) {
 
 func TestPeersTable(t *testing.T) {
 	sock, _ := startFake(t)
-	rows := table(t, mustRun(t, sock, "peers"),
-		"PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "ZONE", "UP", "RX", "TX", "DROPS", "COORDS", "FLAGS")
+	peersOut, staticOut, ok := strings.Cut(mustRun(t, sock, "peers"), "\n\n")
+	if !ok {
+		t.Fatal("no static peer table after the peers table")
+	}
+	rows := table(t, peersOut, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS")
 	want := [][]string{
-		{"1", short(admintest.ParentKey), "tcp", "out", "tcp://[fd00::2]:65432", "-", "3m05s", "1.2 MiB", "2.0 KiB", "3", "[2]", "parent"},
-		{"2", short(admintest.PeerKey2), "multicast", "in", "[fe80::7b%eth0]:41234", "eth0", "59s", "512 B", "700 B", "0", "[2 5 1]", "dup"},
+		{"1", `"` + admintest.ParentName + `"`, "tcp", "out", "[fd00::2]:65432", "3m05s", "1.2 MiB", "2.0 KiB", "3", "parent"},
+		{"2", short(admintest.PeerKey2), "multicast", "in", "[fe80::7b%eth0]:41…", "59s", "512 B", "700 B", "0", "dup"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d", len(rows), len(want))
@@ -177,10 +180,38 @@ func TestPeersTable(t *testing.T) {
 			t.Errorf("row %d:\n got %q\nwant %q", i, rows[i], want[i])
 		}
 	}
-	full := table(t, mustRun(t, sock, "peers", "--full-keys"),
-		"PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "ZONE", "UP", "RX", "TX", "DROPS", "COORDS", "FLAGS")
-	if full[0][1] != admintest.ParentKey {
-		t.Errorf("--full-keys key cell %q", full[0][1])
+	// The connected static peer is in the peers table; the other one is
+	// listed with its state, when the next attempt is due and why.
+	statics := table(t, staticOut, "STATIC", "STATE", "FOR", "NEXT", "FAILS", "ERROR")
+	wantStatic := "wss://pinecone.example.org:443/a-…|waiting|12s|in 17s|3|dial tcp [2001:db8::5]:443: conne…"
+	if len(statics) != 1 || strings.Join(statics[0], "|") != wantStatic {
+		t.Fatalf("static rows %q, want [%s]", statics, wantStatic)
+	}
+	for _, l := range strings.Split(peersOut+"\n"+staticOut, "\n") {
+		if n := len([]rune(l)); n > 100 {
+			t.Errorf("line of %d columns in the default table: %q", n, l)
+		}
+	}
+
+	for _, flag := range []string{"--full-keys", "--wide"} {
+		out := mustRun(t, sock, "peers", flag)
+		if !strings.Contains(out, admintest.ParentKey+` "`+admintest.ParentName+`"`) || !strings.Contains(out, " tcp://[fd00::2]:65432 ") || !strings.Contains(out, "wss://pinecone.example.org:443/a-rather-long-path/for-the-table") ||
+			!strings.Contains(out, "connection refused") {
+			t.Errorf("peers %s does not show keys, URIs and errors in full:\n%s", flag, out)
+		}
+	}
+	wide, _, _ := strings.Cut(mustRun(t, sock, "peers", "--wide"), "\n\n")
+	rows = table(t, wide, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS", "ZONE", "COORDS")
+	if rows[1][10] != "eth0" || rows[1][11] != "[2 5 1]" {
+		t.Errorf("--wide zone and coords: %q", rows[1])
+	}
+	js := mustRun(t, sock, "peers", "--json")
+	var resp admin.PeersResponse
+	if err := json.Unmarshal([]byte(js), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.StaticDown) != 1 || resp.StaticDown[0].State != admin.StaticStateWaiting || resp.StaticDown[0].NextAttemptSeconds != 17 {
+		t.Errorf("--json static_down: %+v", resp.StaticDown)
 	}
 }
 
@@ -192,6 +223,12 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 	if got := field(t, head, "Parent"); got != "port 1, "+short(admintest.ParentKey) {
 		t.Errorf("tree parent %q", got)
 	}
+	if got := field(t, head, "Ancestors"); got != short(admintest.RootKey)+" → "+short(admintest.ParentKey) {
+		t.Errorf("tree ancestors %q", got)
+	}
+	if got := field(t, head, "Children"); got != "port 2, "+short(admintest.PeerKey2) {
+		t.Errorf("tree children %q", got)
+	}
 	rows := table(t, body, "PORT", "KEY", "ROOT", "SEQ", "COORDS", "RECEIVED")
 	if len(rows) != 2 || strings.Join(rows[1], "|") != "2|"+short(admintest.PeerKey2)+"|"+short(admintest.RootKey)+"|41|[2 5 1]|30.5s ago" {
 		t.Errorf("tree rows %q", rows)
@@ -199,10 +236,11 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 
 	out = mustRun(t, sock, "snake")
 	head, body, _ = strings.Cut(out, "\n\n")
-	if got := field(t, head, "Ascending"); got != short(admintest.PeerKey2)+" via port 2, expires in 8.5s" {
+	// No known expiry prints "-", not "in 0.0s" (issue 10).
+	if got := field(t, head, "Ascending"); got != short(admintest.PeerKey2)+" via port 2, expires -" {
 		t.Errorf("ascending %q", got)
 	}
-	if got := field(t, head, "Descending"); got != "none known" {
+	if got := field(t, head, "Descending"); got != short(admintest.ParentKey)+" via port 1, expires in 8.5s" {
 		t.Errorf("descending %q", got)
 	}
 	rows = table(t, body, "ORIGIN", "SRC", "DST", "SEQ", "ROOT", "EXPIRES")
@@ -212,7 +250,7 @@ func TestTreeSnakeSessionsTables(t *testing.T) {
 
 	rows = table(t, mustRun(t, sock, "sessions"), "KEY", "ADDRESS", "STATE", "AGE", "RX", "TX", "REKEYED", "MTU")
 	if len(rows) != 2 ||
-		strings.Join(rows[0], "|") != short(admintest.ParentKey)+"|"+admintest.ParentAddress+"|established|5m05s|3.0 MiB|1.5 KiB|1m05s ago|1420" ||
+		strings.Join(rows[0], "|") != short(admintest.ParentKey)+` "`+admintest.ParentName+`"|`+admintest.ParentAddress+"|established|5m05s|3.0 MiB|1.5 KiB|1m05s ago|1420" ||
 		rows[1][6] != "never" || rows[1][7] != "-" {
 		t.Errorf("session rows %q", rows)
 	}
@@ -280,7 +318,7 @@ func TestPeerAddRemove(t *testing.T) {
 func TestLookup(t *testing.T) {
 	sock, _ := startFake(t)
 	out := mustRun(t, sock, "lookup", admintest.ParentAddress)
-	if !strings.HasPrefix(out, admintest.ParentAddress+" is "+admintest.ParentKey+" (from cache, ") {
+	if !strings.HasPrefix(out, admintest.ParentAddress+" is "+admintest.ParentKey+` "`+admintest.ParentName+`" (from cache, `) {
 		t.Errorf("lookup: %q", out)
 	}
 	if code, _, errOut := cli(t, sock, "lookup", "fd99::1"); code != exitAPI || !strings.Contains(errOut, "no node owns fd99::1") {
@@ -473,7 +511,7 @@ func TestPermissionDenied(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stderr %q", code, exitPermission, stderr.String())
 	}
 	if msg := stderr.String(); !strings.Contains(msg, "permission denied") || !strings.Contains(msg, sock) ||
-		!strings.Contains(msg, "group 'root'") || !strings.Contains(msg, "sudo") {
+		!strings.Contains(msg, "[admin] group") || strings.Contains(msg, "Add your user to group 'root'") || !strings.Contains(msg, "sudo") {
 		t.Errorf("message %q", msg)
 	}
 }
@@ -501,5 +539,30 @@ func TestFormatters(t *testing.T) {
 		if _, err := parseSpan(bad); err == nil {
 			t.Errorf("parseSpan(%q) accepted", bad)
 		}
+	}
+}
+
+// The permission hint names the socket's group, and never advises joining
+// group root.
+func TestPermissionHintNeverRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file group root and another group")
+	}
+	path := filepath.Join(t.TempDir(), "admin.sock")
+	if err := os.WriteFile(path, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, -1, 0); err != nil {
+		t.Fatal(err)
+	}
+	h := permissionHint(path)
+	if strings.Contains(h, "Add your user to group 'root'") || strings.Contains(h, "group 0") || !strings.Contains(h, "[admin] group") {
+		t.Fatalf("hint for a root-group socket: %q", h)
+	}
+	if err := os.Chown(path, -1, 54321); err != nil {
+		t.Fatal(err)
+	}
+	if h := permissionHint(path); !strings.Contains(h, "Add your user to group") || !strings.Contains(h, "54321") {
+		t.Fatalf("hint for gid 54321: %q", h)
 	}
 }

@@ -3,7 +3,8 @@
 // exit codes:
 //
 //	0  clean shutdown (SIGINT, SIGTERM) or an information flag done
-//	1  the daemon could not start or run (TUN, sockets, key file…)
+//	1  the daemon could not start or run (TUN, sockets, key file…), or
+//	   stopped on a fault such as its TUN deleted from outside
 //	2  bad command line or bad configuration; nothing was changed
 //
 // Exit status 2 is what the systemd unit's RestartPreventExitStatus names:
@@ -20,18 +21,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/daemon"
+	"github.com/pineconed/pineconed/internal/version"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
-
-// version is set at build time with -ldflags "-X main.version=…"; without
-// it the module version from the build info is used.
-var version = ""
 
 const (
 	exitOK     = 0
@@ -43,26 +40,32 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func buildVersion() string {
-	if version != "" {
-		return version
+// cliFlags are the command-line options; newFlags defines them, and the
+// man page pineconed(8) is generated from the same definitions' -h output.
+type cliFlags struct {
+	configPath                                      *string
+	genconf, showAddr, showSubnet, showKey, version *bool
+	pprofAddr                                       *string
+}
+
+func newFlags(stderr io.Writer) (*flag.FlagSet, cliFlags) {
+	flags := flag.NewFlagSet("pineconed", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	return flags, cliFlags{
+		configPath: flags.String("config", config.DefaultPath, "configuration file (a missing default file means built-in defaults)"),
+		genconf:    flags.Bool("genconf", false, "print a complete commented configuration with the defaults and exit"),
+		showAddr:   flags.Bool("address", false, "print this node's IPv6 address (from the key file) and exit"),
+		showSubnet: flags.Bool("subnet", false, "print this node's /64 subnet (from the key file) and exit"),
+		showKey:    flags.Bool("publickey", false, "print this node's public key (from the key file) and exit"),
+		version:    flags.Bool("version", false, "print the version and exit"),
+		pprofAddr:  flags.String("debug-pprof", "", "serve Go's net/http/pprof profiles (CPU, heap, goroutine, block, mutex) on this TCP address, e.g. 127.0.0.1:6060; off when empty. For profiling only: anyone who can reach the address can read them"),
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("pineconed", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	configPath := flags.String("config", config.DefaultPath, "configuration file (a missing default file means built-in defaults)")
-	genconf := flags.Bool("genconf", false, "print a complete commented configuration with the defaults and exit")
-	showAddr := flags.Bool("address", false, "print this node's IPv6 address (from the key file) and exit")
-	showSubnet := flags.Bool("subnet", false, "print this node's /64 subnet (from the key file) and exit")
-	showKey := flags.Bool("publickey", false, "print this node's public key (from the key file) and exit")
-	showVersion := flags.Bool("version", false, "print the version and exit")
-	pprofAddr := flags.String("debug-pprof", "", "serve Go's net/http/pprof profiles (CPU, heap, goroutine, block, mutex) on this TCP address, e.g. 127.0.0.1:6060; off when empty. For profiling only: anyone who can reach the address can read them")
+	flags, f := newFlags(stderr)
+	configPath, genconf, showAddr, showSubnet, showKey, showVersion, pprofAddr :=
+		f.configPath, f.genconf, f.showAddr, f.showSubnet, f.showKey, f.version, f.pprofAddr
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -74,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "pineconed", buildVersion())
+		fmt.Fprintln(stdout, "pineconed", version.String())
 		return exitOK
 	}
 	if *genconf {
@@ -119,14 +122,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	d, err := daemon.New(daemon.Options{
-		Config:         cfg,
-		ConfigPath:     *configPath,
-		ConfigOptional: !explicit,
-		Logger:         logger,
-		Level:          level,
-		Version:        buildVersion(),
+		Config:     cfg,
+		ConfigPath: *configPath,
+		Logger:     logger,
+		Level:      level,
+		Version:    version.String(),
 	})
 	if err != nil {
+		var bad config.Errors
+		if errors.As(err, &bad) {
+			// Found before anything was changed on the system.
+			fmt.Fprintf(stderr, "pineconed: bad configuration:\n%v\n", err)
+			return exitConfig
+		}
 		logger.Error("cannot start", "err", err)
 		return exitFail
 	}
@@ -145,7 +153,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
-	d.Run(ctx, reload)
+	if err := d.Run(ctx, reload); err != nil {
+		return exitFail
+	}
 	return exitOK
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,5 +119,69 @@ func TestBinaryExitCodes(t *testing.T) {
 
 	if out, _, code := runBinary(t, bin, "-version"); code != 0 || !strings.HasPrefix(out, "pineconed ") {
 		t.Fatalf("-version: exit %d, %q", code, out)
+	}
+}
+
+// Whatever the configuration decides and can be checked without side
+// effects fails with exit 2 and "FILE: option: problem" before the TUN is
+// created or a key is made.
+func TestBinaryPreflightExit2(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := held.Addr().String()
+	badKey := filepath.Join(dir, "open.key")
+	if _, _, err := config.LoadOrCreateKey(badKey, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(badKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tunName := fmt.Sprintf("pcpf%d", os.Getpid()%100000)
+	for _, c := range []struct {
+		name, text, option string
+	}{
+		{"metrics address in use", "[metrics]\nlisten = \"" + busy + "\"\n", "metrics.listen"},
+		{"listener address in use", "[peers]\nlisten = [\"tcp://" + busy + "\"]\n", "peers.listen[0]"},
+		{"admin group missing", "[admin]\nsocket = \"" + filepath.Join(dir, "a.sock") + "\"\ngroup = \"pineconed-no-such-group\"\n", "admin.group"},
+		{"TLS files missing", "[peers.tls]\ncert_file = \"" + filepath.Join(dir, "no.crt") + "\"\nkey_file = \"" + filepath.Join(dir, "no.key") + "\"\n", "peers.tls"},
+		{"key file open to others", "private_key_file = \"" + badKey + "\"\n", "private_key_file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			keyPath := filepath.Join(t.TempDir(), "never.key")
+			text := "private_key_file = \"" + keyPath + "\"\n"
+			if strings.HasPrefix(c.text, "private_key_file") {
+				text = ""
+			}
+			text += c.text
+			if !strings.Contains(text, "[metrics]") {
+				text += "[metrics]\nlisten = \"\"\n"
+			}
+			if !strings.Contains(text, "[admin]") {
+				text += "[admin]\nsocket = \"\"\n"
+			}
+			text += "[multicast]\nenable = false\n[tun]\nname = \"" + tunName + "\"\n"
+			path := filepath.Join(t.TempDir(), "p.toml")
+			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr, code := runBinary(t, bin, "-config", path)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr:\n%s", code, stderr)
+			}
+			if want := path + ": " + c.option + ": "; !strings.Contains(stderr, want) {
+				t.Fatalf("stderr lacks %q:\n%s", want, stderr)
+			}
+			if strings.Contains(stderr, "TUN up") {
+				t.Fatalf("the TUN was created before the check:\n%s", stderr)
+			}
+			if _, err := os.Stat(keyPath); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a key file was created: %v", err)
+			}
+		})
 	}
 }

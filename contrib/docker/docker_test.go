@@ -78,6 +78,29 @@ func TestDockerfileShape(t *testing.T) {
 	if want := []string{"golang:1.26-bookworm AS build", "debian:bookworm-slim"}; !reflect.DeepEqual(from, want) {
 		t.Errorf("FROM lines %q, want %q", from, want)
 	}
+	// The daemon runs as an unprivileged user, with CAP_NET_ADMIN from a
+	// file capability, and the health check asks the daemon itself.
+	var user, health string
+	setcap := false
+	for _, in := range dockerfile(t) {
+		switch in[0] {
+		case "USER":
+			user = in[1]
+		case "HEALTHCHECK":
+			health = in[1]
+		case "RUN":
+			setcap = setcap || strings.Contains(in[1], "setcap cap_net_admin=ep /usr/local/bin/pineconed")
+		}
+	}
+	if user == "" || user == "root" || user == "0" {
+		t.Errorf("USER %q: the daemon must not run as root", user)
+	}
+	if !setcap {
+		t.Error("no setcap cap_net_admin=ep on the daemon: a non-root user could not create the TUN")
+	}
+	if !strings.HasSuffix(health, `CMD ["pineconectl", "status"]`) {
+		t.Errorf("HEALTHCHECK %q, want one running pineconectl status", health)
+	}
 	// Everything copied from the context must exist there.
 	for src := range copies {
 		if src == "." {
@@ -317,4 +340,116 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Without a mounted file the configuration is written into the state
+// volume, so that it survives a new container; a mounted one is used as it
+// is.
+func TestEntrypointConfigLocation(t *testing.T) {
+	e := newEntrypointEnv(t)
+	var env []string
+	for _, kv := range e.env {
+		if !strings.HasPrefix(kv, "PINECONED_CONFIG=") {
+			env = append(env, kv)
+		}
+	}
+	mounted := filepath.Join(e.root, "etc", "pineconed", "mounted.toml")
+	e.env = append(env, "PINECONED_MOUNTED_CONFIG="+mounted)
+	if _, out, err := e.start(t, nil); err != nil {
+		t.Fatalf("first start: %v\n%s", err, out)
+	}
+	inVolume := filepath.Join(e.state, "pineconed.toml")
+	if _, err := config.Load(inVolume); err != nil {
+		t.Fatalf("no configuration in the state volume: %v", err)
+	}
+	if got := readLines(t, e.exec)[0]; !strings.HasSuffix(got, " -config "+inVolume) {
+		t.Fatalf("daemon started as %q, want -config %s", got, inVolume)
+	}
+	if err := os.MkdirAll(filepath.Dir(mounted), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mounted, []byte("# mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := e.start(t, nil); err != nil {
+		t.Fatalf("start with a mounted file: %v\n%s", err, out)
+	}
+	if got := readLines(t, e.exec)[0]; !strings.HasSuffix(got, " -config "+mounted) {
+		t.Fatalf("daemon started as %q, want the mounted %s", got, mounted)
+	}
+	if string(mustRead(t, mounted)) != "# mine\n" {
+		t.Fatal("the mounted file was changed")
+	}
+}
+
+// ignored reports whether path (slash-separated, relative to the context)
+// matches a .dockerignore pattern: the forms the file uses, a plain path or
+// glob, a leading "/" (the same), and a leading "**/" (at any depth).
+func ignored(patterns []string, path string) bool {
+	for _, p := range patterns {
+		p = strings.TrimPrefix(p, "/")
+		candidates := []string{path}
+		if rest, ok := strings.CutPrefix(p, "**/"); ok {
+			p = rest
+			parts := strings.Split(path, "/")
+			for i := range parts {
+				candidates = append(candidates, strings.Join(parts[i:], "/"))
+			}
+		}
+		for _, c := range candidates {
+			// A pattern matching a directory excludes what is under it.
+			parts := strings.Split(c, "/")
+			for i := 1; i <= len(parts); i++ {
+				if ok, _ := filepath.Match(p, strings.Join(parts[:i], "/")); ok {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// The build context leaves out what the image does not need, and keeps
+// everything its COPY and go build lines use.
+func TestDockerignore(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			if strings.HasPrefix(l, "!") {
+				t.Fatalf("pattern %q: exceptions are not understood by this test", l)
+			}
+			patterns = append(patterns, l)
+		}
+	}
+	for _, p := range []string{".git/HEAD", "docs/DESIGN.md", "admin/server_test.go", "admin/testdata/getPeers.golden.json", "pineconed"} {
+		if !ignored(patterns, p) {
+			t.Errorf("%s is sent to the build", p)
+		}
+	}
+	keep := []string{"go.mod", "go.sum", "contrib/docker/entrypoint.sh"}
+	err = filepath.WalkDir(repoRoot, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(repoRoot, path)
+		if d.IsDir() && (rel == ".git" || rel == "tests" || rel == "docs") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(rel, ".go") && !strings.HasSuffix(rel, "_test.go") {
+			keep = append(keep, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range keep {
+		if ignored(patterns, p) {
+			t.Errorf("%s is needed by the build but left out of the context", p)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,6 +89,13 @@ func TestSecurityExposure(t *testing.T) {
 // directives reads the [Service] section into key -> values in order.
 func directives(t *testing.T) map[string][]string {
 	t.Helper()
+	return sectionDirectives(t, "[Service]")
+}
+
+// sectionDirectives reads one section of the unit into key -> values in
+// order.
+func sectionDirectives(t *testing.T, want string) map[string][]string {
+	t.Helper()
 	f, err := os.Open(unitFile)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +113,7 @@ func directives(t *testing.T) map[string][]string {
 			section = line
 			continue
 		}
-		if k, v, ok := strings.Cut(line, "="); ok && section == "[Service]" {
+		if k, v, ok := strings.Cut(line, "="); ok && section == want {
 			m[k] = append(m[k], v)
 		}
 	}
@@ -203,5 +211,42 @@ func TestSysusers(t *testing.T) {
 	}
 	if !strings.Contains(string(group), "pineconed:x:"+user[3]+":") {
 		t.Errorf("no pineconed group with GID %s:\n%s", user[3], group)
+	}
+}
+
+// seconds reads a systemd time span written as "N" or "Ns".
+func seconds(t *testing.T, key string, vs []string) int {
+	t.Helper()
+	if len(vs) != 1 {
+		t.Fatalf("%s=%v: want exactly one value", key, vs)
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(vs[0], "s"))
+	if err != nil {
+		t.Fatalf("%s=%s: write it in seconds (\"N\" or \"Ns\") for this test: %v", key, vs[0], err)
+	}
+	return n
+}
+
+// A failure that restarts cannot fix must stop the restarts: with
+// RestartSec spacing, StartLimitBurst starts have to fit in
+// StartLimitIntervalSec, or the limit never trips (systemd's defaults, 5
+// starts in 10 s, never trip with RestartSec=5s).
+func TestStartLimitTrips(t *testing.T) {
+	unit := sectionDirectives(t, "[Unit]")
+	svc := directives(t)
+	interval := seconds(t, "StartLimitIntervalSec", unit["StartLimitIntervalSec"])
+	if len(unit["StartLimitBurst"]) != 1 {
+		t.Fatalf("StartLimitBurst=%v: want one value in [Unit]", unit["StartLimitBurst"])
+	}
+	burst, err := strconv.Atoi(unit["StartLimitBurst"][0])
+	if err != nil || burst < 2 {
+		t.Fatalf("StartLimitBurst=%v: want a number >= 2", unit["StartLimitBurst"])
+	}
+	restart := seconds(t, "RestartSec", svc["RestartSec"])
+	if span := (burst - 1) * restart; span >= interval {
+		t.Fatalf("%d starts %d s apart span %d s, not within StartLimitIntervalSec=%d: the start limit can never trip", burst, restart, span, interval)
+	}
+	if got := svc["RestartPreventExitStatus"]; len(got) != 1 || got[0] != "2" {
+		t.Fatalf("RestartPreventExitStatus=%v, want 2 (bad configuration)", got)
 	}
 }

@@ -18,6 +18,8 @@ const root = "../.."
 const (
 	quickRun  = "go build -o pineconed ./cmd/pineconed && sudo ./pineconed"
 	quickTest = `sudo env "PATH=$PATH" go test -count=1 -timeout 45m ./...`
+	// releaseBuild is the README's release build with a version.
+	releaseBuild = `go build -ldflags "-X github.com/pineconed/pineconed/internal/version.release=v1.2.3" -o pineconed ./cmd/pineconed`
 )
 
 // selfRun are the README commands that the tests of this package run
@@ -41,6 +43,10 @@ var selfRun = map[string]string{
 	"pineconectl snake":                                     "TestFreshStart",
 	"pineconectl version":                                   "TestFreshStart",
 	"curl -s http://127.0.0.1:9977/metrics | grep '^pineconed_tree'": "TestFreshStart",
+	"curl -s http://127.0.0.1:9977/api/status":                       "TestFreshStart",
+	releaseBuild:           "TestReleaseBuild",
+	"./pineconed -version": "TestReleaseBuild",
+	"pineconed -version":   "TestReleaseBuild",
 	// The install steps, rehearsed under a scratch root directory.
 	"sudo install -m 0755 pineconed pineconectl /usr/local/bin/":                                 "TestInstallRehearsal",
 	"sudo install -m 0644 contrib/systemd/pineconed.sysusers /usr/lib/sysusers.d/pineconed.conf": "TestInstallRehearsal",
@@ -61,6 +67,20 @@ type coverage struct {
 }
 
 var table = []coverage{
+	{`promtool check rules contrib/prometheus/pineconed.rules.yml|promtool test rules contrib/prometheus/pineconed.rules.test.yml`,
+		[]string{"contrib/prometheus.TestPromtool"},
+		"that test runs exactly these two commands from the repository root"},
+	{`contrib/debian/build-deb.sh`,
+		[]string{"contrib/debian.TestDebContents", "contrib/debian.TestDpkgInstallIntoThrowawayRoot"},
+		"the package is built by this script and its control fields, files, modes, man pages and binaries checked"},
+	{`sudo apt install \./dist/pineconed_\*\.deb`,
+		[]string{"contrib/debian.TestDpkgInstallIntoThrowawayRoot", "contrib/debian.TestMaintainerScriptsUnderSystemd", "contrib/systemd.TestVerify"},
+		"apt on the CI machine would change it and it has no systemd as PID 1: the package is installed and purged with " +
+			"dpkg into a throw-away root (maintainer scripts run against it), the scripts' systemd branch runs with a " +
+			"stand-in systemctl, and the unit is verified by systemd-analyze"},
+	{`go install github\.com/pineconed/pineconed/cmd/pineconed@v1\.2\.3`,
+		[]string{"internal/version.TestResolve"},
+		"no release is tagged yet; taking the version from the module's build info is unit-tested"},
 	{`sudo systemctl daemon-reload|sudo systemctl enable --now pineconed|systemctl status( pineconed)?|systemctl restart pineconed|journalctl -u pineconed -b`,
 		[]string{"contrib/systemd.TestVerify", "contrib/systemd.TestServiceContract", "contrib/systemd.TestConfigFileOptional",
 			"contrib/systemd.TestSecurityExposure", "daemon.TestRunNotifiesAndShutsDown", "internal/readme.TestInstallRehearsal"},
@@ -74,6 +94,12 @@ var table = []coverage{
 		[]string{"admin.TestSocketModeAndGroup", "cmd/pineconectl.TestPermissionDenied", "internal/readme.TestInstallRehearsal"},
 		"usermod changes the host's accounts; the socket's mode 0660 and group, the permission-denied hint and the " +
 			"pineconed group made by sysusers are tested"},
+	{`ip link del pinecone0`,
+		[]string{"tests/netns.TestTUNDeletedExitsNonZero", "tun.TestGoneWhenInterfaceDeleted"},
+		"the daemon's TUN is deleted in a namespace: the daemon logs the ERROR and exits 1, and starts again cleanly"},
+	{`sudo systemctl reset-failed pineconed`,
+		[]string{"contrib/systemd.TestStartLimitTrips", "contrib/systemd.TestVerify"},
+		"CI has no systemd as PID 1: the start limit is checked against RestartSec so that it can trip"},
 	{`pineconectl ping -c 3 fd[0-9a-f:]+`,
 		[]string{"cmd/pineconectl.TestPing", "daemon.TestDaemonAdminAPI", "tests/netns.TestCtl"},
 		"needs a second node: ping over real daemons in namespaces and in-process"},
@@ -83,12 +109,26 @@ var table = []coverage{
 	{`pineconectl lookup f[cd][0-9a-f:]+`,
 		[]string{"cmd/pineconectl.TestLookup", "daemon.TestDaemonAdminAPI", "daemon.TestLookupOfNobodyEndsWhenResolverGivesUp"},
 		"lookups of a real node and of an address nobody owns"},
+	{`pineconectl card --host fd00:0:0:4::1 --name node-a|pineconectl card import node-a\.card|pineconectl card list|pineconectl sessions`,
+		[]string{"tests/netns.TestPeerCards", "daemon.TestCardImport", "cmd/pineconectl.TestCardPrint", "cmd/pineconectl.TestCardImportListRemove"},
+		"needs a second node: a prints its card and b imports it from a file, peers, lists it and shows a's name in peers, " +
+			"sessions and lookup, between real daemons in namespaces (the output shown is from that test)"},
+	{`pineconectl card --host fd00:0:0:4::1 --name node-a --png node-a\.png|pineconectl card --qr`,
+		[]string{"cmd/pineconectl.TestCardPNG", "cmd/pineconectl.TestCardTerminalQR"},
+		"the PNG and the terminal QR code are decoded back with a QR reader (gozxing) and must hold the very card"},
+	{`pineconectl card import -|pineconectl card remove node-a`,
+		[]string{"cmd/pineconectl.TestCardImportListRemove", "daemon.TestCardImport"},
+		"import from standard input and removal by name, against the CLI's fake and an in-process daemon"},
+	{`pineconectl card import typo\.card|pineconectl card import forged\.card`,
+		[]string{"tests/netns.TestPeerCards", "daemon.TestCardImport", "peercard.TestRefused"},
+		"a card with one symbol changed is refused with checksum and one re-signed with another key with signature"},
 	{`ping -6 -c 3 fd[0-9a-f:]+`,
 		[]string{"daemon.TestNamespacesPing", "tests/netns.TestCtl"},
 		"the system ping through two daemons' TUNs in namespaces"},
-	{`docker build -f contrib/docker/Dockerfile -t pineconed \.|docker run -d --name pineconed --cap-add NET_ADMIN --device /dev/net/tun -v pineconed:/var/lib/pineconed -p 65432:65432 -p 65433:65433 pineconed|docker exec pineconed pineconectl status`,
+	{`docker build -f contrib/docker/Dockerfile -t pineconed \.|docker run -d --name pineconed --cap-drop ALL --cap-add NET_ADMIN --device /dev/net/tun -v pineconed:/var/lib/pineconed -p 65432:65432 -p 65433:65433 pineconed|docker exec pineconed pineconectl status`,
 		[]string{"contrib/docker.TestDockerfileShape", "contrib/docker.TestDockerfileBuilds", "contrib/docker.TestEntrypointFirstStartThenExec",
-			"contrib/docker.TestEntrypointRunsCommands", "contrib/docker.TestShellcheck"},
+			"contrib/docker.TestEntrypointRunsCommands", "contrib/docker.TestEntrypointConfigLocation", "contrib/docker.TestDockerignore",
+			"contrib/docker.TestShellcheck"},
 		"CI has no Docker engine: the Dockerfile's build steps run against the tree, and the entrypoint's first start " +
 			"and command pass-through run with a stand-in daemon"},
 }

@@ -106,6 +106,21 @@ func TestBuildHelpGenconf(t *testing.T) {
 	}
 }
 
+// TestReleaseBuild runs the README's release build and its -version: the
+// binary reports the version given to the linker.
+func TestReleaseBuild(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := shell(ctx, root, "", readmeCommand(t, releaseBuild).text); err != nil {
+		t.Fatalf("%s: %v\n%s", releaseBuild, err, out)
+	}
+	out, err := shell(ctx, root, "", readmeCommand(t, "./pineconed -version").text)
+	if err != nil || out != "pineconed v1.2.3\n" {
+		t.Fatalf("./pineconed -version: %q, %v", out, err)
+	}
+	readmeCommand(t, "pineconed -version")
+}
+
 // The bad-configuration example: the README shows the real messages and
 // the daemon exits with status 2.
 func TestBadConfigExample(t *testing.T) {
@@ -318,6 +333,7 @@ func TestFreshStart(t *testing.T) {
 		{"pineconectl version", "pineconectl"},
 		{"pineconed -address", "fd"},
 		{"curl -s http://127.0.0.1:9977/metrics | grep '^pineconed_tree'", "pineconed_tree_depth"},
+		{"curl -s http://127.0.0.1:9977/api/status", `"getSelf":{"public_key":`},
 	} {
 		if strings.HasPrefix(want.cmd, "curl") {
 			if _, err := exec.LookPath("curl"); err != nil {

@@ -20,6 +20,8 @@ func (s *countingSwitch) Receive(_ router.Port, f []byte) error {
 	return nil
 }
 
+func (s *countingSwitch) KeepaliveSent(router.Port, int) {}
+
 func (s *countingSwitch) Detach(router.Port, error) {}
 
 // rawTCPRate measures the baseline: the same number of bytes pushed

@@ -51,9 +51,11 @@ const (
 type Config struct {
 	// KeepaliveInterval is the idle time after which a Keepalive is sent.
 	KeepaliveInterval time.Duration
-	// ReadTimeout is the time allowed for each whole frame to arrive.
+	// ReadTimeout is the time allowed for each whole frame to arrive. The
+	// deadline is cleared once the frame is in.
 	ReadTimeout time.Duration
 	// WriteTimeout is the time allowed for each write to the connection.
+	// The deadline is cleared once the write returns.
 	WriteTimeout time.Duration
 	// ProtocolQueue and TrafficQueue are the queue lengths in frames.
 	ProtocolQueue int
@@ -120,8 +122,14 @@ type Receiver interface {
 	// is only valid during the call. A non-nil error is a protocol
 	// violation: the link closes with that error as its reason.
 	Receive(port router.Port, frame []byte) error
+	// KeepaliveSent counts one Keepalive of size bytes that the link made
+	// itself and wrote on port. The node counts the frames it queues with
+	// Send; the link's own keepalives never pass through it, so without
+	// this the node's counters would miss them. It is called from the
+	// link's writer and must not block.
+	KeepaliveSent(port router.Port, size int)
 	// Detach is called exactly once, after the link's goroutines have
-	// stopped: no Receive call follows it.
+	// stopped: no Receive or KeepaliveSent call follows it.
 	Detach(port router.Port, reason error)
 }
 
@@ -331,6 +339,14 @@ func (c *Conn) readLoop() {
 			c.Close(c.readError(err, deadline, wire.HeaderSize+n, h.Length))
 			return
 		}
+		// The frame is in: its deadline must not outlive it (see the
+		// package doc), even while Receive holds the reader up.
+		if !deadline.IsZero() {
+			if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+				c.Close(fmt.Errorf("read: clear deadline: %w", err))
+				return
+			}
+		}
 		c.stats.in[typeIndex(h.Type)].add(h.Length)
 		select {
 		case <-c.closing:
@@ -367,7 +383,8 @@ func (c *Conn) readError(err error, deadline time.Time, got, want int) error {
 
 // deadlineWriter gives every write to the connection its own deadline, so
 // both explicit flushes and the buffer's own spills when a burst overflows
-// it are bounded.
+// it are bounded, and clears it once the write is done, so that an idle
+// link holds no deadline (see the package doc).
 type deadlineWriter struct{ c *Conn }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
@@ -387,6 +404,11 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 		}
 		return n, fmt.Errorf("write: %w", err)
 	}
+	if !deadline.IsZero() {
+		if err := c.nc.SetWriteDeadline(time.Time{}); err != nil {
+			return n, fmt.Errorf("clear write deadline: %w", err)
+		}
+	}
 	return n, nil
 }
 
@@ -403,7 +425,7 @@ func (c *Conn) writeLoop() {
 	}
 	for {
 		var frame []byte
-		traffic := false
+		traffic, keepalive := false, false
 		select {
 		case frame = <-c.protoQ:
 		default:
@@ -431,7 +453,7 @@ func (c *Conn) writeLoop() {
 						continue
 					}
 					timer.Reset(ka)
-					frame = keepaliveFrame
+					frame, keepalive = keepaliveFrame, true
 				case <-c.closing:
 					return
 				}
@@ -450,5 +472,8 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		c.stats.out[typeIndex(t)].add(len(frame))
+		if keepalive {
+			c.recv.KeepaliveSent(c.port, len(frame))
+		}
 	}
 }

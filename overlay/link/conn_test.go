@@ -12,6 +12,7 @@ import (
 
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
+	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -134,8 +135,13 @@ func TestFramesBothWays(t *testing.T) {
 func TestKeepaliveAfterIdle(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	cfg := fastConfig() // keepalive 50ms, read timeout 300ms
-	_, _, sa, sb := pipePair(t, cfg)
+	a, _, sa, sb := pipePair(t, cfg)
 	time.Sleep(time.Second) // more than three read timeouts
+	// Every keepalive A wrote was reported to its switch, which counts
+	// them for the node's frames_out.
+	if out := a.Stats().Out["keepalive"]; out.Bytes == 0 || int(out.Bytes) != sa.keepaliveBytes(1) {
+		t.Fatalf("A wrote keepalives %+v, reported %d bytes of them", out, sa.keepaliveBytes(1))
+	}
 	for name, s := range map[string]*fakeSwitch{"A": sa, "B": sb} {
 		if d := s.detaches(1); len(d) > 0 {
 			t.Fatalf("%s detached while keepalives were flowing: %v", name, d)
@@ -463,4 +469,38 @@ func TestReceiveErrorCloses(t *testing.T) {
 		t.Fatalf("detaches: %v", d)
 	}
 	<-a.Done()
+}
+
+// The node counts the keepalives a link makes itself in its frames_out,
+// node-wide and for the peering (issue 10: they stayed at 0), and keeps
+// the node-wide count once the peering is gone.
+func TestKeepalivesCountedByNode(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	node := overlay.New(privA, overlay.Config{})
+	defer node.Close()
+	x, y := net.Pipe()
+	l := New(x, keyB, fastConfig())
+	port, err := node.Attach(overlay.PeerInfo{Key: keyB, Transport: "tcp"}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start(port, node)
+	remote := New(y, keyA, fastConfig())
+	remote.Start(1, newFakeSwitch())
+	defer func() { remote.Close(nil); <-remote.Done() }()
+
+	testhelp.WaitFor(t, "keepalives from the node's link", 5*time.Second, func() bool {
+		return l.Stats().Out["keepalive"].Frames >= 3
+	})
+	peers := node.Peers()
+	if len(peers) != 1 || peers[0].Out["keepalive"].Frames == 0 {
+		t.Fatalf("peer counters: %+v", peers)
+	}
+	l.Close(nil)
+	<-l.Done()
+	written := l.Stats().Out["keepalive"]
+	got := node.Stats().FramesOut["keepalive"]
+	if got.Frames != written.Frames || got.Bytes != written.Bytes || got.Bytes != got.Frames*wire.HeaderSize {
+		t.Fatalf("node counts keepalives out %+v, the link wrote %+v", got, written)
+	}
 }

@@ -12,6 +12,17 @@
 // writes into a buffer and flushes only when both queues are empty, so a
 // busy link pays one system call for many frames.
 //
+// Deadlines follow one contract on every transport: a read deadline is set
+// before each frame is read and cleared once it has been read, a write
+// deadline is set before each write to the connection and cleared once the
+// write returns, so an idle link holds no deadline at all. Renewing alone
+// is not enough: on TCP an expired deadline with no operation in progress
+// is harmless, but the WebSocket wrapper (websocket.NetConn) fails the next
+// write, and closes the connection, when a stale write deadline expires
+// around it; with the write timeout equal to the keepalive interval every
+// keepalive raced the previous write's deadline (issue 10). The stock
+// router clears its deadlines the same way.
+//
 // The stream can be TCP, a WebSocket carrying binary messages (see
 // DialWebSocket and WebSocketHandler), or anything else that is a net.Conn.
 // Who dials, listens and decides which peers to keep is overlay/peers; what

@@ -21,13 +21,15 @@ type fakeSwitch struct {
 	mu       sync.Mutex
 	frames   map[router.Port][][]byte
 	detached map[router.Port][]error
+	// keepalives sums the sizes KeepaliveSent reported per port.
+	keepalives map[router.Port]int
 	// hook, when set, runs on every Receive (outside the lock) and its
 	// error is returned to the link.
 	hook func(port router.Port, frame []byte) error
 }
 
 func newFakeSwitch() *fakeSwitch {
-	return &fakeSwitch{frames: map[router.Port][][]byte{}, detached: map[router.Port][]error{}}
+	return &fakeSwitch{frames: map[router.Port][][]byte{}, detached: map[router.Port][]error{}, keepalives: map[router.Port]int{}}
 }
 
 func (s *fakeSwitch) Receive(port router.Port, frame []byte) error {
@@ -39,6 +41,19 @@ func (s *fakeSwitch) Receive(port router.Port, frame []byte) error {
 		return hook(port, frame)
 	}
 	return nil
+}
+
+func (s *fakeSwitch) KeepaliveSent(port router.Port, size int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keepalives[port] += size
+}
+
+// keepaliveBytes is how many keepalive bytes the link on port reported.
+func (s *fakeSwitch) keepaliveBytes(port router.Port) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keepalives[port]
 }
 
 func (s *fakeSwitch) Detach(port router.Port, reason error) {

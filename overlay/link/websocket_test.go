@@ -36,6 +36,13 @@ func wsServer(t *testing.T, path string, tlsOn bool, s *fakeSwitch) (*httptest.S
 		l.Start(5, s)
 		<-l.Done()
 	})
+	return httpServer(t, h, tlsOn), origins
+}
+
+// httpServer serves h over loopback, with TLS when tlsOn, until the test
+// ends.
+func httpServer(t *testing.T, h http.Handler, tlsOn bool) *httptest.Server {
+	t.Helper()
 	var srv *httptest.Server
 	if tlsOn {
 		srv = httptest.NewTLSServer(h)
@@ -43,7 +50,7 @@ func wsServer(t *testing.T, path string, tlsOn bool, s *fakeSwitch) (*httptest.S
 		srv = httptest.NewServer(h)
 	}
 	t.Cleanup(srv.Close)
-	return srv, origins
+	return srv
 }
 
 func TestWebSocketLink(t *testing.T) {

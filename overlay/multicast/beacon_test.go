@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,5 +235,49 @@ func TestUsableInterfaces(t *testing.T) {
 		if got := d.usable(c.ifi); got != c.want {
 			t.Errorf("%s: usable = %v", c.ifi.Name, got)
 		}
+	}
+}
+
+// A neighbour we cannot peer with (it refuses us, say at max_peers) is
+// re-dialled with back-off, as static peers are, not at every beacon.
+func TestRefusingNeighbourBackedOff(t *testing.T) {
+	d, _, _ := testDiscovery(t, keyB)
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	d.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(dt time.Duration) { mu.Lock(); now = now.Add(dt); mu.Unlock() }
+	var dials atomic.Int64
+	d.dial = func(context.Context, netip.AddrPort, netip.AddrPort, string) (net.Conn, error) {
+		dials.Add(1)
+		return nil, errors.New("connection refused")
+	}
+	b := wire.AppendBeacon(nil, keyA, 4242)
+	beacon := func() {
+		d.handleBeacon(7, peerSrc, b)
+		// Wait for the attempt, if one started, to be over.
+		testhelp.WaitFor(t, "no dial in flight", 2*time.Second, func() bool {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return len(d.pending) == 0
+		})
+	}
+	// One beacon a second for a minute: the waits double from 1 s up to
+	// a minute, so a handful of dials, not sixty.
+	for range 60 {
+		beacon()
+		advance(time.Second)
+	}
+	if n := dials.Load(); n < 3 || n > 8 {
+		t.Fatalf("%d dials in 60 s of beacons from a neighbour that refuses us, want a back-off (3..8)", n)
+	}
+	if d.Stats().Ignored["backoff"] == 0 {
+		t.Fatal("beacons during the back-off not counted as ignored")
+	}
+	// Past the longest wait, the next beacon dials again.
+	advance(2 * time.Minute)
+	before := dials.Load()
+	beacon()
+	if dials.Load() != before+1 {
+		t.Fatal("no dial once the back-off was over")
 	}
 }

@@ -41,6 +41,7 @@ import (
 	"golang.org/x/net/ipv6"
 
 	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -130,9 +131,10 @@ const (
 	ignoreInterface = "interface" // arrived on an interface we do not use
 	ignoreSource    = "source"    // unusable source address
 	ignoreWaiting   = "waiting"   // the lower key should dial; grace not over
+	ignoreBackoff   = "backoff"   // the last attempts failed; next one not due yet
 )
 
-var ignoreReasons = []string{ignoreMalformed, ignoreOwn, ignoreConnected, ignoreInterface, ignoreSource, ignoreWaiting}
+var ignoreReasons = []string{ignoreMalformed, ignoreOwn, ignoreConnected, ignoreInterface, ignoreSource, ignoreWaiting, ignoreBackoff}
 
 // iface is an interface in use and the groups joined on it.
 type iface struct {
@@ -143,8 +145,15 @@ type iface struct {
 	joined4 bool
 }
 
-// sighting is when we first and last heard a key in a zone.
-type sighting struct{ first, last time.Time }
+// sighting is when we first and last heard a key in a zone, and the
+// back-off of dialling it: a neighbour that refuses us (at max_peers, or
+// by allowed_keys) is re-dialled the way static peers are, not at every
+// beacon.
+type sighting struct {
+	first, last time.Time
+	retry       *peers.Retry
+	nextDial    time.Time
+}
 
 // Discovery is running LAN discovery. Close stops it.
 type Discovery struct {
@@ -174,7 +183,7 @@ type Discovery struct {
 	seen    map[string]sighting
 
 	sent, received, dials, dialFailures atomic.Uint64
-	ignored                             [6]atomic.Uint64
+	ignored                             [7]atomic.Uint64
 }
 
 // newDiscovery sets a Discovery up without opening sockets.
@@ -626,6 +635,11 @@ func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
 		d.ignore(ignoreConnected)
 		return
 	}
+	if now.Before(s.nextDial) {
+		d.mu.Unlock()
+		d.ignore(ignoreBackoff)
+		return
+	}
 	if !d.cfg.Key.Less(key) && now.Sub(s.first) < d.cfg.DialGrace {
 		// The other side has the lower key and will dial us; give it the
 		// grace period before dialling ourselves.
@@ -663,6 +677,7 @@ func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
 		cancel()
 		if err != nil {
 			d.dialFailures.Add(1)
+			d.backOff(id, 0)
 			d.log.Debug("cannot dial discovered peer", "peer", key.String(), "remote", remote.String(), "iface", zone, "err", err)
 			return
 		}
@@ -672,14 +687,35 @@ func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
 			Zone:      zone,
 			Type:      router.PeerMulticast,
 		}
+		started := d.now()
 		err = d.peers.Handle(d.ctx, nc, info, key)
-		d.log.Debug("discovered peering ended", "peer", key.String(), "iface", zone, "reason", err)
+		wait := d.backOff(id, d.now().Sub(started))
+		d.log.Debug("discovered peering ended", "peer", key.String(), "iface", zone, "reason", err, "next_dial_in", wait.Round(time.Millisecond))
 	})
 	if !started {
 		d.mu.Lock()
 		delete(d.pending, id)
 		d.mu.Unlock()
 	}
+}
+
+// backOff records that an attempt to dial id ended after the peering was up
+// for uptime (0 when the dial failed) and sets when the next may start;
+// it returns the wait. A sighting pruned meanwhile starts afresh.
+func (d *Discovery) backOff(id string, uptime time.Duration) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.seen[id]
+	if !ok {
+		return 0
+	}
+	if s.retry == nil {
+		s.retry = peers.Backoff{}.NewRetry()
+	}
+	wait, _ := s.retry.Next(uptime)
+	s.nextDial = d.now().Add(wait)
+	d.seen[id] = s
+	return wait
 }
 
 // dialTCP connects to a discovered peer from our address on its interface,

@@ -61,6 +61,8 @@ func (s *helperSwitch) Attach(info overlay.PeerInfo, _ overlay.Link) (router.Por
 
 func (s *helperSwitch) Receive(router.Port, []byte) error { return nil }
 
+func (s *helperSwitch) KeepaliveSent(router.Port, int) {}
+
 func (s *helperSwitch) Detach(p router.Port, reason error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -76,6 +76,8 @@ func (n *fakeNode) Receive(port router.Port, frame []byte) error {
 	return nil
 }
 
+func (n *fakeNode) KeepaliveSent(router.Port, int) {}
+
 func (n *fakeNode) Detach(port router.Port, reason error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

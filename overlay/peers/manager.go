@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,9 @@ type Switch interface {
 	// is only valid during the call. An error is a protocol violation: the
 	// link closes with that reason.
 	Receive(port router.Port, frame []byte) error
+	// KeepaliveSent counts a Keepalive the link on port made and wrote
+	// itself (see link.Receiver).
+	KeepaliveSent(port router.Port, size int)
 	// Detach says the peering on port has ended; it is called exactly
 	// once for every successful Attach.
 	Detach(port router.Port, reason error)
@@ -128,12 +132,15 @@ type Manager struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // every goroutine the manager starts
 
-	mu        sync.Mutex
-	closed    bool
-	allowed   map[wire.PublicKey]bool // empty: every key
-	maxPeers  int
-	reserved  int // peerings between the max_peers check and registration
-	links     map[*link.Conn]*running
+	mu       sync.Mutex
+	closed   bool
+	allowed  map[wire.PublicKey]bool // empty: every key
+	maxPeers int
+	reserved int // peerings between the max_peers check and registration
+	links    map[*link.Conn]*running
+	// reported: when an event (kind|host|zone) was last logged at its
+	// full level; see shouldReport.
+	reported  map[string]time.Time
 	static    map[string]*staticPeer // by canonical URI
 	listeners []*listener
 }
@@ -198,6 +205,7 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 		maxPeers: cfg.MaxPeers,
 		hsSlots:  make(chan struct{}, cfg.MaxHandshakes),
 		links:    map[*link.Conn]*running{},
+		reported: map[string]time.Time{},
 		static:   map[string]*staticPeer{},
 	}
 	for _, k := range cfg.AllowedKeys {
@@ -305,9 +313,24 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		case errors.Is(err, ErrKeyMismatch):
 			log.Warn("refusing peer: key mismatch", "want", pin.String(), "reason", err)
 		case errors.Is(err, ErrSelf):
-			log.Warn("refusing peer: this is our own key (a peer URI or listener points at ourselves)", "reason", err)
+			// Either a loop back to ourselves or, worse, another node
+			// running with a copy of our key file: both need an operator.
+			// An ERROR once per remote host and zone, DEBUG after that, so
+			// a retry loop does not bury it.
+			lvl := slog.LevelDebug
+			if m.shouldReport("self", nc.RemoteAddr(), info.Zone, 0) {
+				lvl = slog.LevelError
+			}
+			log.Log(ctx, lvl, "refusing peer: it presents our own public key: a peer URI or listener points back at this node, or another node runs with a copy of our key file",
+				"remote", nc.RemoteAddr().String(), "reason", err)
 		default:
-			log.Info("refusing peer", "reason", err)
+			// Why, at INFO once a minute per remote host: enough for the
+			// operator of either side to see it, not a line per retry.
+			lvl := slog.LevelDebug
+			if m.shouldReport("refuse", nc.RemoteAddr(), info.Zone, refuseReportEvery) {
+				lvl = slog.LevelInfo
+			}
+			log.Log(ctx, lvl, "refusing peer", "remote", nc.RemoteAddr().String(), "reason", err)
 		}
 		return 0, fmt.Errorf("%s: peer %s: %w", info.URI, key, err)
 	}
@@ -342,13 +365,22 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	// The one line per peering event that the daemon logs at info level
 	// (overlay.Node logs its port bookkeeping at debug): both lines carry
 	// port, peer, uri, transport, zone and inbound.
-	log = log.With("port", uint8(port), "transport", info.Transport, "inbound", info.Inbound)
-	log.Info("peer connected", "remote", nc.RemoteAddr().String())
-	if dups > 0 {
-		log.Info("another link to this key is already up; keeping both", "links", dups+1)
-	}
 	if up != nil {
 		up(c, port)
+	}
+	log = log.With("port", uint8(port), "transport", info.Transport, "inbound", info.Inbound)
+	// A remote that refuses us (its allowed_keys, its max_peers) completes
+	// the handshake and then closes at once, without a frame. So on our
+	// outbound links "peer connected" waits for the first frame, and a link
+	// that ends before one is logged as the refusal it is.
+	refused := !info.Inbound && !firstFrame(c, firstFrameWait)
+	if refused {
+		log.Info("peer closed the link before sending anything; it probably refuses us (its allowed_keys or max_peers)", "remote", nc.RemoteAddr().String())
+	} else {
+		log.Info("peer connected", "remote", nc.RemoteAddr().String())
+	}
+	if dups > 0 {
+		log.Info("another link to this key is already up; keeping both", "links", dups+1)
 	}
 
 	select {
@@ -362,8 +394,75 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	m.mu.Unlock()
 	uptime := time.Since(start)
 	reason := c.Reason()
+	if refused {
+		log.Debug("peer disconnected", "reason", reason, "duration", uptime.Round(time.Millisecond))
+		return uptime, fmt.Errorf("%s: peer %s: closed right after the handshake (refused by the remote?): %w", info.URI, key, reason)
+	}
 	log.Info("peer disconnected", "reason", reason, "duration", uptime.Round(time.Millisecond))
 	return uptime, fmt.Errorf("%s: peer %s: %w", info.URI, key, reason)
+}
+
+// firstFrameWait bounds how long an outbound link waits for its first frame
+// before "peer connected" is logged anyway: a stock router sends its tree
+// announcement at once, but a quiet remote is not a refusal.
+const firstFrameWait = 2 * time.Second
+
+// firstFrame waits until c has received a frame (true), or ended without
+// one (false), or wait has passed (true).
+func firstFrame(c *link.Conn, wait time.Duration) bool {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if len(c.Stats().In) > 0 {
+			return true
+		}
+		select {
+		case <-c.Done():
+			return len(c.Stats().In) > 0
+		case <-deadline.C:
+			return true
+		case <-tick.C:
+		}
+	}
+}
+
+// maxReports bounds the (kind, remote) pairs remembered by shouldReport;
+// when full, entries older than refuseReportEvery are forgotten, and if
+// none is, the event is reported (many distinct remotes are worth seeing).
+const maxReports = 1024
+
+// refuseReportEvery is how often a refusal of one remote host is logged at
+// INFO.
+const refuseReportEvery = time.Minute
+
+// shouldReport reports whether an event of kind for the host of addr on
+// zone is to be logged at its full level: the first time, and then again
+// once every has passed (never again when every is 0).
+func (m *Manager) shouldReport(kind string, addr net.Addr, zone string, every time.Duration) bool {
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	id := kind + "|" + host + "|" + zone
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if last, ok := m.reported[id]; ok && (every == 0 || now.Sub(last) < every) {
+		return false
+	}
+	if len(m.reported) >= maxReports {
+		for k, t := range m.reported {
+			if !strings.HasPrefix(k, "self|") && now.Sub(t) >= refuseReportEvery {
+				delete(m.reported, k)
+			}
+		}
+	}
+	if len(m.reported) < maxReports {
+		m.reported[id] = now
+	}
+	return true
 }
 
 // check applies the refusals that need the remote key and, when it passes,

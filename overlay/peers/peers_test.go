@@ -220,8 +220,12 @@ func TestSelfConnection(t *testing.T) {
 	if err := ma.Add(ma.ListenAddrs()[0].String()); err != nil {
 		t.Fatal(err)
 	}
-	// Both ends of the loop refuse: the dialler and the listener.
-	testhelp.WaitFor(t, "refusals", 5*time.Second, func() bool { return len(buf.Lines("our own key")) >= 4 })
+	// Both ends of the loop refuse: the dialler and the listener, each
+	// with one ERROR naming the remote, then at debug level.
+	testhelp.WaitFor(t, "refusals", 5*time.Second, func() bool { return len(buf.Lines("our own public key")) >= 6 })
+	if errs := buf.Lines("level=ERROR msg=\"refusing peer: it presents our own public key"); len(errs) != 2 || !strings.Contains(errs[0], "remote=127.0.0.1:") {
+		t.Fatalf("want one ERROR naming the remote per end of the loop, got %q", errs)
+	}
 	if na.attachCount() != 0 {
 		t.Fatal("a connection to ourselves was attached")
 	}
@@ -242,6 +246,14 @@ func TestMaxPeers(t *testing.T) {
 	testhelp.WaitFor(t, "C refused", 5*time.Second, func() bool { return len(buf.Lines("max_peers reached")) >= 2 })
 	if na.live() != 1 || na.attachCount() != 1 {
 		t.Fatalf("%d peers live, %d attached, limit 1", na.live(), na.attachCount())
+	}
+	// The refusing side says why at INFO once per remote per minute; the
+	// retries go to DEBUG.
+	if info := buf.Lines(`level=INFO msg="refusing peer"`); len(info) != 1 || !strings.Contains(info[0], "max_peers reached") || !strings.Contains(info[0], "remote=127.0.0.1:") {
+		t.Fatalf("INFO refusals %q, want one naming the remote and the reason", info)
+	}
+	if dbg := buf.Lines(`level=DEBUG msg="refusing peer"`); len(dbg) == 0 {
+		t.Fatal("later refusals not logged at DEBUG")
 	}
 	if _, err := New(Config{PrivateKey: privA, MaxPeers: 254}, newFakeNode()); err == nil {
 		t.Fatal("max_peers 254 accepted")
@@ -443,4 +455,22 @@ func TestReloadPolicy(t *testing.T) {
 	}
 	ma.SetAllowedKeys(nil)
 	testhelp.WaitFor(t, "B back once every key is allowed", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
+}
+
+// A static peer refused by the remote's allowed_keys is not first logged
+// as "peer connected" on the dialling side: the remote closes right after
+// the handshake, and that is logged as the refusal it is.
+func TestRefusedByAllowedKeysNotLoggedConnected(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, AllowedKeys: []wire.PublicKey{keyC}}, privA)
+	log, buf := testhelp.NewLogger(t)
+	mb, _ := newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, Logger: log,
+		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privB)
+	testhelp.WaitFor(t, "two refused attempts", 5*time.Second, func() bool { return len(buf.Lines("probably refuses us")) >= 2 })
+	if lines := buf.Lines(`msg="peer connected"`); len(lines) != 0 {
+		t.Fatalf("a refused peering was logged as connected: %q", lines)
+	}
+	if st := mb.List(); !strings.Contains(st[0].LastError, "refused by the remote?") {
+		t.Fatalf("status %+v", st)
+	}
 }

@@ -48,6 +48,32 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
+// Retry is the back-off of one remote that is dialled again and again: a
+// static peer, or a LAN neighbour found by discovery. It is not safe for
+// concurrent use.
+type Retry struct {
+	b    Backoff
+	step time.Duration
+}
+
+// NewRetry starts a back-off at b.Min (zero fields take the defaults).
+func (b Backoff) NewRetry() *Retry {
+	b = b.withDefaults()
+	return &Retry{b: b, step: b.Min}
+}
+
+// Next is called when an attempt has ended, the peering (if any) having
+// been up for uptime. It returns the wait before the next attempt, and
+// whether the back-off started over because the peering was stable.
+func (r *Retry) Next(uptime time.Duration) (wait time.Duration, reset bool) {
+	if uptime >= r.b.Stable {
+		r.step, reset = r.b.Min, true
+	}
+	wait = jitter(r.step)
+	r.step = min(2*r.step, r.b.Max)
+	return wait, reset
+}
+
 // jitter draws a wait in [step/2, step].
 func jitter(step time.Duration) time.Duration {
 	half := step / 2
@@ -184,7 +210,7 @@ func (m *Manager) runStatic(ctx context.Context, sp *staticPeer) {
 	defer close(sp.done)
 	uri := sp.uri.String()
 	log := m.log.With("uri", uri)
-	step := m.cfg.Backoff.Min
+	retry := m.cfg.Backoff.NewRetry()
 	for {
 		sp.set(func(s *StaticPeer) {
 			s.State, s.Since, s.NextAttempt, s.Key, s.Port = StateConnecting, time.Now(), time.Time{}, wire.PublicKey{}, 0
@@ -193,11 +219,10 @@ func (m *Manager) runStatic(ctx context.Context, sp *staticPeer) {
 		if ctx.Err() != nil {
 			return
 		}
-		if uptime >= m.cfg.Backoff.Stable {
-			step = m.cfg.Backoff.Min
+		delay, reset := retry.Next(uptime)
+		if reset {
 			sp.set(func(s *StaticPeer) { s.Failures = 0 })
 		}
-		delay := jitter(step)
 		next := time.Now().Add(delay)
 		sp.set(func(s *StaticPeer) {
 			s.State, s.Since, s.NextAttempt, s.Key, s.Port = StateBackoff, time.Now(), next, wire.PublicKey{}, 0
@@ -212,7 +237,6 @@ func (m *Manager) runStatic(ctx context.Context, sp *staticPeer) {
 			t.Stop()
 			return
 		}
-		step = min(2*step, m.cfg.Backoff.Max)
 	}
 }
 

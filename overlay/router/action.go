@@ -89,6 +89,14 @@ const (
 	// EventWakeupReceived: a wakeup broadcast from Event.Key was accepted
 	// (the reference's BroadcastReceived); Event.Port is where it came from.
 	EventWakeupReceived
+	// EventRoutesChanged: this call gave the node a route it did not have:
+	// a new tree parent or root, a peer's first announcement, a new SNEK
+	// route or descending neighbour, or a route that now leads another
+	// way. Refreshes of unchanged routes do not count. It comes at most
+	// once per call, after the tree events, so that whoever waits for a
+	// route (an address lookup) can try again at once instead of on a
+	// timer.
+	EventRoutesChanged
 )
 
 // Event is the payload of an ActionEvent.
@@ -113,6 +121,8 @@ func (e Event) String() string {
 		return fmt.Sprintf("first announcement from %s on %s", e.Key, e.Port)
 	case EventWakeupReceived:
 		return fmt.Sprintf("wakeup from %s via %s", e.Key, e.Port)
+	case EventRoutesChanged:
+		return "routes changed"
 	}
 	return fmt.Sprintf("event kind %d", e.Kind)
 }

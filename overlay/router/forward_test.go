@@ -120,6 +120,31 @@ func TestTrafficDrops(t *testing.T) {
 	}
 }
 
+// A frame we originate without a route is a no-route drop, not an ingress
+// one (issue 10), both on a node alone and on one that is itself the
+// closest known key to the destination.
+func TestOwnTrafficWithoutRoute(t *testing.T) {
+	alone := New(privA, Options{DisableWakeups: true})
+	placed := childOfC(t, Options{DisableWakeups: true})
+	for name, r := range map[string]*Router{"alone": alone, "successor of D": placed} {
+		s := r.Snapshot()
+		f := s.NewTraffic(t0, keyD, []byte("first packet"))
+		if v := s.Route(t0, &f, LocalPort); v.Kind != VerdictDrop || v.Reason != DropTrafficNoRoute {
+			t.Errorf("%s: verdict %+v, want a %s drop", name, v, DropTrafficNoRoute)
+		}
+		st := r.Stats()
+		if st.Drops[DropTrafficNoRoute.String()] != 1 || st.Drops[DropIngress.String()] != 0 {
+			t.Errorf("%s: drops %v, want one traffic_no_route and no ingress", name, st.Drops)
+		}
+	}
+	// A frame from a peer that would go back to it stays an ingress drop.
+	f := &wire.Traffic{HopLimit: 10, Destination: keyC, Source: keyB, Watermark: wire.StartWatermark}
+	feed(t, placed, t0, 1, f)
+	if st := placed.Stats(); st.Drops[DropIngress.String()] != 1 || st.Drops[DropTrafficNoRoute.String()] != 1 {
+		t.Errorf("drops %v", st.Drops)
+	}
+}
+
 func TestSuccessorDeliveryAndTreeFallback(t *testing.T) {
 	r := childOfC(t, Options{DisableWakeups: true})
 	// A key just below A that no node has: SNEK ends at A, which hands the

@@ -17,6 +17,17 @@ const (
 
 func (p Port) String() string { return fmt.Sprintf("port %d", uint8(p)) }
 
+// Number is the port as the admin API and the logs show a peering's port:
+// 1 to MaxPort for a peering, 0 for none (NoPort, as the parent of a root
+// node, and LocalPort). One vocabulary everywhere, so that a log line and
+// getSelf never disagree about the same parent.
+func (p Port) Number() uint64 {
+	if p == NoPort || p == LocalPort {
+		return 0
+	}
+	return uint64(p)
+}
+
 // PeerType is local metadata about how a peering was made. Lower values are
 // preferred when two links lead to the same key. It never goes on the wire.
 type PeerType uint8

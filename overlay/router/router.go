@@ -148,6 +148,9 @@ type Router struct {
 	// What the last reported events said, to report changes once.
 	evRoot   wire.Root
 	evParent Port
+	// routesChanged is set when this call gave us a new route, for
+	// EventRoutesChanged.
+	routesChanged bool
 
 	out []Action
 }
@@ -207,7 +210,10 @@ func (r *Router) end() []Action {
 	if r.parent != r.evParent {
 		r.event(Event{Kind: EventParentChanged, Port: r.parent, Root: root, Coords: r.coords()})
 	}
-	r.evRoot, r.evParent = root, r.parent
+	if r.routesChanged || root.Key != r.evRoot.Key || r.parent != r.evParent {
+		r.event(Event{Kind: EventRoutesChanged})
+	}
+	r.evRoot, r.evParent, r.routesChanged = root, r.parent, false
 	return r.out
 }
 

@@ -371,6 +371,11 @@ func (s *Snapshot) Route(now time.Time, f *wire.Traffic, from Port) Verdict {
 		f.HopLimit--
 	}
 	if next == from {
+		if from == LocalPort {
+			// Our own frame's best next hop is ourselves: we know no
+			// route towards its destination, which is not ingress.
+			return s.dropped(DropTrafficNoRoute)
+		}
 		return s.dropped(DropIngress)
 	}
 	if wm.WorseThan(f.Watermark) {

@@ -81,6 +81,11 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		e = &snekEntry{origin: f.Originator}
 		r.table[f.Originator] = e
 	}
+	if !e.valid(now) || e.source != p.port || e.dest != next {
+		// A route back to the originator that we did not have, or
+		// that leads another way now.
+		r.routesChanged = true
+	}
 	e.source, e.dest, e.lastSeen, e.root, e.seq = p.port, next, now, sr.Root, sr.Seq
 	e.ver.Store(&routeVersion{seq: sr.Seq, expires: now.Add(SNEKExpiry)})
 	if !refresh {
@@ -151,6 +156,7 @@ func (r *Router) updateDescending(now time.Time, e *snekEntry) {
 	}
 	if !r.hasDescending || r.descending != e.origin {
 		r.hasDescending, r.descending = true, e.origin
+		r.routesChanged = true
 		r.bootstrapSoon(now)
 	}
 }

@@ -48,6 +48,12 @@ const (
 	// DropEncode: a frame could not be encoded (it would exceed 65 535
 	// bytes).
 	DropEncode
+	// DropTrafficNoRoute: a Traffic frame this node originates has no
+	// next hop: no peer is closer to its destination than we are, as on a
+	// fresh node whose tree and SNEK neighbours are not known yet. (Such a
+	// frame used to be counted as an ingress drop: its next hop, this
+	// node, is also where it came from.)
+	DropTrafficNoRoute
 	numDropReasons
 )
 
@@ -67,6 +73,7 @@ var dropNames = [numDropReasons]string{
 	DropUnknownType:           "unknown_type",
 	DropUnknownPort:           "unknown_port",
 	DropEncode:                "encode",
+	DropTrafficNoRoute:        "traffic_no_route",
 }
 
 func (d DropReason) String() string {
@@ -220,10 +227,10 @@ func (c *counters) snapshot() Stats {
 			s.FramesOut[typeName(i)] = v
 		}
 	}
+	// Every reason, zeros too: a counter series that exists from the
+	// start lets alerts and rate() see its first increase.
 	for i := range c.drops {
-		if v := c.drops[i].Load(); v > 0 {
-			s.Drops[DropReason(i).String()] = v
-		}
+		s.Drops[DropReason(i).String()] = c.drops[i].Load()
 	}
 	for i := range c.disconnects {
 		if v := c.disconnects[i].Load(); v > 0 {

@@ -217,6 +217,7 @@ func (r *Router) handleAnnouncement(now time.Time, p *peerInfo, a *wire.TreeAnno
 	r.dirty = true
 	if first {
 		r.event(Event{Kind: EventPeerAnnounced, Port: p.port, Key: p.key, Root: a.Root})
+		r.routesChanged = true
 	}
 	if !r.waiting {
 		r.decide(now, np, last, first)

@@ -31,7 +31,10 @@ type PeerView struct {
 	// Root is the root of the peer's last announcement.
 	Root wire.Root
 	// Coords are the peer's coordinates in that announcement's tree.
-	Coords     wire.Coordinates
+	Coords wire.Coordinates
+	// Ancestry are the announcement's signers, root first: for our parent,
+	// our own ancestors.
+	Ancestry   []wire.PublicKey
 	ReceivedAt time.Time
 	IsParent   bool
 }
@@ -48,6 +51,7 @@ func (r *Router) Peers() []PeerView {
 			v.HasAnnouncement = true
 			v.Root = p.ann.root
 			v.Coords = append(wire.Coordinates{}, p.ann.coords...)
+			v.Ancestry = append([]wire.PublicKey{}, p.ann.keys...)
 			v.ReceivedAt = p.ann.received
 		}
 		out = append(out, v)

@@ -61,7 +61,8 @@ func TestCtl(t *testing.T) {
 		t.Fatalf("pineconectl peer add %s: exit %d: %s%s", dURI, code, out, errOut)
 	}
 	a.WaitPeer(d)
-	out, _, _ = a.Ctl("peers")
+	// --wide: the default table leaves the scheme out and clips URIs.
+	out, _, _ = a.Ctl("peers", "--wide")
 	if !strings.Contains(out, d.Key.String()[:16]) || !strings.Contains(out, dURI) {
 		t.Errorf("after peer add, pineconectl peers does not show d (%s…) at %s:\n%s", d.Key.String()[:16], dURI, out)
 	}

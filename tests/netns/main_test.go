@@ -18,6 +18,11 @@
 //	go test -count=1 -v ./tests/netns
 //	go test -count=1 -v ./tests/netns -run TestSquareFailover
 //
+// Tests that watch a network for a while have a short variant for CI and a
+// long one behind -soak:
+//
+//	go test -count=1 -v ./tests/netns -run TestIdlePeerings -soak
+//
 // A failing test prints the tail of every daemon's log (debug level) and
 // keeps each node's directory (configuration, key, logs, captures) under
 // /tmp/pcd-<node>-*; namespaces are always removed.
@@ -28,7 +33,8 @@
 // tcp, ws, wss), traffic (first-burst queue, underlay privacy, bulk
 // integrity, large packets, relay-only), resilience (restart, failover
 // outage, reload, garbage on a peering), ctl (pineconectl, metrics),
-// subnet, unreachable (ICMPv6 errors, MTU mismatch), mesh, multicast, tls.
+// subnet, unreachable (ICMPv6 errors, MTU mismatch), mesh, multicast, tls,
+// idle (peerings left idle, then lightly used, on every transport).
 package netns
 
 import (
