@@ -180,19 +180,9 @@ func (m *Manager) handleCookieReply(now time.Time, src wire.PublicKey, payload [
 		m.st.malformed.Add(1)
 		return fmt.Errorf("cookie reply from %s: %w", src, err)
 	}
-	m.mu.RLock()
-	e, ok := m.index[r.Receiver]
-	m.mu.RUnlock()
-	if !ok || e.kp != nil || e.p.key != src {
-		m.st.unknownIndex.Add(1)
-		return fmt.Errorf("cookie reply from %s: unknown index %d", src, r.Receiver)
-	}
-	p := e.p
-	p.mu.Lock()
-	if p.dead || p.hs == nil || p.hs.index != r.Receiver {
-		p.mu.Unlock()
-		m.st.unknownIndex.Add(1)
-		return fmt.Errorf("cookie reply from %s: stale index %d", src, r.Receiver)
+	p, err := m.initiationFor(src, r.Receiver)
+	if err != nil {
+		return fmt.Errorf("cookie reply from %s: %w", src, err)
 	}
 	cookie, err := cookieAEAD(src).Open(nil, r.Nonce[:], r.Sealed, ephemeralOf(p.hs.msg))
 	if err != nil {

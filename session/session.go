@@ -766,25 +766,36 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 	return nil
 }
 
+// initiationFor returns, locked, the peer src whose outstanding
+// initiation has our index receiver: what a response or a cookie reply
+// answers. Anything else is counted as an unknown index.
+func (m *Manager) initiationFor(src wire.PublicKey, receiver uint32) (*peer, error) {
+	m.mu.RLock()
+	e, ok := m.index[receiver]
+	m.mu.RUnlock()
+	if !ok || e.kp != nil || e.p.key != src {
+		m.st.unknownIndex.Add(1)
+		return nil, fmt.Errorf("unknown index %d", receiver)
+	}
+	p := e.p
+	p.mu.Lock()
+	if p.dead || p.hs == nil || p.hs.index != receiver {
+		p.mu.Unlock()
+		m.st.unknownIndex.Add(1)
+		return nil, fmt.Errorf("stale index %d", receiver)
+	}
+	return p, nil
+}
+
 func (m *Manager) handleResponse(now time.Time, src wire.PublicKey, payload []byte) error {
 	msg, err := envelope.ParseHandshakeResponse(payload)
 	if err != nil {
 		m.st.malformed.Add(1)
 		return fmt.Errorf("response from %s: %w", src, err)
 	}
-	m.mu.RLock()
-	e, ok := m.index[msg.Receiver]
-	m.mu.RUnlock()
-	if !ok || e.kp != nil || e.p.key != src {
-		m.st.unknownIndex.Add(1)
-		return fmt.Errorf("response from %s: unknown index %d", src, msg.Receiver)
-	}
-	p := e.p
-	p.mu.Lock()
-	if p.dead || p.hs == nil || p.hs.index != msg.Receiver {
-		p.mu.Unlock()
-		m.st.unknownIndex.Add(1)
-		return fmt.Errorf("response from %s: stale index %d", src, msg.Receiver)
+	p, err := m.initiationFor(src, msg.Receiver)
+	if err != nil {
+		return fmt.Errorf("response from %s: %w", src, err)
 	}
 	plain, cs1, cs2, err := p.hs.state.ReadMessage(nil, msg.Noise)
 	if err != nil || cs1 == nil || len(plain) != envelope.ResponsePayloadSize {
