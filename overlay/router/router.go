@@ -141,8 +141,8 @@ type Router struct {
 	// dirty means the peers or the tree changed since snap was built,
 	// tableDirty that only the SNEK routes did.
 	dirty, tableDirty bool
-	// pubTokens is Publish's rebuild budget as of pubAt (refillPublish).
-	pubTokens float64
+	// pubCredit is Publish's rebuild budget as of pubAt (refillPublish).
+	pubCredit time.Duration
 	pubAt     time.Time
 
 	// What the last reported events said, to report changes once.

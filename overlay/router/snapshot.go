@@ -115,19 +115,24 @@ func (r *Router) Publish(now time.Time) *Snapshot {
 		return r.Snapshot()
 	}
 	r.refillPublish(now)
-	if r.pubTokens < 1 {
+	if r.pubCredit < r.opts.SnapshotInterval {
 		return r.snap
 	}
-	r.pubTokens--
+	r.pubCredit -= r.opts.SnapshotInterval
 	return r.Snapshot()
 }
 
-// refillPublish adds the rebuild budget earned since the last call.
+// refillPublish adds the rebuild budget earned since the last call. The
+// budget is kept as time (one rebuild costs SnapshotInterval), in integer
+// nanoseconds, so that the moment publishDue names is exactly the moment
+// the budget allows the rebuild: a fractional budget could fall short by
+// rounding and make a tick at that moment find nothing to do, again.
 func (r *Router) refillPublish(now time.Time) {
+	limit := SnapshotBurst * r.opts.SnapshotInterval
 	if r.pubAt.IsZero() {
-		r.pubTokens = SnapshotBurst
+		r.pubCredit = limit
 	} else if d := now.Sub(r.pubAt); d > 0 {
-		r.pubTokens = min(SnapshotBurst, r.pubTokens+float64(d)/float64(r.opts.SnapshotInterval))
+		r.pubCredit = min(limit, r.pubCredit+d)
 	}
 	r.pubAt = now
 }
@@ -135,10 +140,10 @@ func (r *Router) refillPublish(now time.Time) {
 // publishDue is when Publish will rebuild for route changes that it held
 // back; false when none are pending.
 func (r *Router) publishDue() (time.Time, bool) {
-	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 || r.pubTokens >= 1 {
+	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 || r.pubCredit >= r.opts.SnapshotInterval {
 		return time.Time{}, false
 	}
-	return r.pubAt.Add(time.Duration((1 - r.pubTokens) * float64(r.opts.SnapshotInterval))), true
+	return r.pubAt.Add(r.opts.SnapshotInterval - r.pubCredit), true
 }
 
 // peer returns the peer on port, or nil.
