@@ -24,9 +24,10 @@
 //     slice is reused by the next call; the frames and payloads in it
 //     belong to the caller), then publish Publish(now) with an atomic
 //     pointer swap (the call returns the same pointer while nothing
-//     changed, and while SNEK route changes alone are held back: they are
-//     published at most once per Options.SnapshotInterval, so a hub's
-//     rebuild cost does not grow with the bootstraps it relays).
+//     changed, after a route refresh, which the published snapshot sees
+//     in place, and while route changes beyond Publish's rebuild budget
+//     are held back; so a hub's rebuild cost does not grow with the
+//     bootstraps it relays).
 //   - Forward received Traffic with Snapshot.Route and originate with
 //     Snapshot.NewTraffic followed by Route, without holding the control
 //     mutex. Router.HandleFrame and Router.SendTraffic run exactly the same
