@@ -87,3 +87,35 @@ func TestPublishBoundsRouteRebuilds(t *testing.T) {
 		prev = every.Publish(now)
 	}
 }
+
+// TestPublishDueIsExact: at the moment NextTick names for a held-back
+// route change, Publish rebuilds, whatever fractions of the interval the
+// budget went through; a tick at that moment that found nothing to do
+// would name the same moment again and never end.
+func TestPublishDueIsExact(t *testing.T) {
+	r := childOfC(t, Options{DisableWakeups: true, InsecureSkipSignatures: true, SnapshotInterval: 7 * time.Millisecond})
+	now := t0.Add(time.Second)
+	r.Tick(now)
+	r.Publish(now)
+	at, held := now, 0
+	for i := range 200 {
+		at = at.Add(time.Duration(i%5) * time.Millisecond / 3)
+		mustNoDisconnect(t, r.HandleFrame(at, 2, bootstrapFrom(testhelp.SeedKey(byte(i)), at, r.Root())))
+		prev := r.Publish(at)
+		due, ok := r.publishDue()
+		if !ok {
+			continue
+		}
+		held++
+		if r.NextTick().After(due) {
+			t.Fatalf("change %d: NextTick %v, after the held change is due at %v", i, r.NextTick(), due)
+		}
+		if s := r.Publish(due); s == prev {
+			t.Fatalf("change %d: nothing published at the moment it was due", i)
+		}
+		at = due
+	}
+	if held < 50 {
+		t.Fatalf("only %d of 200 changes were held back: the budget was not exercised", held)
+	}
+}
