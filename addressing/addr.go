@@ -32,6 +32,17 @@
 // key" lands on the owner of P when it exists. The owner answers with its
 // full key; the Resolver accepts an answer only for a pending lookup with the
 // same nonce and only if the key really starts with the prefix.
+//
+// On a fresh network the route a lookup needs may be missing at any node on
+// the way, and a request that finds no route is lost (at the origin as a
+// traffic_no_route drop; a node on the way with no closer route delivers
+// it to itself, which does not own the prefix, or drops it). Only the origin's
+// own route changes are visible here (Resolver.RoutesChanged), so a pending
+// lookup is also resent on a dense timer: every 500 ms for its first 4 s,
+// then every second until it gives up at 11 s. That costs 15 request frames
+// of well under 200 bytes each for an address nobody owns (4 with the 0/1/3/7 s
+// schedule it replaced, which left a route that formed just after a request
+// unused for up to 4 s), one lookup per destination at a time.
 package addressing
 
 import (

@@ -23,13 +23,18 @@ type ResolverConfig struct {
 	// CacheTTL is how long a resolved key is trusted without being
 	// re-proved (Learn) or looked up again. Default 10 minutes.
 	CacheTTL time.Duration
-	// Attempts is how many lookup requests are sent before giving up.
-	// Default 4.
-	Attempts int
-	// RetryInterval is the wait after the first request; it doubles after
-	// each further one up to 4×RetryInterval, and the wait after the last
-	// request decides failure. Default 1 s, so requests go at 0, 1, 3 and
-	// 7 s and the lookup fails at 11 s.
+	// RetryInterval paces a pending lookup's requests: one every
+	// RetryInterval/2 for the first 4×RetryInterval, while a fresh
+	// network's SNEK routes are still forming (at this node or at any node
+	// on the way, which this node cannot see), then one every
+	// RetryInterval; the lookup gives up at 11×RetryInterval. Default 1 s:
+	// requests at 0, 0.5, 1, …, 4 s, then 5, 6, …, 10 s, and failure at
+	// 11 s. That is 15 requests (30 bytes of payload, under 200 bytes as
+	// overlay frames) for a destination nobody owns, against 4 with the 0/1/3/7 s
+	// schedule this replaced, which let a route that formed just after a
+	// request wait up to 4 s (issue 10). A lookup is one per destination,
+	// and MaxPending bounds the destinations, so the resolver sends at most
+	// 2×MaxPending requests a second on its timers.
 	RetryInterval time.Duration
 	// MaxQueue bounds the packets held per pending destination. Default 64.
 	MaxQueue int
@@ -45,9 +50,6 @@ type ResolverConfig struct {
 func (c ResolverConfig) withDefaults() ResolverConfig {
 	if c.CacheTTL <= 0 {
 		c.CacheTTL = 10 * time.Minute
-	}
-	if c.Attempts <= 0 {
-		c.Attempts = 4
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = time.Second
@@ -91,7 +93,7 @@ type ResolverStats struct {
 	CacheHits        uint64 // Resolve found a live cache entry
 	LookupsStarted   uint64
 	LookupsSucceeded uint64
-	LookupsTimedOut  uint64 // gave up after Attempts requests
+	LookupsTimedOut  uint64 // gave up after 11×RetryInterval
 	RequestsSent     uint64 // including retries
 	RouteRetries     uint64 // requests resent because the routes changed (RoutesChanged)
 
@@ -119,12 +121,11 @@ type cacheEntry struct {
 }
 
 type pendingLookup struct {
-	prefix   KeyPrefix
-	nonce    uint64
-	started  time.Time
-	next     time.Time // when the next request (or failure) is due
-	attempts int
-	queue    [][]byte
+	prefix  KeyPrefix
+	nonce   uint64
+	started time.Time
+	next    time.Time // when the next timed request is due
+	queue   [][]byte
 	// lastSent is when the last request went out; routeRetry means a
 	// route change came too soon after it and a resend is owed.
 	lastSent   time.Time
@@ -216,7 +217,8 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 		}
 		return wire.PublicKey{}, false
 	}
-	pl := &pendingLookup{prefix: p, started: now, next: now.Add(r.cfg.RetryInterval), attempts: 1, lastSent: now}
+	pl := &pendingLookup{prefix: p, started: now}
+	r.sentLocked(pl, now)
 	pl.nonce = r.newNonceLocked()
 	if packet != nil {
 		pl.queue = append(pl.queue, append([]byte(nil), packet...))
@@ -432,8 +434,8 @@ func (r *Resolver) Forget(key wire.PublicKey) {
 	r.mu.Unlock()
 }
 
-// Tick sends due retries, fails lookups that ran out of attempts, and
-// sweeps expired cache entries. It also sends the resends RoutesChanged
+// Tick sends due retries, fails lookups that reached their give-up time,
+// and sweeps expired cache entries. It also sends the resends RoutesChanged
 // owes. Call it every 250 ms or so; retry timing is only as precise as the
 // tick interval.
 func (r *Resolver) Tick(now time.Time) {
@@ -445,23 +447,15 @@ func (r *Resolver) Tick(now time.Time) {
 	var failed []*pendingLookup
 	r.mu.Lock()
 	for _, pl := range r.pending {
-		if now.Before(pl.next) {
-			continue
-		}
-		if pl.attempts >= r.cfg.Attempts {
+		switch {
+		case !now.Before(pl.started.Add(r.giveUp())):
 			r.removePendingLocked(pl)
 			failed = append(failed, pl)
-			continue
-		}
-		pl.attempts++
-		pl.next = now.Add(r.retryDelay(pl.attempts))
-		pl.lastSent, pl.routeRetry = now, false
-		retries = append(retries, retry{pl.prefix, r.request(pl)})
-	}
-	for _, pl := range r.pending {
-		if pl.routeRetry && now.Sub(pl.lastSent) >= r.routeRetryGap() {
-			pl.lastSent, pl.routeRetry = now, false
+		case pl.routeRetry && now.Sub(pl.lastSent) >= r.routeRetryGap():
 			r.st.routeRetries.Add(1)
+			fallthrough
+		case r.due(pl, now):
+			r.sentLocked(pl, now)
 			retries = append(retries, retry{pl.prefix, r.request(pl)})
 		}
 	}
@@ -481,13 +475,12 @@ func (r *Resolver) Tick(now time.Time) {
 // RoutesChanged tells the resolver that the overlay has gained a route (a
 // new tree parent, SNEK neighbour or route; overlay.Node.RoutesChanged).
 // Every pending lookup sends its request again at once: the earlier ones
-// may have found no route, and waiting for the retry timer (1, 3, 7 s)
-// while the routes form can cost seconds on a fresh network. These resends
-// come on top of the timed attempts and do not use them up. A lookup that
-// sent a request less than RetryInterval/4 ago resends at the end of that
-// gap instead (in Tick), so a burst of route changes costs each lookup at
-// most four extra requests a second. It returns how many requests it sent
-// and how many it left owed to Tick.
+// may have found no route. A resend counts as the lookup's latest request,
+// so its next timed one follows a full interval later; the give-up time
+// stays. A lookup that sent a request less than RetryInterval/4 ago
+// resends at the end of that gap instead (in Tick), so a burst of route
+// changes costs each lookup at most four requests a second. It returns how
+// many requests it sent and how many it left owed to Tick.
 func (r *Resolver) RoutesChanged(now time.Time) (sent, owed int) {
 	var resends []*pendingLookup
 	var reqs [][]byte
@@ -498,7 +491,7 @@ func (r *Resolver) RoutesChanged(now time.Time) (sent, owed int) {
 			owed++
 			continue
 		}
-		pl.lastSent, pl.routeRetry = now, false
+		r.sentLocked(pl, now)
 		resends = append(resends, pl)
 		reqs = append(reqs, r.request(pl))
 	}
@@ -510,17 +503,29 @@ func (r *Resolver) RoutesChanged(now time.Time) (sent, owed int) {
 	return len(resends), owed
 }
 
+// sentLocked records that pl's request goes out now and schedules the
+// next one.
+func (r *Resolver) sentLocked(pl *pendingLookup, now time.Time) {
+	gap := r.cfg.RetryInterval
+	if now.Sub(pl.started) < 4*r.cfg.RetryInterval {
+		gap /= 2
+	}
+	pl.lastSent, pl.routeRetry, pl.next = now, false, now.Add(gap)
+}
+
+// due reports whether pl's next timed request should go out at this tick.
+// A tick that comes a little before the due time (tickers jitter) sends
+// it: waiting for the next tick would stretch the gap by a whole tick.
+func (r *Resolver) due(pl *pendingLookup, now time.Time) bool {
+	return !now.Before(pl.next.Add(-r.cfg.RetryInterval / 8))
+}
+
+// giveUp is how long a lookup lasts.
+func (r *Resolver) giveUp() time.Duration { return 11 * r.cfg.RetryInterval }
+
 // routeRetryGap is the least time between two requests of one lookup when
 // route changes ask for resends.
 func (r *Resolver) routeRetryGap() time.Duration { return r.cfg.RetryInterval / 4 }
-
-// retryDelay is the wait after request number n (1-based).
-func (r *Resolver) retryDelay(n int) time.Duration {
-	if n > 3 {
-		n = 3
-	}
-	return r.cfg.RetryInterval << (n - 1)
-}
 
 // Lookup returns the cached key for dst without starting a lookup.
 func (r *Resolver) Lookup(now time.Time, dst netip.Addr) (wire.PublicKey, bool) {

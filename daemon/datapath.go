@@ -7,7 +7,6 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
-	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -157,7 +156,9 @@ type lookupResult struct {
 // admin lookups waiting for that prefix.
 func (d *Daemon) onLookupDone(prefix addressing.KeyPrefix, latency time.Duration, ok bool) {
 	result := "found"
-	if !ok {
+	if ok {
+		d.log.Debug("address lookup found", "prefix", prefix.String(), "after", latency)
+	} else {
 		result = "timeout"
 		d.log.Debug("address lookup gave up", "prefix", prefix.String(), "after", latency)
 	}
@@ -223,30 +224,32 @@ func (d *Daemon) inboundLoop() {
 		case <-d.stop:
 			return
 		case dl := <-deliveries:
-			if d.handleDelivery(time.Now(), dl) {
-				bufpool.Put(dl.Payload)
-			}
+			d.handleDelivery(time.Now(), dl)
+			// Every layer is done with the payload once it returns:
+			// the session and the resolver copy what they keep (the
+			// Noise state copies the ephemeral key), so handshake and
+			// lookup buffers go back to the pool like transport ones.
+			dl.Release()
 		}
 	}
 }
 
-// handleDelivery hands one delivered payload to its layer. It reports
-// whether the payload's buffer is free again: true unless a layer that
-// might keep it (the resolver) has seen it. Transport messages are
-// decrypted, checked and copied to the TUN writer before HandlePayload
-// returns; handshake messages are copied into the handshake queue, so
-// that their Diffie-Hellman never holds up this goroutine and the
-// transport messages behind them.
-func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) (free bool) {
+// handleDelivery hands one delivered payload to its layer, which is done
+// with it when this returns. Transport messages are decrypted, checked and
+// copied to the TUN writer before HandlePayload returns; handshake
+// messages are copied into the handshake queue, so that their
+// Diffie-Hellman never holds up this goroutine and the transport messages
+// behind them.
+func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) {
 	if !envelope.IsEnvelope(dl.Payload) {
 		d.drops.foreign.Add(1)
-		return true
+		return
 	}
 	t, err := envelope.ParseHeader(dl.Payload)
 	if err != nil {
 		d.drops.badEnvelope.Add(1)
 		d.log.Debug("bad payload", "peer", dl.Source.String(), "err", err)
-		return true
+		return
 	}
 	switch {
 	case t == envelope.TypeLookupRequest || t == envelope.TypeLookupResponse:
@@ -256,28 +259,25 @@ func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) (free bool) 
 		if t == envelope.TypeLookupRequest {
 			if v := d.lookups.Allow(now, dl.Source); v != ratelimit.Allowed {
 				d.drops.lookupLimit.Add(1)
-				return true
+				return
 			}
 		}
 		err = d.resolver.HandlePayload(now, dl.Source, dl.Payload)
-		free = false
 	case dl.Destination != d.key:
 		d.drops.misrouted.Add(1)
-		return true
+		return
 	case session.IsHandshake(t):
 		d.hsq.Offer(dl.Source, dl.Payload) // a full queue counts its drop
-		return true
+		return
 	case t == envelope.TypeTransport:
 		err = d.sessions.HandlePayload(now, dl.Source, dl.Payload)
-		free = true
 	default:
 		d.drops.badEnvelope.Add(1)
-		return true
+		return
 	}
 	if err != nil {
 		d.log.Debug("payload refused", "peer", dl.Source.String(), "type", t.String(), "err", err)
 	}
-	return free
 }
 
 // handshakeLoop does the session handshakes queued by handleDelivery.

@@ -12,8 +12,15 @@
 // Every other frame type goes through the state machine under one mutex; the
 // frames it emits are queued on their links before the mutex is released, so
 // each link sees them in the order the router produced them. Payloads
-// delivered to this node wait in a bounded queue read with Node.Receive…
-// methods; when it is full they are dropped and counted.
+// delivered to this node wait in a bounded queue read with Node.Deliveries
+// (at most Config.DeliveryQueue payloads holding DeliveryQueueBytes of
+// buffers, 1 024 and 8 MiB by default, until the receiver releases them);
+// when it is full they are dropped and counted.
+//
+// Memory held by queued frames is bounded per node by MaxPeers links of
+// overlay/link's Config.MaxHeldBytes each (5.26 MiB with the defaults)
+// plus the delivery queue's bytes: 345 MiB at the default 64 peers, of
+// which a node with slow peers holds only what their queues really fill.
 //
 // Links are attached after their handshake (Attach), detached once when they
 // end (Detach), and closed by the node when the router finds a protocol

@@ -21,6 +21,9 @@ const (
 	// DefaultDeliveryQueue is how many delivered payloads may wait for the
 	// application before new ones are dropped.
 	DefaultDeliveryQueue = 1024
+	// DefaultDeliveryQueueBytes caps the buffer bytes (capacity) those
+	// payloads hold, so that 1 024 large packets cannot hold 64 MiB.
+	DefaultDeliveryQueueBytes = 8 << 20
 )
 
 // Errors returned by the node.
@@ -34,8 +37,10 @@ var (
 type Config struct {
 	// MaxPeers bounds simultaneous peerings, at most 253 (router.MaxPort).
 	MaxPeers int
-	// DeliveryQueue bounds payloads delivered to this node and not yet read.
-	DeliveryQueue int
+	// DeliveryQueue bounds payloads delivered to this node and not yet
+	// released, in payloads; DeliveryQueueBytes in buffer bytes.
+	DeliveryQueue      int
+	DeliveryQueueBytes int
 	// Router are the options of the routing state machine.
 	Router router.Options
 	// Logger receives peer and tree events; nil discards them.
@@ -53,10 +58,24 @@ type Delivery struct {
 	// SNEK hands a frame for a key that does not exist to that key's
 	// successor, which address lookups rely on.
 	Destination wire.PublicKey
-	// Payload is owned by the receiver. It is built in a buffer from
-	// internal/bufpool, which the receiver may give back with bufpool.Put
-	// once it no longer uses the payload.
+	// Payload is owned by the receiver until it calls Release. It is
+	// built in the smallest internal/bufpool buffer that holds it.
 	Payload []byte
+
+	// held is the node's count of delivery bytes not yet released.
+	held *atomic.Int64
+}
+
+// Release gives the payload's buffer back to the pool and its bytes back
+// to the delivery queue's budget. The receiver calls it exactly once for
+// every Delivery it took from Node.Deliveries, when it no longer uses the
+// payload; until then the payload counts against DeliveryQueueBytes, so a
+// receiver that holds on to payloads eventually sees new ones dropped.
+func (d Delivery) Release() {
+	if d.held != nil {
+		d.held.Add(-int64(cap(d.Payload)))
+	}
+	bufpool.Put(d.Payload)
 }
 
 // Node is a running Pinecone node. All methods are safe for concurrent use.
@@ -78,7 +97,10 @@ type Node struct {
 	ports [router.MaxPort + 1]atomic.Pointer[peer]
 
 	deliveries chan Delivery
-	stats      nodeCounters
+	// deliveryBytes is the buffer capacity of the deliveries queued or
+	// held by the receiver and not yet released.
+	deliveryBytes atomic.Int64
+	stats         nodeCounters
 	// routes holds one signal while a routing change is unread; changes
 	// that come before it is read merge into it.
 	routes chan struct{}
@@ -107,6 +129,9 @@ func New(priv ed25519.PrivateKey, cfg Config) *Node {
 	}
 	if cfg.DeliveryQueue <= 0 {
 		cfg.DeliveryQueue = DefaultDeliveryQueue
+	}
+	if cfg.DeliveryQueueBytes <= 0 {
+		cfg.DeliveryQueueBytes = DefaultDeliveryQueueBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -341,7 +366,7 @@ func (n *Node) forward(f *wire.Traffic, from router.Port, room []byte) {
 			// it. That buffer is not given back: its headroom is too
 			// small for this flow's header, and dropping it lets the
 			// pool make buffers with the full headroom again.
-			frame, err = f.Append(bufpool.Get()[:0])
+			frame, err = f.Append(bufpool.Alloc(f.Overhead() + len(f.Payload))[:0])
 		}
 		if err != nil {
 			bufpool.Put(frame)
@@ -354,20 +379,33 @@ func (n *Node) forward(f *wire.Traffic, from router.Port, room []byte) {
 	bufpool.Put(room)
 }
 
-// deliver queues a copy of payload for the application, in a buffer from
-// internal/bufpool.
+// deliver queues a copy of payload for the application, in the smallest
+// internal/bufpool buffer that holds it, if the delivery queue's bounds in
+// payloads and in buffer bytes allow.
 func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
-	d := Delivery{Source: src, Destination: dst, Payload: append(bufpool.Get()[:0], payload...)}
-	select {
-	case n.deliveries <- d:
-	default:
-		bufpool.Put(d.Payload)
-		n.stats.drop(dropDeliveryQueueFull)
+	buf := bufpool.Alloc(len(payload))
+	copy(buf, payload)
+	d := Delivery{Source: src, Destination: dst, Payload: buf, held: &n.deliveryBytes}
+	size := int64(cap(buf))
+	if n.deliveryBytes.Add(size) <= int64(n.cfg.DeliveryQueueBytes) {
+		select {
+		case n.deliveries <- d:
+			return
+		default:
+		}
 	}
+	d.Release()
+	n.stats.drop(dropDeliveryQueueFull)
 }
 
+// DeliveryBytes is the buffer capacity of the deliveries queued or held by
+// the receiver and not yet released: what counts against
+// Config.DeliveryQueueBytes.
+func (n *Node) DeliveryBytes() int64 { return n.deliveryBytes.Load() }
+
 // Deliveries is the queue of payloads routed to this node. It is never
-// closed; select on it together with your own stop signal.
+// closed; select on it together with your own stop signal. Release every
+// Delivery taken from it.
 func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
 
 // RoutesChanged signals that the node has gained a route since the last
@@ -450,6 +488,16 @@ func (n *Node) logEvent(e router.Event) {
 			parent = p.info.Key.String()
 		}
 		n.logger.Info("tree parent changed", "port", e.Port.Number(), "parent", parent, "coords", e.Coords.String())
+	case router.EventKeyClone:
+		// The router reports this once per peering; no rate limit is
+		// needed here. The peer is not dropped: it only passes the
+		// clone's announcements on, and the protocol treats them as
+		// loops.
+		attrs := []any{"port", e.Port.Number(), "peer", e.Key.String(), "root", e.Root.Key.String(), "root_seq", e.Root.Seq}
+		if p := n.peerAt(e.Port); p != nil {
+			attrs = append(attrs, "uri", p.info.URI, "transport", p.info.Transport, "zone", p.info.Zone, "inbound", p.info.Inbound)
+		}
+		n.logger.Error("another node uses our public key: a copy of our key file runs elsewhere; its tree announcements arrive on this link", attrs...)
 	default:
 		n.logger.Debug("router event", "event", e.String())
 	}

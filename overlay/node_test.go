@@ -220,6 +220,44 @@ func TestDeliveryQueueIsBounded(t *testing.T) {
 	}
 }
 
+// The delivery queue counts the buffer capacity its payloads hold, and
+// small payloads hold small buffers: 1-byte payloads fit 248-byte buffers
+// (bufpool.Classes[0]), 60 KiB ones a 64 KiB buffer each.
+func TestDeliveryQueueCountsBufferBytes(t *testing.T) {
+	a := newNode(t, 1, Config{DeliveryQueue: 1000, DeliveryQueueBytes: 256 << 10})
+	for range 500 {
+		a.SendTo(a.PublicKey(), []byte{1})
+	}
+	if got := len(a.Deliveries()); got != 500 {
+		t.Fatalf("%d small deliveries queued, want all 500 (248 bytes each)", got)
+	}
+	for range 500 {
+		(<-a.Deliveries()).Release()
+	}
+	big := make([]byte, 60<<10)
+	for range 10 {
+		a.SendTo(a.PublicKey(), big)
+	}
+	// 256 KiB holds three 64 KiB buffers, not four.
+	if got := len(a.Deliveries()); got != 3 {
+		t.Fatalf("%d large deliveries queued under a 256 KiB budget, want 3", got)
+	}
+	if st := a.Stats(); st.Drops["delivery_queue_full"] != 7 {
+		t.Fatalf("drops %v, want 7 delivery_queue_full", st.Drops)
+	}
+	// A payload the receiver holds still counts; a released one does not.
+	held := <-a.Deliveries()
+	a.SendTo(a.PublicKey(), big)
+	if got := len(a.Deliveries()); got != 2 {
+		t.Fatalf("%d queued while one is held, want 2", got)
+	}
+	held.Release()
+	a.SendTo(a.PublicKey(), big)
+	if got := len(a.Deliveries()); got != 3 {
+		t.Fatalf("%d queued after Release, want 3", got)
+	}
+}
+
 func TestConcurrentSendAndChurn(t *testing.T) {
 	a, _, c := line(t)
 	waitDelivery(t, a, c, []byte("warm"), 20*time.Second)

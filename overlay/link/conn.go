@@ -31,11 +31,15 @@ const (
 	// Protocol frames are small and few; a full queue means the peer has
 	// stopped reading for a long time.
 	DefaultProtocolQueue = 256
+	// DefaultProtocolQueueBytes caps the buffer bytes held by the
+	// protocol queue: tree announcements grow with the path to the root,
+	// which a hostile parent chooses.
+	DefaultProtocolQueueBytes = 1 << 20
 	// DefaultTrafficQueue is the traffic queue's length in frames.
 	DefaultTrafficQueue = 512
-	// DefaultTrafficQueueBytes caps the bytes held by the traffic queue, so
-	// that large frames (up to 64 KiB each) cannot make one slow peer hold
-	// tens of megabytes.
+	// DefaultTrafficQueueBytes caps the buffer bytes held by the traffic
+	// queue, so that large frames (up to 64 KiB each) cannot make one slow
+	// peer hold tens of megabytes.
 	DefaultTrafficQueueBytes = 4 << 20
 	// DefaultWriteBuffer is the writer's buffer: how many bytes of frames
 	// one flush can carry.
@@ -60,8 +64,10 @@ type Config struct {
 	// ProtocolQueue and TrafficQueue are the queue lengths in frames.
 	ProtocolQueue int
 	TrafficQueue  int
-	// TrafficQueueBytes caps the bytes waiting in the traffic queue.
-	TrafficQueueBytes int
+	// ProtocolQueueBytes and TrafficQueueBytes cap the memory the queued
+	// frames hold: the capacity of their buffers, not their lengths.
+	ProtocolQueueBytes int
+	TrafficQueueBytes  int
 	// WriteBuffer and ReadBuffer are the buffered writer's and reader's
 	// sizes in bytes.
 	WriteBuffer int
@@ -86,6 +92,7 @@ func (c Config) withDefaults() Config {
 	dur(&c.WriteTimeout, DefaultWriteTimeout)
 	num(&c.ProtocolQueue, DefaultProtocolQueue)
 	num(&c.TrafficQueue, DefaultTrafficQueue)
+	num(&c.ProtocolQueueBytes, DefaultProtocolQueueBytes)
 	num(&c.TrafficQueueBytes, DefaultTrafficQueueBytes)
 	num(&c.WriteBuffer, DefaultWriteBuffer)
 	num(&c.ReadBuffer, DefaultReadBuffer)
@@ -93,6 +100,16 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// MaxHeldBytes is the most memory one link's frames and buffers hold while
+// its peer stops reading: both queues full to their byte caps, the
+// writer's and reader's buffers, the frame the writer is writing and the
+// frame the reader is reading (each at most one large pool buffer). With
+// the defaults it is 5.26 MiB.
+func (c Config) MaxHeldBytes() int {
+	c = c.withDefaults()
+	return c.ProtocolQueueBytes + c.TrafficQueueBytes + c.WriteBuffer + c.ReadBuffer + 2*bufpool.LargeSize
 }
 
 // Reasons a link ends. The reason passed to Detach wraps one of these (or
@@ -151,9 +168,8 @@ type Conn struct {
 	cfg    Config
 	log    *slog.Logger
 
-	protoQ       chan []byte
-	trafficQ     chan []byte
-	trafficBytes atomic.Int64
+	protoQ   queue
+	trafficQ queue
 
 	mu      sync.Mutex
 	closed  bool
@@ -178,8 +194,8 @@ func New(nc net.Conn, remote wire.PublicKey, cfg Config) *Conn {
 		remote:   remote,
 		cfg:      cfg,
 		log:      cfg.Logger.With("peer", remote.String(), "remote", nc.RemoteAddr().String()),
-		protoQ:   make(chan []byte, cfg.ProtocolQueue),
-		trafficQ: make(chan []byte, cfg.TrafficQueue),
+		protoQ:   newQueue(cfg.ProtocolQueue, cfg.ProtocolQueueBytes),
+		trafficQ: newQueue(cfg.TrafficQueue, cfg.TrafficQueueBytes),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -245,10 +261,13 @@ func (c *Conn) Close(reason error) {
 // does not describe exactly its own length is dropped and counted as
 // "malformed": a bad frame from us could crash a stock node (protocol §3.8).
 //
-// The link owns frame from the call on. A frame built in an
-// internal/bufpool buffer goes back to the pool (bufpool.Put) once it has
-// been written to the connection or dropped here; frames still queued
-// when the link closes are left to the garbage collector.
+// The link owns frame from the call on. A small frame in a large
+// internal/bufpool buffer is first moved to a small one (bufpool.Shrink),
+// so that the queue's byte budget, which counts buffer capacity, admits as
+// many small frames as its length allows. A frame built in a pool buffer
+// goes back to the pool (bufpool.Put) once it has been written to the
+// connection or dropped here; frames still queued when the link closes
+// are left to the garbage collector.
 func (c *Conn) Send(frame []byte, protocol bool) bool {
 	if len(frame) < wire.HeaderSize || len(frame) > wire.MaxFrameSize ||
 		[4]byte(frame[:4]) != wire.Magic || int(binary.BigEndian.Uint16(frame[8:10])) != len(frame) {
@@ -263,33 +282,49 @@ func (c *Conn) Send(frame []byte, protocol bool) bool {
 		return false
 	default:
 	}
+	q, full := &c.trafficQ, DropTrafficQueueFull
 	if protocol {
-		select {
-		case c.protoQ <- frame:
-			return true
-		default:
-			c.stats.drop(DropProtocolQueueFull)
-			bufpool.Put(frame)
-			return false
-		}
+		q, full = &c.protoQ, DropProtocolQueueFull
 	}
-	n := int64(len(frame))
-	if c.trafficBytes.Add(n) > int64(c.cfg.TrafficQueueBytes) {
-		c.trafficBytes.Add(-n)
-		c.stats.drop(DropTrafficQueueFull)
+	frame = bufpool.Shrink(frame)
+	if !q.push(frame) {
+		c.stats.drop(full)
 		bufpool.Put(frame)
+		return false
+	}
+	return true
+}
+
+// queue is one of a link's send queues: a channel bounded in frames, and
+// a budget of buffer bytes (cap, the memory a queued frame keeps alive).
+type queue struct {
+	ch    chan []byte
+	bytes atomic.Int64
+	limit int64
+}
+
+func newQueue(frames, bytes int) queue {
+	return queue{ch: make(chan []byte, frames), limit: int64(bytes)}
+}
+
+// push queues frame if both bounds allow it.
+func (q *queue) push(frame []byte) bool {
+	n := int64(cap(frame))
+	if q.bytes.Add(n) > q.limit {
+		q.bytes.Add(-n)
 		return false
 	}
 	select {
-	case c.trafficQ <- frame:
+	case q.ch <- frame:
 		return true
 	default:
-		c.trafficBytes.Add(-n)
-		c.stats.drop(DropTrafficQueueFull)
-		bufpool.Put(frame)
+		q.bytes.Add(-n)
 		return false
 	}
 }
+
+// taken returns a frame received from q.ch to the byte budget.
+func (q *queue) taken(frame []byte) { q.bytes.Add(-int64(cap(frame))) }
 
 // run owns the reader and writer goroutines, closes the connection when
 // the link is closing, and detaches once both have stopped.
@@ -425,14 +460,17 @@ func (c *Conn) writeLoop() {
 	}
 	for {
 		var frame []byte
-		traffic, keepalive := false, false
+		var from *queue // nil for a keepalive
+		keepalive := false
 		select {
-		case frame = <-c.protoQ:
+		case frame = <-c.protoQ.ch:
+			from = &c.protoQ
 		default:
 			select {
-			case frame = <-c.protoQ:
-			case frame = <-c.trafficQ:
-				traffic = true
+			case frame = <-c.protoQ.ch:
+				from = &c.protoQ
+			case frame = <-c.trafficQ.ch:
+				from = &c.trafficQ
 			default:
 				// Both queues are empty: this is the moment to put
 				// everything buffered on the wire in one write.
@@ -444,9 +482,10 @@ func (c *Conn) writeLoop() {
 					lastWrite = time.Now()
 				}
 				select {
-				case frame = <-c.protoQ:
-				case frame = <-c.trafficQ:
-					traffic = true
+				case frame = <-c.protoQ.ch:
+					from = &c.protoQ
+				case frame = <-c.trafficQ.ch:
+					from = &c.trafficQ
 				case <-idle:
 					if wait := ka - time.Since(lastWrite); wait > 0 {
 						timer.Reset(wait)
@@ -459,8 +498,8 @@ func (c *Conn) writeLoop() {
 				}
 			}
 		}
-		if traffic {
-			c.trafficBytes.Add(-int64(len(frame)))
+		if from != nil {
+			from.taken(frame)
 		}
 		_, err := bw.Write(frame)
 		t := wire.FrameType(frame[5])

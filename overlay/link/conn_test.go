@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/bufpool"
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay"
@@ -328,6 +329,46 @@ func TestQueueFullDrops(t *testing.T) {
 	}
 	if st := b.Stats(); st.Drops[DropTrafficQueueFull] != 1 || st.TrafficQueued != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// The byte caps count what a queued frame holds: a small frame built in a
+// large pool buffer is moved to a small one first (and counts that), and
+// the protocol queue has a byte cap of its own.
+func TestQueueBytesCountCapacity(t *testing.T) {
+	x, y := net.Pipe()
+	defer y.Close()
+	a := New(x, keyB, Config{ProtocolQueue: 100, ProtocolQueueBytes: 3000, TrafficQueue: 100, TrafficQueueBytes: 10000})
+	defer a.Close(nil)
+	pooled := func(t wire.FrameType, size int) []byte {
+		buf := bufpool.Get()
+		h := bufpool.Headroom(buf)
+		frame := buf[h-80 : h-80+size]
+		copy(frame, testframe.Of(t, size, 0))
+		return frame
+	}
+	for range 4 {
+		if !a.Send(pooled(wire.TypeTraffic, 1400), false) {
+			t.Fatal("small traffic frame refused")
+		}
+	}
+	// Four 1 400-byte frames in 2 040-byte buffers: 8 160 bytes, where
+	// their 64 KiB buffers would not have fitted even once.
+	if st := a.Stats(); st.TrafficQueued != 4 || st.TrafficQueuedBytes != 4*2040 {
+		t.Fatalf("traffic queue: %d frames, %d bytes; want 4, %d", st.TrafficQueued, st.TrafficQueuedBytes, 4*2040)
+	}
+	if a.Send(pooled(wire.TypeTraffic, 1400), false) {
+		t.Fatal("a fifth 2 040-byte buffer fitted in a 10 000-byte budget")
+	}
+	ok := 0
+	for range 5 {
+		if a.Send(pooled(wire.TypeBootstrap, 900), true) {
+			ok++
+		}
+	}
+	// 900 bytes fit 1 016-byte buffers: two in 3 000 bytes, not three.
+	if st := a.Stats(); ok != 2 || st.ProtocolQueuedBytes != 2*1016 || st.Drops[DropProtocolQueueFull] != 3 {
+		t.Fatalf("protocol queue took %d frames holding %d bytes, drops %v", ok, st.ProtocolQueuedBytes, st.Drops)
 	}
 }
 

@@ -23,6 +23,17 @@
 // keepalive raced the previous write's deadline (issue 10). The stock
 // router clears its deadlines the same way.
 //
+// # Memory bound
+//
+// What a peer that stops reading can make us hold is bounded per link by
+// Config.MaxHeldBytes: the protocol queue's 1 MiB and the traffic queue's
+// 4 MiB of buffer bytes (cap, not len: a queued frame keeps its whole
+// buffer alive, so Send first moves small frames into small pool buffers),
+// the 64 KiB writer and reader buffers, and the one frame each goroutine
+// is working on. That is 5.26 MiB per link with the defaults; frames that
+// do not fit are dropped and counted (Stats.Drops). The traffic queue's
+// 512-frame bound admits at most 1 MiB of 1 280-byte packets.
+//
 // The stream can be TCP, a WebSocket carrying binary messages (see
 // DialWebSocket and WebSocketHandler), or anything else that is a net.Conn.
 // Who dials, listens and decides which peers to keep is overlay/peers; what

@@ -88,6 +88,10 @@ type Stats struct {
 	// ProtocolQueued and TrafficQueued are the frames waiting right now.
 	ProtocolQueued int `json:"protocol_queued"`
 	TrafficQueued  int `json:"traffic_queued"`
+	// ProtocolQueuedBytes and TrafficQueuedBytes are the buffer bytes
+	// (capacity) the waiting frames hold, which Config's byte caps bound.
+	ProtocolQueuedBytes int64 `json:"protocol_queued_bytes"`
+	TrafficQueuedBytes  int64 `json:"traffic_queued_bytes"`
 }
 
 // Stats returns a snapshot of the link's counters.
@@ -98,8 +102,11 @@ func (c *Conn) Stats() Stats {
 		Out:            map[string]Counter{},
 		Drops:          map[string]uint64{},
 		Writes:         c.stats.writes.Load(),
-		ProtocolQueued: len(c.protoQ),
-		TrafficQueued:  len(c.trafficQ),
+		ProtocolQueued: len(c.protoQ.ch),
+		TrafficQueued:  len(c.trafficQ.ch),
+
+		ProtocolQueuedBytes: c.protoQ.bytes.Load(),
+		TrafficQueuedBytes:  c.trafficQ.bytes.Load(),
 	}
 	for i := range numTypes {
 		if f := c.stats.in[i].frames.Load(); f > 0 {

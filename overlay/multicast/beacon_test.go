@@ -51,6 +51,11 @@ func (p *fakePeerer) Handle(ctx context.Context, nc net.Conn, info overlay.PeerI
 	return errors.New("ended")
 }
 
+func (p *fakePeerer) HandleAccepted(ctx context.Context, nc net.Conn, info overlay.PeerInfo, handshook func()) error {
+	handshook()
+	return p.Handle(ctx, nc, info, wire.PublicKey{})
+}
+
 func (p *fakePeerer) Connected(key wire.PublicKey, zone string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -7,9 +7,11 @@
 // interface has a usable IPv4 address, to 224.0.0.114, UDP port 60606. A
 // valid beacon from another key that we are not already peered with on that
 // interface leads to a TCP dial to the beacon's source address and the
-// advertised port; connections to our listener are accepted the same way.
-// Either way the connection goes to the peer manager's Handle (see
-// overlay/peers), which runs the handshake and attaches the peering to the
+// advertised port; connections to our listener are accepted by the same
+// accept loop as the peer manager's listeners (internal/accept), whose
+// handshake slots bound handshakes in progress, not LAN peerings. Either
+// way the connection goes to the peer manager's Handle or HandleAccepted
+// (see overlay/peers), which runs the handshake and attaches the peering to the
 // node with the interface name as its zone and router.PeerMulticast as its
 // type. Discovery therefore sits beside overlay/peers at the start of the
 // data path: it only finds connections, it never carries frames.
@@ -40,6 +42,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"github.com/pineconed/pineconed/internal/accept"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
@@ -79,6 +82,10 @@ type Peerer interface {
 	// Handle runs a connection as a peering until it ends; pin, if not
 	// zero, is the key the remote must present.
 	Handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo, pin wire.PublicKey) error
+	// HandleAccepted is Handle for a connection to our listener: it
+	// calls handshook once the handshake is over, which gives the
+	// connection's handshake slot back while the peering runs on.
+	HandleAccepted(ctx context.Context, nc net.Conn, info overlay.PeerInfo, handshook func()) error
 	// Connected reports whether a peering with key in zone is up.
 	Connected(key wire.PublicKey, zone string) bool
 }
@@ -169,7 +176,7 @@ type Discovery struct {
 	port  uint16
 	p6    *ipv6.PacketConn // nil when IPv6 is unavailable
 	p4    *ipv4.PacketConn // nil when IPv4 is unavailable
-	slots chan struct{}
+	slots *accept.Slots    // connections to ln in their handshake
 
 	// dial connects to a discovered peer; tests replace it.
 	dial func(ctx context.Context, local, remote netip.AddrPort, zone string) (net.Conn, error)
@@ -207,7 +214,7 @@ func newDiscovery(cfg Config, p Peerer) *Discovery {
 		cfg:     cfg,
 		peers:   p,
 		log:     cfg.Logger.With("component", "multicast"),
-		slots:   make(chan struct{}, maxInboundHandshakes),
+		slots:   accept.NewSlots(maxInboundHandshakes),
 		now:     time.Now,
 		ifaces:  map[string]*iface{},
 		pending: map[string]bool{},
@@ -739,41 +746,21 @@ func (d *Discovery) dialTCP(ctx context.Context, local, remote netip.AddrPort, _
 
 func (d *Discovery) acceptLoop() {
 	defer d.wg.Done()
-	for {
-		nc, err := d.ln.Accept()
-		if err != nil {
-			if d.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			d.log.Warn("accept failed", "err", err)
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-d.ctx.Done():
-				return
-			}
-			continue
-		}
-		select {
-		case d.slots <- struct{}{}:
-		default:
-			d.log.Warn("refusing inbound connection: too many handshakes in progress", "remote", nc.RemoteAddr().String())
-			nc.Close()
-			continue
-		}
-		if !d.spawn(func() {
-			defer func() { <-d.slots }()
-			d.serveInbound(nc)
-		}) {
-			<-d.slots
-			nc.Close()
-			return
-		}
-	}
+	accept.Serve(d.ctx, d.ln, accept.Config{
+		Slots: d.slots,
+		Spawn: d.spawn,
+		Refuse: func(nc net.Conn) {
+			d.log.Warn("refusing inbound connection: too many handshakes in progress", "remote", nc.RemoteAddr().String(), "limit", d.slots.Cap())
+		},
+		Logger: d.log,
+		Serve:  d.serveInbound,
+	})
 }
 
 // serveInbound runs a connection to our discovery listener, if it came in
-// over an interface discovery uses.
-func (d *Discovery) serveInbound(nc net.Conn) {
+// over an interface discovery uses. release gives its handshake slot back
+// once the handshake is over.
+func (d *Discovery) serveInbound(nc net.Conn, release func()) {
 	zone := d.arrivalInterface(nc)
 	if zone == "" {
 		d.log.Debug("refusing connection from outside the discovery interfaces", "remote", nc.RemoteAddr().String())
@@ -791,7 +778,7 @@ func (d *Discovery) serveInbound(nc net.Conn) {
 		Inbound:   true,
 		Type:      router.PeerMulticast,
 	}
-	err := d.peers.Handle(d.ctx, nc, info, wire.PublicKey{})
+	err := d.peers.HandleAccepted(d.ctx, nc, info, release)
 	d.log.Debug("discovered peering ended", "remote", info.URI, "iface", zone, "reason", err)
 }
 

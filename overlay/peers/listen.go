@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/internal/accept"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/router"
@@ -159,7 +159,14 @@ func (m *Manager) listen(u config.PeerURI) error {
 				return
 			}
 			defer m.wg.Done()
-			m.serveInbound(nc, u.Scheme, r.RemoteAddr)
+			release, ok := m.hsSlots.TryAcquire()
+			if !ok {
+				m.refuse(nc)
+				nc.Close()
+				return
+			}
+			defer release()
+			m.serveInbound(nc, u.Scheme, r.RemoteAddr, release)
 		}),
 		ReadHeaderTimeout: link.HandshakeTimeout,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
@@ -180,50 +187,26 @@ func (m *Manager) listen(u config.PeerURI) error {
 
 func (m *Manager) acceptLoop(l *listener) {
 	defer m.wg.Done()
-	for {
-		nc, err := l.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || m.ctx.Err() != nil {
-				return
-			}
-			// Out of file descriptors and the like: wait a little
-			// rather than spin, and keep listening.
-			m.log.Warn("accept failed", "uri", l.uri.String(), "err", err)
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-m.ctx.Done():
-				return
-			}
-			continue
-		}
-		if !m.track() {
-			nc.Close()
-			return
-		}
-		go func() {
-			defer m.wg.Done()
-			m.serveInbound(nc, config.SchemeTCP, nc.RemoteAddr().String())
-		}()
-	}
+	accept.Serve(m.ctx, l.ln, accept.Config{
+		Slots:  m.hsSlots,
+		Spawn:  m.spawn,
+		Refuse: m.refuse,
+		Logger: m.log.With("uri", l.uri.String()),
+		Serve: func(nc net.Conn, release func()) {
+			m.serveInbound(nc, config.SchemeTCP, nc.RemoteAddr().String(), release)
+		},
+	})
 }
 
-// serveInbound runs one accepted connection, if a handshake slot is free.
-func (m *Manager) serveInbound(nc net.Conn, scheme, remote string) {
-	select {
-	case m.hsSlots <- struct{}{}:
-	default:
-		m.log.Warn("refusing inbound connection: too many handshakes in progress", "remote", remote, "limit", cap(m.hsSlots))
-		nc.Close()
-		return
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-m.hsSlots
-		}
-	}
-	defer release()
+// refuse logs an inbound connection turned away because every handshake
+// slot is taken.
+func (m *Manager) refuse(nc net.Conn) {
+	m.log.Warn("refusing inbound connection: too many handshakes in progress", "remote", nc.RemoteAddr().String(), "limit", m.hsSlots.Cap())
+}
+
+// serveInbound runs one accepted connection whose handshake slot release
+// gives back, as soon as the handshake is over.
+func (m *Manager) serveInbound(nc net.Conn, scheme, remote string, release func()) {
 	info := overlay.PeerInfo{
 		URI:       scheme + "://" + remote,
 		Transport: scheme,

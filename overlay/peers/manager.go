@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/internal/accept"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/router"
@@ -126,7 +127,7 @@ type Manager struct {
 	sw      Switch
 	self    wire.PublicKey
 	log     *slog.Logger
-	hsSlots chan struct{}
+	hsSlots *accept.Slots // inbound handshakes, shared by every listener
 
 	ctx    context.Context // cancelled by Close, with ErrClosed as its cause
 	cancel context.CancelCauseFunc
@@ -203,7 +204,7 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 		log:      cfg.Logger,
 		allowed:  map[wire.PublicKey]bool{},
 		maxPeers: cfg.MaxPeers,
-		hsSlots:  make(chan struct{}, cfg.MaxHandshakes),
+		hsSlots:  accept.NewSlots(cfg.MaxHandshakes),
 		links:    map[*link.Conn]*running{},
 		reported: map[string]time.Time{},
 		static:   map[string]*staticPeer{},
@@ -237,6 +238,18 @@ func (m *Manager) track() bool {
 		return false
 	}
 	m.wg.Add(1)
+	return true
+}
+
+// spawn runs f on a goroutine the manager waits for, unless it is closing.
+func (m *Manager) spawn(f func()) bool {
+	if !m.track() {
+		return false
+	}
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
 	return true
 }
 
@@ -279,6 +292,16 @@ func (m *Manager) Close() error {
 // remote key. LAN discovery calls this for the connections it makes.
 func (m *Manager) Handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo, pin wire.PublicKey) error {
 	_, err := m.handle(ctx, nc, info, pin, nil, nil)
+	return err
+}
+
+// HandleAccepted is Handle for an inbound connection taken from a
+// listener with a handshake slot (internal/accept): handshook runs as soon
+// as the handshake has ended, either way, to give that slot back, so the
+// slot bounds handshakes in progress and not peerings. LAN discovery calls
+// it for the connections to its listener.
+func (m *Manager) HandleAccepted(ctx context.Context, nc net.Conn, info overlay.PeerInfo, handshook func()) error {
+	_, err := m.handle(ctx, nc, info, wire.PublicKey{}, handshook, nil)
 	return err
 }
 

@@ -97,6 +97,13 @@ const (
 	// route (an address lookup) can try again at once instead of on a
 	// timer.
 	EventRoutesChanged
+	// EventKeyClone: the announcements of the peer at Event.Port
+	// (Event.Key) have shown for KeyCloneConfirm that another node signs
+	// with our private key (a copy of our key file runs elsewhere);
+	// Event.Root is the root of the announcement. It comes once per
+	// peering. The Router keeps treating such announcements as loops, as
+	// the reference does, and drops no peer for it.
+	EventKeyClone
 )
 
 // Event is the payload of an ActionEvent.
@@ -123,6 +130,8 @@ func (e Event) String() string {
 		return fmt.Sprintf("wakeup from %s via %s", e.Key, e.Port)
 	case EventRoutesChanged:
 		return "routes changed"
+	case EventKeyClone:
+		return fmt.Sprintf("clone of our key seen in announcements from %s on %s (root %s seq %d)", e.Key, e.Port, e.Root.Key, e.Root.Seq)
 	}
 	return fmt.Sprintf("event kind %d", e.Kind)
 }

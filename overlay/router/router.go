@@ -151,6 +151,8 @@ type Router struct {
 	// routesChanged is set when this call gave us a new route, for
 	// EventRoutesChanged.
 	routesChanged bool
+	// clones is, per port, the evidence of a clone of our key.
+	clones [MaxPort + 1]cloneWatch
 
 	out []Action
 }
@@ -266,6 +268,7 @@ func (r *Router) PeerDown(now time.Time, port Port) []Action {
 // removePeer forgets a peering and repairs the tree and SNEK state.
 func (r *Router) removePeer(now time.Time, port Port) {
 	r.peers[port] = nil
+	r.clones[port] = cloneWatch{}
 	r.npeers--
 	r.dirty, r.tableDirty = true, true
 	for k, e := range r.table {
@@ -390,6 +393,7 @@ func (r *Router) Tick(now time.Time) []Action {
 		r.maintain(now)
 		r.nextMaint = now.Add(MaintenanceInterval)
 	}
+	r.reportClones(now)
 	return r.end()
 }
 

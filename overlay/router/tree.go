@@ -215,6 +215,7 @@ func (r *Router) handleAnnouncement(now time.Time, p *peerInfo, a *wire.TreeAnno
 	np := &peerInfo{port: p.port, key: p.key, typ: p.typ, ann: newAnnInfo(a, now, r.receiveOrder)}
 	r.peers[p.port] = np
 	r.dirty = true
+	r.watchClone(now, np, a)
 	if first {
 		r.event(Event{Kind: EventPeerAnnounced, Port: p.port, Key: p.key, Root: a.Root})
 		r.routesChanged = true

@@ -19,14 +19,24 @@ import (
 // TestFirstReplyFreshLine starts a fresh 5-node line a–b–c–d–e over TCP
 // 8 times (20 with -soak), with new keys each time (so the keys fall in a
 // different order along the line), and pings e from a as soon as every
-// peering is up. Every start must get its first reply; the test logs how
-// long each took, and for the slow ones when a retried its lookup on a
-// route change. Lookups used to wait for their 1/3/7 s retry timers while
-// SNEK routes formed (issue 10); now they are also retried when a's routes
-// change. That helps only when the missing route shows at a: routes that
-// form at the other nodes alone still wait for the timer. The figures are
-// a measurement, not an assertion: the property itself (a retry on every
-// route change) is tested deterministically in addressing and router.
+// peering is up. The test logs how long each first reply took, split into
+// the lookup and what came after it; a start without a reply is logged and
+// counted (see there).
+//
+// The time from "peerings up" includes SNEK's convergence, set by the
+// router's bootstrap timers: in about 1 start in 5 the route a→e and back
+// forms only 5–8 s after the peerings, one 5 s bootstrap interval late,
+// when a node's first bootstrap stopped at a node on the way that did not
+// know the real neighbour yet. The issue's goal
+// is the first reply within 2 s of the route existing, which no node can
+// see whole. What the test can bound: a pending lookup sends a request at
+// least every 500 ms for its first 4 s and every second after (and at once
+// when a's own routes change), the answered request is the first after the
+// route formed, so the route existed at most that gap (plus a round trip)
+// before the lookup was answered. The reply after the route is therefore at
+// most the time from the answer to the reply plus that gap; the test logs
+// this bound per start and fails when it exceeds 2 s. The retry schedule
+// itself is tested deterministically in addressing.
 func TestFirstReplyFreshLine(t *testing.T) {
 	starts := 8
 	if *soak {
@@ -42,7 +52,7 @@ func TestFirstReplyFreshLine(t *testing.T) {
 		n.Peer(nodes[i-1], nodes[i], l, "tcp")
 	}
 	a, e := nodes[0], nodes[len(nodes)-1]
-	var took []time.Duration
+	var took, afterRoute []time.Duration
 	failed := 0
 	for s := range starts {
 		if s > 0 {
@@ -75,11 +85,30 @@ func TestFirstReplyFreshLine(t *testing.T) {
 			continue
 		}
 		took = append(took, el)
+		// Log times are in milliseconds; the lookup starts after begin.
+		since := begin.Truncate(time.Millisecond)
+		found, ok := firstTimeSince(a, since, "address lookup found")
+		if !ok {
+			t.Fatalf("start %d: a got a reply from e but logged no lookup found", s+1)
+		}
+		lookup, reply := found.Sub(begin), begin.Add(el).Sub(found)
+		// The gap between the answered request and the one before it.
+		gap := 500 * time.Millisecond
+		if lookup > 4*time.Second {
+			gap = time.Second
+		}
+		bound := reply + gap
+		afterRoute = append(afterRoute, bound)
+		t.Logf("start %d: first reply after %s: lookup %s, then %s; at most %s after the route formed", s+1,
+			el.Round(10*time.Millisecond), lookup.Round(10*time.Millisecond), reply.Round(time.Millisecond), bound.Round(10*time.Millisecond))
 		if el > 2*time.Second {
-			// What took the time: the lookup, or the session handshake
-			// after it (its latency is in a's log).
-			t.Logf("start %d: first reply after %s; a's log: %s\n%s", s+1, el.Round(10*time.Millisecond),
-				lastMatch(a, "session established"), strings.Join(matchesSince(a, begin.Add(-time.Second), "pending lookups retried"), "\n"))
+			// Slow from the peerings: did the route form at a (a resend
+			// on a's route change just before the answer) or elsewhere?
+			t.Logf("start %d: a's lookup resends on route changes:\n%s", s+1, strings.Join(matchesSince(a, since, "pending lookups retried"), "\n"))
+		}
+		if bound > 2*time.Second {
+			t.Errorf("start %d: first reply up to %s after the route formed, want at most 2 s; a's log: %s\n%s", s+1, bound.Round(10*time.Millisecond),
+				lastMatch(a, "session established"), strings.Join(matchesSince(a, since, "pending lookups retried"), "\n"))
 		}
 	}
 	if len(took) == 0 {
@@ -98,8 +127,11 @@ func TestFirstReplyFreshLine(t *testing.T) {
 		parts[i] = d.Round(10 * time.Millisecond).String()
 	}
 	t.Logf("first reply a→e after all peerings were up, %d fresh starts: %s", starts, strings.Join(parts, " "))
-	t.Logf("min %s, median %s, max %s; %d of %d within 2 s, %d without a reply", sorted[0].Round(time.Millisecond),
+	t.Logf("min %s, median %s, max %s; %d of %d within 2 s of the peerings, %d without a reply", sorted[0].Round(time.Millisecond),
 		sorted[len(sorted)/2].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond), within2s, starts, failed)
+	slices.Sort(afterRoute)
+	t.Logf("first reply after the route formed, at most: median %s, max %s", afterRoute[len(afterRoute)/2].Round(10*time.Millisecond),
+		afterRoute[len(afterRoute)-1].Round(10*time.Millisecond))
 }
 
 // newIdentity gives a stopped node a new key, for a fresh start.
@@ -143,10 +175,26 @@ func matchesSince(nd *Node, since time.Time, substr string) []string {
 		if !strings.Contains(line, substr) {
 			continue
 		}
-		ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
-		if at, err := time.Parse(time.RFC3339Nano, ts); err == nil && !at.Before(since) {
+		if at, ok := lineTime(line); ok && !at.Before(since) {
 			out = append(out, line)
 		}
 	}
 	return out
+}
+
+// firstTimeSince is the time of the first line of nd's log containing
+// substr that was logged at or after since.
+func firstTimeSince(nd *Node, since time.Time, substr string) (time.Time, bool) {
+	lines := matchesSince(nd, since, substr)
+	if len(lines) == 0 {
+		return time.Time{}, false
+	}
+	return lineTime(lines[0])
+}
+
+// lineTime is a log line's time= field.
+func lineTime(line string) (time.Time, bool) {
+	ts, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	return at, err == nil
 }

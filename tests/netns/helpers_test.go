@@ -173,13 +173,15 @@ func helperTCPSink(args []string) error {
 }
 
 // helperTCPSource connects, writes -bytes of seeded pseudo-random data in
-// writes of varied sizes, closes, and prints "sent N sha256 H".
+// writes of varied sizes (no faster than -rate bytes/s when set), closes,
+// and prints "sent N sha256 H".
 func helperTCPSource(args []string) error {
 	fs := flag.NewFlagSet("tcpsource", flag.ContinueOnError)
 	to := fs.String("to", "", "address:port to connect to")
 	total := fs.Int64("bytes", 1<<20, "bytes to send")
 	seed := fs.Uint64("seed", 1, "data seed")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after")
+	rate := fs.Int64("rate", 0, "bytes per second at most; 0 is as fast as possible")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -195,7 +197,12 @@ func helperTCPSource(args []string) error {
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
 	var sent int64
+	start := time.Now()
 	for sent < *total {
+		if *rate > 0 {
+			// Pace: wait until the time this many bytes are due.
+			time.Sleep(time.Until(start.Add(time.Duration(float64(sent) / float64(*rate) * float64(time.Second)))))
+		}
 		n := int64(1 + rng.IntN(len(buf)))
 		n = min(n, *total-sent)
 		chunk := buf[:n]

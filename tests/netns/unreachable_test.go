@@ -29,7 +29,7 @@ func TestUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	nobody := addressing.NodeAddr(wire.PublicKey(pub))
-	// The lookup gives up after about 11 s (requests at 0, 1, 3, 7 s);
+	// The lookup gives up after about 11 s (requests every 500 ms, then every second);
 	// pineconectl's lookup of the same address runs meanwhile.
 	type ctlResult struct {
 		out  string

@@ -1,0 +1,280 @@
+package accept
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
+)
+
+// owner is a listener owner as the packages using Serve have one: a
+// WaitGroup for the goroutines and a closed flag.
+type owner struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (o *owner) spawn(f func()) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false
+	}
+	o.wg.Add(1)
+	go func() { defer o.wg.Done(); f() }()
+	return true
+}
+
+func (o *owner) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.wg.Wait()
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// serveAsync runs Serve on its own goroutine; the returned stop closes the
+// listener and waits for Serve and every connection goroutine.
+func serveAsync(t *testing.T, ln net.Listener, cfg Config, o *owner) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); Serve(context.Background(), ln, cfg) }()
+	return func() {
+		ln.Close()
+		<-done
+		o.close()
+	}
+}
+
+// A connection that releases its slot after admission (here: after one
+// byte) does not hold it while it stays open, so many more connections
+// than slots stay open together.
+func TestSlotReleasedAfterAdmission(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	const slots, conns = 2, 40
+	ln := listen(t)
+	o := &owner{}
+	var open atomic.Int32
+	hold := make(chan struct{})
+	stop := serveAsync(t, ln, Config{
+		Slots: NewSlots(slots),
+		Spawn: o.spawn,
+		Serve: func(nc net.Conn, release func()) {
+			defer nc.Close()
+			var b [1]byte
+			if _, err := io.ReadFull(nc, b[:]); err != nil {
+				return
+			}
+			release()
+			open.Add(1)
+			<-hold
+		},
+		Refuse: func(net.Conn) { t.Error("connection refused although admissions were over") },
+	}, o)
+	defer stop()
+	defer close(hold)
+	var clients []net.Conn
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for range conns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		if _, err := c.Write([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		// Admit one at a time, as handshakes end.
+		deadline := time.Now().Add(5 * time.Second)
+		for int(open.Load()) < len(clients) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if n := open.Load(); n != conns {
+		t.Fatalf("%d of %d connections open with %d slots", n, conns, slots)
+	}
+}
+
+// Connections beyond the free slots are refused and closed, not queued;
+// when a slot comes back, the next connection is served.
+func TestRefusedWhenSlotsTaken(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	ln := listen(t)
+	o := &owner{}
+	// The first two connections wait for first, later ones for later.
+	first, later := make(chan struct{}), make(chan struct{})
+	var served, refused atomic.Int32
+	slots := NewSlots(2)
+	stop := serveAsync(t, ln, Config{
+		Slots: slots,
+		Spawn: o.spawn,
+		Serve: func(nc net.Conn, _ func()) {
+			defer nc.Close()
+			if served.Add(1) <= 2 {
+				<-first
+			} else {
+				<-later
+			}
+		},
+		Refuse: func(nc net.Conn) {
+			refused.Add(1)
+			nc.Write([]byte("busy"))
+		},
+	}, o)
+	defer stop()
+	var clients []net.Conn
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		return c
+	}
+	dial()
+	dial()
+	waitFor(t, func() bool { return served.Load() == 2 })
+	got, err := io.ReadAll(dial())
+	if string(got) != "busy" || err != nil || refused.Load() != 1 {
+		t.Fatalf("third connection: read %q, %v; %d refused", got, err, refused.Load())
+	}
+	if slots.InUse() != 2 || slots.Cap() != 2 {
+		t.Fatalf("slots %d of %d in use", slots.InUse(), slots.Cap())
+	}
+	close(first)
+	waitFor(t, func() bool { return slots.InUse() == 0 })
+	defer close(later)
+	dial()
+	waitFor(t, func() bool { return served.Load() == 3 })
+}
+
+// flakyListener fails its first Accept calls with a transient error.
+type flakyListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, errors.New("accept: too many open files")
+	}
+	return l.Listener.Accept()
+}
+
+// An Accept error that is not the listener closing is retried after
+// RetryDelay, not fatal and not a busy loop.
+func TestAcceptErrorRetried(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	ln := &flakyListener{Listener: listen(t)}
+	ln.fails.Store(3)
+	o := &owner{}
+	served := make(chan struct{}, 1)
+	start := time.Now()
+	stop := serveAsync(t, ln, Config{
+		Slots: NewSlots(1),
+		Spawn: o.spawn,
+		Serve: func(nc net.Conn, _ func()) { nc.Close(); served <- struct{}{} },
+	}, o)
+	defer stop()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection not served after accept errors")
+	}
+	if el := time.Since(start); el < 3*RetryDelay {
+		t.Fatalf("3 failed accepts retried within %v, want at least %v apart", el, RetryDelay)
+	}
+}
+
+// When the owner is closing, Serve closes the connection it just accepted,
+// gives its slot back and stops.
+func TestServeStopsWhenOwnerCloses(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	ln := listen(t)
+	defer ln.Close()
+	o := &owner{}
+	o.close()
+	slots := NewSlots(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Serve(context.Background(), ln, Config{Slots: slots, Spawn: o.spawn, Serve: func(net.Conn, func()) { t.Error("served while closing") }})
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("connection not closed: %d, %v", n, err)
+	}
+	if slots.InUse() != 0 {
+		t.Fatal("slot not given back")
+	}
+}
+
+// A cancelled context stops Serve even while it waits to retry.
+func TestServeStopsOnContext(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	ln := &flakyListener{Listener: listen(t)}
+	defer ln.Close()
+	ln.fails.Store(1 << 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Serve(ctx, ln, Config{Slots: NewSlots(1), Spawn: (&owner{}).spawn, Serve: func(nc net.Conn, _ func()) { nc.Close() }})
+	}()
+	time.Sleep(2 * RetryDelay)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

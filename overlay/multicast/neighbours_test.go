@@ -1,0 +1,98 @@
+package multicast
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/peers"
+	"github.com/pineconed/pineconed/overlay/router"
+)
+
+// TestManyInboundLANNeighbours: more LAN neighbours than handshake slots
+// (maxInboundHandshakes, 32) connect to our discovery listener and all
+// stay peered. Each slot is held only while its handshake runs; when it
+// was held for the life of the link, the 33rd neighbour was refused as
+// "too many handshakes". The neighbours are real nodes in this process,
+// each with a real TCP connection and handshake, to a discovery listener
+// on loopback that stands for a LAN interface.
+func TestManyInboundLANNeighbours(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	const neighbours = 3*maxInboundHandshakes/2 + 1 // 49
+	log, logs := testhelp.NewLogger(t)
+	hubKey := testhelp.SeedKey(1)
+	hub := overlay.New(hubKey, overlay.Config{MaxPeers: int(router.MaxPort)})
+	defer hub.Close()
+	m, err := peers.New(peers.Config{PrivateKey: hubKey, MaxPeers: int(router.MaxPort), Logger: log}, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	d := newDiscovery(Config{Key: hub.PublicKey(), Interfaces: []*regexp.Regexp{regexp.MustCompile(`^lan0$`)}, Logger: log}, m)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ln = ln
+	d.ifaces["lan0"] = &iface{ifi: net.Interface{Index: 9, Name: "lan0"}, v4: netip.MustParseAddr("127.0.0.1")}
+	d.wg.Add(1)
+	go d.acceptLoop()
+	defer d.Close()
+
+	var nodes []*overlay.Node
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	for i := range neighbours {
+		priv := testhelp.SeedKey(byte(10 + i))
+		n := overlay.New(priv, overlay.Config{})
+		nodes = append(nodes, n)
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		remote, err := link.Handshake(ctx, nc, priv)
+		cancel()
+		if err != nil {
+			nc.Close()
+			t.Fatalf("neighbour %d: handshake: %v", i, err)
+		}
+		c := link.New(nc, remote, link.Config{Logger: log})
+		port, err := n.Attach(overlay.PeerInfo{Key: remote, Type: router.PeerMulticast, Zone: "lan0"}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Start(port, n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(m.Peers()) < neighbours && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// They stay up: a refused neighbour's link would end within moments.
+	time.Sleep(time.Second)
+	ps := m.Peers()
+	if len(ps) != neighbours {
+		t.Fatalf("%d of %d LAN neighbours peered (handshake slots: %d)", len(ps), neighbours, maxInboundHandshakes)
+	}
+	for _, p := range ps {
+		if p.Type != router.PeerMulticast || p.Zone != "lan0" || !p.Inbound {
+			t.Fatalf("peering %+v is not an inbound LAN peering on lan0", p.PeerInfo)
+		}
+	}
+	if refused := logs.Lines("too many handshakes"); len(refused) > 0 {
+		t.Fatalf("neighbours refused: %q", refused)
+	}
+	if n := d.slots.InUse(); n != 0 {
+		t.Fatalf("%d handshake slots still taken with every handshake over", n)
+	}
+}
