@@ -475,6 +475,9 @@ func (n *Network) apply(node *Node, acts []router.Action, hops uint16) {
 			}
 		}
 	}
+	// Publish as overlay.Node does after every call into its Router, so
+	// the simulator pays (and measures) the same snapshot rebuilds.
+	node.Router.Publish(n.Now())
 	n.schedule(node)
 	for _, p := range closing {
 		if l := node.LinkOn(p); l != nil {

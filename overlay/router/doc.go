@@ -22,8 +22,12 @@
 //     HandleFrame for every decoded frame, Tick whenever NextTick passes.
 //   - After each such call, act on the returned Actions in order (the
 //     slice is reused by the next call; the frames and payloads in it
-//     belong to the caller), then publish Snapshot() with an atomic pointer
-//     swap (the call returns the same pointer while nothing changed).
+//     belong to the caller), then publish Publish(now) with an atomic
+//     pointer swap (the call returns the same pointer while nothing
+//     changed, after a route refresh, which the published snapshot sees
+//     in place, and while route changes beyond Publish's rebuild budget
+//     are held back; so a hub's rebuild cost does not grow with the
+//     bootstraps it relays).
 //   - Forward received Traffic with Snapshot.Route and originate with
 //     Snapshot.NewTraffic followed by Route, without holding the control
 //     mutex. Router.HandleFrame and Router.SendTraffic run exactly the same

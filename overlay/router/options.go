@@ -82,6 +82,16 @@ const (
 	DefaultMaxWakeupSeen = 4096
 	// DefaultCoordCacheSize bounds the coordinate cache.
 	DefaultCoordCacheSize = 4096
+	// DefaultSnapshotInterval refills Publish's budget of snapshot
+	// rebuilds for SNEK route changes: 20 a second sustained, after a
+	// burst of SnapshotBurst. Route changes other than refreshes come
+	// with changes of the network, far less often than that; a flood of
+	// bootstraps from new keys would otherwise cost a copy and sort of the
+	// whole table each.
+	DefaultSnapshotInterval = 50 * time.Millisecond
+	// SnapshotBurst is how many rebuilds for route changes Publish makes
+	// at once before it holds changes back to the interval.
+	SnapshotBurst = 10
 )
 
 // defaultOutputActionHint sizes the reused action slice.
@@ -135,6 +145,11 @@ type Options struct {
 	// CoordCacheSize bounds the coordinate cache; the least recently used
 	// entry is evicted. 0 means DefaultCoordCacheSize.
 	CoordCacheSize int
+	// SnapshotInterval bounds how often Publish rebuilds the snapshot for
+	// SNEK route changes beyond its burst (see Publish). 0 means
+	// DefaultSnapshotInterval; a negative value means no bound, which
+	// benchmarks compare against.
+	SnapshotInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -152,6 +167,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FastBootstrapWindow == 0 {
 		o.FastBootstrapWindow = DefaultFastBootstrapWindow
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = DefaultSnapshotInterval
 	}
 	return o
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -71,6 +72,18 @@ type snekEntry struct {
 	lastSeen time.Time
 	root     wire.Root
 	seq      uint64 // the bootstrap's sequence: the watermark is (origin, seq)
+	// ver is seq and the expiry as the data plane reads them: snapshots
+	// point at it, so that a bootstrap that only refreshes the route (the
+	// same origin through the same port, a new sequence) reaches traffic
+	// at once without a new snapshot. One atomic pointer to an immutable
+	// value, so a reader sees a whole version, never half of one.
+	ver atomic.Pointer[routeVersion]
+}
+
+// routeVersion is what a refresh changes in a SNEK route.
+type routeVersion struct {
+	seq     uint64
+	expires time.Time
 }
 
 func (e *snekEntry) watermark() wire.Watermark { return wire.Watermark{Key: e.origin, Seq: e.seq} }
@@ -139,6 +152,9 @@ type Router struct {
 	// dirty means the peers or the tree changed since snap was built,
 	// tableDirty that only the SNEK routes did.
 	dirty, tableDirty bool
+	// pubCredit is Publish's rebuild budget as of pubAt (refillPublish).
+	pubCredit time.Duration
+	pubAt     time.Time
 
 	// What the last reported events said, to report changes once.
 	evRoot   wire.Root
@@ -330,7 +346,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 	}
 	p := r.peers[from]
 	if f, ok := m.(*wire.Traffic); ok {
-		r.applyVerdict(f, r.Snapshot().Route(now, f, from))
+		r.applyVerdict(f, r.Publish(now).Route(now, f, from))
 		return r.end()
 	}
 	r.stats.in[typeIndex(t)].Add(1)
@@ -356,7 +372,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 // reports nothing when the frame is dropped; Stats count it.
 func (r *Router) SendTraffic(now time.Time, dst wire.PublicKey, payload []byte) []Action {
 	r.begin(now)
-	s := r.Snapshot()
+	s := r.Publish(now)
 	f := s.NewTraffic(now, dst, payload)
 	r.applyVerdict(&f, s.Route(now, &f, LocalPort))
 	return r.end()
@@ -400,10 +416,14 @@ func (r *Router) Tick(now time.Time) []Action {
 // NextTick is when Tick must next be called. Before the first call into
 // the Router it is the zero time.
 func (r *Router) NextTick() time.Time {
-	if r.waiting && r.waitUntil.Before(r.nextMaint) {
-		return r.waitUntil
+	next := r.nextMaint
+	if r.waiting && r.waitUntil.Before(next) {
+		next = r.waitUntil
 	}
-	return r.nextMaint
+	if due, ok := r.publishDue(); ok && due.Before(next) {
+		next = due
+	}
+	return next
 }
 
 func (r *Router) maintain(now time.Time) {

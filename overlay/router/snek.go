@@ -47,7 +47,7 @@ func unixMilli(now time.Time) uint64 {
 // every node on the way learns the route back to us.
 func (r *Router) sendBootstrap(now time.Time) {
 	r.lastBootstrap = now
-	next, wm := r.Snapshot().nextHopSNEK(now, r.key, true, wire.StartWatermark)
+	next, wm := r.bootstrapNextHop(now, r.key, wire.StartWatermark)
 	if next == NoPort || next == LocalPort {
 		r.stats.drop(DropNoRoute)
 		return
@@ -81,6 +81,9 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		r.stats.drop(DropBadBootstrapSignature)
 		return
 	}
+	// A refresh of a route we have, through the same port, changes only
+	// its version, which snapshots read in place: no rebuild is needed.
+	refresh := e != nil && e.source == p.port
 	if e == nil {
 		if len(r.table) >= r.opts.MaxSNEKEntries {
 			r.expireRoutes(now)
@@ -98,7 +101,10 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		r.routesChanged = true
 	}
 	e.source, e.dest, e.lastSeen, e.root, e.seq = p.port, next, now, sr.Root, sr.Seq
-	r.tableDirty = true
+	e.ver.Store(&routeVersion{seq: sr.Seq, expires: now.Add(SNEKExpiry)})
+	if !refresh {
+		r.tableDirty = true
+	}
 	r.updateDescending(now, e)
 	if next == NoPort || next == LocalPort {
 		// This node is the end of the bootstrap: the originator's
@@ -133,7 +139,7 @@ func (r *Router) bootstrapNextHop(now time.Time, dest wire.PublicKey, w wire.Wat
 	s := *r.snap
 	s.entries = r.bootstrapScratch[:0]
 	for _, e := range r.table {
-		s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+		s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
 	}
 	r.bootstrapScratch = s.entries
 	return s.nextHopSNEK(now, dest, true, w)
