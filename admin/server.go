@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/accept"
 	"golang.org/x/sys/unix"
 )
 
@@ -166,7 +167,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		conns:  make(map[net.Conn]*connState),
 	}
 	s.wg.Add(1)
-	go s.acceptLoop()
+	go s.serve()
 	return s, nil
 }
 
@@ -304,38 +305,41 @@ type connState struct {
 	idleSince time.Time
 }
 
-// acceptLoop accepts until Close and hands each connection to admit.
-func (s *Server) acceptLoop() {
+// serve runs the socket's accept loop (internal/accept) until Close, with
+// admit as its admission policy.
+func (s *Server) serve() {
 	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Typically EMFILE: wait a little instead of spinning.
-			s.log.Warn("admin accept failed", "err", err)
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-s.ctx.Done():
-				return
-			}
-			continue
-		}
-		s.admit(c)
+	accept.Serve(s.ctx, s.ln, accept.Config{
+		Admit:  s.admit,
+		Spawn:  s.spawn,
+		Refuse: s.refuse,
+		Logger: s.log,
+		Serve:  func(c net.Conn, _ func()) { s.handle(c) },
+	})
+}
+
+// spawn runs f on a goroutine Close waits for, unless Close has begun.
+func (s *Server) spawn(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // admit gives c a slot, taking it from the longest-waiting idle connection
-// when all are taken, and starts its handler; with every slot running a
-// request, c is told so and closed.
-func (s *Server) admit(c net.Conn) {
+// when all are taken; with every slot running a request it refuses c. The
+// slot is held for the connection's whole life: release, called when its
+// handler returns, gives it back unless c was evicted meanwhile.
+func (s *Server) admit(c net.Conn) (release func(), ok bool) {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = c.Close()
-		return
-	}
+	defer s.mu.Unlock()
 	if len(s.conns) >= s.cfg.MaxConns {
 		var victim net.Conn
 		var since time.Time
@@ -345,12 +349,7 @@ func (s *Server) admit(c net.Conn) {
 			}
 		}
 		if victim == nil {
-			s.mu.Unlock()
-			s.log.Debug("admin connection refused: every slot runs a request", "max", s.cfg.MaxConns)
-			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = c.Write(encodeReply(errorReply(fmt.Sprintf("too many admin requests in progress (limit %d connections)", s.cfg.MaxConns))))
-			_ = c.Close()
-			return
+			return nil, false
 		}
 		// Its handler sees the closed connection and ends; the slot is
 		// free from now on.
@@ -360,9 +359,20 @@ func (s *Server) admit(c net.Conn) {
 	}
 	st := &connState{idleSince: time.Now()}
 	s.conns[c] = st
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go s.handle(c, st)
+	return func() {
+		s.mu.Lock()
+		if s.conns[c] == st {
+			delete(s.conns, c)
+		}
+		s.mu.Unlock()
+	}, true
+}
+
+// refuse tells a connection refused by admit why, before it is closed.
+func (s *Server) refuse(c net.Conn) {
+	s.log.Debug("admin connection refused: every slot runs a request", "max", s.cfg.MaxConns)
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.Write(encodeReply(errorReply(fmt.Sprintf("too many admin requests in progress (limit %d connections)", s.cfg.MaxConns))))
 }
 
 // setBusy marks st as running a request or waiting for one.
@@ -375,16 +385,17 @@ func (s *Server) setBusy(st *connState, busy bool) {
 	s.mu.Unlock()
 }
 
-func (s *Server) handle(c net.Conn, st *connState) {
-	defer func() {
-		s.mu.Lock()
-		if s.conns[c] == st {
-			delete(s.conns, c)
-		}
-		s.mu.Unlock()
-		_ = c.Close()
-		s.wg.Done()
-	}()
+// handle serves the requests of one admitted connection until it ends,
+// fails a deadline or is evicted.
+func (s *Server) handle(c net.Conn) {
+	defer c.Close()
+	s.mu.Lock()
+	st := s.conns[c]
+	s.mu.Unlock()
+	if st == nil {
+		// Evicted between admission and now.
+		return
+	}
 	rr := &resumeReader{c: c}
 	r := bufio.NewReaderSize(rr, s.cfg.MaxLineBytes)
 	wait := s.cfg.FirstRequestTimeout

@@ -21,6 +21,7 @@ import (
 	"github.com/pineconed/pineconed/admin/metrics"
 	"github.com/pineconed/pineconed/admin/statuspage"
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -34,6 +35,16 @@ const (
 	resolverTick = 250 * time.Millisecond
 	sessionTick  = time.Second
 )
+
+// handshakeQueue bounds the handshake messages waiting for the handshake
+// goroutine (session.HandshakeQueue): about 180 bytes each.
+const handshakeQueue = 256
+
+// Limits on the address lookups we answer. A lookup costs no crypto, only
+// a reply, but a flood of them would still take the inbound goroutine and
+// the overlay's queues from traffic. An honest resolver asks a few times
+// per unknown destination (its retries included), far below these.
+var lookupLimits = ratelimit.Config{PerKey: 20, PerKeyBurst: 40, Global: 1000, GlobalBurst: 200, MaxKeys: 4096}
 
 // ICMPv6 error rate limit towards local senders (RFC 4443 §2.4f).
 const (
@@ -85,6 +96,8 @@ type Daemon struct {
 	node     *overlay.Node
 	resolver *addressing.Resolver
 	sessions *session.Manager
+	hsq      *session.HandshakeQueue
+	lookups  *ratelimit.Limiter[wire.PublicKey]
 	peers    *peers.Manager
 	dev      *tun.Device // nil for a relay-only node
 	writer   *tun.Writer
@@ -196,6 +209,8 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
 	}
+	d.hsq = d.sessions.NewHandshakeQueue(handshakeQueue)
+	d.lookups = ratelimit.New[wire.PublicKey](lookupLimits)
 
 	if cfg.TUN.Enable {
 		d.dev, err = tun.Open(tun.Config{
@@ -242,8 +257,9 @@ func New(opts Options) (_ *Daemon, err error) {
 		}
 	}
 
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go d.inboundLoop()
+	go d.handshakeLoop()
 	go d.timerLoop()
 	if d.history != nil {
 		d.wg.Add(1)
@@ -538,6 +554,7 @@ type dropCounters struct {
 	tooLarge    atomic.Uint64 // overlay refused a payload larger than a frame
 	tooBig      atomic.Uint64 // packet larger than the remote's MTU (answered with Packet Too Big)
 	toSelf      atomic.Uint64 // packet from the TUN to our own address or /64 (answered with Address Unreachable)
+	lookupLimit atomic.Uint64 // lookup request over the per-source or global rate
 }
 
 // stopped reports whether the daemon is shutting down.

@@ -7,8 +7,10 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/wire"
+	"github.com/pineconed/pineconed/session"
 	"github.com/pineconed/pineconed/tun"
 )
 
@@ -234,7 +236,10 @@ func (d *Daemon) inboundLoop() {
 
 // handleDelivery hands one delivered payload to its layer, which is done
 // with it when this returns. Transport messages are decrypted, checked and
-// copied to the TUN writer before HandlePayload returns.
+// copied to the TUN writer before HandlePayload returns; handshake
+// messages are copied into the handshake queue, so that their
+// Diffie-Hellman never holds up this goroutine and the transport messages
+// behind them.
 func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) {
 	if !envelope.IsEnvelope(dl.Payload) {
 		d.drops.foreign.Add(1)
@@ -246,16 +251,25 @@ func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) {
 		d.log.Debug("bad payload", "peer", dl.Source.String(), "err", err)
 		return
 	}
-	switch t {
-	case envelope.TypeLookupRequest, envelope.TypeLookupResponse:
+	switch {
+	case t == envelope.TypeLookupRequest || t == envelope.TypeLookupResponse:
 		// Lookups are addressed to a key that need not exist; SNEK hands
-		// them to its successor, which may be us.
-		err = d.resolver.HandlePayload(now, dl.Source, dl.Payload)
-	case envelope.TypeHandshakeInit, envelope.TypeHandshakeResponse, envelope.TypeTransport:
-		if dl.Destination != d.key {
-			d.drops.misrouted.Add(1)
-			return
+		// them to its successor, which may be us. Requests cost us a
+		// reply: they are rate limited by source key and overall.
+		if t == envelope.TypeLookupRequest {
+			if v := d.lookups.Allow(now, dl.Source); v != ratelimit.Allowed {
+				d.drops.lookupLimit.Add(1)
+				return
+			}
 		}
+		err = d.resolver.HandlePayload(now, dl.Source, dl.Payload)
+	case dl.Destination != d.key:
+		d.drops.misrouted.Add(1)
+		return
+	case session.IsHandshake(t):
+		d.hsq.Offer(dl.Source, dl.Payload) // a full queue counts its drop
+		return
+	case t == envelope.TypeTransport:
 		err = d.sessions.HandlePayload(now, dl.Source, dl.Payload)
 	default:
 		d.drops.badEnvelope.Add(1)
@@ -264,6 +278,14 @@ func (d *Daemon) handleDelivery(now time.Time, dl overlay.Delivery) {
 	if err != nil {
 		d.log.Debug("payload refused", "peer", dl.Source.String(), "type", t.String(), "err", err)
 	}
+}
+
+// handshakeLoop does the session handshakes queued by handleDelivery.
+func (d *Daemon) handshakeLoop() {
+	defer d.wg.Done()
+	d.hsq.Run(d.stop, time.Now, func(src wire.PublicKey, err error) {
+		d.log.Debug("handshake refused", "peer", src.String(), "err", err)
+	})
 }
 
 // timerLoop drives the resolver's retries and the session timers, and

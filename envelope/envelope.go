@@ -22,6 +22,17 @@
 //	HandshakeInit       sender index(4) noise(106)
 //	HandshakeResponse   sender index(4) receiver index(4) noise(50)
 //	Transport           receiver index(4) counter(8) ciphertext(>=16)
+//	CookieReply         receiver index(4) nonce(24) sealed cookie(16+16)
+//	HandshakeInitCookie sender index(4) noise(106) mac(16)
+//
+// CookieReply and HandshakeInitCookie are the load defence (package
+// session): a responder under load answers an initiation with a cookie
+// instead of doing Diffie-Hellman, and the initiator repeats it as a
+// HandshakeInitCookie whose mac proves it can receive at its claimed key.
+// They were added to version 1 without changing any earlier layout: a node
+// that predates them drops them as unknown types, and its initiations are
+// still answered whenever the responder is not under load, so the version
+// stays 1. A change to an existing layout would need version 2.
 //
 // The Noise lengths follow from Noise IK with X25519 and a 16-byte AEAD tag:
 // the initiation is e(32) + encrypted s(32+16) + an encrypted 10-byte payload
@@ -60,11 +71,13 @@ type Type uint8
 
 // Message types.
 const (
-	TypeLookupRequest     Type = 1
-	TypeLookupResponse    Type = 2
-	TypeHandshakeInit     Type = 3
-	TypeHandshakeResponse Type = 4
-	TypeTransport         Type = 5
+	TypeLookupRequest       Type = 1
+	TypeLookupResponse      Type = 2
+	TypeHandshakeInit       Type = 3
+	TypeHandshakeResponse   Type = 4
+	TypeTransport           Type = 5
+	TypeCookieReply         Type = 6
+	TypeHandshakeInitCookie Type = 7
 )
 
 func (t Type) String() string {
@@ -79,6 +92,10 @@ func (t Type) String() string {
 		return "handshake_response"
 	case TypeTransport:
 		return "transport"
+	case TypeCookieReply:
+		return "cookie_reply"
+	case TypeHandshakeInitCookie:
+		return "handshake_init_cookie"
 	}
 	return fmt.Sprintf("type_%d", uint8(t))
 }
@@ -135,10 +152,21 @@ const (
 	// ciphertext; it is the AEAD's associated data.
 	TransportHeaderSize = HeaderSize + 4 + 8
 
+	// CookieSize is the length of a cookie and of the mac made with it.
+	CookieSize = 16
+	// CookieNonceSize is the XChaCha20-Poly1305 nonce of a cookie reply.
+	CookieNonceSize = 24
+	// SealedCookieSize is an encrypted cookie with its tag.
+	SealedCookieSize = CookieSize + TagSize
+	// HandshakeInitCookieSize is the whole HandshakeInitCookie payload;
+	// its last CookieSize bytes are the mac over everything before them.
+	HandshakeInitCookieSize = handshakeInitSz + CookieSize
+
 	lookupRequestMin = HeaderSize + 1 + 8
 	lookupResponseSz = HeaderSize + 1 + 8 + wire.KeySize
 	handshakeInitSz  = HeaderSize + 4 + NoiseInitSize
 	handshakeRespSz  = HeaderSize + 4 + 4 + NoiseResponseSize
+	cookieReplySz    = HeaderSize + 4 + CookieNonceSize + SealedCookieSize
 )
 
 // Errors returned by the parsers; wrap-compatible with errors.Is.
@@ -169,7 +197,8 @@ func ParseHeader(b []byte) (Type, error) {
 	}
 	t := Type(b[5])
 	switch t {
-	case TypeLookupRequest, TypeLookupResponse, TypeHandshakeInit, TypeHandshakeResponse, TypeTransport:
+	case TypeLookupRequest, TypeLookupResponse, TypeHandshakeInit, TypeHandshakeResponse, TypeTransport,
+		TypeCookieReply, TypeHandshakeInitCookie:
 		return t, nil
 	}
 	return 0, fmt.Errorf("%w %d", ErrType, b[5])
@@ -305,6 +334,69 @@ func ParseHandshakeInit(b []byte) (HandshakeInit, error) {
 	return m, nil
 }
 
+// AppendWithMAC encodes m as a HandshakeInitCookie after dst, with the mac
+// that mac computes over the encoding so far.
+func (m HandshakeInit) AppendWithMAC(dst []byte, mac func(msg []byte) [CookieSize]byte) ([]byte, error) {
+	if len(m.Noise) != NoiseInitSize {
+		return dst, ErrLength
+	}
+	start := len(dst)
+	dst = AppendHeader(dst, TypeHandshakeInitCookie)
+	dst = binary.BigEndian.AppendUint32(dst, m.Sender)
+	dst = append(dst, m.Noise...)
+	sum := mac(dst[start:])
+	return append(dst, sum[:]...), nil
+}
+
+// ParseHandshakeInitCookie decodes a whole HandshakeInitCookie payload:
+// the initiation, and the mac with the bytes it covers (both alias b).
+func ParseHandshakeInitCookie(b []byte) (m HandshakeInit, covered, mac []byte, err error) {
+	if err := expect(b, TypeHandshakeInitCookie); err != nil {
+		return m, nil, nil, err
+	}
+	if len(b) != HandshakeInitCookieSize {
+		return m, nil, nil, ErrLength
+	}
+	m.Sender = binary.BigEndian.Uint32(b[HeaderSize:])
+	m.Noise = b[HeaderSize+4 : handshakeInitSz]
+	return m, b[:handshakeInitSz], b[handshakeInitSz:], nil
+}
+
+// CookieReply answers an initiation that a responder under load did not
+// process: it carries, encrypted, the cookie the initiator must mac its
+// next initiation with. Receiver is the initiation's sender index.
+type CookieReply struct {
+	Receiver uint32
+	Nonce    [CookieNonceSize]byte
+	Sealed   []byte // exactly SealedCookieSize bytes
+}
+
+// Append encodes r after dst.
+func (r CookieReply) Append(dst []byte) ([]byte, error) {
+	if len(r.Sealed) != SealedCookieSize {
+		return dst, ErrLength
+	}
+	dst = AppendHeader(dst, TypeCookieReply)
+	dst = binary.BigEndian.AppendUint32(dst, r.Receiver)
+	dst = append(dst, r.Nonce[:]...)
+	return append(dst, r.Sealed...), nil
+}
+
+// ParseCookieReply decodes a whole payload. Sealed aliases b.
+func ParseCookieReply(b []byte) (CookieReply, error) {
+	var r CookieReply
+	if err := expect(b, TypeCookieReply); err != nil {
+		return r, err
+	}
+	if len(b) != cookieReplySz {
+		return r, ErrLength
+	}
+	r.Receiver = binary.BigEndian.Uint32(b[HeaderSize:])
+	copy(r.Nonce[:], b[HeaderSize+4:])
+	r.Sealed = b[HeaderSize+4+CookieNonceSize:]
+	return r, nil
+}
+
 // HandshakeResponse is the second Noise IK message, naming both indices.
 type HandshakeResponse struct {
 	Sender   uint32
@@ -416,7 +508,8 @@ func ParseInner(p []byte) (Inner, error) {
 }
 
 // Parse decodes any payload into one of LookupRequest, LookupResponse,
-// HandshakeInit, HandshakeResponse or Transport (as values). It is a
+// HandshakeInit (for both initiation types), HandshakeResponse, Transport
+// or CookieReply (as values). It is a
 // convenience for dispatch and fuzzing; the per-type parsers are what the
 // data path uses.
 func Parse(b []byte) (Type, any, error) {
@@ -436,6 +529,10 @@ func Parse(b []byte) (Type, any, error) {
 		m, err = ParseHandshakeResponse(b)
 	case TypeTransport:
 		m, err = ParseTransport(b)
+	case TypeCookieReply:
+		m, err = ParseCookieReply(b)
+	case TypeHandshakeInitCookie:
+		m, _, _, err = ParseHandshakeInitCookie(b)
 	}
 	if err != nil {
 		return 0, nil, err

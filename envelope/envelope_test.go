@@ -39,7 +39,7 @@ func TestHeaderVersionAndType(t *testing.T) {
 		t.Fatalf("version 2: %v", err)
 	}
 	b[4] = 1
-	for _, ty := range []byte{0, 6, 255} {
+	for _, ty := range []byte{0, 8, 255} {
 		b[5] = ty
 		if _, err := ParseHeader(b); !errors.Is(err, ErrType) {
 			t.Fatalf("type %d: %v", ty, err)
@@ -222,4 +222,63 @@ func FuzzParseInner(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCookieMessages: the load-defence messages round-trip, the mac of a
+// HandshakeInitCookie covers exactly the plain initiation's bytes, and
+// wrong lengths are refused.
+func TestCookieMessages(t *testing.T) {
+	noise := bytes.Repeat([]byte{7}, NoiseInitSize)
+	in := HandshakeInit{Sender: 0x01020304, Noise: noise}
+	plain, err := in.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var covered []byte
+	withMAC, err := in.AppendWithMAC(nil, func(msg []byte) (m [CookieSize]byte) {
+		covered = append([]byte(nil), msg...)
+		m[0] = 0xAA
+		return m
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(withMAC) != HandshakeInitCookieSize || withMAC[5] != byte(TypeHandshakeInitCookie) {
+		t.Fatalf("initiation with mac: %x", withMAC)
+	}
+	// The covered bytes are the plain initiation but for the type byte.
+	if !bytes.Equal(covered[6:], plain[6:]) || !bytes.Equal(covered, withMAC[:len(plain)]) {
+		t.Fatalf("mac covers %x", covered)
+	}
+	got, cov, mac, err := ParseHandshakeInitCookie(withMAC)
+	if err != nil || got.Sender != in.Sender || !bytes.Equal(got.Noise, noise) || !bytes.Equal(cov, covered) || mac[0] != 0xAA || len(mac) != CookieSize {
+		t.Fatalf("parsed %+v %x %x %v", got, cov, mac, err)
+	}
+	if _, _, _, err := ParseHandshakeInitCookie(withMAC[:len(withMAC)-1]); !errors.Is(err, ErrLength) {
+		t.Fatalf("short: %v", err)
+	}
+	if _, _, _, err := ParseHandshakeInitCookie(plain); !errors.Is(err, ErrWrongType) {
+		t.Fatalf("plain initiation as cookie initiation: %v", err)
+	}
+
+	r := CookieReply{Receiver: 9, Sealed: bytes.Repeat([]byte{3}, SealedCookieSize)}
+	r.Nonce[0] = 5
+	b, err := r.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, m, err := Parse(b)
+	if err != nil || typ != TypeCookieReply {
+		t.Fatalf("parse: %v %v", typ, err)
+	}
+	back := m.(CookieReply)
+	if back.Receiver != 9 || back.Nonce != r.Nonce || !bytes.Equal(back.Sealed, r.Sealed) {
+		t.Fatalf("round trip %+v", back)
+	}
+	if _, err := ParseCookieReply(append(b, 0)); !errors.Is(err, ErrLength) {
+		t.Fatalf("long: %v", err)
+	}
+	if _, err := (CookieReply{Sealed: []byte{1}}).Append(nil); !errors.Is(err, ErrLength) {
+		t.Fatalf("bad sealed length: %v", err)
+	}
 }

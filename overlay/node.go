@@ -443,7 +443,11 @@ func (n *Node) apply(actions []router.Action) {
 	n.publish()
 }
 
-func (n *Node) publish() { n.snap.Store(n.router.Snapshot()) }
+// publish stores the snapshot the router's rebuild policy gives for now
+// (router.Publish): at once after a tree or peer change, at a bounded rate
+// after SNEK route changes. Snapshots are immutable, so forwarding sees
+// either the old state or the new one, never a mixture.
+func (n *Node) publish() { n.snap.Store(n.router.Publish(n.now())) }
 
 // do carries out one action with mu held.
 func (n *Node) do(a router.Action) {

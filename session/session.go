@@ -16,6 +16,15 @@
 // other's MTU as Info.PeerMTU, so the daemon can answer oversized packets
 // with ICMPv6 Packet Too Big.
 //
+// # Floods
+//
+// Initiations pass per-source and global rate limits before any
+// Diffie-Hellman, a responder under load demands a cookie (CookieReply,
+// HandshakeInitCookie), and peers that only sent an initiation are the
+// first evicted from a full table (defence.go). The daemon gives
+// handshake messages their own bounded queue and goroutine
+// (HandshakeQueue), so transport messages never wait behind them.
+//
 // # Transport
 //
 // After the handshake both sides take the two Noise cipher keys and use
@@ -81,8 +90,10 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/internal/bufpool"
+	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/time/rate"
 )
 
 // SendFunc hands a payload to the overlay for dst; best effort. The callee
@@ -125,6 +136,22 @@ type Config struct {
 	MaxQueue int
 	// MaxPeers bounds the number of peers with state. Default 4096.
 	MaxPeers int
+	// MaxHalfOpen bounds the peers created by an initiation whose keypair
+	// the initiator has not yet confirmed; the oldest is evicted beyond
+	// it (see the load defence in defence.go). Default MaxPeers/4.
+	MaxHalfOpen int
+	// InitiationRate and InitiationBurst bound the initiations from all
+	// sources that get Diffie-Hellman, per second and at once; below half
+	// the burst the Manager asks for cookies. Default 200/s, 50: a
+	// response costs four X25519 operations, so this caps handshakes at a
+	// few per cent of a core, while 4 096 peers rekeying every
+	// RekeyAfterTime need about 35/s.
+	InitiationRate  float64
+	InitiationBurst int
+	// PerSourceRate and PerSourceBurst bound them per source key.
+	// Default 5/s, 10 (an honest node retries every RekeyTimeout).
+	PerSourceRate  float64
+	PerSourceBurst int
 	// Rand is the entropy for ephemeral keys. Default crypto/rand.
 	Rand io.Reader
 
@@ -177,6 +204,21 @@ func (c Config) withDefaults() Config {
 	if c.MaxPeers <= 0 {
 		c.MaxPeers = 4096
 	}
+	if c.MaxHalfOpen <= 0 || c.MaxHalfOpen > c.MaxPeers {
+		c.MaxHalfOpen = max(1, c.MaxPeers/4)
+	}
+	if c.InitiationRate <= 0 {
+		c.InitiationRate = 200
+	}
+	if c.InitiationBurst <= 0 {
+		c.InitiationBurst = 50
+	}
+	if c.PerSourceRate <= 0 {
+		c.PerSourceRate = 5
+	}
+	if c.PerSourceBurst <= 0 {
+		c.PerSourceBurst = 10
+	}
 	if c.Rand == nil {
 		c.Rand = rand.Reader
 	}
@@ -223,7 +265,17 @@ type Stats struct {
 	DropBadKey      uint64 // destination key has no X25519 form, or is ours
 	DropUnreachable uint64 // queued packets of a given-up handshake
 
-	Peers int // current
+	// The load defence (defence.go).
+	InitiationsLimited   uint64 // refused by the per-source or global rate limit
+	NeedCookie           uint64 // refused under load for want of a valid cookie mac
+	CookieRepliesSent    uint64
+	CookieRepliesLimited uint64 // cookie replies not sent, over their rate
+	CookiesReceived      uint64
+	BadCookie            uint64 // cookie reply that did not open
+	PeersEvicted         uint64 // half-open peers evicted to make room
+
+	Peers    int // current
+	HalfOpen int // current half-open peers
 }
 
 type stats struct {
@@ -232,6 +284,8 @@ type stats struct {
 	replays, tooOld, expired, malformed, badInner, badSource                   atomic.Uint64
 	pktsIn, pktsOut, bytesIn, bytesOut, keepalives, echoReqIn, echoRepIn       atomic.Uint64
 	peersExpired, dropQueue, dropPeers, dropBig, dropBadKey, dropUnreachable   atomic.Uint64
+	initsLimited, needCookie, cookieRepliesSent, cookieRepliesLimited          atomic.Uint64
+	cookiesReceived, badCookie, peersEvicted                                   atomic.Uint64
 }
 
 // Manager holds the sessions of one node. All methods are safe for
@@ -249,6 +303,19 @@ type Manager struct {
 
 	tsMu   sync.Mutex
 	lastTS uint64
+
+	// The load defence (defence.go).
+	initLimit     *ratelimit.Limiter[wire.PublicKey]
+	cookies       cookieSecrets
+	cookieReplies *rate.Limiter
+	ownCookieAEAD cipher.AEAD
+	loadedAt      atomic.Int64 // Unix ns when the budget was last below half; 0 never
+	// halfOpen counts the peers with peer.halfOpen set; evictMu guards
+	// openOrder, the half-open peers oldest first (entries that stopped
+	// being half-open are skipped when met).
+	halfOpen  atomic.Int64
+	evictMu   sync.Mutex
+	openOrder []*peer
 
 	st stats
 }
@@ -270,14 +337,29 @@ func NewManager(priv ed25519.PrivateKey, cfg Config, send SendFunc, deliver Deli
 	if err != nil {
 		return nil, fmt.Errorf("session: deriving X25519 key: %w", err)
 	}
+	cfg = cfg.withDefaults()
+	self := wire.PublicKeyOf(priv)
 	return &Manager{
-		cfg:     cfg.withDefaults(),
-		self:    wire.PublicKeyOf(priv),
+		cfg:     cfg,
+		self:    self,
 		static:  noise.DHKey{Private: xpriv[:], Public: xpub[:]},
 		send:    send,
 		deliver: deliver,
 		peers:   make(map[wire.PublicKey]*peer),
 		index:   make(map[uint32]indexEntry),
+		initLimit: ratelimit.New[wire.PublicKey](ratelimit.Config{
+			PerKey: cfg.PerSourceRate, PerKeyBurst: cfg.PerSourceBurst,
+			Global: cfg.InitiationRate, GlobalBurst: cfg.InitiationBurst,
+			// Entries live until their bucket refills (2 s by default),
+			// so at the global rate a few thousand suffice; the table
+			// must not be what refuses honest sources.
+			MaxKeys: max(4096, cfg.MaxPeers),
+		}),
+		cookies: cookieSecrets{rand: cfg.Rand},
+		// A cookie reply costs a seal and a send: allow twice the
+		// initiation budget, so that replies do not become the flood.
+		cookieReplies: rate.NewLimiter(rate.Limit(2*cfg.InitiationRate), 2*cfg.InitiationBurst),
+		ownCookieAEAD: cookieAEAD(self),
 	}, nil
 }
 
@@ -293,8 +375,10 @@ func (m *Manager) timestamp(now time.Time) uint64 {
 	return ts
 }
 
-// peerFor returns the state for key, creating it if allowed.
-func (m *Manager) peerFor(now time.Time, key wire.PublicKey) (*peer, error) {
+// peerFor returns the state for key, creating it if allowed. halfOpen
+// marks a peer created by an inbound initiation (see defence.go); when
+// there is no room, the oldest half-open peer is evicted for the new one.
+func (m *Manager) peerFor(now time.Time, key wire.PublicKey, halfOpen bool) (*peer, error) {
 	m.mu.RLock()
 	p := m.peers[key]
 	m.mu.RUnlock()
@@ -308,17 +392,77 @@ func (m *Manager) peerFor(now time.Time, key wire.PublicKey) (*peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if p := m.peers[key]; p != nil {
-		return p, nil
+	for evicted := false; ; evicted = true {
+		m.mu.Lock()
+		if p := m.peers[key]; p != nil {
+			m.mu.Unlock()
+			return p, nil
+		}
+		full := len(m.peers) >= m.cfg.MaxPeers ||
+			(halfOpen && m.halfOpen.Load() >= int64(m.cfg.MaxHalfOpen))
+		if !full {
+			p = &peer{m: m, key: key, xpub: xpub, created: now}
+			m.peers[key] = p
+			if halfOpen {
+				p.halfOpen.Store(true)
+				m.halfOpen.Add(1)
+				m.noteHalfOpen(p)
+			}
+			m.mu.Unlock()
+			return p, nil
+		}
+		m.mu.Unlock()
+		if evicted || !m.evictHalfOpen() {
+			return nil, errTooManyPeers
+		}
 	}
-	if len(m.peers) >= m.cfg.MaxPeers {
-		return nil, errTooManyPeers
+}
+
+// noteHalfOpen appends p to the eviction order, first dropping the
+// entries of peers that are no longer half-open once they outnumber the
+// live ones, so the order stays within about twice MaxHalfOpen.
+func (m *Manager) noteHalfOpen(p *peer) {
+	m.evictMu.Lock()
+	defer m.evictMu.Unlock()
+	if len(m.openOrder) >= 2*m.cfg.MaxHalfOpen {
+		live := m.openOrder[:0]
+		for _, q := range m.openOrder {
+			if q.halfOpen.Load() {
+				live = append(live, q)
+			}
+		}
+		clear(m.openOrder[len(live):])
+		m.openOrder = live
 	}
-	p = &peer{m: m, key: key, xpub: xpub, created: now}
-	m.peers[key] = p
-	return p, nil
+	m.openOrder = append(m.openOrder, p)
+}
+
+// evictHalfOpen forgets the oldest half-open peer; false if there is none.
+func (m *Manager) evictHalfOpen() bool {
+	for {
+		m.evictMu.Lock()
+		var v *peer
+		for len(m.openOrder) > 0 && v == nil {
+			if c := m.openOrder[0]; c.halfOpen.Load() {
+				v = c
+			}
+			m.openOrder[0] = nil
+			m.openOrder = m.openOrder[1:]
+		}
+		m.evictMu.Unlock()
+		if v == nil {
+			return false
+		}
+		v.mu.Lock()
+		if v.dead || !v.halfOpen.Load() {
+			v.mu.Unlock()
+			continue
+		}
+		v.forgetLocked()
+		v.mu.Unlock()
+		m.st.peersEvicted.Add(1)
+		return true
+	}
 }
 
 var errTooManyPeers = errors.New("session: too many peers")
@@ -408,7 +552,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 	var p *peer
 	var err error
 	for range 3 {
-		p, err = m.peerFor(now, dst)
+		p, err = m.peerFor(now, dst, false)
 		if err != nil {
 			if errors.Is(err, errTooManyPeers) {
 				m.st.dropPeers.Add(1)
@@ -431,6 +575,9 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 		return
 	}
 	a := actions{dst: dst}
+	// We have something to say to this peer: it is ours, not a stranger's
+	// half-open handshake.
+	p.settleLocked()
 	kp := p.usableLocked(now)
 	var counter uint64
 	if kp != nil {
@@ -500,7 +647,11 @@ func (m *Manager) HandlePayload(now time.Time, src wire.PublicKey, payload []byt
 	}
 	switch t {
 	case envelope.TypeHandshakeInit:
-		return m.handleInit(now, src, payload)
+		return m.handleInit(now, src, payload, false)
+	case envelope.TypeHandshakeInitCookie:
+		return m.handleInit(now, src, payload, true)
+	case envelope.TypeCookieReply:
+		return m.handleCookieReply(now, src, payload)
 	case envelope.TypeHandshakeResponse:
 		return m.handleResponse(now, src, payload)
 	case envelope.TypeTransport:
@@ -510,8 +661,15 @@ func (m *Manager) HandlePayload(now time.Time, src wire.PublicKey, payload []byt
 	return fmt.Errorf("session: %w: %s", envelope.ErrWrongType, t)
 }
 
-func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte) error {
-	msg, err := envelope.ParseHandshakeInit(payload)
+func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, withMAC bool) error {
+	var msg envelope.HandshakeInit
+	var covered, mac []byte
+	var err error
+	if withMAC {
+		msg, covered, mac, err = envelope.ParseHandshakeInitCookie(payload)
+	} else {
+		msg, err = envelope.ParseHandshakeInit(payload)
+	}
 	if err != nil {
 		m.st.malformed.Add(1)
 		return fmt.Errorf("initiation from %s: %w", src, err)
@@ -519,6 +677,11 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte) 
 	if src == m.self {
 		m.st.dropBadKey.Add(1)
 		return fmt.Errorf("initiation from our own key")
+	}
+	// Before anything that costs: even the key conversion below is a
+	// field inversion.
+	if err := m.admitInitiation(now, src, msg, withMAC, covered, mac); err != nil {
+		return err
 	}
 	xsrc, err := PublicToX25519(src)
 	if err != nil {
@@ -546,7 +709,7 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte) 
 	mtu := int(binary.BigEndian.Uint16(plain))
 	ts := binary.BigEndian.Uint64(plain[2:])
 
-	p, err := m.peerFor(now, src)
+	p, err := m.peerFor(now, src, true)
 	if err != nil {
 		m.st.dropPeers.Add(1)
 		return fmt.Errorf("initiation from %s: %w", src, err)
@@ -603,25 +766,36 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte) 
 	return nil
 }
 
+// initiationFor returns, locked, the peer src whose outstanding
+// initiation has our index receiver: what a response or a cookie reply
+// answers. Anything else is counted as an unknown index.
+func (m *Manager) initiationFor(src wire.PublicKey, receiver uint32) (*peer, error) {
+	m.mu.RLock()
+	e, ok := m.index[receiver]
+	m.mu.RUnlock()
+	if !ok || e.kp != nil || e.p.key != src {
+		m.st.unknownIndex.Add(1)
+		return nil, fmt.Errorf("unknown index %d", receiver)
+	}
+	p := e.p
+	p.mu.Lock()
+	if p.dead || p.hs == nil || p.hs.index != receiver {
+		p.mu.Unlock()
+		m.st.unknownIndex.Add(1)
+		return nil, fmt.Errorf("stale index %d", receiver)
+	}
+	return p, nil
+}
+
 func (m *Manager) handleResponse(now time.Time, src wire.PublicKey, payload []byte) error {
 	msg, err := envelope.ParseHandshakeResponse(payload)
 	if err != nil {
 		m.st.malformed.Add(1)
 		return fmt.Errorf("response from %s: %w", src, err)
 	}
-	m.mu.RLock()
-	e, ok := m.index[msg.Receiver]
-	m.mu.RUnlock()
-	if !ok || e.kp != nil || e.p.key != src {
-		m.st.unknownIndex.Add(1)
-		return fmt.Errorf("response from %s: unknown index %d", src, msg.Receiver)
-	}
-	p := e.p
-	p.mu.Lock()
-	if p.dead || p.hs == nil || p.hs.index != msg.Receiver {
-		p.mu.Unlock()
-		m.st.unknownIndex.Add(1)
-		return fmt.Errorf("response from %s: stale index %d", src, msg.Receiver)
+	p, err := m.initiationFor(src, msg.Receiver)
+	if err != nil {
+		return fmt.Errorf("response from %s: %w", src, err)
 	}
 	plain, cs1, cs2, err := p.hs.state.ReadMessage(nil, msg.Noise)
 	if err != nil || cs1 == nil || len(plain) != envelope.ResponsePayloadSize {
@@ -783,7 +957,12 @@ func (m *Manager) Close() {
 	m.peers = make(map[wire.PublicKey]*peer)
 	m.index = make(map[uint32]indexEntry)
 	m.mu.Unlock()
+	m.evictMu.Lock()
+	m.openOrder = nil
+	m.evictMu.Unlock()
+	m.halfOpen.Store(0)
 	for _, p := range peers {
+		p.halfOpen.Store(false)
 		p.mu.Lock()
 		p.dead = true
 		p.cur, p.prev, p.next, p.hs, p.queue = nil, nil, nil, nil, nil
@@ -867,38 +1046,46 @@ func (m *Manager) Stats() Stats {
 	m.mu.RUnlock()
 	s := &m.st
 	return Stats{
-		HandshakesInitiated: s.hsInitiated.Load(),
-		InitiationsSent:     s.initsSent.Load(),
-		ResponsesSent:       s.respsSent.Load(),
-		HandshakesCompleted: s.hsCompleted.Load(),
-		HandshakesFailed:    s.hsFailed.Load(),
-		CollisionsYielded:   s.yielded.Load(),
-		CollisionsIgnored:   s.ignored.Load(),
-		BadHandshake:        s.badHandshake.Load(),
-		WrongStatic:         s.wrongStatic.Load(),
-		ReplayedInits:       s.replayedInits.Load(),
-		UnknownIndex:        s.unknownIndex.Load(),
-		DecryptFailures:     s.decryptFail.Load(),
-		Replays:             s.replays.Load(),
-		TooOld:              s.tooOld.Load(),
-		Expired:             s.expired.Load(),
-		Malformed:           s.malformed.Load(),
-		BadInner:            s.badInner.Load(),
-		BadSource:           s.badSource.Load(),
-		PacketsIn:           s.pktsIn.Load(),
-		PacketsOut:          s.pktsOut.Load(),
-		BytesIn:             s.bytesIn.Load(),
-		BytesOut:            s.bytesOut.Load(),
-		KeepalivesSent:      s.keepalives.Load(),
-		EchoRequestsIn:      s.echoReqIn.Load(),
-		EchoRepliesIn:       s.echoRepIn.Load(),
-		PeersExpired:        s.peersExpired.Load(),
-		DropQueueFull:       s.dropQueue.Load(),
-		DropTooManyPeer:     s.dropPeers.Load(),
-		DropTooBig:          s.dropBig.Load(),
-		DropBadKey:          s.dropBadKey.Load(),
-		DropUnreachable:     s.dropUnreachable.Load(),
-		Peers:               n,
+		HandshakesInitiated:  s.hsInitiated.Load(),
+		InitiationsSent:      s.initsSent.Load(),
+		ResponsesSent:        s.respsSent.Load(),
+		HandshakesCompleted:  s.hsCompleted.Load(),
+		HandshakesFailed:     s.hsFailed.Load(),
+		CollisionsYielded:    s.yielded.Load(),
+		CollisionsIgnored:    s.ignored.Load(),
+		BadHandshake:         s.badHandshake.Load(),
+		WrongStatic:          s.wrongStatic.Load(),
+		ReplayedInits:        s.replayedInits.Load(),
+		UnknownIndex:         s.unknownIndex.Load(),
+		DecryptFailures:      s.decryptFail.Load(),
+		Replays:              s.replays.Load(),
+		TooOld:               s.tooOld.Load(),
+		Expired:              s.expired.Load(),
+		Malformed:            s.malformed.Load(),
+		BadInner:             s.badInner.Load(),
+		BadSource:            s.badSource.Load(),
+		PacketsIn:            s.pktsIn.Load(),
+		PacketsOut:           s.pktsOut.Load(),
+		BytesIn:              s.bytesIn.Load(),
+		BytesOut:             s.bytesOut.Load(),
+		KeepalivesSent:       s.keepalives.Load(),
+		EchoRequestsIn:       s.echoReqIn.Load(),
+		EchoRepliesIn:        s.echoRepIn.Load(),
+		PeersExpired:         s.peersExpired.Load(),
+		DropQueueFull:        s.dropQueue.Load(),
+		DropTooManyPeer:      s.dropPeers.Load(),
+		DropTooBig:           s.dropBig.Load(),
+		DropBadKey:           s.dropBadKey.Load(),
+		DropUnreachable:      s.dropUnreachable.Load(),
+		InitiationsLimited:   s.initsLimited.Load(),
+		NeedCookie:           s.needCookie.Load(),
+		CookieRepliesSent:    s.cookieRepliesSent.Load(),
+		CookieRepliesLimited: s.cookieRepliesLimited.Load(),
+		CookiesReceived:      s.cookiesReceived.Load(),
+		BadCookie:            s.badCookie.Load(),
+		PeersEvicted:         s.peersEvicted.Load(),
+		Peers:                n,
+		HalfOpen:             int(m.halfOpen.Load()),
 	}
 }
 
@@ -963,6 +1150,11 @@ type initiation struct {
 	seed    [32]byte // ephemeral private key, to rebuild state
 	payload [envelope.InitPayloadSize]byte
 	sentAt  time.Time
+	// msg is the Noise message sent; its ephemeral binds cookie replies.
+	msg []byte
+	// cookieResent is set once the initiation was repeated with the mac
+	// of a cookie reply: one repeat per initiation, whatever the replies.
+	cookieResent bool
 }
 
 func (in *initiation) build(m *Manager, p *peer) ([]byte, error) {
@@ -999,6 +1191,11 @@ type peer struct {
 	xpub [32]byte
 
 	bytesIn, bytesOut atomic.Uint64
+	// halfOpen: created by an initiation and not yet confirmed, so
+	// evictable (defence.go). Set under m.mu at creation, cleared under
+	// mu; an atomic so that the eviction order can be compacted without
+	// taking every peer's lock.
+	halfOpen atomic.Bool
 
 	mu              sync.Mutex
 	dead            bool
@@ -1016,6 +1213,39 @@ type peer struct {
 	lastRekey       time.Time
 	keepaliveDue    time.Time
 	unansweredSince time.Time
+	// cookie is the last cookie the peer sent us as a responder under
+	// load, received at cookieAt.
+	cookie   [envelope.CookieSize]byte
+	cookieAt time.Time
+}
+
+// settleLocked ends the peer's half-open state: it keeps its place.
+func (p *peer) settleLocked() {
+	if p.halfOpen.CompareAndSwap(true, false) {
+		p.m.halfOpen.Add(-1)
+	}
+}
+
+// forgetLocked removes the peer from the Manager: it is dead, its indices
+// name nothing, and a new peer may take its key.
+func (p *peer) forgetLocked() {
+	m := p.m
+	p.settleLocked()
+	p.dead = true
+	m.mu.Lock()
+	for _, kp := range []*keypair{p.prev, p.cur, p.next} {
+		if kp != nil {
+			delete(m.index, kp.local)
+		}
+	}
+	if p.hs != nil {
+		delete(m.index, p.hs.index)
+	}
+	if m.peers[p.key] == p {
+		delete(m.peers, p.key)
+	}
+	m.mu.Unlock()
+	p.prev, p.cur, p.next, p.hs, p.queue = nil, nil, nil, nil, nil
 }
 
 func (p *peer) usableLocked(now time.Time) *keypair {
@@ -1083,6 +1313,7 @@ func (p *peer) sendInitiationLocked(now time.Time, a *actions) {
 	if err != nil {
 		return
 	}
+	in.msg = msg
 	m.mu.Lock()
 	if p.hs != nil {
 		delete(m.index, p.hs.index)
@@ -1091,7 +1322,7 @@ func (p *peer) sendInitiationLocked(now time.Time, a *actions) {
 	m.mu.Unlock()
 	p.hs = in
 	p.lastHandshake = now
-	payload, err := envelope.HandshakeInit{Sender: in.index, Noise: msg}.Append(nil)
+	payload, err := p.initiationPayloadLocked(now)
 	if err != nil {
 		return
 	}
@@ -1107,6 +1338,7 @@ func (p *peer) rotateLocked(now time.Time, kp *keypair, a *actions) {
 		m.dropIndex(p.prev.local)
 	}
 	p.prev, p.cur = p.cur, kp
+	p.settleLocked()
 	p.lastRekey = now
 	p.triesSince = time.Time{}
 	m.st.hsCompleted.Add(1)
@@ -1175,18 +1407,7 @@ func (p *peer) tickLocked(now time.Time, a *actions) {
 		}
 	}
 	if p.hs == nil && len(p.queue) == 0 && now.Sub(last) >= cfg.IdleTimeout {
-		p.dead = true
-		m.mu.Lock()
-		for _, kp := range []*keypair{p.prev, p.cur, p.next} {
-			if kp != nil {
-				delete(m.index, kp.local)
-			}
-		}
-		if m.peers[p.key] == p {
-			delete(m.peers, p.key)
-		}
-		m.mu.Unlock()
-		p.prev, p.cur, p.next = nil, nil, nil
+		p.forgetLocked()
 		m.st.peersExpired.Add(1)
 	}
 }

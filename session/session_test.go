@@ -202,7 +202,9 @@ func TestReorderReplayAndTooOld(t *testing.T) {
 
 func TestRekeyByCountUninterrupted(t *testing.T) {
 	f := newFabric(t)
-	cfg := Config{RekeyAfterMessages: 50}
+	// Every rekey happens at t0: lift the per-source initiation limit,
+	// which would otherwise (rightly) refuse 40 initiations at once.
+	cfg := Config{RekeyAfterMessages: 50, PerSourceBurst: 1000}
 	a, b := f.add(1, cfg), f.add(2, cfg)
 	for i := range 1000 {
 		a.m.Send(t0, b.key, packet(a.key, b.key, uint32(i)))

@@ -37,6 +37,16 @@ type Experiment struct {
 	// one 60 s round is 28 million frames and every node remembers ~8 000
 	// originators.
 	WakeupOriginators int
+	// ReferenceTimers runs every Router with the reference's timers
+	// (router.Options.ReferenceTimers): the stock node's behaviour, the
+	// baseline of the tuned ones.
+	ReferenceTimers bool
+	// WakeupRefresh and FastBootstrapWindow set the tuned timers of the
+	// same names in router.Options (0: the Router's defaults).
+	WakeupRefresh, FastBootstrapWindow time.Duration
+	// TickJitter is Config.TickJitter (0: DefaultTickJitter, negative:
+	// lockstep ticks); the jitter is seeded with Seed.
+	TickJitter time.Duration
 	// ConvergeLimit bounds the wait for convergence; 0 means 5 minutes.
 	ConvergeLimit time.Duration
 	// Window is the steady-state window for control traffic and delivery;
@@ -128,7 +138,12 @@ type Result struct {
 	Pairs        int     `json:"pairs"`
 	Signatures   bool    `json:"signatures"`
 	LatencyMs    float64 `json:"latency_ms"`
-	// TreeSeconds is when the spanning tree first converged.
+	// ReferenceTimers and TickJitterMs are the timers the run used.
+	ReferenceTimers bool    `json:"reference_timers"`
+	TickJitterMs    float64 `json:"tick_jitter_ms"`
+	// TreeSeconds is when the spanning tree first converged: checked at
+	// the start of each cold-start round and every 100 ms after its probe
+	// (so to 0.1 s, or to the probe window's length within one).
 	TreeSeconds float64 `json:"tree_converged_s"`
 	// ConvergeSeconds is the start of the first probe round (one per
 	// virtual second from the cold start, coordinate caches cleared) in
@@ -171,6 +186,7 @@ type Result struct {
 }
 
 const (
+	treeStep     = 100 * time.Millisecond
 	probeRound   = 200 * time.Millisecond
 	recoverEvery = 500 * time.Millisecond
 )
@@ -199,10 +215,15 @@ func (x Experiment) Run() (*Result, error) {
 		}
 	}
 	g, dropped := x.Graph.CapDegree(int(router.MaxPort))
+	if x.TickJitter == 0 {
+		x.TickJitter = DefaultTickJitter
+	}
 	res := &Result{Nodes: g.N(), Links: len(g.Edges), LinksDropped: dropped, Signatures: x.Signatures,
-		LatencyMs: float64(x.Latency) / float64(time.Millisecond), WakeupScale: 1}
-	opts := router.Options{InsecureSkipSignatures: !x.Signatures}
-	cfg := Config{Router: opts}
+		LatencyMs: float64(x.Latency) / float64(time.Millisecond), WakeupScale: 1,
+		ReferenceTimers: x.ReferenceTimers, TickJitterMs: max(0, float64(x.TickJitter)/float64(time.Millisecond))}
+	opts := router.Options{InsecureSkipSignatures: !x.Signatures, ReferenceTimers: x.ReferenceTimers,
+		WakeupRefresh: x.WakeupRefresh, FastBootstrapWindow: x.FastBootstrapWindow}
+	cfg := Config{Router: opts, TickJitter: x.TickJitter, JitterSeed: x.Seed}
 	rng := rand.New(rand.NewPCG(x.Seed, 0x5e1ec7))
 	if x.WakeupOriginators > 0 && x.WakeupOriginators < g.N() {
 		on := make([]bool, g.N())
@@ -273,6 +294,15 @@ func (x Experiment) Run() (*Result, error) {
 		if ok == len(pairs) {
 			res.ConvergeSeconds = at.Seconds()
 			break
+		}
+		// The tree is looked at more finely than the rounds: every
+		// treeStep from the end of the probe round until it converged.
+		for res.TreeSeconds < 0 && net.Elapsed() < at+time.Second {
+			if net.TreeConverged() == nil {
+				res.TreeSeconds = net.Elapsed().Seconds()
+				break
+			}
+			net.RunFor(min(treeStep, at+time.Second-net.Elapsed()))
 		}
 		net.RunUntil(net.cfg.Start.Add(at + time.Second))
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -87,7 +88,12 @@ func TestCapDegree(t *testing.T) {
 // pairs gets through.
 func converged(t *testing.T, g Graph) (*Network, []*Node) {
 	t.Helper()
-	net := New(Config{})
+	return convergedWith(t, g, Config{})
+}
+
+func convergedWith(t *testing.T, g Graph, cfg Config) (*Network, []*Node) {
+	t.Helper()
+	net := New(cfg)
 	nodes, err := net.Build(g, 1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -144,13 +150,14 @@ func TestHopsOnAStar(t *testing.T) {
 }
 
 // TestControlTrafficOfTwoNodes checks the accounting against the
-// protocol's timers (docs/protocol.md §4.3, §5.1, §7) over 60 s of a converged pair: the
-// non-root bootstraps every 5 s (12 frames) and the root never; each node
-// floods its wakeup once a minute to its one peer, which does not send it
-// back; the tree is quiet until the root's 30 min refresh. Keepalives are
-// the link's and are not counted; traffic frames are counted apart.
+// protocol's timers (docs/protocol.md §4.3, §5.1, §7) over 60 s of a converged pair, with
+// the reference's timers: the non-root bootstraps every 5 s (12 frames) and
+// the root never; each node floods its wakeup once a minute to its one
+// peer, which does not send it back; the tree is quiet until the root's
+// 30 min refresh. Keepalives are the link's and are not counted; traffic
+// frames are counted apart.
 func TestControlTrafficOfTwoNodes(t *testing.T) {
-	net, nodes := converged(t, Line(2))
+	net, nodes := convergedWith(t, Line(2), Config{Router: router.Options{ReferenceTimers: true}})
 	net.RunFor(7*time.Second + 300*time.Millisecond)
 	root, child := nodes[0], nodes[1]
 	if !IsRoot(root) {

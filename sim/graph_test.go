@@ -3,12 +3,14 @@ package sim
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
+	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 func TestParseGraph(t *testing.T) {
@@ -166,4 +168,67 @@ func TestSharedGraph(t *testing.T) {
 	took, res := probeUntilOK(t, net, func() []Pair { return pairs }, 2*time.Minute)
 	t.Logf("dn42: %d components (largest %d nodes); tree after %v, 100%% of %d pairs %v later; %v",
 		len(comps), len(largest), tree, len(pairs), took, res)
+}
+
+// TestTickJitter: by default each tick comes up to DefaultTickJitter late,
+// so a node's maintenance grid drifts; the same seed gives the same run,
+// another seed another one; SyncedClocks and a negative jitter tick in
+// lockstep.
+func TestTickJitter(t *testing.T) {
+	ticks := func(cfg Config) []time.Duration {
+		var at []time.Duration
+		net := New(cfg)
+		nodes, err := net.Build(Line(3), 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The middle node's bootstraps (it is never the root of a line of
+		// three with these keys, or the test says so) mark its ticks.
+		mid := nodes[1]
+		last := mid.Sent(wire.TypeBootstrap).Frames
+		for net.Elapsed() < 40*time.Second {
+			net.Step()
+			if n := mid.Sent(wire.TypeBootstrap).Frames; n != last {
+				last = n
+				at = append(at, net.Elapsed())
+			}
+		}
+		if len(at) < 4 {
+			t.Fatalf("middle node bootstrapped %d times in 40 s", len(at))
+		}
+		return at
+	}
+	offGrid := func(at []time.Duration) int {
+		n := 0
+		for _, d := range at {
+			if d%time.Second != at[0]%time.Second {
+				n++
+			}
+		}
+		return n
+	}
+	lockstep := ticks(Config{TickJitter: -1})
+	if n := offGrid(lockstep); n != 0 {
+		t.Errorf("lockstep: %d of %d bootstraps off the 1 s grid: %v", n, len(lockstep), lockstep)
+	}
+	if n := offGrid(ticks(Config{SyncedClocks: true})); n != 0 {
+		t.Errorf("synced clocks: %d bootstraps off the grid", n)
+	}
+	a, b := ticks(Config{JitterSeed: 1}), ticks(Config{JitterSeed: 1})
+	if !slices.Equal(a, b) {
+		t.Errorf("same seed, different runs:\n%v\n%v", a, b)
+	}
+	if n := offGrid(a); n < len(a)/2 {
+		t.Errorf("jittered: only %d of %d bootstraps off the first one's grid: %v", n, len(a), a)
+	}
+	for i := 1; i < len(a); i++ {
+		// Ticks are 1 s apart plus up to 20 ms; bootstraps whole ticks.
+		gap := a[i] - a[i-1]
+		if r := gap % time.Second; gap < time.Second || r >= time.Duration(gap/time.Second)*DefaultTickJitter {
+			t.Errorf("bootstraps %v apart: not whole seconds plus at most %v a tick", gap, DefaultTickJitter)
+		}
+	}
+	if c := ticks(Config{JitterSeed: 2}); slices.Equal(a, c) {
+		t.Errorf("seeds 1 and 2 gave the same ticks %v", a)
+	}
 }

@@ -56,19 +56,29 @@ type Config struct {
 	NodeOptions func(i int) router.Options
 	// OnEvent, if set, sees every informational event of every Router.
 	OnEvent func(n *Node, e router.Event)
-	// SyncedClocks runs every Router's 1 s maintenance on the same grid.
-	// By default each node's first tick is delayed by a phase in [0, 1 s)
-	// derived from its key, as if the nodes had started at different
-	// moments: with synchronised clocks every node bootstraps at the same
-	// instant and soft-state routes all expire in the same milliseconds,
-	// which no real network does.
+	// SyncedClocks runs every Router's 1 s maintenance on the same grid,
+	// without tick jitter. By default each node's first tick is delayed by
+	// a phase in [0, 1 s) derived from its key, as if the nodes had started
+	// at different moments: with synchronised clocks every node bootstraps
+	// at the same instant and soft-state routes all expire in the same
+	// milliseconds, which no real network does.
 	SyncedClocks bool
+	// TickJitter is the most each tick of a Router comes late, as a real
+	// node's timer fires late by scheduling delays: every tick is delayed
+	// by a pseudo-random amount in [0, TickJitter), so the nodes' grids
+	// drift apart over a run instead of staying in lockstep. 0 means
+	// DefaultTickJitter; negative means none.
+	TickJitter time.Duration
+	// JitterSeed seeds the tick jitter, with each node's key.
+	JitterSeed uint64
 }
 
 // Defaults for Config.
 const (
 	DefaultLatency   = time.Millisecond
 	DefaultMaxQueued = 1 << 22
+	// DefaultTickJitter is of the order of a busy node's timer delays.
+	DefaultTickJitter = 20 * time.Millisecond
 )
 
 // DefaultStart is the virtual clock's default starting time.
@@ -89,7 +99,9 @@ type Node struct {
 	ticking bool
 	ticked  bool
 	phase   time.Duration
-	removed bool
+	// jitterKey is the node's part of the tick jitter's hash.
+	jitterKey uint64
+	removed   bool
 }
 
 // Removed reports whether the node was taken out of the network.
@@ -238,6 +250,12 @@ func New(cfg Config) *Network {
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = DefaultMaxQueued
 	}
+	if cfg.TickJitter == 0 {
+		cfg.TickJitter = DefaultTickJitter
+	}
+	if cfg.SyncedClocks {
+		cfg.TickJitter = -1
+	}
 	return &Network{cfg: cfg}
 }
 
@@ -278,6 +296,7 @@ func (n *Network) AddNode(name string, priv ed25519.PrivateKey) *Node {
 	if !n.cfg.SyncedClocks {
 		node.phase = time.Duration(binary.BigEndian.Uint64(node.Key[:8]) % uint64(router.MaintenanceInterval))
 	}
+	node.jitterKey = binary.BigEndian.Uint64(node.Key[8:16]) ^ n.cfg.JitterSeed
 	if node.Name == "" {
 		node.Name = fmt.Sprint(node.ID)
 	}
@@ -456,6 +475,9 @@ func (n *Network) apply(node *Node, acts []router.Action, hops uint16) {
 			}
 		}
 	}
+	// Publish as overlay.Node does after every call into its Router, so
+	// the simulator pays (and measures) the same snapshot rebuilds.
+	node.Router.Publish(n.Now())
 	n.schedule(node)
 	for _, p := range closing {
 		if l := node.LinkOn(p); l != nil {
@@ -478,6 +500,7 @@ func (n *Network) schedule(node *Node) {
 		// A Router's maintenance grid starts at its first tick.
 		t = t.Add(node.phase)
 	}
+	t = t.Add(n.tickDelay(node, t))
 	if now := n.Now(); t.Before(now) {
 		t = now
 	}
@@ -486,6 +509,25 @@ func (n *Network) schedule(node *Node) {
 	}
 	node.tickAt, node.ticking = t, true
 	n.push(t.Sub(n.Now()), event{kind: evTick, node: node})
+}
+
+// tickDelay is how late the node's tick due at t comes. It is a hash of
+// the node and t, not a draw from a stream: schedule runs after every call
+// into a Router and must find the same time for the same due tick.
+func (n *Network) tickDelay(node *Node, t time.Time) time.Duration {
+	if n.cfg.TickJitter <= 0 {
+		return 0
+	}
+	return time.Duration(splitmix64(node.jitterKey^uint64(t.UnixNano())) % uint64(n.cfg.TickJitter))
+}
+
+// splitmix64 is the finaliser of the SplitMix64 generator: a cheap,
+// well-mixed hash of one word.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // Step processes the next event. It returns false when none is queued.

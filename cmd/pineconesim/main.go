@@ -32,6 +32,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	latency := fs.Duration("latency", sim.DefaultLatency, "one-way latency of every link")
 	sigs := fs.Bool("signatures", false, "sign and verify everything as real nodes do (off: InsecureSkipSignatures, same routing decisions, ~9× faster)")
 	wakeups := fs.Int("wakeup-originators", 0, "only this many sampled nodes originate wakeups, figures scaled up (0: all)")
+	refTimers := fs.Bool("reference-timers", false, "run the routers with the reference's timers (60 s wakeups, 5 s bootstraps) instead of the tuned ones")
+	wakeupRefresh := fs.Duration("wakeup-refresh", 0, "tuned timers: mean period of each node's periodic wakeup flood (0: the router's default, negative: none)")
+	fastWindow := fs.Duration("fast-bootstrap-window", 0, "tuned timers: how long after a parent, root or descending change a node bootstraps every second (0: the router's default, negative: never)")
+	tickJitter := fs.Duration("tick-jitter", sim.DefaultTickJitter, "each router tick comes late by up to this much, seeded (negative: lockstep ticks)")
 	window := fs.Duration("window", time.Minute, "steady-state window for control traffic, delivery and stretch")
 	recovery := fs.Duration("recovery", time.Minute, "how long delivery is followed after each failure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -87,12 +92,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	svgDir := fs.String("svg", "", "write the plots (stretch CDF, delivery during recovery) as SVG into this directory")
 	suite := fs.String("suite", "", "run the shared graphs in this directory (sim-skitter, yggdrasil, fc00, dn42), each in its own process")
 	out := fs.String("out", "docs/simulation", "with -suite: where RESULTS.md, the JSON and the plots go")
+	only := fs.String("graphs", "", "with -suite: run only these suite graphs, comma-separated names (e.g. dn42,fc00); RESULTS.md then has only their columns")
+	reuse := fs.Bool("reuse", false, "with -suite: take a graph's figures from its JSON in -out if it is there instead of running it (to rebuild RESULTS.md and the plots, or to run the graphs separately)")
 	progressEvery := fs.Duration("progress", 5*time.Second, "wall time between progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *suite != "" {
-		return runSuite(*suite, *out, *seed, *pairs, *sigs, stdout, stderr)
+		return runSuite(*suite, *out, *seed, *pairs, *sigs, *reuse, *only, stdout, stderr)
 	}
 	var g sim.Graph
 	var name string
@@ -133,6 +140,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	lastProgress := begin
 	x := sim.Experiment{Graph: g, Seed: *seed, Pairs: *pairs, Latency: *latency, Signatures: *sigs,
 		WakeupOriginators: *wakeups, Window: *window, Recovery: *recovery,
+		ReferenceTimers: *refTimers, WakeupRefresh: *wakeupRefresh, FastBootstrapWindow: *fastWindow, TickJitter: *tickJitter,
 		Progress: func(p sim.Progress) {
 			if time.Since(lastProgress) < *progressEvery {
 				return
@@ -142,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "%s: virtual %6.1fs  wall %6.1fs  %8.0f events/s  rss %4d MiB  %s\n",
 				name, p.Virtual.Seconds(), wall.Seconds(), float64(p.Stats.Events)/wall.Seconds(), currentRSS()>>20, p.Phase)
 		}}
-	fmt.Fprintf(stderr, "%s: %d nodes, %d links; signatures %v\n", name, g.N(), len(g.Edges), *sigs)
+	fmt.Fprintf(stderr, "%s: %d nodes, %d links; signatures %v; reference timers %v; tick jitter %v\n", name, g.N(), len(g.Edges), *sigs, *refTimers, *tickJitter)
 	res, err := x.Run()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -257,7 +265,18 @@ var suiteGraphs = []struct {
 
 // runSuite runs every suite graph in a child process (so its wall time and
 // peak RSS are its own), then writes RESULTS.md and the plots into out.
-func runSuite(dir, out string, seed uint64, pairs int, sigs bool, stdout, stderr io.Writer) error {
+// With reuse, a graph whose JSON is already in out is not run again; only,
+// if not empty, names the graphs to run (comma-separated).
+func runSuite(dir, out string, seed uint64, pairs int, sigs, reuse bool, only string, stdout, stderr io.Writer) error {
+	graphs := suiteGraphs[:0:0]
+	for _, sg := range suiteGraphs {
+		if only == "" || slices.Contains(strings.Split(only, ","), strings.TrimSuffix(sg.file, ".txt")) {
+			graphs = append(graphs, sg)
+		}
+	}
+	if len(graphs) == 0 {
+		return usageError{fmt.Errorf("-graphs %q names none of the suite's graphs", only)}
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -266,7 +285,7 @@ func runSuite(dir, out string, seed uint64, pairs int, sigs bool, stdout, stderr
 		return err
 	}
 	var reps []*Report
-	for _, sg := range suiteGraphs {
+	for _, sg := range graphs {
 		path := filepath.Join(dir, sg.file)
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("suite: %w", err)
@@ -275,11 +294,15 @@ func runSuite(dir, out string, seed uint64, pairs int, sigs bool, stdout, stderr
 		jsonPath := filepath.Join(out, name+".json")
 		args := []string{"-graph", path, "-seed", fmt.Sprint(seed), "-pairs", fmt.Sprint(pairs),
 			"-signatures=" + fmt.Sprint(sigs), "-wakeup-originators", fmt.Sprint(sg.wakeups), "-json", jsonPath}
-		fmt.Fprintf(stderr, "suite: pineconesim %s\n", strings.Join(args, " "))
-		cmd := exec.Command(self, args...)
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("suite: %s: %w", name, err)
+		if _, err := os.Stat(jsonPath); reuse && err == nil {
+			fmt.Fprintf(stderr, "suite: %s: reusing %s\n", name, jsonPath)
+		} else {
+			fmt.Fprintf(stderr, "suite: pineconesim %s\n", strings.Join(args, " "))
+			cmd := exec.Command(self, args...)
+			cmd.Stdout, cmd.Stderr = stdout, stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("suite: %s: %w", name, err)
+			}
 		}
 		b, err := os.ReadFile(jsonPath)
 		if err != nil {

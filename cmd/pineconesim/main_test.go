@@ -111,3 +111,37 @@ func TestCDF(t *testing.T) {
 		t.Errorf("%d points, last %v", len(c), c[len(c)-1])
 	}
 }
+
+// TestSuiteReuseOnly: -suite with -reuse and -graphs builds RESULTS.md from
+// a graph's JSON already in -out, without running anything, and only for
+// the graphs named.
+func TestSuiteReuseOnly(t *testing.T) {
+	dir, graphs := t.TempDir(), t.TempDir()
+	if err := run([]string{"-gen", "grid:3x3", "-pairs", "50", "-window", "5s", "-recovery", "5s",
+		"-json", filepath.Join(dir, "dn42.json")}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	// The graph file must exist; with -reuse it is not read.
+	if err := os.WriteFile(filepath.Join(graphs, "dn42.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if err := run([]string{"-suite", graphs, "-out", dir, "-reuse", "-graphs", "dn42"}, io.Discard, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "dn42: reusing") {
+		t.Errorf("dn42 not reused:\n%s", stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "RESULTS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The column is the run's name: the generated grid stood in for dn42.
+	if !strings.Contains(string(b), "| figure | grid-3x3 |\n") {
+		t.Errorf("RESULTS.md does not have exactly the one reused column:\n%s", b)
+	}
+	var ue usageError
+	if err := run([]string{"-suite", graphs, "-out", dir, "-graphs", "nosuch"}, io.Discard, io.Discard); !errors.As(err, &ue) {
+		t.Errorf("-graphs nosuch: %v, want a usage error", err)
+	}
+}

@@ -53,8 +53,17 @@ func (s *Slots) InUse() int { return len(s.ch) }
 
 // Config is what Serve needs from the listener's owner.
 type Config struct {
-	// Slots bounds connections in admission.
+	// Slots bounds connections in admission. It is not used when Admit
+	// is set.
 	Slots *Slots
+	// Admit, when set, decides instead of Slots whether a new connection
+	// is served: an owner with its own admission policy (the admin socket
+	// makes room by closing its longest-idle connection) takes or makes a
+	// place for nc and returns ok, or returns false to refuse it. release
+	// gives the place back; Serve calls it once the connection's Serve
+	// returns (or at once if it never runs), and it must be safe to call
+	// more than once.
+	Admit func(nc net.Conn) (release func(), ok bool)
 	// Spawn runs f on a goroutine the owner waits for before it is
 	// closed, or returns false without running it when the owner is
 	// closing.
@@ -64,8 +73,8 @@ type Config struct {
 	// (a peering after its handshake); Serve's return releases it anyway.
 	Serve func(nc net.Conn, release func())
 	// Refuse, when set, is told about a connection refused because every
-	// slot is taken, before Serve closes it: it logs and may write a
-	// short reply.
+	// slot is taken (or Admit said no), before Serve closes it: it logs
+	// and may write a short reply.
 	Refuse func(nc net.Conn)
 	// Logger receives accept failures; nil means slog.Default().
 	Logger *slog.Logger
@@ -96,7 +105,11 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) {
 			}
 			continue
 		}
-		release, ok := cfg.Slots.TryAcquire()
+		admit := cfg.Slots.TryAcquire
+		if cfg.Admit != nil {
+			admit = func() (func(), bool) { return cfg.Admit(nc) }
+		}
+		release, ok := admit()
 		if !ok {
 			if cfg.Refuse != nil {
 				cfg.Refuse(nc)

@@ -278,3 +278,85 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// With Admit set, the owner's policy decides instead of Slots (here: one
+// place, a newcomer evicts the connection holding it unless that one is
+// marked busy, as the admin socket does), Refuse hears of the refused
+// ones, and each place is released once its connection's Serve returns.
+func TestAdmitHookDecides(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	ln := listen(t)
+	o := &owner{}
+	var mu sync.Mutex
+	var holder net.Conn // the server side of the admitted connection
+	busy := false
+	var released, refused atomic.Int32
+	served := make(chan net.Conn, 4)
+	stop := serveAsync(t, ln, Config{
+		Spawn: o.spawn,
+		Admit: func(nc net.Conn) (func(), bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if holder != nil {
+				if busy {
+					return nil, false
+				}
+				holder.Close()
+			}
+			holder = nc
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					released.Add(1)
+					mu.Lock()
+					if holder == nc {
+						holder = nil
+					}
+					mu.Unlock()
+				})
+			}, true
+		},
+		Serve: func(nc net.Conn, _ func()) {
+			defer nc.Close()
+			served <- nc
+			io.Copy(io.Discard, nc)
+		},
+		Refuse: func(nc net.Conn) {
+			refused.Add(1)
+			nc.Write([]byte("busy"))
+		},
+	}, o)
+	defer stop()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	first := dial()
+	<-served
+	second := dial()
+	<-served
+	// The first connection was evicted to make room for the second.
+	first.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := first.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("evicted connection: read %d, %v; want EOF", n, err)
+	}
+	waitFor(t, func() bool { return released.Load() == 1 })
+	mu.Lock()
+	busy = true
+	mu.Unlock()
+	got, err := io.ReadAll(dial())
+	if string(got) != "busy" || err != nil || refused.Load() != 1 {
+		t.Fatalf("third connection: read %q, %v; %d refused", got, err, refused.Load())
+	}
+	second.Close()
+	waitFor(t, func() bool { return released.Load() == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if holder != nil {
+		t.Fatal("place not given back after the connection ended")
+	}
+}

@@ -26,7 +26,7 @@ import (
 // upgrade only, not the connection's life.
 func DialWebSocket(ctx context.Context, url string, tlsConf *tls.Config) (net.Conn, error) {
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, Control: ControlTCP, KeepAliveConfig: TCPKeepAlive()}).DialContext,
 		TLSClientConfig:     tlsConf,
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   false,

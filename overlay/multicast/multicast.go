@@ -44,6 +44,7 @@ import (
 
 	"github.com/pineconed/pineconed/internal/accept"
 	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -233,7 +234,8 @@ func New(cfg Config, p Peerer) (*Discovery, error) {
 		return nil, fmt.Errorf("multicast: listen port %d out of range", cfg.ListenPort)
 	}
 	d := newDiscovery(cfg, p)
-	var lc net.ListenConfig
+	// Accepted connections inherit TCP_USER_TIMEOUT from the listener.
+	lc := net.ListenConfig{Control: link.ControlTCP}
 	// ":port" is [::]:port, dual-stack, where the host has IPv6, and
 	// 0.0.0.0:port where it does not.
 	ln, err := lc.Listen(d.ctx, "tcp", fmt.Sprintf(":%d", cfg.ListenPort))
@@ -730,6 +732,7 @@ func (d *Discovery) backOff(id string, uptime time.Duration) time.Duration {
 func (d *Discovery) dialTCP(ctx context.Context, local, remote netip.AddrPort, _ string) (net.Conn, error) {
 	dl := net.Dialer{
 		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: TCPKeepAlive, Interval: TCPKeepAlive, Count: 3},
+		Control:         link.ControlTCP,
 	}
 	if local.IsValid() {
 		dl.LocalAddr = net.TCPAddrFromAddrPort(local)

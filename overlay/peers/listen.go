@@ -128,7 +128,9 @@ func (m *Manager) listen(u config.PeerURI) error {
 	if u.Scheme == config.SchemeWSS && (m.cfg.TLS == nil || (len(m.cfg.TLS.Certificates) == 0 && m.cfg.TLS.GetCertificate == nil)) {
 		return fmt.Errorf("listen %s: wss needs a TLS certificate", u)
 	}
-	var lc net.ListenConfig
+	// Accepted connections inherit the listening socket's options; Go
+	// sets the keepalive on each accepted one.
+	lc := net.ListenConfig{Control: link.ControlTCP, KeepAliveConfig: link.TCPKeepAlive()}
 	ln, err := lc.Listen(m.ctx, "tcp", u.Host)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", u, err)

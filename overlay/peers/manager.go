@@ -151,6 +151,9 @@ type running struct {
 	info overlay.PeerInfo
 	port router.Port
 	conn *link.Conn
+	// ifindex is the network interface the peering's packets leave by, 0
+	// if unknown (see interfaceOf).
+	ifindex int
 }
 
 // New checks the configuration, starts the listeners and the static peers'
@@ -213,6 +216,7 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 		m.allowed[k] = true
 	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
+	m.watchInterfaces()
 
 	for _, u := range listens {
 		if err := m.listen(u); err != nil {
@@ -357,6 +361,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		}
 		return 0, fmt.Errorf("%s: peer %s: %w", info.URI, key, err)
 	}
+	ifindex := interfaceOf(nc.RemoteAddr())
 	c := link.New(nc, key, m.cfg.Link)
 	port, err := m.sw.Attach(info, c)
 	if err != nil {
@@ -377,7 +382,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 				dups++
 			}
 		}
-		m.links[c] = &running{info: info, port: port, conn: c}
+		m.links[c] = &running{info: info, port: port, conn: c, ifindex: ifindex}
 	}
 	m.mu.Unlock()
 	c.Start(port, m.sw)

@@ -249,7 +249,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 	var err error
 	switch u.Scheme {
 	case config.SchemeTCP:
-		var d net.Dialer
+		d := net.Dialer{Control: link.ControlTCP, KeepAliveConfig: link.TCPKeepAlive()}
 		nc, err = d.DialContext(dctx, "tcp", u.Host)
 	default:
 		tc := m.cfg.TLS

@@ -65,7 +65,8 @@ func TestReplayStockCapture(t *testing.T) {
 		t.Fatal("capture has no wakeup from A to derive the clock from")
 	}
 
-	r := New(vectors.PrivateKey('A'), Options{})
+	// The stock node's timers: the capture holds its periodic wakeup.
+	r := New(vectors.PrivateKey('A'), Options{ReferenceTimers: true})
 	got := map[Port][][]byte{}
 	collect := func(acts []Action) {
 		t.Helper()

@@ -22,8 +22,12 @@
 //     HandleFrame for every decoded frame, Tick whenever NextTick passes.
 //   - After each such call, act on the returned Actions in order (the
 //     slice is reused by the next call; the frames and payloads in it
-//     belong to the caller), then publish Snapshot() with an atomic pointer
-//     swap (the call returns the same pointer while nothing changed).
+//     belong to the caller), then publish Publish(now) with an atomic
+//     pointer swap (the call returns the same pointer while nothing
+//     changed, after a route refresh, which the published snapshot sees
+//     in place, and while route changes beyond Publish's rebuild budget
+//     are held back; so a hub's rebuild cost does not grow with the
+//     bootstraps it relays).
 //   - Forward received Traffic with Snapshot.Route and originate with
 //     Snapshot.NewTraffic followed by Route, without holding the control
 //     mutex. Router.HandleFrame and Router.SendTraffic run exactly the same
@@ -35,6 +39,34 @@
 // chooses differently (tie-breaks, bounds, order of cheap checks before
 // signature checks) the choice has no effect on the wire and is said where
 // it is made.
+//
+// Where the timing differs from the reference's. Stock nodes cannot tell
+// any of these from a slow or busy peer: every frame is one the reference
+// could send, only when it is sent differs. Options.ReferenceTimers turns
+// all of them off (the capture replay test runs so and reproduces a stock
+// node's frames byte for byte), and the routing simulator measures both
+// (docs/simulation/README.md):
+//
+//   - Periodic wakeup flood: once per DefaultWakeupRefresh (1 h) on
+//     average, each period drawn from [½, 1½) of it and the first from
+//     [0, 1 h), instead of every WakeupInterval (60 s) on the start grid.
+//     The periodic flood was ~95 % of all control frames and nothing in the
+//     protocol needs it; the wakeup on a peer's first announcement stays.
+//   - Bootstrap interval: FastBootstrapInterval (1 s) for
+//     DefaultFastBootstrapWindow (10 s) after a change of our parent, root
+//     or descending neighbour, else BootstrapInterval (5 s) as the
+//     reference. The snake settles one link per round, so fast rounds while
+//     it moves cut cold-start convergence by a factor of three to four.
+//   - Reparent wait: a parent that re-signs the same root update with a new
+//     path (it moved in the tree) is followed at once; the reference
+//     becomes root for ReparentWait (1 s), which is bad news for its whole
+//     subtree in turn. An identical repeat, a weaker root or a loop still
+//     wait as in the reference.
+//
+// All other timers (announcement refresh and timeout, route expiry, the
+// coordinate cache, the wakeup repeat guard and seen expiry) are the
+// reference's. Unlike the reference's, the wakeup seen set is bounded
+// (MaxWakeupSeen) and evicts its oldest record when full.
 //
 // Convergence, as specified: the tree settles within a few announcement
 // hops, but SNEK needs many bootstrap rounds. A first packet (no cached

@@ -3,8 +3,11 @@ package router
 import "time"
 
 // Protocol timers (docs/protocol.md §4.8, §5.6, §6.2, §7). They are the reference's
-// values and not configurable: nodes that disagree on them interoperate
-// badly (a bootstrap interval longer than the route expiry breaks SNEK).
+// values. Those that other nodes depend on are not configurable: nodes that
+// disagree on them interoperate badly (a bootstrap interval longer than the
+// route expiry breaks SNEK). The local decisions of when to send that this
+// package makes differently from the reference are listed with the tuned
+// timers below.
 const (
 	// AnnouncementInterval is how often a root re-announces itself with a
 	// new sequence number.
@@ -26,13 +29,46 @@ const (
 	// CoordCacheLifetime is how long learnt destination coordinates are
 	// used for tree routing.
 	CoordCacheLifetime = 60 * time.Second
-	// WakeupInterval is how often a node floods its own wakeup broadcast.
+	// WakeupInterval is how often a stock node floods its own wakeup
+	// broadcast; this package does so only with ReferenceTimers.
 	WakeupInterval = 60 * time.Second
 	// WakeupRepeatGuard is the minimum time between two accepted wakeups
 	// from the same originator.
 	WakeupRepeatGuard = 30 * time.Second
 	// WakeupSeenExpiry is how long an originator stays in the seen set.
 	WakeupSeenExpiry = 180 * time.Second
+)
+
+// Tuned timers: where this package decides differently from the reference
+// when to send (Options.ReferenceTimers restores the reference's choices).
+// Each is a local decision that no stock node can tell from a slow or busy
+// peer: frames and their contents are unchanged, only their timing.
+const (
+	// DefaultWakeupRefresh is the mean period of our own periodic wakeup
+	// flood (the reference: WakeupInterval, 60 s). The periodic flood is
+	// ~95 % of all control frames with the reference's timer (one flood of
+	// five hops per node per minute), while nothing in the protocol needs
+	// it: the wakeup on a peer's first announcement, which stays, already
+	// tells the neighbourhood about a new node, and receivers forget an
+	// originator only after WakeupSeenExpiry. Each period is drawn from
+	// [½, 1½) of the mean, and the first one from [0, mean), so nodes that
+	// started together do not flood together.
+	DefaultWakeupRefresh = time.Hour
+	// FastBootstrapInterval is the bootstrap interval while this node's
+	// place in the tree or snake changed within FastBootstrapWindow (the
+	// reference: always BootstrapInterval). The snake settles one link of
+	// each chain per bootstrap round (docs/simulation/README.md), so rounds
+	// of 1 s while things move settle it in a fifth of the time, and a
+	// settled node costs no more than before. Stock nodes accept a
+	// bootstrap whatever its interval: its sequence, the sender's clock in
+	// milliseconds, still increases.
+	FastBootstrapInterval = time.Second
+	// DefaultFastBootstrapWindow is how long after a change of parent, root
+	// or descending (lower-keyed) neighbour a node bootstraps every
+	// FastBootstrapInterval: one route expiry. In the routing simulator a
+	// 20 s window converged no faster and cost 50 % more bootstrap frames
+	// in the minute after convergence (docs/simulation/README.md).
+	DefaultFastBootstrapWindow = SNEKExpiry
 )
 
 // Default bounds. The reference bounds none of these tables; a peer can
@@ -46,13 +82,41 @@ const (
 	DefaultMaxWakeupSeen = 4096
 	// DefaultCoordCacheSize bounds the coordinate cache.
 	DefaultCoordCacheSize = 4096
+	// DefaultSnapshotInterval refills Publish's budget of snapshot
+	// rebuilds for SNEK route changes: 20 a second sustained, after a
+	// burst of SnapshotBurst. Route changes other than refreshes come
+	// with changes of the network, far less often than that; a flood of
+	// bootstraps from new keys would otherwise cost a copy and sort of the
+	// whole table each.
+	DefaultSnapshotInterval = 50 * time.Millisecond
+	// SnapshotBurst is how many rebuilds for route changes Publish makes
+	// at once before it holds changes back to the interval.
+	SnapshotBurst = 10
 )
 
 // defaultOutputActionHint sizes the reused action slice.
 const defaultOutputActionHint = 16
 
-// Options tune a Router. The zero value behaves like a stock node.
+// Options tune a Router. The zero value is what the daemon runs: on the
+// wire like a stock node, with the tuned timers above; ReferenceTimers
+// makes its timing a stock node's too.
 type Options struct {
+	// ReferenceTimers uses the reference's timers instead of the tuned
+	// ones: a wakeup flood every WakeupInterval on the node's start grid,
+	// a bootstrap every BootstrapInterval. The capture replay test runs
+	// with it, so that our frames are the stock node's byte for byte at
+	// the capture's timing; the routing simulator runs with it to measure
+	// the reference's behaviour.
+	ReferenceTimers bool
+	// WakeupRefresh is the mean period of the periodic wakeup flood
+	// without ReferenceTimers; 0 means DefaultWakeupRefresh and a negative
+	// value sends none (only the wakeup on first contact).
+	WakeupRefresh time.Duration
+	// FastBootstrapWindow is how long after a change of parent, root or
+	// descending neighbour the node bootstraps every FastBootstrapInterval,
+	// without ReferenceTimers; 0 means DefaultFastBootstrapWindow and a
+	// negative value bootstraps every BootstrapInterval always.
+	FastBootstrapWindow time.Duration
 	// HopLimiting drops Traffic whose hop limit has run out and decrements
 	// it on every forward. Off by default, as in the reference, which
 	// forwards the hop limit unchanged.
@@ -71,12 +135,21 @@ type Options struct {
 	// (DropSNEKTableFull). 0 means DefaultMaxSNEKEntries.
 	MaxSNEKEntries int
 	// MaxWakeupSeen bounds the set of wakeup originators remembered for
-	// duplicate suppression. A broadcast from a new originator beyond it is
-	// dropped and counted. 0 means DefaultMaxWakeupSeen.
+	// duplicate suppression (and the cache of verified wakeup signatures).
+	// A broadcast from a new originator with the set full evicts the
+	// oldest record, counted as DropWakeupSeenFull, so that every
+	// originator keeps being forwarded: a set that refused newcomers would
+	// stop forwarding the wakeups of most originators on a large overlay.
+	// 0 means DefaultMaxWakeupSeen.
 	MaxWakeupSeen int
 	// CoordCacheSize bounds the coordinate cache; the least recently used
 	// entry is evicted. 0 means DefaultCoordCacheSize.
 	CoordCacheSize int
+	// SnapshotInterval bounds how often Publish rebuilds the snapshot for
+	// SNEK route changes beyond its burst (see Publish). 0 means
+	// DefaultSnapshotInterval; a negative value means no bound, which
+	// benchmarks compare against.
+	SnapshotInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -88,6 +161,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CoordCacheSize <= 0 {
 		o.CoordCacheSize = DefaultCoordCacheSize
+	}
+	if o.WakeupRefresh == 0 {
+		o.WakeupRefresh = DefaultWakeupRefresh
+	}
+	if o.FastBootstrapWindow == 0 {
+		o.FastBootstrapWindow = DefaultFastBootstrapWindow
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = DefaultSnapshotInterval
 	}
 	return o
 }

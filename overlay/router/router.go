@@ -2,7 +2,10 @@ package router
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -69,6 +72,18 @@ type snekEntry struct {
 	lastSeen time.Time
 	root     wire.Root
 	seq      uint64 // the bootstrap's sequence: the watermark is (origin, seq)
+	// ver is seq and the expiry as the data plane reads them: snapshots
+	// point at it, so that a bootstrap that only refreshes the route (the
+	// same origin through the same port, a new sequence) reaches traffic
+	// at once without a new snapshot. One atomic pointer to an immutable
+	// value, so a reader sees a whole version, never half of one.
+	ver atomic.Pointer[routeVersion]
+}
+
+// routeVersion is what a refresh changes in a SNEK route.
+type routeVersion struct {
+	seq     uint64
+	expires time.Time
 }
 
 func (e *snekEntry) watermark() wire.Watermark { return wire.Watermark{Key: e.origin, Seq: e.seq} }
@@ -105,6 +120,9 @@ type Router struct {
 	descending    wire.PublicKey
 	hasDescending bool
 	lastBootstrap time.Time
+	// lastChange is when our parent, root or descending neighbour last
+	// changed: bootstraps are fast for FastBootstrapWindow after it.
+	lastChange time.Time
 	// bootstrapScratch is reused by bootstrapNextHop.
 	bootstrapScratch []snapEntry
 
@@ -112,14 +130,20 @@ type Router struct {
 	seen map[wire.PublicKey]seenWakeup
 	// verified is, per originator, the last wakeup payload whose
 	// signature verified: a flood brings the same payload several times.
-	verified   map[wire.PublicKey]seenWakeup
-	lastWakeup time.Time
+	verified map[wire.PublicKey]seenWakeup
+	// nextWakeup is when our periodic wakeup flood is due; zero for never.
+	nextWakeup time.Time
 	// seenExpiry is when the oldest record in seen or verified expires;
 	// zero while both are empty.
 	seenExpiry time.Time
 
 	nextMaint time.Time
 	lastSweep time.Time
+	// clock is the time of the current call, for end.
+	clock time.Time
+	// rng draws the tuned timers' jitter. It is seeded from the key, so a
+	// Router stays a deterministic function of its key and its inputs.
+	rng *rand.Rand
 
 	cache *CoordCache
 	stats *counters
@@ -128,6 +152,9 @@ type Router struct {
 	// dirty means the peers or the tree changed since snap was built,
 	// tableDirty that only the SNEK routes did.
 	dirty, tableDirty bool
+	// pubCredit is Publish's rebuild budget as of pubAt (refillPublish).
+	pubCredit time.Duration
+	pubAt     time.Time
 
 	// What the last reported events said, to report changes once.
 	evRoot   wire.Root
@@ -166,6 +193,7 @@ func New(priv ed25519.PrivateKey, opts Options) *Router {
 		out:      make([]Action, 0, defaultOutputActionHint),
 	}
 	r.evRoot = r.currentRoot()
+	r.rng = rand.New(rand.NewPCG(binary.BigEndian.Uint64(r.key[:8]), binary.BigEndian.Uint64(r.key[8:16])))
 	return r
 }
 
@@ -173,10 +201,11 @@ func New(priv ed25519.PrivateKey, opts Options) *Router {
 // first call, starts the clocks.
 func (r *Router) begin(now time.Time) {
 	r.out = r.out[:0]
+	r.clock = now
 	if !r.started {
 		r.started = true
 		r.lastRootAnn = now
-		r.lastWakeup = now
+		r.scheduleWakeup(now, true)
 		r.lastSweep = now
 		// Maintenance is due at once; until it sees a parent it only
 		// expires state.
@@ -195,6 +224,9 @@ func (r *Router) end() []Action {
 	}
 	if r.parent != r.evParent {
 		r.event(Event{Kind: EventParentChanged, Port: r.parent, Root: root, Coords: r.coords()})
+	}
+	if root.Key != r.evRoot.Key || r.parent != r.evParent {
+		r.lastChange = r.clock
 	}
 	if r.routesChanged || root.Key != r.evRoot.Key || r.parent != r.evParent {
 		r.event(Event{Kind: EventRoutesChanged})
@@ -314,7 +346,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 	}
 	p := r.peers[from]
 	if f, ok := m.(*wire.Traffic); ok {
-		r.applyVerdict(f, r.Snapshot().Route(now, f, from))
+		r.applyVerdict(f, r.Publish(now).Route(now, f, from))
 		return r.end()
 	}
 	r.stats.in[typeIndex(t)].Add(1)
@@ -340,7 +372,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 // reports nothing when the frame is dropped; Stats count it.
 func (r *Router) SendTraffic(now time.Time, dst wire.PublicKey, payload []byte) []Action {
 	r.begin(now)
-	s := r.Snapshot()
+	s := r.Publish(now)
 	f := s.NewTraffic(now, dst, payload)
 	r.applyVerdict(&f, s.Route(now, &f, LocalPort))
 	return r.end()
@@ -384,10 +416,14 @@ func (r *Router) Tick(now time.Time) []Action {
 // NextTick is when Tick must next be called. Before the first call into
 // the Router it is the zero time.
 func (r *Router) NextTick() time.Time {
-	if r.waiting && r.waitUntil.Before(r.nextMaint) {
-		return r.waitUntil
+	next := r.nextMaint
+	if r.waiting && r.waitUntil.Before(next) {
+		next = r.waitUntil
 	}
-	return r.nextMaint
+	if due, ok := r.publishDue(); ok && due.Before(next) {
+		next = due
+	}
+	return next
 }
 
 func (r *Router) maintain(now time.Time) {
@@ -412,11 +448,11 @@ func (r *Router) maintain(now time.Time) {
 		r.dirty = true
 		r.sendAnnouncementToAll()
 	}
-	if r.parent != NoPort && now.Sub(r.lastBootstrap) >= BootstrapInterval {
+	if r.parent != NoPort && now.Sub(r.lastBootstrap) >= r.bootstrapInterval(now) {
 		r.sendBootstrap(now)
 	}
-	if !r.opts.DisableWakeups && now.Sub(r.lastWakeup) >= WakeupInterval {
-		r.lastWakeup = now
+	if !r.opts.DisableWakeups && !r.nextWakeup.IsZero() && !now.Before(r.nextWakeup) {
+		r.scheduleWakeup(now, false)
 		r.originateWakeup(now, r.allPorts())
 	}
 	if !r.seenExpiry.IsZero() && !now.Before(r.seenExpiry) {

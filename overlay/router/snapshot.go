@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -10,7 +11,8 @@ import (
 // our key, root and coordinates, the peers with their announcements, and
 // the SNEK routes. The node forwards Traffic from many goroutines with it
 // while control frames change the Router under a mutex; the Router hands
-// out a new Snapshot after each change (Router.Snapshot), never per frame.
+// out a new Snapshot after a change (Router.Publish, at a bounded rate for
+// SNEK route changes), never per Traffic frame.
 //
 // A Snapshot shares its CoordCache and counters with its Router; both are
 // safe for concurrent use. Everything else in it is read-only.
@@ -36,19 +38,23 @@ type Snapshot struct {
 	stats   *counters
 }
 
-// snapEntry is a SNEK route as lookups need it.
+// snapEntry is a SNEK route as lookups need it. Its version (sequence and
+// expiry) is read through ver, shared with the Router's route, because
+// refreshes change it in place (see snekEntry.ver).
 type snapEntry struct {
-	origin  wire.PublicKey
-	seq     uint64
-	source  Port
-	expires time.Time
+	origin wire.PublicKey
+	source Port
+	ver    *atomic.Pointer[routeVersion]
 }
 
 // Snapshot returns the routing snapshot for the current state. It is built
 // again only after the state changed, so the node can publish it after
 // every control call and compare pointers to see whether anything did.
 // When only SNEK routes changed (every bootstrap changes one), the peer
-// part and its search index are shared with the previous snapshot.
+// part and its search index are shared with the previous snapshot; when
+// only the peers or the tree did, the sorted routes are. Snapshot always
+// reflects the latest state; the data plane uses Publish, which bounds
+// how often route changes alone cost a rebuild.
 func (r *Router) Snapshot() *Snapshot {
 	if r.snap != nil && !r.dirty && !r.tableDirty {
 		return r.snap
@@ -68,15 +74,76 @@ func (r *Router) Snapshot() *Snapshot {
 		}
 		s.indexPeers()
 	}
-	s.entries = make([]snapEntry, 0, len(r.table))
-	for _, e := range r.table {
-		// Routes whose source peer is gone were deleted with the peer, so
-		// every entry here has a live source port.
-		s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+	if prev := r.snap; prev != nil && !r.tableDirty {
+		// Only the tree or the peers changed: the sorted routes are the
+		// same, and copying and sorting them again is the expensive part.
+		s.entries = prev.entries
+	} else {
+		s.entries = make([]snapEntry, 0, len(r.table))
+		for _, e := range r.table {
+			// Routes whose source peer is gone were deleted with the
+			// peer, so every entry here has a live source port.
+			s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
+		}
+		s.sortEntries()
 	}
-	s.sortEntries()
 	r.snap, r.dirty, r.tableDirty = s, false, false
 	return s
+}
+
+// Publish returns the snapshot the data plane should forward with at now;
+// call it after every call into the Router, with the same now, and publish
+// the result (the node swaps an atomic pointer). The cost it bounds is the
+// copy and sort of the whole SNEK table that a new snapshot makes:
+//
+//   - A bootstrap that only refreshes a route (most relayed bootstraps)
+//     costs no snapshot: the published one reads the route's new version
+//     in place (snekEntry.ver).
+//   - A change of the peers or the tree is published at once.
+//   - Other route changes (a new originator, a route through another
+//     port, expiry) are published at once while the rebuild budget lasts:
+//     SnapshotBurst rebuilds, refilled at one per Options.SnapshotInterval.
+//     Beyond it, as under a flood of bootstraps from new keys, Publish
+//     returns the previous snapshot, a complete and consistent older
+//     state, and NextTick falls due when the budget allows the rebuild,
+//     so the change is published even if no other call comes.
+//
+// Rebuilds thus follow changes of the network, at a bounded rate, not the
+// number of control frames.
+func (r *Router) Publish(now time.Time) *Snapshot {
+	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 {
+		return r.Snapshot()
+	}
+	r.refillPublish(now)
+	if r.pubCredit < r.opts.SnapshotInterval {
+		return r.snap
+	}
+	r.pubCredit -= r.opts.SnapshotInterval
+	return r.Snapshot()
+}
+
+// refillPublish adds the rebuild budget earned since the last call. The
+// budget is kept as time (one rebuild costs SnapshotInterval), in integer
+// nanoseconds, so that the moment publishDue names is exactly the moment
+// the budget allows the rebuild: a fractional budget could fall short by
+// rounding and make a tick at that moment find nothing to do, again.
+func (r *Router) refillPublish(now time.Time) {
+	limit := SnapshotBurst * r.opts.SnapshotInterval
+	if r.pubAt.IsZero() {
+		r.pubCredit = limit
+	} else if d := now.Sub(r.pubAt); d > 0 {
+		r.pubCredit = min(limit, r.pubCredit+d)
+	}
+	r.pubAt = now
+}
+
+// publishDue is when Publish will rebuild for route changes that it held
+// back; false when none are pending.
+func (r *Router) publishDue() (time.Time, bool) {
+	if r.snap == nil || r.dirty || !r.tableDirty || r.opts.SnapshotInterval < 0 || r.pubCredit >= r.opts.SnapshotInterval {
+		return time.Time{}, false
+	}
+	return r.pubAt.Add(r.opts.SnapshotInterval - r.pubCredit), true
 }
 
 // peer returns the peer on port, or nil.
@@ -162,13 +229,14 @@ func (s *Snapshot) nextHopSNEK(now time.Time, dest wire.PublicKey, bootstrap boo
 	// Descend along bootstrap paths.
 	for i := range s.entries {
 		e := &s.entries[i]
-		if !now.Before(e.expires) {
+		v := e.ver.Load()
+		if !now.Before(v.expires) {
 			continue
 		}
-		if (wire.Watermark{Key: e.origin, Seq: e.seq}).WorseThan(w) {
+		if (wire.Watermark{Key: e.origin, Seq: v.seq}).WorseThan(w) {
 			continue
 		}
-		b.consider(e.origin, e.seq, e.source)
+		b.consider(e.origin, v.seq, e.source)
 	}
 	// Of several links to the best key, prefer the better link type, then
 	// the one whose announcement arrived first.

@@ -7,8 +7,22 @@ import (
 )
 
 // bootstrapSoon makes the next maintenance tick send a bootstrap (§5.1).
+// Every reason for it is a change of our place in the tree or the snake,
+// so it also starts the window of fast bootstraps.
 func (r *Router) bootstrapSoon(now time.Time) {
 	r.lastBootstrap = now.Add(-BootstrapInterval)
+	r.lastChange = now
+}
+
+// bootstrapInterval is the time between two of our bootstraps at now:
+// FastBootstrapInterval within the fast window after a change, else the
+// reference's BootstrapInterval.
+func (r *Router) bootstrapInterval(now time.Time) time.Duration {
+	w := r.opts.FastBootstrapWindow
+	if r.opts.ReferenceTimers || w < 0 || r.lastChange.IsZero() || now.Sub(r.lastChange) >= w {
+		return BootstrapInterval
+	}
+	return FastBootstrapInterval
 }
 
 // signRoot builds the signed payload of a bootstrap or wakeup.
@@ -33,7 +47,7 @@ func unixMilli(now time.Time) uint64 {
 // every node on the way learns the route back to us.
 func (r *Router) sendBootstrap(now time.Time) {
 	r.lastBootstrap = now
-	next, wm := r.Snapshot().nextHopSNEK(now, r.key, true, wire.StartWatermark)
+	next, wm := r.bootstrapNextHop(now, r.key, wire.StartWatermark)
 	if next == NoPort || next == LocalPort {
 		r.stats.drop(DropNoRoute)
 		return
@@ -67,6 +81,9 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		r.stats.drop(DropBadBootstrapSignature)
 		return
 	}
+	// A refresh of a route we have, through the same port, changes only
+	// its version, which snapshots read in place: no rebuild is needed.
+	refresh := e != nil && e.source == p.port
 	if e == nil {
 		if len(r.table) >= r.opts.MaxSNEKEntries {
 			r.expireRoutes(now)
@@ -84,7 +101,10 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		r.routesChanged = true
 	}
 	e.source, e.dest, e.lastSeen, e.root, e.seq = p.port, next, now, sr.Root, sr.Seq
-	r.tableDirty = true
+	e.ver.Store(&routeVersion{seq: sr.Seq, expires: now.Add(SNEKExpiry)})
+	if !refresh {
+		r.tableDirty = true
+	}
 	r.updateDescending(now, e)
 	if next == NoPort || next == LocalPort {
 		// This node is the end of the bootstrap: the originator's
@@ -119,7 +139,7 @@ func (r *Router) bootstrapNextHop(now time.Time, dest wire.PublicKey, w wire.Wat
 	s := *r.snap
 	s.entries = r.bootstrapScratch[:0]
 	for _, e := range r.table {
-		s.entries = append(s.entries, snapEntry{origin: e.origin, seq: e.seq, source: e.source, expires: e.lastSeen.Add(SNEKExpiry)})
+		s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
 	}
 	r.bootstrapScratch = s.entries
 	return s.nextHopSNEK(now, dest, true, w)

@@ -105,10 +105,11 @@ func (s *Snapshot) nextHopTraffic(now time.Time, dest wire.PublicKey, w wire.Wat
 			if !e.origin.Less(b.bestKey) && e.origin != dest {
 				break
 			}
-			if !now.Before(e.expires) || (wire.Watermark{Key: e.origin, Seq: e.seq}).WorseThan(w) {
+			v := e.ver.Load()
+			if !now.Before(v.expires) || (wire.Watermark{Key: e.origin, Seq: v.seq}).WorseThan(w) {
 				continue
 			}
-			b.take(e.origin, e.seq, e.source)
+			b.take(e.origin, v.seq, e.source)
 			break
 		}
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,8 +58,8 @@ func randomSnapshot(rng *rand.Rand, now time.Time) *Snapshot {
 			dup = dup || e.origin == k
 		}
 		if !dup {
-			s.entries = append(s.entries, snapEntry{origin: k, seq: uint64(rng.IntN(4)), source: q.port,
-				expires: now.Add(time.Duration(rng.IntN(3)-1) * time.Second)})
+			s.entries = append(s.entries, testEntry(k, uint64(rng.IntN(4)), q.port,
+				now.Add(time.Duration(rng.IntN(3)-1)*time.Second)))
 		}
 	}
 	s.indexPeers()
@@ -120,7 +121,7 @@ func BenchmarkSNEKSearch(b *testing.B) {
 		s.index[port] = uint8(len(s.peers))
 	}
 	for i := 0; i < 200; i++ {
-		s.entries = append(s.entries, snapEntry{origin: key(), seq: 1, source: Port(1 + i%64), expires: t0.Add(time.Minute)})
+		s.entries = append(s.entries, testEntry(key(), 1, Port(1+i%64), t0.Add(time.Minute)))
 	}
 	s.indexPeers()
 	s.sortEntries()
@@ -142,4 +143,11 @@ func BenchmarkSNEKSearch(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// testEntry is a snapshot route with its own version.
+func testEntry(origin wire.PublicKey, seq uint64, source Port, expires time.Time) snapEntry {
+	e := snapEntry{origin: origin, source: source, ver: new(atomic.Pointer[routeVersion])}
+	e.ver.Store(&routeVersion{seq: seq, expires: expires})
+	return e
 }

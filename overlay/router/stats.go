@@ -37,8 +37,9 @@ const (
 	// DropWakeupDuplicate: a wakeup from an originator seen too recently,
 	// or not newer than the last one.
 	DropWakeupDuplicate
-	// DropWakeupSeenFull: a wakeup from a new originator with the seen set
-	// at its bound.
+	// DropWakeupSeenFull: a wakeup from a new originator found the seen set
+	// at its bound; the oldest record was dropped to make room and the
+	// wakeup was accepted (Options.MaxWakeupSeen).
 	DropWakeupSeenFull
 	// DropUnknownType: a frame type this version does not know.
 	DropUnknownType

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -258,30 +259,49 @@ func TestCoordCacheBoundedLRU(t *testing.T) {
 }
 
 func TestBootstrapEveryFiveSecondsWhenNotRoot(t *testing.T) {
-	r := childOfC(t, Options{DisableWakeups: true})
-	var at []time.Duration
-	for ms := 0; ms <= 16_000; ms += 250 {
-		now := t0.Add(time.Duration(ms) * time.Millisecond)
-		if r.NextTick().After(now) {
-			continue
+	secs := func(s ...int) []time.Duration {
+		out := make([]time.Duration, len(s))
+		for i, x := range s {
+			out[i] = time.Duration(x) * time.Second
 		}
-		for _, a := range sends(r.Tick(now), NoPort, int(wire.TypeBootstrap)) {
-			b := decode(t, a.Frame).(*wire.Bootstrap)
-			p, err := wire.ParseSignedRoot(b.Payload)
-			if err != nil || !p.Verify(keyA) || p.Seq != uint64(now.UnixMilli()) || p.Root != r.Root() || a.Port != 1 || b.Watermark != (wire.Watermark{Key: keyC}) {
-				t.Errorf("bootstrap %s on %v", describe(a.Frame), a.Port)
+		return out
+	}
+	var fast []int
+	for s := 0; s < int(DefaultFastBootstrapWindow/time.Second); s++ {
+		fast = append(fast, s)
+	}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want []time.Duration
+	}{
+		{"reference timers", Options{DisableWakeups: true, ReferenceTimers: true}, secs(0, 5, 10, 15, 20, 25, 30, 35)},
+		// Tuned: every second for DefaultFastBootstrapWindow after the
+		// parent change at 0 s, then every 5 s.
+		{"tuned", Options{DisableWakeups: true}, secs(append(fast, 14, 19, 24, 29, 34)...)},
+		{"fast window off", Options{DisableWakeups: true, FastBootstrapWindow: -1}, secs(0, 5, 10, 15, 20, 25, 30, 35)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := childOfC(t, tc.opts)
+			var at []time.Duration
+			for ms := 0; ms <= 36_000; ms += 250 {
+				now := t0.Add(time.Duration(ms) * time.Millisecond)
+				if r.NextTick().After(now) {
+					continue
+				}
+				for _, a := range sends(r.Tick(now), NoPort, int(wire.TypeBootstrap)) {
+					b := decode(t, a.Frame).(*wire.Bootstrap)
+					p, err := wire.ParseSignedRoot(b.Payload)
+					if err != nil || !p.Verify(keyA) || p.Seq != uint64(now.UnixMilli()) || p.Root != r.Root() || a.Port != 1 || b.Watermark != (wire.Watermark{Key: keyC}) {
+						t.Errorf("bootstrap %s on %v", describe(a.Frame), a.Port)
+					}
+					at = append(at, now.Sub(t0))
+				}
 			}
-			at = append(at, now.Sub(t0))
-		}
-	}
-	want := []time.Duration{0, 5 * time.Second, 10 * time.Second, 15 * time.Second}
-	if len(at) != len(want) {
-		t.Fatalf("bootstraps at %v, want %v", at, want)
-	}
-	for i := range at {
-		if at[i] != want[i] {
-			t.Fatalf("bootstraps at %v, want %v", at, want)
-		}
+			if !slices.Equal(at, tc.want) {
+				t.Fatalf("bootstraps at %v, want %v", at, tc.want)
+			}
+		})
 	}
 	// The root never bootstraps.
 	root := New(privC, Options{DisableWakeups: true})

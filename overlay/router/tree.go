@@ -221,11 +221,26 @@ func (r *Router) handleAnnouncement(now time.Time, p *peerInfo, a *wire.TreeAnno
 		r.routesChanged = true
 	}
 	if !r.waiting {
-		r.decide(now, np, last, first)
+		moved := !first && !sameHops(p.ann.ann, a)
+		r.decide(now, np, last, first, moved)
 	}
 	if wakeup {
 		r.originateWakeup(now, []Port{p.port})
 	}
+}
+
+// sameHops reports whether two announcements carry the same path: the same
+// hops by port and key.
+func sameHops(a, b *wire.TreeAnnouncement) bool {
+	if len(a.Hops) != len(b.Hops) {
+		return false
+	}
+	for i := range a.Hops {
+		if a.Hops[i].Port != b.Hops[i].Port || a.Hops[i].Key != b.Hops[i].Key {
+			return false
+		}
+	}
+	return true
 }
 
 // keyAnnounced reports whether any peering with key has an announcement.
@@ -239,13 +254,28 @@ func (r *Router) keyAnnounced(key wire.PublicKey) bool {
 }
 
 // decide is the decision table of §4.5, run after p's new announcement has
-// been stored; last is our root from before.
-func (r *Router) decide(now time.Time, p *peerInfo, last wire.Root, first bool) {
+// been stored; last is our root from before, moved that p's path to the
+// root differs from its previous announcement's.
+func (r *Router) decide(now time.Time, p *peerInfo, last wire.Root, first, moved bool) {
 	a := p.ann
 	delta := a.root.Key.Compare(last.Key)
 	loop := a.hasKey(r.key)
 	if p.port == r.parent {
 		switch {
+		case !r.opts.ReferenceTimers && !loop && delta == 0 && a.root.Seq == last.Seq && moved:
+			// The parent re-signed the same root update with a new path:
+			// it moved in the tree (the reference's own reading of this
+			// case). The reference takes it as bad news, becomes root and
+			// waits ReparentWait; its root announcement is bad news for
+			// its whole subtree in turn, so every parent change flaps the
+			// subtree below for a second or more. The new path is loop-free
+			// (it does not hold our key) and as fresh as the parent's
+			// choice, so we follow the parent at once and pass the update
+			// on. An identical copy is still bad news: ignoring it formed
+			// the tree faster but made recovery from a failure three times
+			// slower in the simulator (docs/simulation/README.md).
+			r.dirty = true
+			r.sendAnnouncementToAll()
 		case loop, delta < 0, delta == 0 && a.root.Seq == last.Seq:
 			// Bad news from the parent: our path to the root is broken or
 			// the parent only re-signed an old update.

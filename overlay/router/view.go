@@ -110,7 +110,7 @@ func (r *Router) Ascending(now time.Time) (wire.PublicKey, Port, bool) {
 	if r.parent == NoPort {
 		return wire.PublicKey{}, NoPort, false
 	}
-	next, wm := r.Snapshot().nextHopSNEK(now, r.key, true, wire.StartWatermark)
+	next, wm := r.bootstrapNextHop(now, r.key, wire.StartWatermark)
 	if next == NoPort || next == LocalPort {
 		return wire.PublicKey{}, NoPort, false
 	}

@@ -17,6 +17,23 @@ func (r *Router) originateWakeup(now time.Time, ports []Port) {
 	r.sendMany(ports, &wire.WakeupBroadcast{HopLimit: wire.WakeupHopLimit, Source: r.key, Payload: sr.Append(nil)})
 }
 
+// scheduleWakeup sets when our next periodic wakeup flood is due, after
+// one at now (first: after the start). See DefaultWakeupRefresh for why
+// the tuned period is long and jittered.
+func (r *Router) scheduleWakeup(now time.Time, first bool) {
+	mean := r.opts.WakeupRefresh
+	switch {
+	case r.opts.ReferenceTimers:
+		r.nextWakeup = now.Add(WakeupInterval)
+	case mean < 0:
+		r.nextWakeup = time.Time{}
+	case first:
+		r.nextWakeup = now.Add(time.Duration(r.rng.Int64N(int64(mean))))
+	default:
+		r.nextWakeup = now.Add(mean/2 + time.Duration(r.rng.Int64N(int64(mean))))
+	}
+}
+
 // handleWakeup is the receipt of a wakeup broadcast (§7). Unlike a
 // bootstrap, a payload that does not parse or verify drops the peer.
 func (r *Router) handleWakeup(now time.Time, p *peerInfo, f *wire.WakeupBroadcast) {
@@ -40,8 +57,8 @@ func (r *Router) handleWakeup(now time.Time, p *peerInfo, f *wire.WakeupBroadcas
 			return
 		}
 	} else if len(r.seen) >= r.opts.MaxWakeupSeen {
+		evictOldest(r.seen)
 		r.stats.drop(DropWakeupSeenFull)
-		return
 	}
 	r.seen[f.Source] = seenWakeup{payload: sr, at: now}
 	r.noteSeen(now)
@@ -63,11 +80,31 @@ func (r *Router) verifyWakeup(now time.Time, source wire.PublicKey, sr wire.Sign
 	if !sr.Verify(source) {
 		return false
 	}
-	if _, ok := r.verified[source]; ok || len(r.verified) < r.opts.MaxWakeupSeen {
-		r.verified[source] = seenWakeup{payload: sr, at: now}
-		r.noteSeen(now)
+	if _, ok := r.verified[source]; !ok && len(r.verified) >= r.opts.MaxWakeupSeen {
+		evictOldest(r.verified)
 	}
+	r.verified[source] = seenWakeup{payload: sr, at: now}
+	r.noteSeen(now)
 	return true
+}
+
+// evictOldest removes the record accepted longest ago, making room for a
+// new originator in a full set: the oldest is the one closest to expiring
+// anyway, and every originator gets its turn. It walks the whole set, which
+// only happens while the set is full, i.e. when more originators flood
+// within WakeupSeenExpiry than the bound.
+func evictOldest(m map[wire.PublicKey]seenWakeup) {
+	var oldest wire.PublicKey
+	var at time.Time
+	found := false
+	for k, s := range m {
+		if !found || s.at.Before(at) || s.at.Equal(at) && k.Less(oldest) {
+			oldest, at, found = k, s.at, true
+		}
+	}
+	if found {
+		delete(m, oldest)
+	}
 }
 
 // floodTargets chooses where a wakeup goes on (§7): near its origin a

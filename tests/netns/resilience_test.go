@@ -62,11 +62,111 @@ func TestRestartKeepsAddress(t *testing.T) {
 }
 
 // TestSquareFailover: in the ring a–b–c–d–a, the link a uses towards c is
-// taken down. Traffic a→c must recover through the other side of the
-// ring; the outage is measured with a ping every 100 ms and logged. When
-// the link comes back, the peering is made again.
+// cut. Traffic a→c must recover through the other side of the ring; the
+// outage is measured with a ping every 100 ms and logged. When the link
+// comes back, the peering is made again. The link is cut in two ways, and
+// each must be noticed by the mechanism meant for it, which the daemon's
+// "peer disconnected" reason shows:
+//   - a's interface goes down: the netlink watch drops the peering at once;
+//   - the link silently drops everything while the pings flow (a blackhole
+//     qdisc at both ends, the interfaces stay up): TCP_USER_TIMEOUT gives
+//     the connection up once a's data stayed unacknowledged for
+//     link.TCPUserTimeout, long before the 5 s read timeout.
 func TestSquareFailover(t *testing.T) {
-	needTool(t, "ping")
+	needTool(t, "ping", "tc")
+	for _, tc := range []struct {
+		name string
+		// cut and restore act on the link's interface in a's namespace
+		// (ifA) and in the neighbour's (ifB).
+		cut, restore func(a, via *Node, ifA, ifB string)
+		reason       string
+	}{
+		{"interface down",
+			func(a, _ *Node, ifA, _ string) { a.MustIP("link", "set", ifA, "down") },
+			func(a, _ *Node, ifA, _ string) { a.MustIP("link", "set", ifA, "up") },
+			"network interface down"},
+		{"blackhole while traffic flows",
+			func(a, via *Node, ifA, ifB string) { blackhole(a, ifA, true); blackhole(via, ifB, true) },
+			func(a, via *Node, ifA, ifB string) { blackhole(a, ifA, false); blackhole(via, ifB, false) },
+			"connection timed out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, via, ifA, ifB, c, other := squareRing(t)
+			// ping every 100 ms, each waiting at most 1 s; -D stamps each line.
+			pinger := a.StartBg("ping-a-c", "ping", "-6", "-n", "-D", "-O", "-i", "0.1", "-W", "1", "-w", "150", c.Addr.String())
+			waitFor(t, "steady pings a→c", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
+				r := parsePing(pinger.Output())
+				return len(r.ok) >= 10, fmt.Sprintf("%d replies", len(r.ok))
+			})
+			down := time.Now()
+			tc.cut(a, via, ifA, ifB)
+			// Recovered when 10 pings in a row sent after the cut are answered.
+			var res pingRun
+			waitFor(t, "a→c to recover through "+other.Name, 60*time.Second, 50*time.Millisecond, func() (bool, string) {
+				res = parsePing(pinger.Output())
+				return res.recoveredAfter(down, 10), fmt.Sprintf("%d replies, last seq %d", len(res.ok), res.lastSeq)
+			})
+			pinger.Stop(syscall.SIGINT)
+			res = parsePing(pinger.Output())
+			outage, lost := res.outage(down)
+			t.Logf("OUTAGE a→c (%s on %s): %.2f s until the first reply (%d pings lost at 100 ms intervals)", tc.name, ifA, outage.Seconds(), lost)
+
+			a.WaitNoPeer(via, 10*time.Second)
+			reason := disconnectReason(t, a, via)
+			t.Logf("a dropped %s: %s", via.Name, reason)
+			if !strings.Contains(reason, tc.reason) {
+				t.Errorf("a dropped %s for %q, want the reason to say %q", via.Name, reason, tc.reason)
+			}
+			if out, err := a.Ping6(c.Addr, "-c", "3", "-i", "0.2", "-W", "2"); err != nil {
+				t.Fatalf("ping a→c after failover: %v\n%s", err, out)
+			}
+
+			// The static peering is re-made once the link is back (the
+			// dialler is in back-off, at most a minute).
+			up := time.Now()
+			tc.restore(a, via, ifA, ifB)
+			waitFor(t, fmt.Sprintf("a and %s to peer again", via.Name), 90*time.Second, 200*time.Millisecond, func() (bool, string) {
+				_, ok := a.PeerWith(via)
+				return ok, ""
+			})
+			t.Logf("a and %s peered again %s after the link came back", via.Name, time.Since(up).Round(time.Millisecond))
+			a.WaitReach(c.Addr)
+		})
+	}
+}
+
+// TestSquareFailoverIdle: the same ring, the link a uses towards c silently
+// drops everything while no traffic flows. Nothing of ours is in flight,
+// so neither netlink nor TCP_USER_TIMEOUT can tell; the link's keepalives
+// (sent after 3 s of silence) then stay unacknowledged, or the 5 s read
+// timeout ends the peering. The time until a drops the peering is logged.
+func TestSquareFailoverIdle(t *testing.T) {
+	needTool(t, "ping", "tc")
+	a, via, ifA, ifB, c, _ := squareRing(t)
+	// Let the last test traffic be acknowledged and the link fall idle.
+	time.Sleep(500 * time.Millisecond)
+	down := time.Now()
+	blackhole(a, ifA, true)
+	blackhole(via, ifB, true)
+	waitFor(t, fmt.Sprintf("a to drop %s", via.Name), 30*time.Second, 20*time.Millisecond, func() (bool, string) {
+		_, ok := a.PeerWith(via)
+		return !ok, ""
+	})
+	detected := time.Since(down)
+	reach := a.WaitReach(c.Addr)
+	t.Logf("IDLE CUT: a dropped %s after %.2f s (%s); a→c answered again %.2f s after the cut",
+		via.Name, detected.Seconds(), disconnectReason(t, a, via), (detected + reach).Seconds())
+	blackhole(a, ifA, false)
+	blackhole(via, ifB, false)
+}
+
+// squareRing builds the ring a–b–c–d–a over TCP and finds which neighbour
+// of a carries a→c: the one whose peering's bytes_out grow by the volume of
+// a burst of large pings. It returns a, that neighbour, the link's
+// interface in a's and in the neighbour's namespace, c, and a's other
+// neighbour.
+func squareRing(t *testing.T) (a, via *Node, ifA, ifB string, c, other *Node) {
+	t.Helper()
 	n := newNet(t)
 	a, b, c, d := n.Node("a"), n.Node("b"), n.Node("c"), n.Node("d")
 	ab, bc, cd, da := n.Connect(a, b, true), n.Connect(b, c, true), n.Connect(c, d, true), n.Connect(d, a, true)
@@ -81,8 +181,6 @@ func TestSquareFailover(t *testing.T) {
 	d.WaitPeer(a)
 	a.WaitReach(c.Addr)
 
-	// Which neighbour carries a→c? The one whose peering's bytes_out
-	// grow by the volume of a burst of large pings.
 	const burst, size = 30, 1000
 	before := bytesOut(a)
 	if out, err := a.Ping6(c.Addr, "-c", fmt.Sprint(burst), "-i", "0.01", "-s", fmt.Sprint(size), "-W", "2"); err != nil {
@@ -98,48 +196,45 @@ func TestSquareFailover(t *testing.T) {
 		t.Fatalf("neither peering of a carried the burst: bytes_out grew by %d via b, %d via d, want ≥ %d",
 			after[b.Key.String()]-before[b.Key.String()], after[d.Key.String()]-before[d.Key.String()], burst*size)
 	}
-	ifA := link.IfA
+	ifA, ifB = link.IfA, link.IfB
 	if link.B == a {
-		ifA = link.IfB
+		ifA, ifB = link.IfB, link.IfA
 	}
-	t.Logf("a→c goes via %s (bytes_out +%d); taking a's veth %s to %s down", via.Name, grew, ifA, via.Name)
+	t.Logf("a→c goes via %s (bytes_out +%d) over a's %s", via.Name, grew, ifA)
+	return a, via, ifA, ifB, c, other
+}
 
-	// ping every 100 ms, each waiting at most 1 s; -D stamps each line.
-	pinger := a.StartBg("ping-a-c", "ping", "-6", "-n", "-D", "-O", "-i", "0.1", "-W", "1", "-w", "150", c.Addr.String())
-	waitFor(t, "steady pings a→c", 10*time.Second, 50*time.Millisecond, func() (bool, string) {
-		r := parsePing(pinger.Output())
-		return len(r.ok) >= 10, fmt.Sprintf("%d replies", len(r.ok))
-	})
-	down := time.Now()
-	a.MustIP("link", "set", ifA, "down")
-	// Recovered when 10 pings in a row sent after the cut are answered.
-	var res pingRun
-	waitFor(t, "a→c to recover through "+other.Name, 60*time.Second, 50*time.Millisecond, func() (bool, string) {
-		res = parsePing(pinger.Output())
-		return res.recoveredAfter(down, 10), fmt.Sprintf("%d replies, last seq %d", len(res.ok), res.lastSeq)
-	})
-	pinger.Stop(syscall.SIGINT)
-	res = parsePing(pinger.Output())
-	outage, lost := res.outage(down)
-	t.Logf("OUTAGE a→c after taking %s down: %.2f s until the first reply (%d pings lost at 100 ms intervals)", ifA, outage.Seconds(), lost)
-
-	if _, ok := a.PeerWith(via); ok {
-		t.Errorf("a still lists %s as a peer with the link down", via.Name)
+// blackhole makes an interface drop everything it sends (on) or lifts
+// that (off). The interface stays up: to the kernel the link is fine.
+func blackhole(nd *Node, iface string, on bool) {
+	if on {
+		nd.MustRun("tc", "qdisc", "replace", "dev", iface, "root", "blackhole")
+		return
 	}
-	if out, err := a.Ping6(c.Addr, "-c", "3", "-i", "0.2", "-W", "2"); err != nil {
-		t.Fatalf("ping a→c after failover: %v\n%s", err, out)
-	}
+	nd.MustRun("tc", "qdisc", "del", "dev", iface, "root")
+}
 
-	// The static peering is re-made once the link is back (the dialler is
-	// in back-off, at most a minute).
-	up := time.Now()
-	a.MustIP("link", "set", ifA, "up")
-	waitFor(t, fmt.Sprintf("a and %s to peer again", via.Name), 90*time.Second, 200*time.Millisecond, func() (bool, string) {
-		_, ok := a.PeerWith(via)
-		return ok, ""
-	})
-	t.Logf("a and %s peered again %s after the link came back", via.Name, time.Since(up).Round(time.Millisecond))
-	a.WaitReach(c.Addr)
+// disconnectReason is the reason nd's daemon logged for its last
+// disconnect from other.
+func disconnectReason(t *testing.T, nd, other *Node) string {
+	t.Helper()
+	data, err := os.ReadFile(nd.LogPath)
+	if err != nil {
+		t.Fatalf("log of %s: %v", nd.Name, err)
+	}
+	last := ""
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "peer disconnected") && strings.Contains(l, other.Key.String()) {
+			last = l
+		}
+	}
+	if last == "" {
+		t.Fatalf("%s logged no disconnect from %s", nd.Name, other.Name)
+	}
+	if _, r, ok := strings.Cut(last, "reason="); ok {
+		return r
+	}
+	return last
 }
 
 // bytesOut maps each of nd's peers (by key) to bytes sent to it.

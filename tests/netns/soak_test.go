@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -37,11 +38,19 @@ const (
 	soakMinSuccess = 0.95
 	// soakResourceSlack is how far goroutines, fds and RSS may stay above
 	// their values before the flaps, once the mesh has healed; they have
-	// soakRecover to get there (the Go runtime hands freed memory back to
-	// the kernel gradually, so RSS lags the heap). RSS is checked in the
-	// full soak (-soak set) only: it stays 10-60 % above its start after
-	// 60 s runs and 45-70 % after a 10 min soak (heap in use +0-35 %), an
-	// open finding of issue 12.
+	// soakRecover to get there. RSS is checked in the full soak (-soak
+	// set) only, and there it does not hold: RSS ends 10-60 % above its
+	// start after 60 s runs and 45-70 % after a 10 min soak. What was
+	// measured (issue 12) says this is the runtime, not live state: file
+	// pages stay flat (12 MiB, the binary); the growth is anonymous memory
+	// taken by garbage allocated since the last collection, below the
+	// GC's heap goal (in 8 of 10 daemons of a 60 s run no collection ran
+	// during the flaps at all: the goal stayed at 21.1 MiB while the
+	// allocated heap went from 11 to 14 MiB), or freed heap kept mapped
+	// after one (up to 11.7 MiB); and peerings made and dropped in
+	// process leave no live heap behind (overlay/peers
+	// TestChurnLeavesNoLiveHeap). RSS measured this way tells where a
+	// daemon is in its GC cycle; a leak check needs the live heap.
 	soakResourceSlack = 0.10
 	soakRecover       = 90 * time.Second
 )
@@ -211,8 +220,10 @@ func TestSoak(t *testing.T) {
 
 	for i, nd := range nodes {
 		b, a := before[i], after[i]
-		t.Logf("%s: goroutines %d → %d, fds %d → %d, RSS %.1f → %.1f MiB (heap in use %.1f → %.1f MiB)", nd.Name,
-			b.goroutines, a.goroutines, b.fds, a.fds, float64(b.rss)/(1<<20), float64(a.rss)/(1<<20), float64(b.heap)/(1<<20), float64(a.heap)/(1<<20))
+		mib := func(v int64) float64 { return float64(v) / (1 << 20) }
+		t.Logf("%s: goroutines %d → %d, fds %d → %d, RSS %.1f → %.1f MiB (anonymous %.1f → %.1f, file %.1f → %.1f; heap in use %.1f → %.1f, allocated %.1f → %.1f, free but kept %.1f → %.1f, stacks %.1f → %.1f, GC goal %.1f → %.1f)", nd.Name,
+			b.goroutines, a.goroutines, b.fds, a.fds, mib(b.rss), mib(a.rss), mib(b.rssAnon), mib(a.rssAnon), mib(b.rssFile), mib(a.rssFile),
+			mib(b.heap), mib(a.heap), mib(b.alloc), mib(a.alloc), mib(b.retained), mib(a.retained), mib(b.stacks), mib(a.stacks), mib(b.goal), mib(a.goal))
 	}
 	if len(far) > 0 {
 		t.Errorf("%v after the last flap, resources still more than %.0f %% above their values before the flaps:\n%s",
@@ -231,7 +242,14 @@ func TestSoak(t *testing.T) {
 type soakResources struct {
 	goroutines, fds int
 	rss             int64
-	heap            int64 // logged only: what RSS would be without the runtime's retention
+	// Logged only, to tell where RSS goes: the heap in use, the live
+	// heap and not yet collected garbage (alloc), freed heap the runtime
+	// keeps mapped (idle, not released), goroutine stacks, and RSS split
+	// into anonymous memory and file pages (the binary's code and data
+	// touched so far), and the GC's heap goal, which is twice the heap
+	// found live by the last collection (GOGC 100).
+	heap, alloc, retained, stacks, goal int64
+	rssAnon, rssFile                    int64
 }
 
 // farFrom lists the resources of after that are more than
@@ -274,7 +292,33 @@ func soakMeasure(nd *Node) soakResources {
 		fds:        int(get("process_open_fds")),
 		rss:        int64(get("process_resident_memory_bytes")),
 		heap:       int64(get("go_memstats_heap_inuse_bytes")),
+		alloc:      int64(get("go_memstats_heap_alloc_bytes")),
+		retained:   int64(get("go_memstats_heap_idle_bytes") - get("go_memstats_heap_released_bytes")),
+		stacks:     int64(get("go_memstats_stack_inuse_bytes")),
+		goal:       int64(get("go_memstats_next_gc_bytes")),
+		rssAnon:    procStatusBytes(nd, "RssAnon"),
+		rssFile:    procStatusBytes(nd, "RssFile"),
 	}
+}
+
+// procStatusBytes reads one "kB" field of the daemon's /proc/PID/status.
+func procStatusBytes(nd *Node, field string) int64 {
+	nd.t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", nd.PID()))
+	if err != nil {
+		nd.t.Fatalf("node %s: %v", nd.Name, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				nd.t.Fatalf("node %s: /proc status %q: %v", nd.Name, line, err)
+			}
+			return kb << 10
+		}
+	}
+	nd.t.Fatalf("node %s: no %s in /proc/%d/status", nd.Name, field, nd.PID())
+	return 0
 }
 
 var soakPingLine = regexp.MustCompile(`^\[(\d+)\.(\d+)\] (.*)icmp_seq=(\d+)(.*)$`)

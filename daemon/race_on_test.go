@@ -1,0 +1,7 @@
+//go:build race
+
+package daemon
+
+// raceDetector: the race detector slows every goroutine several times,
+// so real-time load scenarios cannot reach their rates under it.
+const raceDetector = true

@@ -1,0 +1,201 @@
+package router
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/overlay/wire"
+)
+
+// wakeupFloods ticks r every second for d and returns when it flooded its
+// own wakeup broadcast.
+func wakeupFloods(t *testing.T, r *Router, d time.Duration) []time.Duration {
+	t.Helper()
+	var at []time.Duration
+	for s := time.Duration(0); s <= d; s += time.Second {
+		// One flood is one copy per port.
+		if w := sends(r.Tick(t0.Add(s)), NoPort, int(wire.TypeWakeupBroadcast)); len(w) > 0 {
+			if f := decode(t, w[0].Frame).(*wire.WakeupBroadcast); f.Source != r.PublicKey() {
+				t.Fatalf("flooded a wakeup from %s", f.Source)
+			}
+			at = append(at, s)
+		}
+	}
+	return at
+}
+
+func TestPeriodicWakeupTimers(t *testing.T) {
+	peered := func(priv []byte, opts Options) *Router {
+		r := New(priv, opts)
+		mustNoDisconnect(t, r.PeerUp(t0, 1, keyB, PeerRemote))
+		mustNoDisconnect(t, r.PeerUp(t0, 2, keyD, PeerRemote))
+		return r
+	}
+	t.Run("reference: every 60 s from the start", func(t *testing.T) {
+		at := wakeupFloods(t, peered(privA, Options{ReferenceTimers: true}), 5*time.Minute)
+		want := []time.Duration{60 * time.Second, 120 * time.Second, 180 * time.Second, 240 * time.Second, 300 * time.Second}
+		if len(at) != len(want) {
+			t.Fatalf("floods at %v, want %v", at, want)
+		}
+		for i := range at {
+			if at[i] != want[i] {
+				t.Fatalf("floods at %v, want %v", at, want)
+			}
+		}
+	})
+	t.Run("tuned: first within one mean, then ½–1½ means apart, per-key phase", func(t *testing.T) {
+		const mean = 10 * time.Minute
+		var firsts []time.Duration
+		for _, priv := range [][]byte{privA, privC, privM} {
+			at := wakeupFloods(t, peered(priv, Options{WakeupRefresh: mean}), 2*time.Hour)
+			if len(at) < 8 || len(at) > 16 {
+				t.Fatalf("%d floods in 2 h with a %v mean: %v", len(at), mean, at)
+			}
+			if at[0] >= mean {
+				t.Errorf("first flood at %v, want before %v", at[0], mean)
+			}
+			for i := 1; i < len(at); i++ {
+				if gap := at[i] - at[i-1]; gap < mean/2 || gap > mean*3/2+time.Second {
+					t.Errorf("floods %v apart, want within [%v, %v]", gap, mean/2, mean*3/2)
+				}
+			}
+			firsts = append(firsts, at[0])
+		}
+		if firsts[0] == firsts[1] && firsts[1] == firsts[2] {
+			t.Errorf("three keys flood first at the same %v: no jitter", firsts[0])
+		}
+	})
+	t.Run("tuned default: none in the first minutes for most keys", func(t *testing.T) {
+		floods := 0
+		for i := byte(10); i < 30; i++ {
+			floods += len(wakeupFloods(t, peered(testhelp.SeedKey(i), Options{}), 3*time.Minute))
+		}
+		// 20 nodes, each with its first flood uniform over an hour: the
+		// chance of more than 5 in 3 minutes is below 1e-4.
+		if floods > 5 {
+			t.Errorf("%d of 20 nodes flooded within 3 minutes with a 1 h mean", floods)
+		}
+	})
+	t.Run("negative refresh: never", func(t *testing.T) {
+		if at := wakeupFloods(t, peered(privA, Options{WakeupRefresh: -1}), 3*time.Hour); len(at) != 0 {
+			t.Fatalf("floods at %v", at)
+		}
+	})
+}
+
+// TestWakeupSeenSetEvictsOldest: a full seen set makes room for a new
+// originator by forgetting the oldest one, and forwards the newcomer's
+// broadcast.
+func TestWakeupSeenSetEvictsOldest(t *testing.T) {
+	r := New(privA, Options{DisableWakeups: true, MaxWakeupSeen: 2})
+	mustNoDisconnect(t, r.PeerUp(t0, 1, keyB, PeerRemote))
+	mustNoDisconnect(t, r.PeerUp(t0, 2, keyC, PeerRemote))
+	wakeup := func(now time.Time, seed byte) []Action {
+		t.Helper()
+		from := New(testhelp.SeedKey(seed), Options{})
+		sr := from.signRoot(unixMilli(now), r.Root())
+		acts := own(r.HandleFrame(now, 1, &wire.WakeupBroadcast{HopLimit: wire.WakeupHopLimit, Source: from.key, Payload: sr.Append(nil)}))
+		mustNoDisconnect(t, acts)
+		return acts
+	}
+	keyOf := func(seed byte) wire.PublicKey { return wire.PublicKeyOf(testhelp.SeedKey(seed)) }
+	wakeup(t0, 20)
+	wakeup(t0.Add(time.Second), 21)
+	before := r.Stats().Drops[DropWakeupSeenFull.String()]
+	acts := wakeup(t0.Add(2*time.Second), 22)
+	if len(sends(acts, 2, int(wire.TypeWakeupBroadcast))) != 1 {
+		t.Fatalf("a new originator's wakeup with the set full was not forwarded: %v", acts)
+	}
+	if _, ok := r.seen[keyOf(20)]; ok {
+		t.Error("the oldest originator was kept")
+	}
+	for _, s := range []byte{21, 22} {
+		if _, ok := r.seen[keyOf(s)]; !ok {
+			t.Errorf("originator %d forgotten", s)
+		}
+	}
+	if len(r.seen) != 2 || len(r.verified) != 2 {
+		t.Errorf("seen %d, verified %d records; bound 2", len(r.seen), len(r.verified))
+	}
+	if got := r.Stats().Drops[DropWakeupSeenFull.String()] - before; got != 1 {
+		t.Errorf("evictions counted %d, want 1", got)
+	}
+	// The evicted originator is accepted again as new, evicting 21.
+	if len(sends(wakeup(t0.Add(3*time.Second), 20), 2, int(wire.TypeWakeupBroadcast))) != 1 {
+		t.Error("the evicted originator's next wakeup was not forwarded")
+	}
+	if _, ok := r.seen[keyOf(21)]; ok {
+		t.Error("after 20 came back, 21 (now the oldest) was kept")
+	}
+}
+
+// TestDescendingChangeStartsFastBootstraps: a new descending neighbour,
+// not only a parent change, makes the node bootstrap every second again.
+func TestDescendingChangeStartsFastBootstraps(t *testing.T) {
+	r := childOfC(t, Options{DisableWakeups: true})
+	bootstrapsIn := func(from, to time.Duration) int {
+		n := 0
+		for s := from; s < to; s += time.Second {
+			n += len(sends(r.Tick(t0.Add(s)), NoPort, int(wire.TypeBootstrap)))
+		}
+		return n
+	}
+	if n := bootstrapsIn(DefaultFastBootstrapWindow, DefaultFastBootstrapWindow+20*time.Second); n != 4 {
+		t.Fatalf("%d bootstraps in 20 s once settled, want 4", n)
+	}
+	// B (below A) bootstraps through its parent A: A's descending node.
+	now := t0.Add(DefaultFastBootstrapWindow + 20*time.Second)
+	mustNoDisconnect(t, feed(t, r, now, 2, bootstrapFrom(privB, now, r.Root())))
+	if d, ok := r.Descending(now); !ok || d.Originator != keyB {
+		t.Fatalf("descending %v %v, want B", d, ok)
+	}
+	start := DefaultFastBootstrapWindow + 20*time.Second
+	if n := bootstrapsIn(start, start+5*time.Second); n != 5 {
+		t.Errorf("%d bootstraps in the 5 s after the descending change, want 5", n)
+	}
+}
+
+// TestParentMovedIsFollowedAtOnce: the parent re-signs the same root
+// update with a new path (it changed its own parent). The reference takes
+// that as bad news and flaps for ReparentWait; tuned, the node keeps its
+// parent, takes the new coordinates and passes the update on at once.
+func TestParentMovedIsFollowedAtOnce(t *testing.T) {
+	for _, ref := range []bool{false, true} {
+		// A under M (port 1) under the root C; B is A's other peer.
+		r := New(privA, Options{DisableWakeups: true, ReferenceTimers: ref})
+		r.PeerUp(t0, 1, keyM, PeerRemote)
+		r.PeerUp(t0, 2, keyB, PeerRemote)
+		mustNoDisconnect(t, feed(t, r, t0, 1, rootedAt(privC, 1, 1).Signed(privM, 1)))
+		if r.Parent() != 1 {
+			t.Fatalf("set-up: parent %v", r.Parent())
+		}
+		r.Tick(t0)
+		now := t0.Add(1300 * time.Millisecond)
+		// M moved under D: C's port 4 to D, D's port 5 to M, M's port 1.
+		moved := rootedAt(privC, 1, 4).Signed(privD, 5).Signed(privM, 1)
+		acts := feed(t, r, now, 1, moved)
+		mustNoDisconnect(t, acts)
+		announced := len(sends(acts, NoPort, int(wire.TypeTreeAnnouncement)))
+		if ref {
+			if r.Parent() != NoPort || r.Root().Key != keyA {
+				t.Errorf("reference: parent %v root %v after the parent moved, want bad news (own root)", r.Parent(), r.Root())
+			}
+			continue
+		}
+		if r.Parent() != 1 || r.Root() != (wire.Root{Key: keyC, Seq: 1}) || !r.Coords().Equal(wire.Coordinates{4, 5, 1}) {
+			t.Fatalf("tuned: parent %v root %v coords %v, want parent 1, C's root, coords [4 5 1]", r.Parent(), r.Root(), r.Coords())
+		}
+		if announced != 2 {
+			t.Errorf("tuned: the new path went to %d peers, want both", announced)
+		}
+		if r.waiting {
+			t.Errorf("tuned: waiting %v after the parent moved", r.waiting)
+		}
+		// An identical repeat is still bad news, as in the reference.
+		mustNoDisconnect(t, feed(t, r, now.Add(time.Second), 1, moved))
+		if r.Parent() != NoPort || !r.waiting {
+			t.Errorf("tuned: after an identical repeat from the parent: parent %v, waiting %v; want bad news", r.Parent(), r.waiting)
+		}
+	}
+}
