@@ -27,7 +27,7 @@
 //
 // SNEK routes a frame towards the smallest known key at or above its
 // destination and hands it to the application there even if the key does not
-// match (protocol §5.3). Every key starting with prefix P sorts at or above
+// match (docs/protocol.md §5.3). Every key starting with prefix P sorts at or above
 // P ‖ 00…, and no key below it starts with P, so a lookup sent to that "lookup
 // key" lands on the owner of P when it exists. The owner answers with its
 // full key; the Resolver accepts an answer only for a pending lookup with the

@@ -18,7 +18,11 @@ type Link interface {
 	// dropped because its queue was full, and the link counts the drop.
 	Send(frame []byte, protocol bool) bool
 	// Close ends the peering; reason is logged. It is safe to call more than
-	// once and from any goroutine.
+	// once and from any goroutine. Close does not call back into the node
+	// and does not wait for the link to wind down, so the node may call it
+	// with its own lock held (it does on a protocol error). The link
+	// reports its end later, from its own goroutine, with exactly one
+	// Node.Detach for its port.
 	Close(reason error)
 }
 

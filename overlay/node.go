@@ -461,8 +461,9 @@ func (n *Node) do(a router.Action) {
 	case router.ActionDisconnect:
 		if p := n.peerAt(a.Port); p != nil && !p.detaching.Swap(true) {
 			n.logger.Warn("dropping peer for a protocol error", "port", uint8(a.Port), "peer", p.info.Key.String(), "reason", errString(a.Reason))
-			// Close calls Detach, which takes mu: close from elsewhere.
-			go p.link.Close(a.Reason)
+			// Safe with mu held: Close never calls back into the node
+			// (the Link contract).
+			p.link.Close(a.Reason)
 		}
 	case router.ActionEvent:
 		n.logEvent(a.Event)

@@ -18,7 +18,8 @@ import (
 
 // memLink is an in-memory Link: frames sent on it are handed, in order, by
 // its own goroutine to the remote node's Receive. Closing one end closes
-// the other, as a TCP connection would.
+// the other, as a TCP connection would. As the Link contract asks, Close
+// does not call back into the node: the goroutine detaches once it stops.
 type memLink struct {
 	local, remote         *Node
 	localPort, remotePort router.Port
@@ -45,20 +46,25 @@ func (l *memLink) Send(frame []byte, protocol bool) bool {
 }
 
 func (l *memLink) Close(reason error) {
+	first := false
 	l.once.Do(func() {
+		first = true
 		if reason != nil {
 			l.reason.Store(reason)
 		}
 		close(l.done)
-		if l.peer != nil {
-			go l.peer.Close(errors.New("remote closed"))
-		}
-		l.local.Detach(l.localPort, reason)
 	})
+	if first && l.peer != nil {
+		l.peer.Close(errors.New("remote closed"))
+	}
 }
 
 func (l *memLink) run() {
 	defer l.wg.Done()
+	defer func() {
+		reason, _ := l.reason.Load().(error)
+		l.local.Detach(l.localPort, reason)
+	}()
 	for {
 		select {
 		case <-l.done:
@@ -311,6 +317,35 @@ func TestCloseStopsEverything(t *testing.T) {
 	if _, err := a.Attach(PeerInfo{Key: b.PublicKey()}, ab); !errors.Is(err, ErrClosed) {
 		t.Fatalf("attach after close: %v", err)
 	}
+}
+
+// TestDisconnectClosesInline: a disconnect action closes the link at once,
+// from the goroutine that holds the node's lock, with no goroutine of its
+// own (the Link contract lets Close run under that lock); the link's own
+// goroutine detaches the port afterwards.
+func TestDisconnectClosesInline(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	a, b := newNode(t, 1, Config{}), newNode(t, 2, Config{})
+	l := connect(t, a, b)
+	reason := errors.New("protocol error made by the test")
+	a.mu.Lock()
+	a.do(router.Action{Kind: router.ActionDisconnect, Port: l.localPort, Reason: reason})
+	closed := false
+	select {
+	case <-l.done:
+		closed = true
+	default:
+	}
+	a.mu.Unlock()
+	if !closed {
+		t.Fatal("the link was not closed by the time the disconnect action returned")
+	}
+	if got, _ := l.reason.Load().(error); got != reason {
+		t.Fatalf("link closed with %v, want %v", got, reason)
+	}
+	testhelp.WaitFor(t, "the link to detach its port", 10*time.Second, func() bool {
+		return a.peerAt(l.localPort) == nil
+	})
 }
 
 // The log names the tree parent as getSelf does: its port and key, and port

@@ -150,7 +150,7 @@ func TestHopsOnAStar(t *testing.T) {
 }
 
 // TestControlTrafficOfTwoNodes checks the accounting against the
-// protocol's timers (§4.3, §5.1, §7) over 60 s of a converged pair, with
+// protocol's timers (docs/protocol.md §4.3, §5.1, §7) over 60 s of a converged pair, with
 // the reference's timers: the non-root bootstraps every 5 s (12 frames) and
 // the root never; each node floods its wakeup once a minute to its one
 // peer, which does not send it back; the tree is quiet until the root's
@@ -193,7 +193,7 @@ func TestControlTrafficOfTwoNodes(t *testing.T) {
 		t.Errorf("simulator counted %d bootstraps, the Router %d", child.Sent(wire.TypeBootstrap).Frames, st.FramesOut["bootstrap"])
 	}
 	// The bootstrap frame is the router's encoding: 10-byte header,
-	// destination key, watermark, payload (§3.5).
+	// destination key, watermark, payload (docs/protocol.md §3.5).
 	if got := sent(child, wire.TypeBootstrap).Bytes / 12; got < 10+32+32 {
 		t.Errorf("bootstrap of %d bytes", got)
 	}

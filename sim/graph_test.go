@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pineconed/pineconed/internal/vectors"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -133,16 +132,9 @@ func TestSharedGraph(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large topology skipped in -short mode")
 	}
-	dir, err := vectors.Dir()
-	if errors.Is(err, vectors.ErrMissing) {
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(filepath.Dir(dir), "graphs", "dn42.txt")
+	path := filepath.Join(testhelp.ModuleRoot(t), "..", "shared", "graphs", "dn42.txt")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("skipping: %v", err)
+		t.Skipf("skipping: the shared graphs are not beside the checkout: %v", err)
 	}
 	g, err := LoadGraph(path)
 	if err != nil {

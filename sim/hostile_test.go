@@ -11,7 +11,7 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// seedKey returns the key with the seed byte repeated, as in protocol §12:
+// seedKey returns the key with the seed byte repeated, as in docs/protocol.md §12:
 // 1 = A, 2 = B, 3 = C (the highest), 4 = M (between A and C), 5 = D.
 func seedKey(b byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
@@ -229,8 +229,8 @@ func TestKeepaliveIsCountedNotDropped(t *testing.T) {
 }
 
 // TestOwnKeyInHopsIsNotAnError: an announcement that passed through the
-// receiver is a loop the decision table ignores (§4.5); only a key that
-// signs twice is a protocol error (§4.4).
+// receiver is a loop the decision table ignores (docs/protocol.md §4.5); only a key that
+// signs twice is a protocol error (docs/protocol.md §4.4).
 func TestOwnKeyInHopsIsNotAnError(t *testing.T) {
 	h := newHostile(t)
 	root := h.a.Router.Root()

@@ -21,7 +21,7 @@ func sentIndex(t wire.FrameType) int {
 
 // Sent returns what the node has put on its links so far, frames of type
 // t that it originated or forwarded. Keepalives are the link's job, not the
-// Router's (protocol §1.4), so a simulated node never sends any; the daemon
+// Router's (docs/protocol.md §1.4), so a simulated node never sends any; the daemon
 // adds one per idle link and keepalive interval.
 func (n *Node) Sent(t wire.FrameType) SentCount { return n.sent[sentIndex(t)] }
 
@@ -57,7 +57,7 @@ func (n *Network) Distances(from *Node) []int {
 }
 
 // SNEKEntryBytes is the state one SNEK route holds, by the protocol's
-// fields (§5.2): the originator key (32 bytes), source and destination
+// fields (docs/protocol.md §5.2): the originator key (32 bytes), source and destination
 // ports (1 each), last-seen time (8), the root key and sequence (32 + 8)
 // and the bootstrap sequence (8). In-memory overhead (map slots, pointers)
 // is implementation detail and comes on top.

@@ -179,7 +179,7 @@ func (n *Network) Build(g Graph, seed uint64, latency time.Duration) ([]*Node, e
 }
 
 // CapDegree returns g with at most maxDegree links per node, as a Pinecone
-// node has at most router.MaxPort peerings (protocol §4.8), and the number
+// node has at most router.MaxPort peerings (docs/protocol.md §4.8), and the number
 // of links it left out. Real topologies have hubs far above that (the
 // skitter graph has a node with 2 070 neighbours). Links are kept in order
 // of the lower degree of their two ends, then the higher, then file

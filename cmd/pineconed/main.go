@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/pineconed/pineconed/addressing"
@@ -144,19 +145,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	reload := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	reload, stopRelay := relayReloads(hup)
+	defer stopRelay()
 	if err := d.Run(ctx, reload); err != nil {
 		return exitFail
 	}
 	return exitOK
+}
+
+// relayReloads turns the signals arriving on hup into reload requests for
+// daemon.Run, several pending signals making one request. The relay's
+// goroutine is owned by the returned stop function, which ends it and
+// waits for it (call it once): signal.Stop does not close hup, so without
+// stop the goroutine would outlive run.
+func relayReloads(hup <-chan os.Signal) (reload <-chan struct{}, stop func()) {
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // printIdentity prints the node's identity from its existing key file.

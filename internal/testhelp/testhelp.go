@@ -1,7 +1,7 @@
 // Package testhelp holds the helpers that the tests of several packages
 // share: the protocol's seeded test keys, polling for a condition, the
-// goroutine-leak check, hex as the protocol document writes it, and a log
-// capture. Only tests import it.
+// goroutine-leak check, hex as the protocol document writes it, the module
+// root, and a log capture. Only tests import it.
 //
 // It imports nothing from this module, so that any package's internal
 // tests (overlay/wire's included) can use it without an import cycle.
@@ -12,6 +12,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,7 +22,7 @@ import (
 )
 
 // SeedKey returns the ed25519 key whose seed is b repeated: the keys of
-// protocol §12 (1 = A, 2 = B, 3 = C), so tests and the stock captures
+// docs/protocol.md §12 (1 = A, 2 = B, 3 = C), so tests and the stock captures
 // agree on who is who.
 func SeedKey(b byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
@@ -36,6 +38,27 @@ func Unhex(t testing.TB, s string) []byte {
 		t.Fatalf("bad hex in test: %v", err)
 	}
 	return b
+}
+
+// ModuleRoot is the directory of this module's go.mod, found by walking up
+// from the working directory (a test runs in its package's directory). It
+// fails the test when there is none.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("module root: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("module root: no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
 
 // WaitFor polls cond until it holds, and fails the test naming what it

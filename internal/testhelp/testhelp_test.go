@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// SeedKey(1) must stay key A of protocol §12, which the codec's golden
+// SeedKey(1) must stay key A of docs/protocol.md §12, which the codec's golden
 // bytes and the stock captures are written against.
 func TestSeedKeyIsProtocolKeyA(t *testing.T) {
 	const hexA = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"

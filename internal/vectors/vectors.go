@@ -1,24 +1,27 @@
-// Package vectors loads the byte-exact capture of three stock Pinecone
-// routers (../shared/vectors beside the project) for the codec and router
-// tests. The capture is data the project does not ship: a user's clone has
-// no ../shared, so callers skip when Load reports ErrMissing.
+// Package vectors holds the byte-exact capture of three stock Pinecone
+// routers (testdata/README.md says what it contains) for the codec and
+// router tests. The capture is embedded, so every test that uses it runs in
+// any clone; a missing or damaged file is a build or test failure, never a
+// skip. Only tests import this package.
 package vectors
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ed25519"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
-// ErrMissing means the shared vectors are not beside this checkout.
-var ErrMissing = errors.New("shared test vectors not found beside the project")
+// captureName is the capture's file under testdata, as error messages name it.
+const captureName = "internal/vectors/testdata/stock-3node-capture.jsonl"
+
+//go:embed testdata/stock-3node-capture.jsonl
+var capture []byte
 
 // Record is one write a stock router made on one of its links: a whole
 // frame, or the 104-byte hello.
@@ -41,56 +44,32 @@ func PrivateKey(name byte) ed25519.PrivateKey {
 	return testhelp.SeedKey(name - 'A' + 1)
 }
 
-// Dir finds ../shared/vectors beside the module root, walking up from the
-// working directory (tests run in their package directory).
-func Dir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			v := filepath.Join(dir, "..", "shared", "vectors")
-			if _, err := os.Stat(v); err != nil {
-				return "", fmt.Errorf("%w: %v", ErrMissing, err)
-			}
-			return v, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%w: no go.mod above the working directory", ErrMissing)
-		}
-		dir = parent
-	}
-}
-
-// LoadCapture reads stock-3node-capture.jsonl.
+// LoadCapture decodes the embedded stock-3node-capture.jsonl, in write
+// order. An empty capture is an error: a test fed nothing would prove
+// nothing.
 func LoadCapture() ([]Record, error) {
-	dir, err := Dir()
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, "stock-3node-capture.jsonl")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMissing, err)
-	}
-	defer f.Close()
 	var out []Record
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(capture))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var r Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, len(out)+1, err)
+		var err error
+		if err = json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", captureName, len(out)+1, err)
 		}
 		if r.Bytes, err = hex.DecodeString(r.Hex); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, len(out)+1, err)
+			return nil, fmt.Errorf("%s:%d: %w", captureName, len(out)+1, err)
 		}
 		if len(r.Link) < 4 {
-			return nil, fmt.Errorf("%s:%d: bad link %q", path, len(out)+1, r.Link)
+			return nil, fmt.Errorf("%s:%d: bad link %q", captureName, len(out)+1, r.Link)
 		}
 		out = append(out, r)
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", captureName, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no records", captureName)
+	}
+	return out, nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Protocol timings (protocol §1.4) and our queue sizes.
+// Protocol timings (docs/protocol.md §1.4) and our queue sizes.
 const (
 	// DefaultKeepaliveInterval is how long the writer stays silent before
 	// it sends a Keepalive. Stock nodes drop a peer after 5 s of silence.
@@ -259,7 +259,7 @@ func (c *Conn) Close(reason error) {
 
 // Send queues one whole encoded frame; see overlay.Link. A frame whose header
 // does not describe exactly its own length is dropped and counted as
-// "malformed": a bad frame from us could crash a stock node (protocol §3.8).
+// "malformed": a bad frame from us could crash a stock node (docs/protocol.md §3.8).
 //
 // The link owns frame from the call on. A small frame in a large
 // internal/bufpool buffer is first moved to a small one (bufpool.Shrink),

@@ -1,6 +1,6 @@
 // Package link runs one Pinecone peering over a reliable byte stream: the
 // 104-byte handshake, then a framed reader and a batching writer with the
-// protocol's keepalives and deadlines (protocol §1).
+// protocol's keepalives and deadlines (docs/protocol.md §1).
 //
 // In the data path it sits between the socket and the node. Inbound, the
 // reader goroutine reads exactly one frame at a time (10 header bytes checked

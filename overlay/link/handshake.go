@@ -13,7 +13,7 @@ import (
 )
 
 // HandshakeTimeout bounds the whole hello exchange, both the write and the
-// read, as in the reference (protocol §1.4).
+// read, as in the reference (docs/protocol.md §1.4).
 const HandshakeTimeout = 10 * time.Second
 
 // Handshake errors. Refusals of the remote hello itself wrap the wire

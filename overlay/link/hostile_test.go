@@ -45,7 +45,7 @@ func header(t wire.FrameType, length int) []byte {
 	return h
 }
 
-// Each frame that crashes a stock node (protocol §3.8), a bad magic, and a
+// Each frame that crashes a stock node (docs/protocol.md §3.8), a bad magic, and a
 // frame that never finishes: the peer is dropped with the right reason,
 // the node never sees the frame, and we do not crash.
 func TestHostileFrames(t *testing.T) {

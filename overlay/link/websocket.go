@@ -11,7 +11,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// WebSocket carriage (protocol §1.1). A peering over WebSocket is the same
+// WebSocket carriage (docs/protocol.md §1.1). A peering over WebSocket is the same
 // byte stream as over TCP, carried in binary messages. Stock nodes write
 // one message per Write call and read the messages as one continuous
 // stream, ignoring boundaries; websocket.NetConn behaves exactly so (each

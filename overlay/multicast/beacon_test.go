@@ -18,7 +18,7 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Key B sorts below key A (protocol §12), so B dials A at once and A waits.
+// Key B sorts below key A (docs/protocol.md §12), so B dials A at once and A waits.
 var keyA, keyB = wire.PublicKeyOf(testhelp.SeedKey(1)), wire.PublicKeyOf(testhelp.SeedKey(2))
 
 type handled struct {

@@ -1,5 +1,5 @@
 // Package multicast finds peers on the local network the way stock Pinecone
-// nodes do (protocol §9.3), so a pineconed node and a stock node on the
+// nodes do (docs/protocol.md §9.3), so a pineconed node and a stock node on the
 // same LAN peer with each other with no configuration.
 //
 // Every 2 s, and once at start, each usable interface gets a 34-byte beacon
@@ -50,7 +50,7 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Protocol constants (protocol §9.3).
+// Protocol constants (docs/protocol.md §9.3).
 const (
 	// UDPPort is where beacons are sent and received.
 	UDPPort = 60606

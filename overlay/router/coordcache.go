@@ -8,7 +8,7 @@ import (
 )
 
 // CoordCache remembers the tree coordinates of nodes that sent us traffic
-// (protocol §6.2). It is what makes routing hybrid: a reply to a key in the
+// (docs/protocol.md §6.2). It is what makes routing hybrid: a reply to a key in the
 // cache carries destination coordinates and goes by the tree instead of
 // SNEK. The Router fills it when it delivers a frame, the node reads it on
 // every send, both without the control lock, so it has its own mutex.

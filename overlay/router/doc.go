@@ -1,6 +1,6 @@
 // Package router is the Pinecone routing state machine: the spanning tree,
 // the SNEK virtual snake and hybrid traffic forwarding of the protocol
-// specification (docs/pinecone-protocol.md §4–§7).
+// specification (docs/protocol.md §4–§7).
 //
 // Place in the data path: a link reader decodes each frame with overlay/wire
 // and hands it to the concurrent node (package overlay). The node feeds

@@ -8,7 +8,7 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// The first frames of protocol §12: E3 is A's first frame on its port 1,
+// The first frames of docs/protocol.md §12: E3 is A's first frame on its port 1,
 // E4 is B's copy of it, re-signed for B's port 1, sent back once B has
 // taken A as its parent.
 const (

@@ -8,7 +8,7 @@ import (
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Keys of protocol §12 (ed25519 seeds of one repeated byte). B < A < C.
+// Keys of docs/protocol.md §12 (ed25519 seeds of one repeated byte). B < A < C.
 var (
 	privA, privB, privC = testhelp.SeedKey(1), testhelp.SeedKey(2), testhelp.SeedKey(3)
 	keyA, keyB, keyC    = wire.PublicKeyOf(privA), wire.PublicKeyOf(privB), wire.PublicKeyOf(privC)

@@ -2,7 +2,7 @@ package router
 
 import "time"
 
-// Protocol timers (protocol §4.8, §5.6, §6.2, §7). They are the reference's
+// Protocol timers (docs/protocol.md §4.8, §5.6, §6.2, §7). They are the reference's
 // values. Those that other nodes depend on are not configurable: nodes that
 // disagree on them interoperate badly (a bootstrap interval longer than the
 // route expiry breaks SNEK). The local decisions of when to send that this
@@ -72,7 +72,7 @@ const (
 )
 
 // Default bounds. The reference bounds none of these tables; a peer can
-// make it grow them without limit (protocol §11.4, §11.7).
+// make it grow them without limit (docs/protocol.md §11.4, §11.7).
 const (
 	// DefaultMaxSNEKEntries bounds the SNEK routing table: far above what
 	// a node sees in practice (one route per bootstrap originator whose

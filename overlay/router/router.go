@@ -63,7 +63,7 @@ func (a *annInfo) hasKey(k wire.PublicKey) bool {
 	return false
 }
 
-// snekEntry is one SNEK route (protocol §5.2): the way back to a bootstrap's
+// snekEntry is one SNEK route (docs/protocol.md §5.2): the way back to a bootstrap's
 // originator.
 type snekEntry struct {
 	origin   wire.PublicKey
@@ -170,7 +170,7 @@ type Router struct {
 
 // New returns the state machine of a node with the given private key. The
 // node starts as the root of its own tree with sequence 1 (its start-up
-// announcement, protocol §4.3); its clock starts at the first call.
+// announcement, docs/protocol.md §4.3); its clock starts at the first call.
 // priv must be a valid ed25519 private key.
 func New(priv ed25519.PrivateKey, opts Options) *Router {
 	if len(priv) != ed25519.PrivateKeySize {

@@ -87,7 +87,7 @@ func (d DropReason) String() string {
 // DisconnectReason says why a peer broke the protocol.
 type DisconnectReason uint8
 
-// Disconnect reasons (protocol §4.4, §7). Their String forms are stable
+// Disconnect reasons (docs/protocol.md §4.4, §7). Their String forms are stable
 // metric label values.
 const (
 	// DisconnectBadSignature: an announcement hop signature did not verify.

@@ -27,7 +27,7 @@ type AnnouncementHop struct {
 const hopMinLen = 1 + KeySize + SignatureSize
 
 // TreeAnnouncement is a root's announcement as repeated by each node on the
-// way down (protocol §3.4, §4.2). Each hop's signature covers the root fields
+// way down (docs/protocol.md §3.4, §4.2). Each hop's signature covers the root fields
 // and all earlier hops, so a relay cannot alter anything upstream of itself.
 type TreeAnnouncement struct {
 	Root Root
@@ -142,7 +142,7 @@ func (a *TreeAnnouncement) Signed(priv ed25519.PrivateKey, port uint64) *TreeAnn
 }
 
 // Coordinates are the ports of all hops: the receiver's position in the tree
-// when it takes the sender as its parent (protocol §4.7).
+// when it takes the sender as its parent (docs/protocol.md §4.7).
 func (a *TreeAnnouncement) Coordinates() Coordinates {
 	c := make(Coordinates, len(a.Hops))
 	for i, h := range a.Hops {

@@ -6,7 +6,7 @@ import (
 )
 
 // BeaconSize is the size of a LAN discovery beacon: a key and a TCP port
-// (protocol §9.3). Beacons carry no signature: they only suggest where to
+// (docs/protocol.md §9.3). Beacons carry no signature: they only suggest where to
 // dial, and the handshake then proves the key.
 const BeaconSize = KeySize + 2
 

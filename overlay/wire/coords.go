@@ -22,7 +22,7 @@ func (c Coordinates) EncodedLen() int {
 }
 
 // AppendCoordinates appends c as u16be(byte length) ‖ varint × n
-// (protocol §2.3). The length prefix counts bytes, not ports.
+// (docs/protocol.md §2.3). The length prefix counts bytes, not ports.
 func AppendCoordinates(dst []byte, c Coordinates) ([]byte, error) {
 	body := c.EncodedLen() - 2
 	if body > 0xffff {

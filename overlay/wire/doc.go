@@ -8,7 +8,7 @@
 // wants to send to a message's Append method before the link writer puts the
 // bytes on the stream. Nothing here does I/O, keeps state or looks at a clock.
 //
-// Parsing is strict where the reference implementation is lax (protocol §3.8):
+// Parsing is strict where the reference implementation is lax (docs/protocol.md §3.8):
 // every length and field is bounds-checked, over-long or overflowing varints
 // and trailing bytes are errors, and encoders refuse to produce a frame over
 // 65 535 bytes instead of silently truncating its length. A stock node crashes

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// Frame header layout (protocol §3.1).
+// Frame header layout (docs/protocol.md §3.1).
 const (
 	// HeaderSize is the fixed header every frame starts with.
 	HeaderSize = 10
@@ -28,7 +28,7 @@ var Magic = [4]byte{'p', 'i', 'n', 'e'}
 // FrameType is byte 5 of the header.
 type FrameType uint8
 
-// The frame types of the current protocol (protocol §3.2).
+// The frame types of the current protocol (docs/protocol.md §3.2).
 const (
 	TypeKeepalive        FrameType = 0
 	TypeTreeAnnouncement FrameType = 1
@@ -74,7 +74,7 @@ type Header struct {
 // ParseHeader checks the 10 header bytes a link reader has just read and
 // returns how long the whole frame is. It refuses the declared lengths that
 // crash stock nodes (below 10, or a type 1–4 frame too short to hold its
-// payload length field, protocol §3.8), so a reader never waits for or
+// payload length field, docs/protocol.md §3.8), so a reader never waits for or
 // slices a frame that cannot be valid.
 func ParseHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
-	"github.com/pineconed/pineconed/internal/vectors"
 )
 
 // seedFrames adds every §12 example and every captured stock frame.
@@ -13,20 +12,9 @@ func seedFrames(f *testing.F) {
 	for _, g := range golden(f) {
 		f.Add(g.want)
 	}
-	for _, r := range loadCaptureQuiet() {
-		f.Add(r)
+	for _, r := range loadCapture(f) {
+		f.Add(r.Bytes)
 	}
-}
-
-// loadCaptureQuiet returns the capture's frames, or nothing when it is
-// absent: fuzz seeding must not skip the whole target.
-func loadCaptureQuiet() [][]byte {
-	recs, _ := vectors.LoadCapture()
-	out := make([][]byte, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, r.Bytes)
-	}
-	return out
 }
 
 // FuzzDecode: decoding never panics, and decode→encode→decode→encode is

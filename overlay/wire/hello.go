@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// Handshake constants (protocol §1.2, §10).
+// Handshake constants (docs/protocol.md §1.2, §10).
 const (
 	// HelloSize is the size of the hello each side writes once.
 	HelloSize = 104

@@ -23,7 +23,7 @@ type PublicKey [KeySize]byte
 type Signature [SignatureSize]byte
 
 // FullMask is the highest possible key. Frames start with it as their
-// watermark key, the "worst" watermark (protocol §2.2, §6.3).
+// watermark key, the "worst" watermark (docs/protocol.md §2.2, §6.3).
 var FullMask = PublicKey{
 	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -71,5 +71,5 @@ func ParsePublicKey(s string) (PublicKey, error) {
 }
 
 // DHTOrdered reports a < b < c with strict inequalities and no wrap-around,
-// the ordering test SNEK uses (protocol §2.2).
+// the ordering test SNEK uses (docs/protocol.md §2.2).
 func DHTOrdered(a, b, c PublicKey) bool { return a.Less(b) && b.Less(c) }

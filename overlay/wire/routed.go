@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Watermark is SNEK's loop guard (protocol §6.3): the key and bootstrap
+// Watermark is SNEK's loop guard (docs/protocol.md §6.3): the key and bootstrap
 // sequence of the route a frame last followed. Along a SNEK path the key may
 // only stay the same or fall.
 type Watermark struct {
@@ -48,7 +48,7 @@ func readWatermark(b []byte) (Watermark, int, error) {
 	return w, KeySize + used, nil
 }
 
-// Bootstrap is a SNEK bootstrap (protocol §3.5): a node routing a signed
+// Bootstrap is a SNEK bootstrap (docs/protocol.md §3.5): a node routing a signed
 // note towards its own key, so that every node on the way learns a route back
 // to it. Payload is kept raw: it is forwarded unchanged, and a payload that
 // fails to parse or verify only drops this frame, never the peer, so the
@@ -101,7 +101,7 @@ func decodeBootstrap(body []byte) (*Bootstrap, error) {
 	return f, nil
 }
 
-// Traffic carries application data between two keys (protocol §3.6). With
+// Traffic carries application data between two keys (docs/protocol.md §3.6). With
 // destination coordinates it is routed on the tree; without them by SNEK,
 // and only then is the watermark on the wire.
 type Traffic struct {
@@ -199,7 +199,7 @@ func decodeTraffic(hopLimit uint8, body []byte) (*Traffic, error) {
 		rest = rest[used:]
 	} else {
 		// Tree-routed frames carry no watermark; the receiver treats it as
-		// the start value (protocol §3.6).
+		// the start value (docs/protocol.md §3.6).
 		f.Watermark = StartWatermark
 	}
 	if len(rest) != n {
@@ -209,7 +209,7 @@ func decodeTraffic(hopLimit uint8, body []byte) (*Traffic, error) {
 	return f, nil
 }
 
-// WakeupBroadcast announces a node to others within a few hops (protocol
+// WakeupBroadcast announces a node to others within a few hops (docs/protocol.md
 // §3.7, §7). Unlike a bootstrap, a payload that fails to parse or verify is a
 // protocol error that drops the peer.
 type WakeupBroadcast struct {

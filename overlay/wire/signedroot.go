@@ -6,10 +6,10 @@ import (
 )
 
 // SignedRoot is the payload of a Bootstrap and of a WakeupBroadcast
-// (protocol §3.5, §3.7): a sequence number (the originator's clock in Unix
+// (docs/protocol.md §3.5, §3.7): a sequence number (the originator's clock in Unix
 // milliseconds), the root the originator follows, and the originator's
 // signature over vu64(seq) ‖ rootKey ‖ vu64(rootSeq). The two frame types sign
-// the same bytes, so their signatures are interchangeable (protocol §11.5).
+// the same bytes, so their signatures are interchangeable (docs/protocol.md §11.5).
 type SignedRoot struct {
 	Seq       uint64
 	Root      Root

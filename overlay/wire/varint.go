@@ -15,7 +15,7 @@ var (
 
 // AppendVarint appends v in Pinecone's varint form: base-128, most
 // significant group first, continuation bit 0x80 on every byte but the last
-// (protocol §2.1). This is not LEB128, whose groups run the other way.
+// (docs/protocol.md §2.1). This is not LEB128, whose groups run the other way.
 func AppendVarint(dst []byte, v uint64) []byte {
 	n := VarintLen(v)
 	for i := n - 1; i >= 0; i-- {

@@ -1,19 +1,15 @@
 package wire
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/pineconed/pineconed/internal/vectors"
 )
 
-// loadCapture reads the stock capture, skipping when ../shared is absent.
+// loadCapture reads the stock capture; it is embedded, so it never skips.
 func loadCapture(t testing.TB) []vectors.Record {
 	t.Helper()
 	recs, err := vectors.LoadCapture()
-	if errors.Is(err, vectors.ErrMissing) {
-		t.Skipf("skipping: %v", err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

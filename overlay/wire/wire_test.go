@@ -9,7 +9,7 @@ import (
 	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
-// Keys of protocol §12: ed25519 seeds of one repeated byte.
+// Keys of docs/protocol.md §12: ed25519 seeds of one repeated byte.
 var (
 	privA, privB, privC = testhelp.SeedKey(1), testhelp.SeedKey(2), testhelp.SeedKey(3)
 	keyA, keyB, keyC    = PublicKeyOf(privA), PublicKeyOf(privB), PublicKeyOf(privC)
@@ -259,7 +259,7 @@ func TestWatermarkOrder(t *testing.T) {
 }
 
 // TestCrashingInputsAreErrors feeds the frames that crash a stock node
-// (protocol §3.8) and other malformations; each must be an error.
+// (docs/protocol.md §3.8) and other malformations; each must be an error.
 func TestCrashingInputsAreErrors(t *testing.T) {
 	e5 := golden(t)[3].want
 	cases := map[string][]byte{
