@@ -9,6 +9,8 @@ import (
 	"time"
 
 	wgtun "golang.zx2c4.com/wireguard/tun"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // fakeDev is an in-memory wgtun.Device. Reads come from a channel of
@@ -252,10 +254,18 @@ func TestWriterBatchesAndCounts(t *testing.T) {
 			t.Fatalf("offset %d leaves no room for a virtio-net header", o)
 		}
 	}
-	s := c.snapshot()
-	if s.WrittenPackets != 9 || s.WriteBatches != 2 || s.Drops["queue_full"] != 1 || s.Drops["not_ipv6"] != 1 {
-		t.Fatalf("stats %+v", s)
+	// The writer counts a batch after the device write returns, so the
+	// fake device has recorded it a moment before the counters move.
+	want := func(s Stats) bool {
+		return s.WrittenPackets == 9 && s.WriteBatches == 2 && s.Drops["queue_full"] == 1 && s.Drops["not_ipv6"] == 1
 	}
+	var last Stats
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last stats %+v", last)
+		}
+	})
+	testhelp.WaitFor(t, "the writer's counters", 5*time.Second, func() bool { last = c.snapshot(); return want(last) })
 }
 
 func TestWriterCloseDropsQueued(t *testing.T) {
