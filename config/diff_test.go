@@ -22,7 +22,7 @@ func TestDiffNothing(t *testing.T) {
 // Restart, with the split documented on Changes.
 func TestDiffClassifiesEveryOption(t *testing.T) {
 	ch := Diff(Default(), everyFieldChanged(t))
-	wantLive := []string{"log_level", "peers.listen", "peers.static", "peers.allowed_keys", "peers.max_peers", "peers.advertise", "peers.card_dirs",
+	wantLive := []string{"log_level", "peers.listen", "peers.static", "peers.allowed_keys", "peers.max_peers", "peers.peer_timeout", "peers.advertise", "peers.card_dirs",
 		"multicast.enable", "multicast.interfaces", "multicast.listen_port"}
 	wantRestart := []string{"private_key_file", "log_format", "tun.enable", "tun.name", "tun.mtu",
 		"peers.tls.cert_file", "peers.tls.key_file", "peers.tls.ca_file", "admin.socket", "admin.group", "metrics.listen"}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -183,6 +184,7 @@ func everyFieldChanged(t *testing.T) Config {
 			},
 			AllowedKeys: []wire.PublicKey{k1, k2},
 			MaxPeers:    253,
+			PeerTimeout: 4250 * time.Millisecond,
 			Advertise:   []PeerURI{mustStatic("tcp://relay.example:65432"), mustStatic("wss://relay.example/p")},
 			CardDirs:    []string{"/media/usb/cards", "/srv/shared cards"},
 			TLS:         TLSConfig{CertFile: "/etc/ssl/c.pem", KeyFile: "/etc/ssl/k.pem", CAFile: "/etc/ssl/ca.pem"},

@@ -134,6 +134,7 @@ var (
 	levelType     = reflect.TypeFor[slog.Level]()
 	publicKeyType = reflect.TypeFor[wire.PublicKey]()
 	peerURIType   = reflect.TypeFor[PeerURI]()
+	durationType  = reflect.TypeFor[time.Duration]()
 )
 
 // value stores v into fv, or records why it cannot. elem >= 0 marks an
@@ -165,6 +166,19 @@ func (d *decoder) value(v any, fv reflect.Value, path []string, elem int) {
 			return
 		}
 		fv.Set(reflect.ValueOf(k))
+		return
+	case durationType:
+		s, ok := v.(string)
+		if !ok {
+			d.fail(path, elem, "expected a duration string such as \"1.5s\" or \"500ms\", got %s", describe(v))
+			return
+		}
+		dur, err := time.ParseDuration(s)
+		if err != nil {
+			d.fail(path, elem, "%q is not a duration (want e.g. \"1.5s\" or \"500ms\")", s)
+			return
+		}
+		fv.Set(reflect.ValueOf(dur))
 		return
 	case peerURIType:
 		s, ok := v.(string)

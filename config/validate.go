@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // checkStatic is what a static peer needs beyond URI syntax: somewhere to dial.
@@ -139,6 +140,11 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 	}
 	if c.Peers.MaxPeers < 1 || c.Peers.MaxPeers > MaxPeers {
 		v.fail("peers.max_peers", -1, "%d is out of range 1..%d (Pinecone ports 1..%d)", c.Peers.MaxPeers, MaxPeers, MaxPeers)
+	}
+	if t := c.Peers.PeerTimeout; t < MinPeerTimeout || t > MaxPeerTimeout {
+		v.fail("peers.peer_timeout", -1, "%v is out of range %v..%v", t, MinPeerTimeout, MaxPeerTimeout)
+	} else if t%time.Millisecond != 0 {
+		v.fail("peers.peer_timeout", -1, "%v is finer than the kernel's millisecond", t)
 	}
 	tls := c.Peers.TLS
 	if (tls.CertFile == "") != (tls.KeyFile == "") {

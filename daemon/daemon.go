@@ -533,6 +533,7 @@ func (d *Daemon) peersConfig(cfg config.Config) peers.Config {
 		PrivateKey:  d.priv,
 		AllowedKeys: slices.Clone(cfg.Peers.AllowedKeys),
 		MaxPeers:    cfg.Peers.MaxPeers,
+		PeerTimeout: cfg.Peers.PeerTimeout,
 		Logger:      d.log.With("component", "peers"),
 	}
 	for _, u := range cfg.Peers.Listen {

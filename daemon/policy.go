@@ -8,7 +8,8 @@ import (
 	"github.com/pineconed/pineconed/overlay/peers"
 )
 
-// applyPeerPolicy applies reloaded listeners, allowed_keys and max_peers.
+// applyPeerPolicy applies reloaded listeners, allowed_keys, max_peers and
+// peer_timeout.
 // A change that fails keeps its running value in live, so the next reload
 // reports it again.
 func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch config.Changes) {
@@ -20,6 +21,14 @@ func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch conf
 			live.Peers.MaxPeers = old.Peers.MaxPeers
 		} else {
 			d.node.SetMaxPeers(live.Peers.MaxPeers)
+		}
+	}
+	if ch.Changed("peers.peer_timeout") {
+		// New peerings get it; running ones keep theirs (see
+		// peers.Manager.SetPeerTimeout).
+		if err := d.peers.SetPeerTimeout(live.Peers.PeerTimeout); err != nil {
+			d.log.Error("reload: peer_timeout not changed", "err", err)
+			live.Peers.PeerTimeout = old.Peers.PeerTimeout
 		}
 	}
 	if ch.Changed("peers.allowed_keys") {

@@ -62,6 +62,9 @@ func (p *fakePeerer) Connected(key wire.PublicKey, zone string) bool {
 	return p.connected[key.String()+"|"+zone]
 }
 
+// PeerTimeout is the default: these tests never make a TCP connection.
+func (p *fakePeerer) PeerTimeout() time.Duration { return 0 }
+
 func (p *fakePeerer) handled() []handled {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -89,6 +89,9 @@ type Peerer interface {
 	HandleAccepted(ctx context.Context, nc net.Conn, info overlay.PeerInfo, handshook func()) error
 	// Connected reports whether a peering with key in zone is up.
 	Connected(key wire.PublicKey, zone string) bool
+	// PeerTimeout is the TCP_USER_TIMEOUT new peerings get (see
+	// link.ControlTCP).
+	PeerTimeout() time.Duration
 }
 
 // Config configures discovery.
@@ -235,7 +238,7 @@ func New(cfg Config, p Peerer) (*Discovery, error) {
 	}
 	d := newDiscovery(cfg, p)
 	// Accepted connections inherit TCP_USER_TIMEOUT from the listener.
-	lc := net.ListenConfig{Control: link.ControlTCP}
+	lc := net.ListenConfig{Control: link.ControlTCP(p.PeerTimeout())}
 	// ":port" is [::]:port, dual-stack, where the host has IPv6, and
 	// 0.0.0.0:port where it does not.
 	ln, err := lc.Listen(d.ctx, "tcp", fmt.Sprintf(":%d", cfg.ListenPort))
@@ -732,7 +735,7 @@ func (d *Discovery) backOff(id string, uptime time.Duration) time.Duration {
 func (d *Discovery) dialTCP(ctx context.Context, local, remote netip.AddrPort, _ string) (net.Conn, error) {
 	dl := net.Dialer{
 		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: TCPKeepAlive, Interval: TCPKeepAlive, Count: 3},
-		Control:         link.ControlTCP,
+		Control:         link.ControlTCP(d.peers.PeerTimeout()),
 	}
 	if local.IsValid() {
 		dl.LocalAddr = net.TCPAddrFromAddrPort(local)

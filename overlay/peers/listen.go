@@ -130,7 +130,7 @@ func (m *Manager) listen(u config.PeerURI) error {
 	}
 	// Accepted connections inherit the listening socket's options; Go
 	// sets the keepalive on each accepted one.
-	lc := net.ListenConfig{Control: link.ControlTCP, KeepAliveConfig: link.TCPKeepAlive()}
+	lc := net.ListenConfig{Control: link.ControlTCP(m.PeerTimeout()), KeepAliveConfig: link.TCPKeepAlive()}
 	ln, err := lc.Listen(m.ctx, "tcp", u.Host)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", u, err)
@@ -170,6 +170,13 @@ func (m *Manager) listen(u config.PeerURI) error {
 			defer release()
 			m.serveInbound(nc, u.Scheme, r.RemoteAddr, release)
 		}),
+		// A WebSocket reaches handle wrapped, without its TCP socket, so
+		// the current peer timeout is set here, on the raw connection.
+		ConnState: func(nc net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				m.applyPeerTimeout(nc, log)
+			}
+		},
 		ReadHeaderTimeout: link.HandshakeTimeout,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return m.ctx },

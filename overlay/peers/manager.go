@@ -11,10 +11,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/accept"
+	"github.com/pineconed/pineconed/internal/limits"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/router"
@@ -116,6 +118,10 @@ type Config struct {
 	// MaxHandshakes caps inbound handshakes in progress; 0 means
 	// DefaultMaxHandshakes.
 	MaxHandshakes int
+	// PeerTimeout is every TCP peering's TCP_USER_TIMEOUT (see
+	// link.ControlTCP); 0 means limits.DefaultPeerTimeout. SetPeerTimeout
+	// changes it for peerings made afterwards.
+	PeerTimeout time.Duration
 	// Logger receives the manager's messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -137,8 +143,11 @@ type Manager struct {
 	closed   bool
 	allowed  map[wire.PublicKey]bool // empty: every key
 	maxPeers int
-	reserved int // peerings between the max_peers check and registration
-	links    map[*link.Conn]*running
+	// peerTimeout is the TCP_USER_TIMEOUT of new peerings, in
+	// nanoseconds; read by dialers, listeners and handle without mu.
+	peerTimeout atomic.Int64
+	reserved    int // peerings between the max_peers check and registration
+	links       map[*link.Conn]*running
 	// reported: when an event (kind|host|zone) was last logged at its
 	// full level; see shouldReport.
 	reported  map[string]time.Time
@@ -214,6 +223,9 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	}
 	for _, k := range cfg.AllowedKeys {
 		m.allowed[k] = true
+	}
+	if err := m.SetPeerTimeout(cfg.PeerTimeout); err != nil {
+		return nil, err
 	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
 	m.watchInterfaces()
@@ -334,6 +346,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	}
 	info.Key = key
 	log = log.With("peer", key.String())
+	m.applyPeerTimeout(nc, log)
 	if err := m.check(info, pin); err != nil {
 		nc.Close()
 		switch {
@@ -533,6 +546,43 @@ func (m *Manager) SetMaxPeers(n int) error {
 	m.maxPeers = n
 	m.mu.Unlock()
 	return nil
+}
+
+// SetPeerTimeout changes the TCP_USER_TIMEOUT of peerings made from now on
+// (configuration reload); 0 means limits.DefaultPeerTimeout. Running
+// peerings keep the value they started with: changing it under a link
+// would make its failover time depend on when the reload happened.
+func (m *Manager) SetPeerTimeout(d time.Duration) error {
+	if d == 0 {
+		d = limits.DefaultPeerTimeout
+	}
+	if d < limits.MinPeerTimeout || d > limits.MaxPeerTimeout {
+		return fmt.Errorf("peers: peer timeout %v outside %v..%v", d, limits.MinPeerTimeout, limits.MaxPeerTimeout)
+	}
+	m.peerTimeout.Store(int64(d))
+	return nil
+}
+
+// PeerTimeout is the TCP_USER_TIMEOUT new peerings get. LAN discovery
+// dials with it.
+func (m *Manager) PeerTimeout() time.Duration { return time.Duration(m.peerTimeout.Load()) }
+
+// applyPeerTimeout sets the current peer timeout on a TCP peering once its
+// handshake is done. Dialled sockets got it at connect time and accepted
+// ones inherited their listener's, which may predate a reload; setting it
+// here gives every new peering the value configured when it came up.
+func (m *Manager) applyPeerTimeout(nc net.Conn, log *slog.Logger) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err == nil {
+		err = link.ControlTCP(m.PeerTimeout())("tcp", "", rc)
+	}
+	if err != nil {
+		log.Debug("cannot set the peer timeout", "err", err)
+	}
 }
 
 // SetAllowedKeys replaces allowed_keys at run time (configuration reload);

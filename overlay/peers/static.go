@@ -249,7 +249,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 	var err error
 	switch u.Scheme {
 	case config.SchemeTCP:
-		d := net.Dialer{Control: link.ControlTCP, KeepAliveConfig: link.TCPKeepAlive()}
+		d := net.Dialer{Control: link.ControlTCP(m.PeerTimeout()), KeepAliveConfig: link.TCPKeepAlive()}
 		nc, err = d.DialContext(dctx, "tcp", u.Host)
 	default:
 		tc := m.cfg.TLS
@@ -257,7 +257,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 			tc = tc.Clone()
 			tc.ServerName = u.Hostname()
 		}
-		nc, err = link.DialWebSocket(dctx, u.URL(), tc)
+		nc, err = link.DialWebSocket(dctx, u.URL(), tc, m.PeerTimeout())
 	}
 	cancel()
 	if err != nil {
