@@ -20,6 +20,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"github.com/pineconed/pineconed/peercard"
@@ -224,7 +225,7 @@ func (d *Daemon) putCardLocked(h *heldCard, save bool) (replaced bool, err error
 				"uri", u, "static", other)
 			continue
 		}
-		switch err := d.peers.Add(u); {
+		switch err := d.peers.Add(u, overlay.OriginCard); {
 		case err == nil:
 			h.owned = append(h.owned, u)
 		case errors.Is(err, peers.ErrExists):

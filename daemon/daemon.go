@@ -193,7 +193,7 @@ func New(opts Options) (_ *Daemon, err error) {
 	d.subnet = addressing.Subnet(d.key)
 	log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
 
-	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: log.With("component", "overlay")})
+	d.node = overlay.New(d.priv, overlay.Config{Logger: log.With("component", "overlay")})
 	d.resolver = addressing.NewResolver(d.key, opts.resolver, d.overlaySend, addressing.ResolverCallbacks{
 		Resolved:    d.onResolved,
 		Unreachable: d.onLookupFailed,
@@ -492,7 +492,7 @@ func (d *Daemon) apply(cfg config.Config) {
 		}
 	}
 	for _, u := range ch.StaticAdded {
-		if err := d.peers.Add(u.String()); err != nil && !errors.Is(err, peers.ErrExists) {
+		if err := d.peers.Add(u.String(), overlay.OriginStatic); err != nil && !errors.Is(err, peers.ErrExists) {
 			d.log.Error("reload: static peer not added", "uri", u.String(), "err", err)
 			live.Peers.Static = slices.DeleteFunc(slices.Clone(live.Peers.Static), func(x config.PeerURI) bool { return x.String() == u.String() })
 		}

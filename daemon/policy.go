@@ -14,13 +14,10 @@ import (
 // reports it again.
 func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch config.Changes) {
 	if ch.Changed("peers.max_peers") {
-		// Both bounds move: the peer manager's (it refuses before the
-		// handshake's Attach) and the node's (it refuses on Attach).
+		// The peer manager is the one place max_peers is enforced.
 		if err := d.peers.SetMaxPeers(live.Peers.MaxPeers); err != nil {
 			d.log.Error("reload: max_peers not changed", "err", err)
 			live.Peers.MaxPeers = old.Peers.MaxPeers
-		} else {
-			d.node.SetMaxPeers(live.Peers.MaxPeers)
 		}
 	}
 	if ch.Changed("peers.peer_timeout") {

@@ -12,7 +12,7 @@
 // handshake slots bound handshakes in progress, not LAN peerings. Either
 // way the connection goes to the peer manager's Handle or HandleAccepted
 // (see overlay/peers), which runs the handshake and attaches the peering to the
-// node with the interface name as its zone and router.PeerMulticast as its
+// node with origin LAN, the interface name and router.PeerMulticast as its
 // type. Discovery therefore sits beside overlay/peers at the start of the
 // data path: it only finds connections, it never carries frames.
 //
@@ -87,8 +87,9 @@ type Peerer interface {
 	// calls handshook once the handshake is over, which gives the
 	// connection's handshake slot back while the peering runs on.
 	HandleAccepted(ctx context.Context, nc net.Conn, info overlay.PeerInfo, handshook func()) error
-	// Connected reports whether a peering with key in zone is up.
-	Connected(key wire.PublicKey, zone string) bool
+	// Connected reports whether a LAN discovery peering with key is up on
+	// the interface iface.
+	Connected(key wire.PublicKey, iface string) bool
 	// PeerTimeout is the TCP_USER_TIMEOUT new peerings get (see
 	// link.ControlTCP).
 	PeerTimeout() time.Duration
@@ -696,7 +697,8 @@ func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
 		info := overlay.PeerInfo{
 			URI:       "tcp://" + remote.String(),
 			Transport: "tcp",
-			Zone:      zone,
+			Origin:    overlay.OriginLAN,
+			Interface: zone,
 			Type:      router.PeerMulticast,
 		}
 		started := d.now()
@@ -780,7 +782,8 @@ func (d *Discovery) serveInbound(nc net.Conn, release func()) {
 	info := overlay.PeerInfo{
 		URI:       "tcp://" + nc.RemoteAddr().String(),
 		Transport: "tcp",
-		Zone:      zone,
+		Origin:    overlay.OriginLAN,
+		Interface: zone,
 		Inbound:   true,
 		Type:      router.PeerMulticast,
 	}

@@ -52,7 +52,7 @@ func (s *helperSwitch) Attach(info overlay.PeerInfo, _ overlay.Link) (router.Por
 	for p := router.Port(1); p <= router.MaxPort; p++ {
 		if !s.ports[p] {
 			s.ports[p] = true
-			fmt.Printf("ATTACH %s %s %v %d\n", info.Key, info.Zone, info.Inbound, info.Type)
+			fmt.Printf("ATTACH %s %s %v %d\n", info.Key, info.Interface, info.Inbound, info.Type)
 			return p, nil
 		}
 	}

@@ -61,7 +61,7 @@ func TestChurnLeavesNoLiveHeap(t *testing.T) {
 	payload := make([]byte, 1000)
 	round := func() {
 		t.Helper()
-		if err := mb.Add(uri); err != nil {
+		if err := mb.Add(uri, overlay.OriginAdmin); err != nil {
 			t.Fatal(err)
 		}
 		testhelp.WaitFor(t, "B peered with A", 10*time.Second, func() bool { return len(mb.Peers()) == 1 })

@@ -219,7 +219,7 @@ func (m *Manager) serveInbound(nc net.Conn, scheme, remote string, release func(
 	info := overlay.PeerInfo{
 		URI:       scheme + "://" + remote,
 		Transport: scheme,
-		Zone:      ZoneListen,
+		Origin:    overlay.OriginListener,
 		Inbound:   true,
 		Type:      router.PeerRemote,
 	}

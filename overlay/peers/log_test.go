@@ -40,11 +40,11 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 		buf     *testhelp.LogBuffer
 		peer    string
 		uri     string
-		zone    string
+		origin  string
 		inbound string
 	}{
-		{"A", bufA, keyB.String(), "uri=tcp://127.0.0.1:", "zone=listen", "inbound=true"},
-		{"B", bufB, keyA.String(), "uri=" + uri, "zone=static", "inbound=false"},
+		{"A", bufA, keyB.String(), "uri=tcp://127.0.0.1:", "origin=listener", "inbound=true"},
+		{"B", bufB, keyA.String(), "uri=" + uri, "origin=static", "inbound=false"},
 	} {
 		for _, msg := range []string{"peer connected", "peer disconnected"} {
 			var lines []string
@@ -56,7 +56,7 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 			if len(lines) != 1 {
 				t.Fatalf("%s logged %q %d times at info:\n%s", c.side, msg, len(lines), strings.Join(lines, "\n"))
 			}
-			want := []string{"port=1", "peer=" + c.peer, c.uri, "transport=tcp", c.zone, c.inbound}
+			want := []string{"port=1", "peer=" + c.peer, c.uri, "transport=tcp", c.origin, c.inbound}
 			if msg == "peer disconnected" {
 				want = append(want, "reason=", "duration=")
 			}

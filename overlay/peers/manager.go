@@ -43,18 +43,11 @@ type Switch interface {
 	Detach(port router.Port, reason error)
 }
 
-// Zones of the peerings this package makes (PeerInfo.Zone). LAN discovery
-// uses the interface name instead.
-const (
-	ZoneStatic = "static"
-	ZoneListen = "listen"
-)
-
 // Defaults.
 const (
-	// DefaultMaxPeers is the peer limit when Config.MaxPeers is 0; it is
-	// the config file's default too.
-	DefaultMaxPeers = 64
+	// DefaultMaxPeers is the peer limit when Config.MaxPeers is 0: the
+	// config file's default (one constant, in internal/limits).
+	DefaultMaxPeers = limits.DefaultMaxPeers
 	// DefaultDialTimeout bounds a static peer's TCP connect or WebSocket
 	// upgrade.
 	DefaultDialTimeout = 10 * time.Second
@@ -104,7 +97,8 @@ type Config struct {
 	// Static peers are ours by configuration and are not filtered.
 	AllowedKeys []wire.PublicKey
 	// MaxPeers caps peerings of every kind, 1..253; 0 means
-	// DefaultMaxPeers.
+	// DefaultMaxPeers. The manager is the one place it is enforced: every
+	// peering, whatever its origin, passes through Handle.
 	MaxPeers int
 	// TLS holds the certificate for wss:// listeners and the roots for
 	// dialling wss:// peers (nil: system roots, and no wss listener).
@@ -237,7 +231,7 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 		}
 	}
 	for _, u := range statics {
-		if err := m.addStatic(u); err != nil && !errors.Is(err, ErrExists) {
+		if err := m.addStatic(u, overlay.OriginStatic); err != nil && !errors.Is(err, ErrExists) {
 			m.Close()
 			return nil, fmt.Errorf("peers: %w", err)
 		}
@@ -331,7 +325,10 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	stop := context.AfterFunc(m.ctx, func() { cancel(context.Cause(m.ctx)) })
 	defer stop()
 
-	log := m.log.With("uri", info.URI, "zone", info.Zone)
+	log := m.log.With("uri", info.URI, "origin", info.Origin.String())
+	if info.Interface != "" {
+		log = log.With("iface", info.Interface)
+	}
 	key, err := link.Handshake(ctx, nc, m.cfg.PrivateKey)
 	if handshook != nil {
 		handshook()
@@ -358,7 +355,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 			// An ERROR once per remote host and zone, DEBUG after that, so
 			// a retry loop does not bury it.
 			lvl := slog.LevelDebug
-			if m.shouldReport("self", nc.RemoteAddr(), info.Zone, 0) {
+			if m.shouldReport("self", nc.RemoteAddr(), info, 0) {
 				lvl = slog.LevelError
 			}
 			log.Log(ctx, lvl, "refusing peer: it presents our own public key: a peer URI or listener points back at this node, or another node runs with a copy of our key file",
@@ -367,7 +364,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 			// Why, at INFO once a minute per remote host: enough for the
 			// operator of either side to see it, not a line per retry.
 			lvl := slog.LevelDebug
-			if m.shouldReport("refuse", nc.RemoteAddr(), info.Zone, refuseReportEvery) {
+			if m.shouldReport("refuse", nc.RemoteAddr(), info, refuseReportEvery) {
 				lvl = slog.LevelInfo
 			}
 			log.Log(ctx, lvl, "refusing peer", "remote", nc.RemoteAddr().String(), "reason", err)
@@ -388,13 +385,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	m.mu.Lock()
 	m.reserved--
 	closed := m.closed
-	dups := 0
 	if !closed {
-		for _, r := range m.links {
-			if r.info.Key == key {
-				dups++
-			}
-		}
 		m.links[c] = &running{info: info, port: port, conn: c, ifindex: ifindex}
 	}
 	m.mu.Unlock()
@@ -405,7 +396,8 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	start := time.Now()
 	// The one line per peering event that the daemon logs at info level
 	// (overlay.Node logs its port bookkeeping at debug): both lines carry
-	// port, peer, uri, transport, zone and inbound.
+	// port, peer, uri, transport, origin and inbound (and iface for LAN
+	// discovery's).
 	if up != nil {
 		up(c, port)
 	}
@@ -419,9 +411,6 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		log.Info("peer closed the link before sending anything; it probably refuses us (its allowed_keys or max_peers)", "remote", nc.RemoteAddr().String())
 	} else {
 		log.Info("peer connected", "remote", nc.RemoteAddr().String())
-	}
-	if dups > 0 {
-		log.Info("another link to this key is already up; keeping both", "links", dups+1)
 	}
 
 	select {
@@ -478,15 +467,16 @@ const maxReports = 1024
 // INFO.
 const refuseReportEvery = time.Minute
 
-// shouldReport reports whether an event of kind for the host of addr on
-// zone is to be logged at its full level: the first time, and then again
-// once every has passed (never again when every is 0).
-func (m *Manager) shouldReport(kind string, addr net.Addr, zone string, every time.Duration) bool {
+// shouldReport reports whether an event of kind for the host of addr, on
+// a peering of info's origin and interface, is to be logged at its full
+// level: the first time, and then again once every has passed (never again
+// when every is 0).
+func (m *Manager) shouldReport(kind string, addr net.Addr, info overlay.PeerInfo, every time.Duration) bool {
 	host := addr.String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	id := kind + "|" + host + "|" + zone
+	id := kind + "|" + host + "|" + info.Origin.String() + "|" + info.Interface
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -533,7 +523,7 @@ func (m *Manager) check(info overlay.PeerInfo, pin wire.PublicKey) error {
 // allowedLocked applies allowed_keys to a peering; m.mu is held. Static
 // peers are chosen by configuration and always allowed.
 func (m *Manager) allowedLocked(info overlay.PeerInfo) bool {
-	return len(m.allowed) == 0 || info.Zone == ZoneStatic || m.allowed[info.Key]
+	return len(m.allowed) == 0 || info.Origin.Chosen() || m.allowed[info.Key]
 }
 
 // SetMaxPeers changes max_peers at run time (configuration reload).
@@ -609,13 +599,14 @@ func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
 	}
 }
 
-// Connected reports whether a peering with key in zone is up. LAN discovery
-// uses it to avoid dialling a peer it already has on that interface.
-func (m *Manager) Connected(key wire.PublicKey, zone string) bool {
+// Connected reports whether a LAN discovery peering with key is up on the
+// interface iface. LAN discovery uses it to avoid dialling a peer it
+// already has there.
+func (m *Manager) Connected(key wire.PublicKey, iface string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range m.links {
-		if r.info.Key == key && r.info.Zone == zone {
+		if r.info.Key == key && r.info.Origin == overlay.OriginLAN && r.info.Interface == iface {
 			return true
 		}
 	}
@@ -629,8 +620,6 @@ type Peer struct {
 	Port router.Port
 	// Remote is the transport's remote address.
 	Remote string
-	// Duplicate is set when more than one link to this key is up.
-	Duplicate bool
 	// Stats are the link's counters.
 	Stats link.Stats
 }
@@ -639,20 +628,17 @@ type Peer struct {
 func (m *Manager) Peers() []Peer {
 	m.mu.Lock()
 	rs := make([]*running, 0, len(m.links))
-	perKey := map[wire.PublicKey]int{}
 	for _, r := range m.links {
 		rs = append(rs, r)
-		perKey[r.info.Key]++
 	}
 	m.mu.Unlock()
 	out := make([]Peer, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, Peer{
-			PeerInfo:  r.info,
-			Port:      r.port,
-			Remote:    r.conn.RemoteAddr().String(),
-			Duplicate: perKey[r.info.Key] > 1,
-			Stats:     r.conn.Stats(),
+			PeerInfo: r.info,
+			Port:     r.port,
+			Remote:   r.conn.RemoteAddr().String(),
+			Stats:    r.conn.Stats(),
 		})
 	}
 	slices.SortFunc(out, func(a, b Peer) int { return int(a.Port) - int(b.Port) })

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
+	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -68,11 +69,11 @@ func TestPeeringTransports(t *testing.T) {
 			pb, _ := nb.portFor(keyA)
 			ia, ib := na.info(pa), nb.info(pb)
 			scheme := strings.SplitN(tc.listen, ":", 2)[0]
-			if !ia.Inbound || ia.Zone != ZoneListen || ia.Transport != scheme || ia.Type != router.PeerRemote ||
+			if !ia.Inbound || ia.Origin != overlay.OriginListener || ia.Transport != scheme || ia.Type != router.PeerRemote ||
 				!strings.HasPrefix(ia.URI, scheme+"://") {
 				t.Fatalf("listener side info %+v", ia)
 			}
-			if ib.Inbound || ib.Zone != ZoneStatic || ib.Transport != scheme || !strings.HasSuffix(ib.URI, "?key="+keyA.String()) {
+			if ib.Inbound || ib.Origin != overlay.OriginStatic || ib.Transport != scheme || !strings.HasSuffix(ib.URI, "?key="+keyA.String()) {
 				t.Fatalf("dialler side info %+v", ib)
 			}
 		})
@@ -97,8 +98,8 @@ func TestSeveralListeners(t *testing.T) {
 	testhelp.WaitFor(t, "four peerings", 5*time.Second, func() bool { return na.live() == 4 && nb.live() == 4 })
 	peers := mb.Peers()
 	for _, p := range peers {
-		if !p.Duplicate || p.Key != keyA {
-			t.Fatalf("peer %+v should be marked as one of several links to A", p.PeerInfo)
+		if p.Key != keyA {
+			t.Fatalf("peer %+v is not A", p.PeerInfo)
 		}
 	}
 	if len(peers) != 4 || peers[0].Port != 1 || peers[3].Port != 4 {
@@ -217,7 +218,7 @@ func TestSelfConnection(t *testing.T) {
 	log, buf := testhelp.NewLogger(t)
 	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privA)
-	if err := ma.Add(ma.ListenAddrs()[0].String()); err != nil {
+	if err := ma.Add(ma.ListenAddrs()[0].String(), overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
 	// Both ends of the loop refuse: the dialler and the listener, each
@@ -284,16 +285,16 @@ func TestAddRemoveList(t *testing.T) {
 	mb, nb := newManager(t, Config{}, privB)
 	tcpURI := addrs[0].String()
 	wsURI := "ws://" + addrs[1].String()
-	if err := mb.Add(tcpURI); err != nil {
+	if err := mb.Add(tcpURI, overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
-	if err := mb.Add("tcp://" + tcpURI); !errors.Is(err, ErrExists) {
+	if err := mb.Add("tcp://"+tcpURI, overlay.OriginAdmin); !errors.Is(err, ErrExists) {
 		t.Fatalf("the same peer added twice (bare and tcp:// are one URI): %v", err)
 	}
-	if err := mb.Add(wsURI); err != nil {
+	if err := mb.Add(wsURI, overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
-	if err := mb.Add("ftp://x:1"); err == nil {
+	if err := mb.Add("ftp://x:1", overlay.OriginAdmin); err == nil {
 		t.Fatal("bad URI accepted")
 	}
 	testhelp.WaitFor(t, "both connected", 5*time.Second, func() bool {
@@ -318,7 +319,7 @@ func TestAddRemoveList(t *testing.T) {
 		t.Fatalf("second remove: %v", err)
 	}
 	// Removed and added again: a fresh peering.
-	if err := mb.Add(tcpURI); err != nil {
+	if err := mb.Add(tcpURI, overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
 	testhelp.WaitFor(t, "re-added peer connected", 5*time.Second, func() bool { return nb.live() == 2 })
@@ -359,7 +360,7 @@ func TestCloseStopsEverything(t *testing.T) {
 			t.Fatalf("%s still accepting", a)
 		}
 	}
-	if err := ma.Add("127.0.0.1:1"); !errors.Is(err, ErrClosed) {
+	if err := ma.Add("127.0.0.1:1", overlay.OriginAdmin); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Add after Close: %v", err)
 	}
 }

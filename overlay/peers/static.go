@@ -111,6 +111,7 @@ type StaticPeer struct {
 
 type staticPeer struct {
 	uri    config.PeerURI
+	origin overlay.Origin // static, admin or card
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 
@@ -125,19 +126,24 @@ func (sp *staticPeer) set(f func(*StaticPeer)) {
 }
 
 // Add starts dialling a static peer given as a URI (see
-// config.ParsePeerURI). The admin API and SIGHUP reload call it.
-func (m *Manager) Add(uri string) error {
+// config.ParsePeerURI); origin says who asked for it (OriginStatic for a
+// reloaded configuration, OriginAdmin, OriginCard) and is what its
+// peerings carry. The admin API, peer cards and SIGHUP reload call it.
+func (m *Manager) Add(uri string, origin overlay.Origin) error {
+	if !origin.Chosen() {
+		return fmt.Errorf("peers: a static peer cannot have origin %s", origin)
+	}
 	u, err := config.ParsePeerURI(uri)
 	if err != nil {
 		return fmt.Errorf("peers: %w", err)
 	}
-	return m.addStatic(u)
+	return m.addStatic(u, origin)
 }
 
-func (m *Manager) addStatic(u config.PeerURI) error {
+func (m *Manager) addStatic(u config.PeerURI, origin overlay.Origin) error {
 	key := u.String()
 	ctx, cancel := context.WithCancelCause(m.ctx)
-	sp := &staticPeer{uri: u, cancel: cancel, done: make(chan struct{})}
+	sp := &staticPeer{uri: u, origin: origin, cancel: cancel, done: make(chan struct{})}
 	sp.status = StaticPeer{URI: key, State: StateConnecting, Since: time.Now()}
 	m.mu.Lock()
 	if m.closed {
@@ -266,7 +272,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 	info := overlay.PeerInfo{
 		URI:       u.String(),
 		Transport: u.Scheme,
-		Zone:      ZoneStatic,
+		Origin:    sp.origin,
 		Type:      router.PeerRemote,
 	}
 	return m.handle(ctx, nc, info, u.Key, nil, func(c *link.Conn, port router.Port) {
