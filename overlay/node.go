@@ -324,10 +324,7 @@ func (n *Node) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
 
 // MaxPayload is the largest payload SendTo accepts when neither side's
 // coordinates need more than coordBytes bytes each.
-func MaxPayload(coordBytes int) int {
-	f := wire.Traffic{Watermark: wire.Watermark{Seq: ^uint64(0)}}
-	return wire.MaxFrameSize - f.Overhead() - 2*coordBytes
-}
+func MaxPayload(coordBytes int) int { return wire.MaxTrafficPayload(coordBytes) }
 
 // forward routes a Traffic frame with the current snapshot, from the
 // calling goroutine. room, when not nil, is the free part of a bufpool
