@@ -33,7 +33,6 @@ import (
 	"io"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
@@ -115,33 +114,6 @@ type Callbacks struct {
 	LookupDone func(prefix addressing.KeyPrefix, latency time.Duration, ok bool)
 }
 
-// Stats is a snapshot of the Resolver's counters.
-type Stats struct {
-	CacheHits        uint64 // Resolve found a live cache entry
-	LookupsStarted   uint64
-	LookupsSucceeded uint64
-	LookupsTimedOut  uint64 // gave up after 11×RetryInterval
-	RequestsSent     uint64 // including retries
-	RouteRetries     uint64 // requests resent because the routes changed (RoutesChanged)
-
-	ResponsesAccepted    uint64
-	ResponsesUnsolicited uint64 // nonce of no pending lookup
-	ResponsesMismatch    uint64 // key does not match the prefix or the frame source
-
-	RequestsReceived uint64
-	RequestsAnswered uint64
-	RequestsNotOurs  uint64 // SNEK handed us a lookup for a prefix we do not own
-	Malformed        uint64 // payloads that failed to parse
-
-	DropQueueFull   uint64 // per-destination queue at MaxQueue
-	DropPendingFull uint64 // MaxPending destinations already pending
-	DropNotOverlay  uint64 // destination outside the overlay ranges
-	DropUnreachable uint64 // packets handed to Unreachable
-
-	CacheEntries int // current
-	Pending      int // current
-}
-
 type cacheEntry struct {
 	key     wire.PublicKey
 	expires time.Time
@@ -174,12 +146,7 @@ type Resolver struct {
 	byNonce   map[uint64]*pendingLookup
 	lastSweep time.Time
 
-	st struct {
-		cacheHits, started, succeeded, timedOut, requestsSent, routeRetries atomic.Uint64
-		accepted, unsolicited, mismatch                                     atomic.Uint64
-		reqReceived, reqAnswered, reqNotOurs, malformed                     atomic.Uint64
-		dropQueueFull, dropPendingFull, dropNotOverlay, dropUnreachable     atomic.Uint64
-	}
+	count counters
 }
 
 // New returns a resolver for a node with key self that sends lookup
@@ -204,7 +171,7 @@ func New(self wire.PublicKey, cfg Config, send SendFunc, cb Callbacks) *Resolver
 func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.PublicKey, bool) {
 	p, ok := addressing.PrefixOf(dst)
 	if !ok {
-		r.st.dropNotOverlay.Add(1)
+		r.count.inc(DropNotOverlay)
 		return wire.PublicKey{}, false
 	}
 	if p.Matches(r.self) {
@@ -216,20 +183,20 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 	e, hit := r.cache[p]
 	r.mu.RUnlock()
 	if hit && now.Before(e.expires) {
-		r.st.cacheHits.Add(1)
+		r.count.inc(CacheHit)
 		return e.key, true
 	}
 
 	r.mu.Lock()
 	if e, hit := r.cache[p]; hit && now.Before(e.expires) {
 		r.mu.Unlock()
-		r.st.cacheHits.Add(1)
+		r.count.inc(CacheHit)
 		return e.key, true
 	}
 	if pl := r.pending[p]; pl != nil {
 		if packet != nil {
 			if len(pl.queue) >= r.cfg.MaxQueue {
-				r.st.dropQueueFull.Add(1)
+				r.count.inc(DropQueueFull)
 			} else {
 				pl.queue = append(pl.queue, append([]byte(nil), packet...))
 			}
@@ -240,7 +207,7 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 	if len(r.pending) >= r.cfg.MaxPending {
 		r.mu.Unlock()
 		if packet != nil {
-			r.st.dropPendingFull.Add(1)
+			r.count.inc(DropPendingFull)
 		}
 		return wire.PublicKey{}, false
 	}
@@ -255,7 +222,7 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 	req := r.request(pl)
 	r.mu.Unlock()
 
-	r.st.started.Add(1)
+	r.count.inc(LookupStarted)
 	r.sendRequest(p, req)
 	return wire.PublicKey{}, false
 }
@@ -309,7 +276,7 @@ func (r *Resolver) sendRequest(p addressing.KeyPrefix, req []byte) {
 	if req == nil {
 		return
 	}
-	r.st.requestsSent.Add(1)
+	r.count.inc(RequestSent)
 	r.send(p.LookupKey(), req)
 }
 
@@ -319,7 +286,7 @@ func (r *Resolver) sendRequest(p addressing.KeyPrefix, req []byte) {
 func (r *Resolver) HandlePayload(now time.Time, src wire.PublicKey, payload []byte) error {
 	t, err := envelope.ParseHeader(payload)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return err
 	}
 	switch t {
@@ -328,24 +295,24 @@ func (r *Resolver) HandlePayload(now time.Time, src wire.PublicKey, payload []by
 	case envelope.TypeLookupResponse:
 		return r.handleResponse(now, src, payload)
 	}
-	r.st.malformed.Add(1)
+	r.count.inc(Malformed)
 	return fmt.Errorf("resolver: %w: %s", envelope.ErrWrongType, t)
 }
 
 func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
 	req, err := envelope.ParseLookupRequest(payload)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return fmt.Errorf("lookup request from %s: %w", src, err)
 	}
-	r.st.reqReceived.Add(1)
+	r.count.inc(RequestReceived)
 	p, err := addressing.NewKeyPrefix(prefixKind(req.Kind), req.Prefix)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return err
 	}
 	if !p.Matches(r.self) {
-		r.st.reqNotOurs.Add(1)
+		r.count.inc(RequestNotOurs)
 		return nil
 	}
 	if src == r.self {
@@ -355,7 +322,7 @@ func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	r.st.reqAnswered.Add(1)
+	r.count.inc(RequestAnswered)
 	r.send(src, resp)
 	return nil
 }
@@ -363,27 +330,27 @@ func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
 func (r *Resolver) handleResponse(now time.Time, src wire.PublicKey, payload []byte) error {
 	resp, err := envelope.ParseLookupResponse(payload)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return fmt.Errorf("lookup response from %s: %w", src, err)
 	}
 	r.mu.Lock()
 	pl := r.byNonce[resp.Nonce]
 	if pl == nil {
 		r.mu.Unlock()
-		r.st.unsolicited.Add(1)
+		r.count.inc(ResponseUnsolicited)
 		return nil
 	}
 	if prefixKind(resp.Kind) != pl.prefix.Kind() || !pl.prefix.Matches(resp.Key) || resp.Key != src {
 		// The lookup stays pending: the real owner may still answer.
 		r.mu.Unlock()
-		r.st.mismatch.Add(1)
+		r.count.inc(ResponseMismatch)
 		return fmt.Errorf("lookup response from %s: key %s does not own %s", src, resp.Key, pl.prefix)
 	}
 	r.removePendingLocked(pl)
 	r.learnLocked(now, resp.Key)
 	r.mu.Unlock()
 
-	r.st.accepted.Add(1)
+	r.count.inc(ResponseAccepted)
 	r.finish(pl, resp.Key, now, true)
 	return nil
 }
@@ -395,13 +362,13 @@ func (r *Resolver) removePendingLocked(pl *pendingLookup) {
 
 func (r *Resolver) finish(pl *pendingLookup, key wire.PublicKey, now time.Time, ok bool) {
 	if ok {
-		r.st.succeeded.Add(1)
+		r.count.inc(LookupFound)
 		if r.cb.Resolved != nil && len(pl.queue) > 0 {
 			r.cb.Resolved(key, pl.queue)
 		}
 	} else {
-		r.st.timedOut.Add(1)
-		r.st.dropUnreachable.Add(uint64(len(pl.queue)))
+		r.count.inc(LookupTimedOut)
+		r.count.add(DropUnreachable, uint64(len(pl.queue)))
 		if r.cb.Unreachable != nil && len(pl.queue) > 0 {
 			r.cb.Unreachable(pl.prefix, pl.queue)
 		}
@@ -499,7 +466,7 @@ func (r *Resolver) Tick(now time.Time) {
 			r.removePendingLocked(pl)
 			failed = append(failed, pl)
 		case pl.routeRetry && now.Sub(pl.lastSent) >= r.routeRetryGap():
-			r.st.routeRetries.Add(1)
+			r.count.inc(RouteRetry)
 			fallthrough
 		case r.due(pl, now):
 			r.sentLocked(pl, now)
@@ -544,7 +511,7 @@ func (r *Resolver) RoutesChanged(now time.Time) (sent, owed int) {
 	}
 	r.mu.Unlock()
 	for i, pl := range resends {
-		r.st.routeRetries.Add(1)
+		r.count.inc(RouteRetry)
 		r.sendRequest(pl.prefix, reqs[i])
 	}
 	return len(resends), owed
@@ -591,28 +558,12 @@ func (r *Resolver) Lookup(now time.Time, dst netip.Addr) (wire.PublicKey, bool) 
 
 // Stats returns a snapshot of the counters.
 func (r *Resolver) Stats() Stats {
+	var st Stats
 	r.mu.RLock()
-	entries, pending := len(r.cache), len(r.pending)
+	st.CacheEntries, st.Pending = len(r.cache), len(r.pending)
 	r.mu.RUnlock()
-	return Stats{
-		CacheHits:            r.st.cacheHits.Load(),
-		LookupsStarted:       r.st.started.Load(),
-		LookupsSucceeded:     r.st.succeeded.Load(),
-		LookupsTimedOut:      r.st.timedOut.Load(),
-		RequestsSent:         r.st.requestsSent.Load(),
-		RouteRetries:         r.st.routeRetries.Load(),
-		ResponsesAccepted:    r.st.accepted.Load(),
-		ResponsesUnsolicited: r.st.unsolicited.Load(),
-		ResponsesMismatch:    r.st.mismatch.Load(),
-		RequestsReceived:     r.st.reqReceived.Load(),
-		RequestsAnswered:     r.st.reqAnswered.Load(),
-		RequestsNotOurs:      r.st.reqNotOurs.Load(),
-		Malformed:            r.st.malformed.Load(),
-		DropQueueFull:        r.st.dropQueueFull.Load(),
-		DropPendingFull:      r.st.dropPendingFull.Load(),
-		DropNotOverlay:       r.st.dropNotOverlay.Load(),
-		DropUnreachable:      r.st.dropUnreachable.Load(),
-		CacheEntries:         entries,
-		Pending:              pending,
+	for c := range numCounters {
+		st.Count[c] = r.count[c].Load()
 	}
+	return st
 }

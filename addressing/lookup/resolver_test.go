@@ -140,10 +140,10 @@ func TestLookupSuccessNodeAndSubnet(t *testing.T) {
 		t.Fatal("node lookup answer did not cache the subnet")
 	}
 	st := a.Stats()
-	if st.LookupsStarted != 2 || st.LookupsSucceeded != 2 || st.ResponsesAccepted != 2 || st.RequestsSent != 2 || st.CacheHits != 1 || st.Pending != 0 {
+	if st.Count[LookupStarted] != 2 || st.Count[LookupFound] != 2 || st.Count[ResponseAccepted] != 2 || st.Count[RequestSent] != 2 || st.Count[CacheHit] != 1 || st.Pending != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if bs := s.nodes[kb].Stats(); bs.RequestsAnswered != 1 {
+	if bs := s.nodes[kb].Stats(); bs.Count[RequestAnswered] != 1 {
 		t.Fatalf("responder stats %+v", bs)
 	}
 }
@@ -182,7 +182,7 @@ func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 	}
 	a.Resolve(t0, addressing.NodeAddr(target), []byte{0x60})
 	s.run(t0)
-	if st := succ.Stats(); st.RequestsNotOurs != 1 || st.RequestsAnswered != 0 {
+	if st := succ.Stats(); st.Count[RequestNotOurs] != 1 || st.Count[RequestAnswered] != 0 {
 		t.Fatalf("successor answered a lookup for a prefix it does not own: %+v", st)
 	}
 
@@ -208,7 +208,7 @@ func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 	// Unsolicited: a nonce nobody asked with.
 	_ = a.HandlePayload(t0, target, forge(target, target, nonce+1, envelope.LookupNode))
 	st := a.Stats()
-	if st.ResponsesMismatch != 3 || st.ResponsesUnsolicited != 1 || st.ResponsesAccepted != 0 || st.Pending != 1 {
+	if st.Count[ResponseMismatch] != 3 || st.Count[ResponseUnsolicited] != 1 || st.Count[ResponseAccepted] != 0 || st.Pending != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 	if len(rec.resolved) != 0 {
@@ -226,7 +226,7 @@ func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 	}
 	// A second copy of the answer is now unsolicited.
 	_ = a.HandlePayload(t0, target, forge(target, target, nonce, envelope.LookupNode))
-	if a.Stats().ResponsesUnsolicited != 2 {
+	if a.Stats().Count[ResponseUnsolicited] != 2 {
 		t.Fatal("duplicate answer not counted as unsolicited")
 	}
 }
@@ -285,7 +285,7 @@ func TestRetriesThenUnreachable(t *testing.T) {
 	}
 
 	st := a.Stats()
-	if st.LookupsTimedOut != 1 || st.DropUnreachable != 5 || st.RequestsSent != 15 || st.Pending != 0 {
+	if st.Count[LookupTimedOut] != 1 || st.Count[DropUnreachable] != 5 || st.Count[RequestSent] != 15 || st.Pending != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 
@@ -321,7 +321,7 @@ func TestQueueBoundsAndDrops(t *testing.T) {
 	a.Resolve(t0, addressing.NodeAddr(d3), []byte{0x60})
 	a.Resolve(t0, netip.MustParseAddr("2001:db8::1"), []byte{0x60})
 	st := a.Stats()
-	if st.DropQueueFull != 2 || st.DropPendingFull != 1 || st.DropNotOverlay != 1 || st.Pending != 2 {
+	if st.Count[DropQueueFull] != 2 || st.Count[DropPendingFull] != 1 || st.Count[DropNotOverlay] != 1 || st.Pending != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -395,7 +395,7 @@ func FuzzResolverHandlePayload(f *testing.F) {
 				t.Fatalf("sent something other than our own answer: %x", f.payload)
 			}
 		}
-		if st := r.Stats(); st.ResponsesAccepted > 0 {
+		if st := r.Stats(); st.Count[ResponseAccepted] > 0 {
 			if k, ok := r.Lookup(t0, addressing.NodeAddr(target)); !ok || !addressing.NodeKeyPrefix(target).Matches(k) || k != src {
 				t.Fatal("accepted an answer that does not own the prefix")
 			}
@@ -453,7 +453,7 @@ func TestLookupRetriedWhenRoutesChange(t *testing.T) {
 	if len(rec.resolved[kb]) != 1 || !slices.Equal(rec.oks, []bool{true}) || rec.latencies[0] != 1600*time.Millisecond {
 		t.Fatalf("resolved %v, done %v after %v; want resolved at the route change, 1.6 s", rec.resolved, rec.oks, rec.latencies)
 	}
-	if st := a.Stats(); st.RouteRetries != 2 || st.RequestsSent != 5 {
+	if st := a.Stats(); st.Count[RouteRetry] != 2 || st.Count[RequestSent] != 5 {
 		t.Fatalf("stats %+v", st)
 	}
 
@@ -519,3 +519,39 @@ func TestLookupRequestSoonAfterRouteForms(t *testing.T) {
 }
 
 func keyFromSeed(b byte) wire.PublicKey { return wire.PublicKeyOf(testhelp.SeedKey(b)) }
+
+// Every counter has a name and the names are distinct, since they are
+// metric label values; the classes give the label sets the dashboards and
+// alert rules expect (pineconed_lookups_total{result} and the lookup_…
+// drop reasons).
+func TestCounterTable(t *testing.T) {
+	seen := map[string]Counter{}
+	for c := range numCounters {
+		name := c.String()
+		if name == "" {
+			t.Errorf("counter %d has no name", c)
+		}
+		if o, dup := seen[name]; dup {
+			t.Errorf("counters %d and %d are both %q", o, c, name)
+		}
+		seen[name] = c
+	}
+	var st Stats
+	st.Count[LookupFound], st.Count[DropNotOverlay] = 3, 2
+	results := st.ByClass(Result)
+	if len(results) != 3 || results["found"] != 3 || results["timeout"] != 0 || results["cached"] != 0 {
+		t.Errorf("results %v", results)
+	}
+	drops := st.ByClass(Drop)
+	for _, want := range []string{"queue_full", "pending_full", "not_overlay", "unreachable", "malformed", "mismatch", "unsolicited"} {
+		if _, ok := drops[want]; !ok {
+			t.Errorf("drop %q missing from %v", want, drops)
+		}
+	}
+	if len(drops) != 7 || drops["not_overlay"] != 2 {
+		t.Errorf("drops %v", drops)
+	}
+	if Counter(200).String() != "counter_200" || Counter(200).Class() != Activity {
+		t.Error("an unknown counter must not panic or feed a metric")
+	}
+}
