@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/metrics"
 	"github.com/pineconed/pineconed/admin/statuspage"
@@ -75,7 +76,7 @@ type Options struct {
 	TUNNetNS string
 
 	// resolver tunes the address resolver; tests shorten its retries.
-	resolver addressing.ResolverConfig
+	resolver lookup.Config
 }
 
 // Daemon is a running pineconed: overlay node, peerings, resolver,
@@ -94,7 +95,7 @@ type Daemon struct {
 	started time.Time
 
 	node     *overlay.Node
-	resolver *addressing.Resolver
+	resolver *lookup.Resolver
 	sessions *session.Manager
 	hsq      *session.HandshakeQueue
 	lookups  *ratelimit.Limiter[wire.PublicKey]
@@ -194,7 +195,7 @@ func New(opts Options) (_ *Daemon, err error) {
 	log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
 
 	d.node = overlay.New(d.priv, overlay.Config{Logger: log.With("component", "overlay")})
-	d.resolver = addressing.NewResolver(d.key, opts.resolver, d.overlaySend, addressing.ResolverCallbacks{
+	d.resolver = lookup.New(d.key, opts.resolver, d.overlaySend, lookup.Callbacks{
 		Resolved:    d.onResolved,
 		Unreachable: d.onLookupFailed,
 		LookupDone:  d.onLookupDone,

@@ -12,7 +12,7 @@
 // A packet to our own node address or /64 never enters the overlay (it
 // would come straight back): it is answered with ICMPv6 Address
 // Unreachable and counted as "daemon_to_self". Every other packet's
-// destination is resolved (addressing.Resolver.Resolve); a
+// destination is resolved (lookup.Resolver.Resolve); a
 // known key goes straight to the session layer, an unknown one waits in
 // the resolver's bounded queue and comes back through its Resolved
 // callback. Before encryption the packet is compared with the MTU the

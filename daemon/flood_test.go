@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -83,7 +84,7 @@ func (f *floodFabric) add(t testing.TB, seed byte) *floodNode {
 	key := wire.PublicKeyOf(priv)
 	n := &floodNode{in: make(chan overlay.Delivery, floodDeliveryQueue), echoes: make(chan uint64, 4096)}
 	d := &Daemon{priv: priv, key: key, log: slog.New(slog.DiscardHandler), stop: f.stop}
-	d.resolver = addressing.NewResolver(key, addressing.ResolverConfig{}, addressing.SendFunc(f.send(key)), addressing.ResolverCallbacks{})
+	d.resolver = lookup.New(key, lookup.Config{}, lookup.SendFunc(f.send(key)), lookup.Callbacks{})
 	var err error
 	d.sessions, err = session.NewManager(priv, session.Config{
 		EchoReply: func(_ wire.PublicKey, id uint64, _ []byte) {

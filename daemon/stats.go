@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/tun"
 )
@@ -35,11 +36,7 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 			"bad_message": ss.BadHandshake,
 			"rejected":    ss.WrongStatic + ss.ReplayedInits,
 		},
-		Lookups: map[string]uint64{
-			"found":   rs.LookupsSucceeded,
-			"timeout": rs.LookupsTimedOut,
-			"cached":  rs.CacheHits,
-		},
+		Lookups: rs.ByClass(lookup.Result),
 	}
 	for _, p := range d.node.Peers() {
 		st.PeersByTransport[transport(p.Info)]++
@@ -92,13 +89,9 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	add("session_bad_cookie", ss.BadCookie)
 	add("session_handshake_queue_full", d.hsq.Drops())
 	add("lookup_rate_limited", d.drops.lookupLimit.Load())
-	add("lookup_queue_full", rs.DropQueueFull)
-	add("lookup_pending_full", rs.DropPendingFull)
-	add("lookup_not_overlay", rs.DropNotOverlay)
-	add("lookup_unreachable", rs.DropUnreachable)
-	add("lookup_malformed", rs.Malformed)
-	add("lookup_mismatch", rs.ResponsesMismatch)
-	add("lookup_unsolicited", rs.ResponsesUnsolicited)
+	for reason, n := range rs.ByClass(lookup.Drop) {
+		add("lookup_"+reason, n)
+	}
 	add("daemon_foreign_payload", d.drops.foreign.Load())
 	add("daemon_bad_envelope", d.drops.badEnvelope.Load())
 	add("daemon_misrouted", d.drops.misrouted.Load())
