@@ -24,6 +24,7 @@ import (
 
 	"github.com/pineconed/pineconed/internal/limits"
 	"github.com/pineconed/pineconed/internal/mtu"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -49,6 +50,11 @@ const MinMTU = mtu.Min
 // and watermark and the session layer's encryption (65 378 bytes; see
 // package internal/mtu, which the daemon uses too).
 func MaxMTU() int { return mtu.Max() }
+
+// PeerURI is a peering endpoint as the [peers] options hold it: the peers
+// package's own type (overlay/peers/peeruri), parsed once here, with the
+// file and line of any error, and handed to the peers package as it is.
+type PeerURI = peeruri.URI
 
 // Config is the whole daemon configuration. The zero value is not useful;
 // start from Default. Every field carries the toml tag of its option, and

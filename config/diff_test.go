@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
+
 	"bytes"
 	"log/slog"
 	"reflect"
@@ -40,7 +42,7 @@ func TestDiffClassifiesEveryOption(t *testing.T) {
 func TestDiffPeerSets(t *testing.T) {
 	k, _ := wire.ParsePublicKey(goodKey)
 	uri := func(s string) PeerURI {
-		u, err := parseURI(s)
+		u, err := peeruri.Parse(s)
 		if err != nil {
 			t.Fatal(err)
 		}

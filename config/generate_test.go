@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -157,14 +158,14 @@ func everyFieldChanged(t *testing.T) Config {
 	k1, _ := wire.ParsePublicKey(strings.Repeat("ab", 32))
 	k2, _ := wire.ParsePublicKey(strings.Repeat("0c", 32))
 	mustStatic := func(s string) PeerURI {
-		u, err := ParsePeerURI(s)
+		u, err := peeruri.ParsePeer(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return u
 	}
 	mustListen := func(s string) PeerURI {
-		u, err := ParseListenURI(s)
+		u, err := peeruri.ParseListen(s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -188,7 +190,7 @@ func (d *decoder) value(v any, fv reflect.Value, path []string, elem int) {
 		}
 		// Syntax only here; whether a key pin or an empty host is
 		// allowed depends on the option and is checked by validate.
-		u, err := parseURI(s)
+		u, err := peeruri.Parse(s)
 		if err != nil {
 			d.fail(path, elem, "%q: %v", s, err)
 			return

@@ -518,3 +518,11 @@ func TestMTUBounds(t *testing.T) {
 		t.Errorf("MaxMTU() = %d; update the messages above if this is intended", MaxMTU())
 	}
 }
+
+// A URI error from peeruri keeps the file, line and option of the entry.
+func TestBareIPv6InFile(t *testing.T) {
+	_, err := Parse("p.toml", []byte("[peers]\nstatic = [\"fd99:1::5:7\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.toml:2: peers.static") || !strings.Contains(err.Error(), "brackets") {
+		t.Errorf("config: %v", err)
+	}
+}

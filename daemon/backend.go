@@ -10,10 +10,10 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
-	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/peers"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -123,7 +123,7 @@ func (b backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
 	out := []admin.StaticPeer{}
 	for _, sp := range b.d.peers.List() {
 		ap := admin.StaticPeer{
-			URI:          sp.URI,
+			URI:          sp.URI.String(),
 			State:        staticState(sp.State),
 			StateSeconds: int64(now.Sub(sp.Since).Seconds()),
 			LastError:    sp.LastError,
@@ -301,19 +301,13 @@ func (b backend) KeyName(key [32]byte) string { return b.d.cards.name(key) }
 // Stats implements admin.Backend.
 func (b backend) Stats(ctx context.Context) (admin.Stats, error) { return b.d.Stats(ctx) }
 
-// checkURI refuses schemes the peers package does not dial, with the
-// config package's message.
-func checkURI(uri string) error {
-	_, err := config.ParsePeerURI(uri)
-	return err
-}
-
-// AddPeer implements admin.Backend.
+// AddPeer implements admin.Backend. The request's URI is parsed here, once.
 func (b backend) AddPeer(ctx context.Context, uri string) error {
-	if err := checkURI(uri); err != nil {
+	u, err := peeruri.ParsePeer(uri)
+	if err != nil {
 		return err
 	}
-	if err := b.d.peers.Add(uri, overlay.OriginAdmin); err != nil {
+	if err := b.d.peers.Add(u, overlay.OriginAdmin); err != nil {
 		return err
 	}
 	b.d.log.Info("static peer added over the admin socket", "uri", uri)
@@ -322,10 +316,11 @@ func (b backend) AddPeer(ctx context.Context, uri string) error {
 
 // RemovePeer implements admin.Backend.
 func (b backend) RemovePeer(ctx context.Context, uri string) error {
-	if err := checkURI(uri); err != nil {
+	u, err := peeruri.ParsePeer(uri)
+	if err != nil {
 		return err
 	}
-	if err := b.d.peers.Remove(uri); err != nil {
+	if err := b.d.peers.Remove(u); err != nil {
 		return err
 	}
 	b.d.log.Info("static peer removed over the admin socket", "uri", uri)

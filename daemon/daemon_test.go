@@ -365,7 +365,7 @@ func TestDaemonAdminAPI(t *testing.T) {
 
 func hasStatic(d *Daemon, uri string) bool {
 	for _, sp := range d.peers.List() {
-		if sp.URI == uri {
+		if sp.URI.String() == uri {
 			return true
 		}
 	}

@@ -45,13 +45,13 @@ func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch conf
 // next reload tries it again.
 func (d *Daemon) applyListeners(old config.Config, live *config.Config, ch config.Changes) {
 	for _, u := range ch.ListenRemoved {
-		if err := d.peers.RemoveListener(u.String()); err != nil && !errors.Is(err, peers.ErrUnknownListener) {
+		if err := d.peers.RemoveListener(u); err != nil && !errors.Is(err, peers.ErrUnknownListener) {
 			d.log.Warn("reload: closing listener", "uri", u.String(), "err", err)
 		}
 	}
 	var failed []string
 	for _, u := range ch.ListenAdded {
-		if err := d.peers.AddListener(u.String()); err != nil && !errors.Is(err, peers.ErrListenerExists) {
+		if err := d.peers.AddListener(u); err != nil && !errors.Is(err, peers.ErrListenerExists) {
 			d.log.Error("reload: listener did not open", "uri", u.String(), "err", err)
 			failed = append(failed, u.String())
 		}

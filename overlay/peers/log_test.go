@@ -19,14 +19,14 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 	nodeA := overlay.New(privA, overlay.Config{Logger: logA})
 	nodeB := overlay.New(privB, overlay.Config{Logger: logB})
 	t.Cleanup(func() { nodeA.Close(); nodeB.Close() })
-	ma := startManager(t, Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: logA}, nodeA)
+	ma := startManager(t, Config{PrivateKey: privA, Listen: mkURIs("tcp://127.0.0.1:0"), Logger: logA}, nodeA)
 	uri := "tcp://" + ma.ListenAddrs()[0].String()
-	mb, err := New(Config{PrivateKey: privB, Static: []string{uri}, Logger: logB}, nodeB)
+	mb, err := New(Config{PrivateKey: privB, Static: mkURIs(uri), Logger: logB}, nodeB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testhelp.WaitFor(t, "peering", 5*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
-	if err := mb.Remove(uri); err != nil {
+	if err := mb.Remove(mkURI(uri)); err != nil {
 		t.Fatal(err)
 	}
 	// The registry forgets the link just before the line is logged.

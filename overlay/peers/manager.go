@@ -14,11 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/accept"
 	"github.com/pineconed/pineconed/internal/limits"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -86,12 +86,12 @@ var (
 type Config struct {
 	// PrivateKey is the node's identity, used in every handshake.
 	PrivateKey ed25519.PrivateKey
-	// Listen are the listener URIs (tcp://[::]:65432, ws://[::]:65433/path,
-	// wss://…); see config.ParseListenURI.
-	Listen []string
-	// Static are the peers to dial and keep re-dialling; see
-	// config.ParsePeerURI. Bare host:port means TCP.
-	Static []string
+	// Listen are the listeners (tcp://[::]:65432, ws://[::]:65433/path,
+	// wss://…), parsed with peeruri.ParseListen.
+	Listen []peeruri.URI
+	// Static are the peers to dial and keep re-dialling, parsed with
+	// peeruri.ParsePeer.
+	Static []peeruri.URI
 	// AllowedKeys, when not empty, is the only set of remote keys accepted
 	// on peerings we did not configure: inbound ones and LAN discovery.
 	// Static peers are ours by configuration and are not filtered.
@@ -186,21 +186,15 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	}
 	cfg.Backoff = cfg.Backoff.withDefaults()
 
-	listens := make([]config.PeerURI, 0, len(cfg.Listen))
-	for _, s := range cfg.Listen {
-		u, err := config.ParseListenURI(s)
-		if err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
+	for _, u := range cfg.Listen {
+		if err := peeruri.CheckListen(u); err != nil {
+			return nil, fmt.Errorf("peers: listen %s: %w", u, err)
 		}
-		listens = append(listens, u)
 	}
-	statics := make([]config.PeerURI, 0, len(cfg.Static))
-	for _, s := range cfg.Static {
-		u, err := config.ParsePeerURI(s)
-		if err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
+	for _, u := range cfg.Static {
+		if err := peeruri.CheckStatic(u); err != nil {
+			return nil, fmt.Errorf("peers: static peer %s: %w", u, err)
 		}
-		statics = append(statics, u)
 	}
 
 	m := &Manager{
@@ -224,13 +218,13 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
 	m.watchInterfaces()
 
-	for _, u := range listens {
+	for _, u := range cfg.Listen {
 		if err := m.listen(u); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("peers: %w", err)
 		}
 	}
-	for _, u := range statics {
+	for _, u := range cfg.Static {
 		if err := m.addStatic(u, overlay.OriginStatic); err != nil && !errors.Is(err, ErrExists) {
 			m.Close()
 			return nil, fmt.Errorf("peers: %w", err)

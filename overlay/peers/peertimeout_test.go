@@ -20,12 +20,12 @@ import (
 // accepted peering must still get the new one.
 func TestPeerTimeoutReachesTheSocket(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, PeerTimeout: 3700 * time.Millisecond}, privA)
+	ma, _ := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), PeerTimeout: 3700 * time.Millisecond}, privA)
 	if err := ma.SetPeerTimeout(4100 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	listenAddr := ma.ListenAddrs()[0].String()
-	mb, _ := newManager(t, Config{Static: []string{listenAddr}, PeerTimeout: 2300 * time.Millisecond}, privB)
+	mb, _ := newManager(t, Config{Static: mkURIs(listenAddr), PeerTimeout: 2300 * time.Millisecond}, privB)
 	testhelp.WaitFor(t, "peered", 10*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
 
 	if got := userTimeoutTo(t, listenAddr); got != 2300*time.Millisecond {

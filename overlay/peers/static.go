@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -92,9 +92,9 @@ const (
 
 // StaticPeer is the status of one static peer, for the admin API.
 type StaticPeer struct {
-	// URI is the canonical form of the configured URI.
-	URI   string `json:"uri"`
-	State State  `json:"state"`
+	// URI is the peer's URI as added (JSON: its canonical form).
+	URI   peeruri.URI `json:"uri"`
+	State State       `json:"state"`
 	// Key and Port describe the peering while connected.
 	Key  wire.PublicKey `json:"key,omitzero"`
 	Port router.Port    `json:"port,omitzero"`
@@ -110,7 +110,7 @@ type StaticPeer struct {
 }
 
 type staticPeer struct {
-	uri    config.PeerURI
+	uri    peeruri.URI
 	origin overlay.Origin // static, admin or card
 	cancel context.CancelCauseFunc
 	done   chan struct{}
@@ -125,26 +125,25 @@ func (sp *staticPeer) set(f func(*StaticPeer)) {
 	f(&sp.status)
 }
 
-// Add starts dialling a static peer given as a URI (see
-// config.ParsePeerURI); origin says who asked for it (OriginStatic for a
-// reloaded configuration, OriginAdmin, OriginCard) and is what its
-// peerings carry. The admin API, peer cards and SIGHUP reload call it.
-func (m *Manager) Add(uri string, origin overlay.Origin) error {
+// Add starts dialling a static peer (a URI from peeruri.ParsePeer);
+// origin says who asked for it (OriginStatic for a reloaded
+// configuration, OriginAdmin, OriginCard) and is what its peerings carry.
+// The admin API, peer cards and SIGHUP reload call it.
+func (m *Manager) Add(u peeruri.URI, origin overlay.Origin) error {
 	if !origin.Chosen() {
 		return fmt.Errorf("peers: a static peer cannot have origin %s", origin)
 	}
-	u, err := config.ParsePeerURI(uri)
-	if err != nil {
-		return fmt.Errorf("peers: %w", err)
+	if err := peeruri.CheckStatic(u); err != nil {
+		return fmt.Errorf("peers: static peer %s: %w", u, err)
 	}
 	return m.addStatic(u, origin)
 }
 
-func (m *Manager) addStatic(u config.PeerURI, origin overlay.Origin) error {
+func (m *Manager) addStatic(u peeruri.URI, origin overlay.Origin) error {
 	key := u.String()
 	ctx, cancel := context.WithCancelCause(m.ctx)
 	sp := &staticPeer{uri: u, origin: origin, cancel: cancel, done: make(chan struct{})}
-	sp.status = StaticPeer{URI: key, State: StateConnecting, Since: time.Now()}
+	sp.status = StaticPeer{URI: u, State: StateConnecting, Since: time.Now()}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -165,11 +164,7 @@ func (m *Manager) addStatic(u config.PeerURI, origin overlay.Origin) error {
 
 // Remove stops dialling a static peer and ends its peering if it is up.
 // It returns once the peer's dialer has stopped.
-func (m *Manager) Remove(uri string) error {
-	u, err := config.ParsePeerURI(uri)
-	if err != nil {
-		return fmt.Errorf("peers: %w", err)
-	}
+func (m *Manager) Remove(u peeruri.URI) error {
 	key := u.String()
 	m.mu.Lock()
 	sp, ok := m.static[key]
@@ -200,9 +195,9 @@ func (m *Manager) List() []StaticPeer {
 	}
 	slices.SortFunc(out, func(a, b StaticPeer) int {
 		switch {
-		case a.URI < b.URI:
+		case a.URI.String() < b.URI.String():
 			return -1
-		case a.URI > b.URI:
+		case a.URI.String() > b.URI.String():
 			return 1
 		}
 		return 0
@@ -254,7 +249,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 	var nc net.Conn
 	var err error
 	switch u.Scheme {
-	case config.SchemeTCP:
+	case peeruri.SchemeTCP:
 		d := net.Dialer{Control: link.ControlTCP(m.PeerTimeout()), KeepAliveConfig: link.TCPKeepAlive()}
 		nc, err = d.DialContext(dctx, "tcp", u.Host)
 	default:
