@@ -397,17 +397,7 @@ func (d *Discovery) ignore(reason ignoreReason) {
 
 // spawn runs f on a goroutine the Discovery owns, unless it is closing.
 func (d *Discovery) spawn(f func()) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return false
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		f()
-	}()
-	return true
+	return accept.Owner{Mu: &d.mu, Closed: &d.closed, WG: &d.wg}.Spawn(f)
 }
 
 // timerLoop rescans interfaces and sends beacons.

@@ -233,29 +233,18 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	return m, nil
 }
 
-// track registers one more goroutine with the manager, unless it is
-// closing; the caller must call m.wg.Done when it returns true.
-func (m *Manager) track() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false
-	}
-	m.wg.Add(1)
-	return true
+// owner counts the manager's goroutines (m.wg) and refuses new ones once
+// it is closing.
+func (m *Manager) owner() accept.Owner {
+	return accept.Owner{Mu: &m.mu, Closed: &m.closed, WG: &m.wg}
 }
 
+// track registers one more goroutine with the manager, unless it is
+// closing; the caller must call m.wg.Done when it returns true.
+func (m *Manager) track() bool { return m.owner().Track() }
+
 // spawn runs f on a goroutine the manager waits for, unless it is closing.
-func (m *Manager) spawn(f func()) bool {
-	if !m.track() {
-		return false
-	}
-	go func() {
-		defer m.wg.Done()
-		f()
-	}()
-	return true
-}
+func (m *Manager) spawn(f func()) bool { return m.owner().Spawn(f) }
 
 // Close stops the listeners and the static dialers, ends every peering
 // (each is detached from the node) and waits until all of the manager's
