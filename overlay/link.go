@@ -41,6 +41,10 @@ type PeerInfo struct {
 	// over; "" for the other origins, whose packets follow the routing
 	// table.
 	Interface string
+	// Ifindex is the index of the interface the peering's packets leave
+	// by, 0 when it cannot be told; the peering is dropped at once when
+	// that interface goes down.
+	Ifindex int
 	// Inbound is true when the remote side dialled us.
 	Inbound bool
 	// Type is the peer type the router uses to prefer one of two links to

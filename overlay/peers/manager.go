@@ -41,6 +41,10 @@ type Switch interface {
 	// Detach says the peering on port has ended; it is called exactly
 	// once for every successful Attach.
 	Detach(port router.Port, reason error)
+	// Peers lists the attached peerings: the one registry of peerings,
+	// which the manager reads for its policy (allowed_keys, interfaces
+	// going down, LAN discovery's duplicates) instead of keeping its own.
+	Peers() []overlay.PeerStatus
 }
 
 // Defaults.
@@ -120,8 +124,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Manager owns the listeners, the static peers and the registry of every
-// running peering. All methods are safe for concurrent use.
+// Manager owns the listeners and the static peers, and admits every
+// peering (handshake, key checks, max_peers) before it is attached to the
+// Switch, whose port table is the registry of running peerings. All
+// methods are safe for concurrent use.
 type Manager struct {
 	cfg     Config
 	sw      Switch
@@ -140,23 +146,15 @@ type Manager struct {
 	// peerTimeout is the TCP_USER_TIMEOUT of new peerings, in
 	// nanoseconds; read by dialers, listeners and handle without mu.
 	peerTimeout atomic.Int64
-	reserved    int // peerings between the max_peers check and registration
-	links       map[*link.Conn]*running
-	// reported: when an event (kind|host|zone) was last logged at its
+	reserved    int // peerings between the max_peers check and Attach
+	// live counts the peerings this manager attached and that have not
+	// ended: what max_peers bounds.
+	live int
+	// reported: when an event (kind|host|origin|iface) was last logged at its
 	// full level; see shouldReport.
 	reported  map[string]time.Time
 	static    map[string]*staticPeer // by canonical URI
 	listeners []*listener
-}
-
-// running is one attached peering.
-type running struct {
-	info overlay.PeerInfo
-	port router.Port
-	conn *link.Conn
-	// ifindex is the network interface the peering's packets leave by, 0
-	// if unknown (see interfaceOf).
-	ifindex int
 }
 
 // New checks the configuration, starts the listeners and the static peers'
@@ -205,7 +203,6 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 		allowed:  map[wire.PublicKey]bool{},
 		maxPeers: cfg.MaxPeers,
 		hsSlots:  accept.NewSlots(cfg.MaxHandshakes),
-		links:    map[*link.Conn]*running{},
 		reported: map[string]time.Time{},
 		static:   map[string]*staticPeer{},
 	}
@@ -257,21 +254,16 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	lns := m.listeners
-	conns := make([]*link.Conn, 0, len(m.links))
-	for c := range m.links {
-		conns = append(conns, c)
-	}
 	m.mu.Unlock()
 
+	// Cancelling m.ctx ends every peering: handle closes its link with
+	// ErrClosed and waits for it.
 	m.cancel(ErrClosed)
 	var errs []error
 	for _, l := range lns {
 		if err := l.close(); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	for _, c := range conns {
-		c.Close(ErrClosed)
 	}
 	m.wg.Wait()
 	return errors.Join(errs...)
@@ -354,7 +346,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		}
 		return 0, fmt.Errorf("%s: peer %s: %w", info.URI, key, err)
 	}
-	ifindex := interfaceOf(nc.RemoteAddr())
+	info.Ifindex = interfaceOf(nc.RemoteAddr())
 	c := link.New(nc, key, m.cfg.Link)
 	port, err := m.sw.Attach(info, c)
 	if err != nil {
@@ -369,7 +361,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	m.reserved--
 	closed := m.closed
 	if !closed {
-		m.links[c] = &running{info: info, port: port, conn: c, ifindex: ifindex}
+		m.live++
 	}
 	m.mu.Unlock()
 	c.Start(port, m.sw)
@@ -402,9 +394,11 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		c.Close(context.Cause(ctx))
 		<-c.Done()
 	}
-	m.mu.Lock()
-	delete(m.links, c)
-	m.mu.Unlock()
+	if !closed {
+		m.mu.Lock()
+		m.live--
+		m.mu.Unlock()
+	}
 	uptime := time.Since(start)
 	reason := c.Reason()
 	if refused {
@@ -496,7 +490,7 @@ func (m *Manager) check(info overlay.PeerInfo, pin wire.PublicKey) error {
 	if m.closed {
 		return ErrClosed
 	}
-	if len(m.links)+m.reserved >= m.maxPeers {
+	if m.live+m.reserved >= m.maxPeers {
 		return fmt.Errorf("%w (%d)", ErrTooManyPeers, m.maxPeers)
 	}
 	m.reserved++
@@ -569,16 +563,15 @@ func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
 	}
 	m.mu.Lock()
 	m.allowed = allowed
-	var drop []*running
-	for _, r := range m.links {
-		if !m.allowedLocked(r.info) {
-			drop = append(drop, r)
-		}
-	}
 	m.mu.Unlock()
-	for _, r := range drop {
-		m.log.Info("closing peering no longer in allowed_keys", "peer", r.info.Key.String(), "port", uint8(r.port), "uri", r.info.URI)
-		r.conn.Close(ErrNotAllowed)
+	for _, p := range m.sw.Peers() {
+		m.mu.Lock()
+		ok := m.allowedLocked(p.Info)
+		m.mu.Unlock()
+		if !ok {
+			m.log.Info("closing peering no longer in allowed_keys", "peer", p.Info.Key.String(), "port", uint8(p.Port), "uri", p.Info.URI)
+			p.Link.Close(ErrNotAllowed)
+		}
 	}
 }
 
@@ -586,17 +579,15 @@ func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
 // interface iface. LAN discovery uses it to avoid dialling a peer it
 // already has there.
 func (m *Manager) Connected(key wire.PublicKey, iface string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range m.links {
-		if r.info.Key == key && r.info.Origin == overlay.OriginLAN && r.info.Interface == iface {
+	for _, p := range m.sw.Peers() {
+		if p.Info.Key == key && p.Info.Origin == overlay.OriginLAN && p.Info.Interface == iface {
 			return true
 		}
 	}
 	return false
 }
 
-// Peer is one running peering, as the admin API shows it.
+// Peer is one running peering as the link sees it.
 type Peer struct {
 	overlay.PeerInfo
 	// Port is the node's port for the peering.
@@ -607,22 +598,16 @@ type Peer struct {
 	Stats link.Stats
 }
 
-// Peers lists every running peering, ordered by port.
+// Peers lists the running peerings this manager's links carry, ordered by
+// port, from the Switch's registry.
 func (m *Manager) Peers() []Peer {
-	m.mu.Lock()
-	rs := make([]*running, 0, len(m.links))
-	for _, r := range m.links {
-		rs = append(rs, r)
-	}
-	m.mu.Unlock()
-	out := make([]Peer, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, Peer{
-			PeerInfo: r.info,
-			Port:     r.port,
-			Remote:   r.conn.RemoteAddr().String(),
-			Stats:    r.conn.Stats(),
-		})
+	var out []Peer
+	for _, p := range m.sw.Peers() {
+		c, ok := p.Link.(*link.Conn)
+		if !ok {
+			continue
+		}
+		out = append(out, Peer{PeerInfo: p.Info, Port: p.Port, Remote: c.RemoteAddr().String(), Stats: c.Stats()})
 	}
 	slices.SortFunc(out, func(a, b Peer) int { return int(a.Port) - int(b.Port) })
 	return out
