@@ -8,7 +8,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
 )
 
 // ErrInterfaceDown closes the peerings whose traffic left by a network
