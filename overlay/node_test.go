@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/limits"
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -449,5 +450,13 @@ func TestRoutesChangedSignal(t *testing.T) {
 	case <-a.RoutesChanged():
 	case <-time.After(5 * time.Second):
 		t.Fatal("no route change signalled after a peer announced")
+	}
+}
+
+// internal/limits restates the port count for config, which must not
+// import the router; the two must agree.
+func TestLimitsMatchRouter(t *testing.T) {
+	if limits.MaxPeers != int(router.MaxPort) {
+		t.Fatalf("limits.MaxPeers %d, router.MaxPort %d", limits.MaxPeers, router.MaxPort)
 	}
 }
