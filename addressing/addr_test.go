@@ -1,7 +1,10 @@
 package addressing
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"testing"
 
@@ -193,5 +196,17 @@ func TestKindPrefixLen(t *testing.T) {
 	}
 	if _, err := NewKeyPrefix(Kind(0), nil); !errors.Is(err, ErrPrefix) {
 		t.Fatalf("zero kind: %v", err)
+	}
+}
+
+// A prefix passed to slog as itself logs as its address form with the JSON
+// handler too, which would otherwise write {} for its unexported fields.
+func TestKeyPrefixLogValue(t *testing.T) {
+	p := SubnetKeyPrefix(keyFromSeed(5))
+	var js bytes.Buffer
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("m", "prefix", p)
+	var rec map[string]any
+	if err := json.Unmarshal(js.Bytes(), &rec); err != nil || rec["prefix"] != p.String() {
+		t.Errorf("JSON handler wrote %s (%v)", js.String(), err)
 	}
 }
