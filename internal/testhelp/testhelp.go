@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,13 +63,19 @@ func ModuleRoot(t testing.TB) string {
 }
 
 // WaitFor polls cond until it holds, and fails the test naming what it
-// waited for once limit has passed.
-func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
+// waited for once limit has passed. Every poll loop in the tests is this
+// one: a test that needs the state it saw in the failure message passes
+// state, whose result (taken once, after the last poll) ends the message.
+func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool, state ...func() string) {
 	t.Helper()
 	end := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
+			msg := fmt.Sprintf("timed out after %v waiting for %s", limit, what)
+			for _, s := range state {
+				msg += "; " + s()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
