@@ -533,7 +533,9 @@ func TestCloseStopsEverything(t *testing.T) {
 	_, _ = stuck.c.Write([]byte(`{"request":"getTree"}` + "\n"))
 	pinging := dialRaw(t, path)
 	_, _ = pinging.c.Write([]byte(`{"request":"ping","arguments":{"target":"` + admintest.UnreachableKey + `","count":50,"interval_ms":1000,"timeout_ms":5000}}` + "\n"))
-	time.Sleep(50 * time.Millisecond)
+	testhelp.WaitFor(t, "a getter blocked and a ping waiting", 5*time.Second,
+		func() bool { return fb.Blocked() == 1 && fb.PingsWaiting() == 1 },
+		func() string { return fmt.Sprintf("%d blocked, %d pings waiting", fb.Blocked(), fb.PingsWaiting()) })
 
 	done := make(chan error, 1)
 	go func() { done <- s.Close() }()
