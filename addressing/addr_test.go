@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/build"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -208,5 +210,20 @@ func TestKeyPrefixLogValue(t *testing.T) {
 	var rec map[string]any
 	if err := json.Unmarshal(js.Bytes(), &rec); err != nil || rec["prefix"] != p.String() {
 		t.Errorf("JSON handler wrote %s (%v)", js.String(), err)
+	}
+}
+
+// The package stays a leaf: its non-test code imports the standard library
+// only, so anything may use the address arithmetic without pulling in the
+// overlay (see the import graph in CONTRIBUTING.md).
+func TestStandardLibraryOnly(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+			t.Errorf("addressing imports %s, outside the standard library", imp)
+		}
 	}
 }
