@@ -33,3 +33,21 @@ func TestPublicKeyLogValue(t *testing.T) {
 		t.Errorf("a disabled debug line allocates %v times with the key itself, %v with k.String()", lazy, eager)
 	}
 }
+
+// BenchmarkDisabledDebugKey compares a debug line naming a key, with debug
+// off, written with k.String() (the baseline) and with the key itself;
+// compare the two in one run (-benchmem shows the allocations).
+func BenchmarkDisabledDebugKey(b *testing.B) {
+	off := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	k := PublicKey{0xab, 31: 0xef}
+	b.Run("string", func(b *testing.B) {
+		for b.Loop() {
+			off.Debug("m", "peer", k.String())
+		}
+	})
+	b.Run("logvaluer", func(b *testing.B) {
+		for b.Loop() {
+			off.Debug("m", "peer", k)
+		}
+	})
+}
