@@ -21,35 +21,11 @@ import (
 	"github.com/pineconed/pineconed/admin/metrics"
 	"github.com/pineconed/pineconed/admin/statuspage"
 	"github.com/pineconed/pineconed/config"
-	"github.com/pineconed/pineconed/internal/ratelimit"
+	"github.com/pineconed/pineconed/datapath"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/wire"
-	"github.com/pineconed/pineconed/session"
 	"github.com/pineconed/pineconed/tun"
-)
-
-// Tick intervals of the timer goroutine (see the addressing and session
-// packages for what they drive).
-const (
-	resolverTick = 250 * time.Millisecond
-	sessionTick  = time.Second
-)
-
-// handshakeQueue bounds the handshake messages waiting for the handshake
-// goroutine (session.HandshakeQueue): about 180 bytes each.
-const handshakeQueue = 256
-
-// Limits on the address lookups we answer. A lookup costs no crypto, only
-// a reply, but a flood of them would still take the inbound goroutine and
-// the overlay's queues from traffic. An honest resolver asks a few times
-// per unknown destination (its retries included), far below these.
-var lookupLimits = ratelimit.Config{PerKey: 20, PerKeyBurst: 40, Global: 1000, GlobalBurst: 200, MaxKeys: 4096}
-
-// ICMPv6 error rate limit towards local senders (RFC 4443 §2.4f).
-const (
-	icmpPerSecond = 100
-	icmpBurst     = 20
 )
 
 // Options configure a Daemon.
@@ -94,22 +70,15 @@ type Daemon struct {
 	started time.Time
 
 	node     *overlay.Node
-	resolver *addressing.Resolver
-	sessions *session.Manager
-	hsq      *session.HandshakeQueue
-	lookups  *ratelimit.Limiter[wire.PublicKey]
+	path     *datapath.Path // TUN ⇄ resolver ⇄ sessions ⇄ overlay
 	peers    *peers.Manager
-	dev      *tun.Device // nil for a relay-only node
-	writer   *tun.Writer
-	icmp     *tun.RateLimiter
+	dev      *tun.Device // nil for a relay-only node; the path closes it
 	adminSrv *admin.Server
 	metrics  *metrics.Metrics
 	metSrv   *metrics.Server
 	history  *statuspage.History // traffic rates for the status page; nil without metrics
 	mc       *multicastRunner
 	cards    *cardStore
-
-	drops dropCounters
 
 	// Admin lookups waiting for the resolver, by prefix; onLookupDone
 	// hands each the outcome of the lookup for its prefix.
@@ -164,7 +133,6 @@ func New(opts Options) (_ *Daemon, err error) {
 		pings:         map[uint64]pingWaiter{},
 		stop:          make(chan struct{}),
 		fatal:         make(chan error, 1),
-		icmp:          tun.NewRateLimiter(icmpPerSecond, icmpBurst),
 	}
 	var seed [8]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -194,24 +162,6 @@ func New(opts Options) (_ *Daemon, err error) {
 	log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
 
 	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: log.With("component", "overlay")})
-	d.resolver = addressing.NewResolver(d.key, opts.resolver, d.overlaySend, addressing.ResolverCallbacks{
-		Resolved:    d.onResolved,
-		Unreachable: d.onLookupFailed,
-		LookupDone:  d.onLookupDone,
-	})
-	d.sessions, err = session.NewManager(d.priv, session.Config{
-		MTU:         d.mtu,
-		SendBuffer:  d.overlaySendBuffer,
-		Unreachable: d.onHandshakeFailed,
-		EchoReply:   d.onEchoReply,
-		Established: d.onEstablished,
-	}, d.overlaySend, d.deliver)
-	if err != nil {
-		return nil, fmt.Errorf("sessions: %w", err)
-	}
-	d.hsq = d.sessions.NewHandshakeQueue(handshakeQueue)
-	d.lookups = ratelimit.New[wire.PublicKey](lookupLimits)
-
 	if cfg.TUN.Enable {
 		d.dev, err = tun.Open(tun.Config{
 			Name:      cfg.TUN.Name,
@@ -222,11 +172,24 @@ func New(opts Options) (_ *Daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
 		}
-		d.writer = d.dev.NewWriter(tun.WriterConfig{})
 		log.Info("TUN up", "name", d.dev.Name(), "mtu", d.mtu, "address", addressing.NodeAddrPrefix(d.key).String(),
 			"offloads", d.dev.Offloads())
 	} else {
 		log.Info("TUN disabled: relay-only node")
+	}
+	d.path, err = datapath.New(datapath.Config{
+		Private:    d.priv,
+		MTU:        d.mtu,
+		Overlay:    d.node,
+		Device:     d.dev,
+		Resolver:   opts.resolver,
+		Logger:     log,
+		EchoReply:  d.onEchoReply,
+		LookupDone: d.onLookupDone,
+		Tick:       d.expireCards,
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	pc := d.peersConfig(cfg)
@@ -257,10 +220,7 @@ func New(opts Options) (_ *Daemon, err error) {
 		}
 	}
 
-	d.wg.Add(3)
-	go d.inboundLoop()
-	go d.handshakeLoop()
-	go d.timerLoop()
+	d.path.Start()
 	if d.history != nil {
 		d.wg.Add(1)
 		go func() {
@@ -269,8 +229,7 @@ func New(opts Options) (_ *Daemon, err error) {
 		}()
 	}
 	if d.dev != nil {
-		d.wg.Add(2)
-		go d.outboundLoop()
+		d.wg.Add(1)
 		go d.watchTUN()
 	}
 
@@ -356,8 +315,12 @@ func (d *Daemon) shutdown() {
 			}
 		}
 		close(d.stop)
-		if d.dev != nil {
-			// Closing the device ends the reader loop and the writer.
+		switch {
+		case d.path != nil:
+			// Stops the packet path's goroutines; closing the TUN ends
+			// its reader and writer.
+			d.path.Close()
+		case d.dev != nil:
 			if err := d.dev.Close(); err != nil {
 				d.log.Warn("closing TUN", "err", err)
 			}
@@ -365,9 +328,6 @@ func (d *Daemon) shutdown() {
 		d.wg.Wait()
 		if d.node != nil {
 			d.node.Close()
-		}
-		if d.sessions != nil {
-			d.sessions.Close()
 		}
 		d.keyLock.Release()
 	})
@@ -542,27 +502,4 @@ func (d *Daemon) peersConfig(cfg config.Config) peers.Config {
 		pc.Static = append(pc.Static, u.String())
 	}
 	return pc
-}
-
-// dropCounters are the daemon's own drop reasons; the layers it wires keep
-// theirs.
-type dropCounters struct {
-	foreign     atomic.Uint64 // payload without our envelope marker (QUIC, pineping)
-	badEnvelope atomic.Uint64 // marker but bad version or type
-	misrouted   atomic.Uint64 // session message for a key that is not ours
-	noTUN       atomic.Uint64 // decrypted packet on a relay-only node
-	tooLarge    atomic.Uint64 // overlay refused a payload larger than a frame
-	tooBig      atomic.Uint64 // packet larger than the remote's MTU (answered with Packet Too Big)
-	toSelf      atomic.Uint64 // packet from the TUN to our own address or /64 (answered with Address Unreachable)
-	lookupLimit atomic.Uint64 // lookup request over the per-source or global rate
-}
-
-// stopped reports whether the daemon is shutting down.
-func (d *Daemon) stopped() bool {
-	select {
-	case <-d.stop:
-		return true
-	default:
-		return false
-	}
 }

@@ -47,7 +47,7 @@
 //     after the handshake when it has nothing queued.
 //   - A keypair older than RejectAfterTime is never used.
 //   - Handshakes are retried every RekeyTimeout and given up after
-//     HandshakeGiveUp; the queued packets then go to Config.Unreachable.
+//     HandshakeGiveUp; the queued packets then go to Transport.Unreachable.
 //   - A side that received data but sent nothing for KeepaliveTimeout sends
 //     an empty keepalive; a side that sent data and heard nothing for
 //     KeepaliveTimeout+RekeyTimeout starts a new handshake (the peer may
@@ -96,14 +96,33 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// SendFunc hands a payload to the overlay for dst; best effort. The callee
-// owns payload.
-type SendFunc func(dst wire.PublicKey, payload []byte)
-
-// DeliverFunc receives a decrypted IPv6 packet from src whose source address
-// has been checked. packet aliases the buffer given to HandlePayload and is
-// valid only until DeliverFunc returns.
-type DeliverFunc func(src wire.PublicKey, packet []byte)
+// Transport is the one interface a Manager talks to: it sends through it
+// and reports to it what the layers above need to know. The packet-path
+// package (datapath) implements it over the overlay and the TUN. Its
+// methods are called without Manager locks held, from whichever goroutine
+// called into the Manager, and must not block on the network.
+type Transport interface {
+	// Send hands the message at buf[off:] to the overlay for dst; best
+	// effort. When off > 0, buf is from internal/bufpool and the off bytes
+	// in front of the message are free for the overlay's frame header
+	// (overlay.Node.SendBuffer); handshake messages come with off 0 in a
+	// plain slice. The callee owns buf.
+	Send(dst wire.PublicKey, buf []byte, off int)
+	// Deliver receives a decrypted IPv6 packet from src whose source
+	// address has been checked. packet aliases the buffer given to
+	// HandlePayload and is valid only during the call.
+	Deliver(src wire.PublicKey, packet []byte)
+	// EchoReply receives the answer to SendEcho. data is valid only during
+	// the call.
+	EchoReply(src wire.PublicKey, id uint64, data []byte)
+	// Established is called when a keypair with remote becomes current;
+	// latency is the time since the handshake began (zero for the
+	// responder). The resolver should learn remote from it.
+	Established(remote wire.PublicKey, initiator bool, latency time.Duration)
+	// Unreachable receives the IPv6 packets queued for a peer whose
+	// handshake was given up. The callee owns them.
+	Unreachable(dst wire.PublicKey, packets [][]byte)
+}
 
 // MaxPlaintext is the largest inner message (type byte included) whose
 // transport message fits a Traffic frame's 16-bit payload length.
@@ -154,24 +173,6 @@ type Config struct {
 	PerSourceBurst int
 	// Rand is the entropy for ephemeral keys. Default crypto/rand.
 	Rand io.Reader
-
-	// SendBuffer, when set, sends transport messages instead of the
-	// SendFunc: the message is sealed into a buffer from internal/bufpool
-	// at buf[off:], off = bufpool.Headroom(buf), leaving the room in front
-	// for the overlay's frame header (overlay.Node.SendBuffer). The callee
-	// owns buf. Handshake messages still go through the SendFunc.
-	SendBuffer func(dst wire.PublicKey, buf []byte, off int)
-
-	// Unreachable receives the IPv6 packets queued for a peer whose
-	// handshake was given up. The callee owns them. Optional.
-	Unreachable func(dst wire.PublicKey, packets [][]byte)
-	// EchoReply receives the answer to SendEcho. data is valid only during
-	// the call. Optional.
-	EchoReply func(src wire.PublicKey, id uint64, data []byte)
-	// Established is called when a keypair with remote becomes current;
-	// latency is the time since the handshake began (zero for the
-	// responder). The daemon should call Resolver.Learn from it. Optional.
-	Established func(remote wire.PublicKey, initiator bool, latency time.Duration)
 }
 
 func (c Config) withDefaults() Config {
@@ -230,72 +231,13 @@ var (
 	prologue    = []byte("pineconed session v1")
 )
 
-// Stats is a snapshot of a Manager's counters.
-type Stats struct {
-	HandshakesInitiated uint64 // handshake series started by us
-	InitiationsSent     uint64 // initiation messages, retries included
-	ResponsesSent       uint64
-	HandshakesCompleted uint64 // keypairs that became current, either role
-	HandshakesFailed    uint64 // series given up after HandshakeGiveUp
-	CollisionsYielded   uint64 // simultaneous initiation, we answered theirs
-	CollisionsIgnored   uint64 // simultaneous initiation, we kept ours
-
-	BadHandshake    uint64 // Noise rejected the message
-	WrongStatic     uint64 // initiator's static key is not the frame source's
-	ReplayedInits   uint64 // initiation timestamp not newer than the last
-	UnknownIndex    uint64 // receiver index names nothing of ours
-	DecryptFailures uint64
-	Replays         uint64 // counter already seen
-	TooOld          uint64 // counter behind the replay window
-	Expired         uint64 // message for a keypair past RejectAfterTime
-	Malformed       uint64 // not a session message, or bad lengths
-	BadInner        uint64 // decrypted, but the inner message is invalid
-	BadSource       uint64 // inner IPv6 source does not belong to the sender
-
-	PacketsIn, PacketsOut uint64 // IPv6 packets delivered and sent
-	BytesIn, BytesOut     uint64 // transport payload bytes
-	KeepalivesSent        uint64
-	EchoRequestsIn        uint64
-	EchoRepliesIn         uint64
-	PeersExpired          uint64 // forgotten after IdleTimeout
-
-	DropQueueFull   uint64 // handshake queue at MaxQueue
-	DropTooManyPeer uint64 // MaxPeers reached
-	DropTooBig      uint64 // packet larger than MaxPacket
-	DropBadKey      uint64 // destination key has no X25519 form, or is ours
-	DropUnreachable uint64 // queued packets of a given-up handshake
-
-	// The load defence (defence.go).
-	InitiationsLimited   uint64 // refused by the per-source or global rate limit
-	NeedCookie           uint64 // refused under load for want of a valid cookie mac
-	CookieRepliesSent    uint64
-	CookieRepliesLimited uint64 // cookie replies not sent, over their rate
-	CookiesReceived      uint64
-	BadCookie            uint64 // cookie reply that did not open
-	PeersEvicted         uint64 // half-open peers evicted to make room
-
-	Peers    int // current
-	HalfOpen int // current half-open peers
-}
-
-type stats struct {
-	hsInitiated, initsSent, respsSent, hsCompleted, hsFailed, yielded, ignored atomic.Uint64
-	badHandshake, wrongStatic, replayedInits, unknownIndex, decryptFail        atomic.Uint64
-	replays, tooOld, expired, malformed, badInner, badSource                   atomic.Uint64
-	pktsIn, pktsOut, bytesIn, bytesOut, keepalives, echoReqIn, echoRepIn       atomic.Uint64
-	peersExpired, dropQueue, dropPeers, dropBig, dropBadKey, dropUnreachable   atomic.Uint64
-	initsLimited, needCookie, cookieRepliesSent, cookieRepliesLimited          atomic.Uint64
-	cookiesReceived, badCookie, peersEvicted                                   atomic.Uint64
-}
-
 // Manager holds the sessions of one node. All methods are safe for
 // concurrent use; callbacks run without Manager locks held.
 type Manager struct {
-	cfg     Config
-	self    wire.PublicKey
-	static  noise.DHKey
-	send    SendFunc
-	deliver DeliverFunc
+	cfg    Config
+	self   wire.PublicKey
+	static noise.DHKey
+	tr     Transport
 
 	mu    sync.RWMutex // guards peers and index; taken after peer.mu, never before
 	peers map[wire.PublicKey]*peer
@@ -317,7 +259,7 @@ type Manager struct {
 	evictMu   sync.Mutex
 	openOrder []*peer
 
-	st stats
+	st counters
 }
 
 // indexEntry is what a local index names: a keypair, or (kp == nil) our
@@ -328,7 +270,10 @@ type indexEntry struct {
 }
 
 // NewManager returns a Manager for the identity priv.
-func NewManager(priv ed25519.PrivateKey, cfg Config, send SendFunc, deliver DeliverFunc) (*Manager, error) {
+func NewManager(priv ed25519.PrivateKey, cfg Config, tr Transport) (*Manager, error) {
+	if tr == nil {
+		return nil, errors.New("session: no transport")
+	}
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, errors.New("session: bad ed25519 private key")
 	}
@@ -340,13 +285,12 @@ func NewManager(priv ed25519.PrivateKey, cfg Config, send SendFunc, deliver Deli
 	cfg = cfg.withDefaults()
 	self := wire.PublicKeyOf(priv)
 	return &Manager{
-		cfg:     cfg,
-		self:    self,
-		static:  noise.DHKey{Private: xpriv[:], Public: xpub[:]},
-		send:    send,
-		deliver: deliver,
-		peers:   make(map[wire.PublicKey]*peer),
-		index:   make(map[uint32]indexEntry),
+		cfg:    cfg,
+		self:   self,
+		static: noise.DHKey{Private: xpriv[:], Public: xpub[:]},
+		tr:     tr,
+		peers:  make(map[wire.PublicKey]*peer),
+		index:  make(map[uint32]indexEntry),
 		initLimit: ratelimit.New[wire.PublicKey](ratelimit.Config{
 			PerKey: cfg.PerSourceRate, PerKeyBurst: cfg.PerSourceBurst,
 			Global: cfg.InitiationRate, GlobalBurst: cfg.InitiationBurst,
@@ -460,7 +404,7 @@ func (m *Manager) evictHalfOpen() bool {
 		}
 		v.forgetLocked()
 		v.mu.Unlock()
-		m.st.peersEvicted.Add(1)
+		m.st.inc(PeersEvicted)
 		return true
 	}
 }
@@ -491,17 +435,17 @@ func (m *Manager) dropIndex(i uint32) {
 // handshake if there is no usable session. It never blocks on the network.
 func (m *Manager) Send(now time.Time, dst wire.PublicKey, packet []byte) {
 	if len(packet) > MaxPacket {
-		m.st.dropBig.Add(1)
+		m.st.inc(DropTooBig)
 		return
 	}
 	m.sendInner(now, dst, envelope.InnerIPv6, packet, nil)
 }
 
 // SendEcho sends an echo request carrying id and data to dst; the reply
-// arrives through Config.EchoReply with the same id.
+// arrives through Transport.EchoReply with the same id.
 func (m *Manager) SendEcho(now time.Time, dst wire.PublicKey, id uint64, data []byte) {
 	if len(data) > MaxPlaintext-1-envelope.EchoIDSize {
-		m.st.dropBig.Add(1)
+		m.st.inc(DropTooBig)
 		return
 	}
 	m.sendInner(now, dst, envelope.InnerEchoRequest, binary.BigEndian.AppendUint64(nil, id), data)
@@ -527,24 +471,24 @@ type actions struct {
 
 func (m *Manager) run(a *actions) {
 	for _, r := range a.raw {
-		m.send(a.dst, r)
+		m.tr.Send(a.dst, r, 0)
 	}
 	for _, o := range a.out {
 		if o.inner == nil {
 			m.sendTransport(a.dst, o.kp, o.counter, 0, nil, nil)
-			m.st.keepalives.Add(1)
+			m.st.inc(KeepalivesSent)
 		} else {
 			m.sendTransport(a.dst, o.kp, o.counter, o.inner[0], o.inner[1:], nil)
 			if o.inner[0] == envelope.InnerIPv6 {
-				m.st.pktsOut.Add(1)
+				m.st.inc(PacketsOut)
 			}
 		}
 	}
-	if len(a.unreachable) > 0 && m.cfg.Unreachable != nil {
-		m.cfg.Unreachable(a.dst, a.unreachable)
+	if len(a.unreachable) > 0 {
+		m.tr.Unreachable(a.dst, a.unreachable)
 	}
-	if a.established && m.cfg.Established != nil {
-		m.cfg.Established(a.dst, a.initiator, a.latency)
+	if a.established {
+		m.tr.Established(a.dst, a.initiator, a.latency)
 	}
 }
 
@@ -555,9 +499,9 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 		p, err = m.peerFor(now, dst, false)
 		if err != nil {
 			if errors.Is(err, errTooManyPeers) {
-				m.st.dropPeers.Add(1)
+				m.st.inc(DropTooManyPeer)
 			} else {
-				m.st.dropBadKey.Add(1)
+				m.st.inc(DropBadKey)
 			}
 			return
 		}
@@ -571,7 +515,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 	if p == nil {
 		// Lost the race against idle expiry three times in a row; the
 		// packet is dropped rather than spinning.
-		m.st.dropPeers.Add(1)
+		m.st.inc(DropTooManyPeer)
 		return
 	}
 	a := actions{dst: dst}
@@ -611,27 +555,19 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 
 	m.sendTransport(dst, kp, counter, typ, head, body)
 	if typ == envelope.InnerIPv6 {
-		m.st.pktsOut.Add(1)
+		m.st.inc(PacketsOut)
 	}
 	m.run(&a)
 }
 
-// sendTransport seals one transport message and sends it, in a pool buffer
-// through Config.SendBuffer when that is set.
+// sendTransport seals one transport message into a pool buffer, leaving
+// the room in front for the overlay's frame header, and sends it.
 func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64, typ byte, head, body []byte) {
-	var n int
-	if m.cfg.SendBuffer != nil {
-		buf := bufpool.Get()
-		off := bufpool.Headroom(buf)
-		msg := kp.seal(buf[off:off], counter, typ, head, body)
-		n = len(msg)
-		m.cfg.SendBuffer(dst, buf[:off+n], off)
-	} else {
-		msg := kp.seal(nil, counter, typ, head, body)
-		n = len(msg)
-		m.send(dst, msg)
-	}
-	m.st.bytesOut.Add(uint64(n))
+	buf := bufpool.Get()
+	off := bufpool.Headroom(buf)
+	n := len(kp.seal(buf[off:off], counter, typ, head, body))
+	m.tr.Send(dst, buf[:off+n], off)
+	m.st.add(BytesOut, uint64(n))
 	kp.peer.bytesOut.Add(uint64(n))
 }
 
@@ -642,7 +578,7 @@ func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64,
 func (m *Manager) HandlePayload(now time.Time, src wire.PublicKey, payload []byte) error {
 	t, err := envelope.ParseHeader(payload)
 	if err != nil {
-		m.st.malformed.Add(1)
+		m.st.inc(Malformed)
 		return err
 	}
 	switch t {
@@ -657,7 +593,7 @@ func (m *Manager) HandlePayload(now time.Time, src wire.PublicKey, payload []byt
 	case envelope.TypeTransport:
 		return m.handleTransport(now, src, payload)
 	}
-	m.st.malformed.Add(1)
+	m.st.inc(Malformed)
 	return fmt.Errorf("session: %w: %s", envelope.ErrWrongType, t)
 }
 
@@ -671,11 +607,11 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 		msg, err = envelope.ParseHandshakeInit(payload)
 	}
 	if err != nil {
-		m.st.malformed.Add(1)
+		m.st.inc(Malformed)
 		return fmt.Errorf("initiation from %s: %w", src, err)
 	}
 	if src == m.self {
-		m.st.dropBadKey.Add(1)
+		m.st.inc(DropBadKey)
 		return fmt.Errorf("initiation from our own key")
 	}
 	// Before anything that costs: even the key conversion below is a
@@ -685,7 +621,7 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 	}
 	xsrc, err := PublicToX25519(src)
 	if err != nil {
-		m.st.dropBadKey.Add(1)
+		m.st.inc(DropBadKey)
 		return fmt.Errorf("initiation from %s: %w", src, err)
 	}
 	hs, err := noise.NewHandshakeState(noise.Config{
@@ -699,11 +635,11 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 	}
 	plain, _, _, err := hs.ReadMessage(nil, msg.Noise)
 	if err != nil || len(plain) != envelope.InitPayloadSize {
-		m.st.badHandshake.Add(1)
+		m.st.inc(BadHandshake)
 		return fmt.Errorf("initiation from %s: noise: %v", src, err)
 	}
 	if !bytes.Equal(hs.PeerStatic(), xsrc[:]) {
-		m.st.wrongStatic.Add(1)
+		m.st.inc(WrongStatic)
 		return fmt.Errorf("initiation from %s: static key belongs to another identity", src)
 	}
 	mtu := int(binary.BigEndian.Uint16(plain))
@@ -711,18 +647,18 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 
 	p, err := m.peerFor(now, src, true)
 	if err != nil {
-		m.st.dropPeers.Add(1)
+		m.st.inc(DropTooManyPeer)
 		return fmt.Errorf("initiation from %s: %w", src, err)
 	}
 	p.mu.Lock()
 	if p.dead {
 		p.mu.Unlock()
-		m.st.dropPeers.Add(1)
+		m.st.inc(DropTooManyPeer)
 		return fmt.Errorf("initiation from %s: peer state expired concurrently", src)
 	}
 	if ts <= p.lastInitTS {
 		p.mu.Unlock()
-		m.st.replayedInits.Add(1)
+		m.st.inc(ReplayedInits)
 		return fmt.Errorf("initiation from %s: replayed (timestamp not newer)", src)
 	}
 	if p.hs != nil {
@@ -730,10 +666,10 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 			// Lower key yields: forget our initiation, answer theirs.
 			m.dropIndex(p.hs.index)
 			p.hs = nil
-			m.st.yielded.Add(1)
+			m.st.inc(CollisionsYielded)
 		} else {
 			p.mu.Unlock()
-			m.st.ignored.Add(1)
+			m.st.inc(CollisionsIgnored)
 			return nil
 		}
 	}
@@ -744,7 +680,7 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 	out, cs1, cs2, err := hs.WriteMessage(nil, rp[:])
 	if err != nil || cs1 == nil || cs2 == nil {
 		p.mu.Unlock()
-		m.st.badHandshake.Add(1)
+		m.st.inc(BadHandshake)
 		return fmt.Errorf("response to %s: noise: %v", src, err)
 	}
 	kp := newKeypair(p, msg.Sender, cs2.UnsafeKey(), cs1.UnsafeKey(), now, false)
@@ -761,8 +697,8 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 	if err != nil {
 		return err
 	}
-	m.st.respsSent.Add(1)
-	m.send(src, resp)
+	m.st.inc(ResponsesSent)
+	m.tr.Send(src, resp, 0)
 	return nil
 }
 
@@ -774,14 +710,14 @@ func (m *Manager) initiationFor(src wire.PublicKey, receiver uint32) (*peer, err
 	e, ok := m.index[receiver]
 	m.mu.RUnlock()
 	if !ok || e.kp != nil || e.p.key != src {
-		m.st.unknownIndex.Add(1)
+		m.st.inc(UnknownIndex)
 		return nil, fmt.Errorf("unknown index %d", receiver)
 	}
 	p := e.p
 	p.mu.Lock()
 	if p.dead || p.hs == nil || p.hs.index != receiver {
 		p.mu.Unlock()
-		m.st.unknownIndex.Add(1)
+		m.st.inc(UnknownIndex)
 		return nil, fmt.Errorf("stale index %d", receiver)
 	}
 	return p, nil
@@ -790,7 +726,7 @@ func (m *Manager) initiationFor(src wire.PublicKey, receiver uint32) (*peer, err
 func (m *Manager) handleResponse(now time.Time, src wire.PublicKey, payload []byte) error {
 	msg, err := envelope.ParseHandshakeResponse(payload)
 	if err != nil {
-		m.st.malformed.Add(1)
+		m.st.inc(Malformed)
 		return fmt.Errorf("response from %s: %w", src, err)
 	}
 	p, err := m.initiationFor(src, msg.Receiver)
@@ -806,7 +742,7 @@ func (m *Manager) handleResponse(now time.Time, src wire.PublicKey, payload []by
 			p.hs = nil
 		}
 		p.mu.Unlock()
-		m.st.badHandshake.Add(1)
+		m.st.inc(BadHandshake)
 		return fmt.Errorf("response from %s: noise: %v", src, err)
 	}
 	a := actions{dst: src}
@@ -838,24 +774,24 @@ func (m *Manager) handleResponse(now time.Time, src wire.PublicKey, payload []by
 func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []byte) error {
 	msg, err := envelope.ParseTransport(payload)
 	if err != nil {
-		m.st.malformed.Add(1)
+		m.st.inc(Malformed)
 		return fmt.Errorf("transport from %s: %w", src, err)
 	}
 	m.mu.RLock()
 	e, ok := m.index[msg.Receiver]
 	m.mu.RUnlock()
 	if !ok || e.kp == nil || e.p.key != src {
-		m.st.unknownIndex.Add(1)
+		m.st.inc(UnknownIndex)
 		return fmt.Errorf("transport from %s: unknown index %d", src, msg.Receiver)
 	}
 	kp := e.kp
 	if now.Sub(kp.created) >= m.cfg.RejectAfterTime || msg.Counter >= m.cfg.RejectAfterMessages {
-		m.st.expired.Add(1)
+		m.st.inc(Expired)
 		return fmt.Errorf("transport from %s: keypair expired", src)
 	}
 	plain, err := kp.open(msg.Counter, msg.Ciphertext, payload[:envelope.TransportHeaderSize])
 	if err != nil {
-		m.st.decryptFail.Add(1)
+		m.st.inc(DecryptFailures)
 		return fmt.Errorf("transport from %s: %w", src, err)
 	}
 	kp.rmu.Lock()
@@ -863,13 +799,13 @@ func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []b
 	kp.rmu.Unlock()
 	switch res {
 	case replayDuplicate:
-		m.st.replays.Add(1)
+		m.st.inc(Replays)
 		return fmt.Errorf("transport from %s: replayed counter %d", src, msg.Counter)
 	case replayTooOld:
-		m.st.tooOld.Add(1)
+		m.st.inc(TooOld)
 		return fmt.Errorf("transport from %s: counter %d behind the window", src, msg.Counter)
 	}
-	m.st.bytesIn.Add(uint64(len(payload)))
+	m.st.add(BytesIn, uint64(len(payload)))
 	p := e.p
 	p.bytesIn.Add(uint64(len(payload)))
 
@@ -904,27 +840,23 @@ func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []b
 	}
 	in, err := envelope.ParseInner(plain)
 	if err != nil {
-		m.st.badInner.Add(1)
+		m.st.inc(BadInner)
 		return fmt.Errorf("transport from %s: %w", src, err)
 	}
 	switch in.Type {
 	case envelope.InnerIPv6:
 		if err := addressing.CheckSource(in.Data, src); err != nil {
-			m.st.badSource.Add(1)
+			m.st.inc(BadSource)
 			return fmt.Errorf("transport from %s: %w", src, err)
 		}
-		m.st.pktsIn.Add(1)
-		if m.deliver != nil {
-			m.deliver(src, in.Data)
-		}
+		m.st.inc(PacketsIn)
+		m.tr.Deliver(src, in.Data)
 	case envelope.InnerEchoRequest:
-		m.st.echoReqIn.Add(1)
+		m.st.inc(EchoRequestsIn)
 		m.sendInner(now, src, envelope.InnerEchoReply, binary.BigEndian.AppendUint64(nil, in.EchoID), in.Data)
 	case envelope.InnerEchoReply:
-		m.st.echoRepIn.Add(1)
-		if m.cfg.EchoReply != nil {
-			m.cfg.EchoReply(src, in.EchoID, in.Data)
-		}
+		m.st.inc(EchoRepliesIn)
+		m.tr.EchoReply(src, in.EchoID, in.Data)
 	}
 	return nil
 }
@@ -1037,56 +969,6 @@ func (m *Manager) PeerMTU(dst wire.PublicKey) (int, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.peerMTU, p.peerMTU > 0
-}
-
-// Stats returns a snapshot of the counters.
-func (m *Manager) Stats() Stats {
-	m.mu.RLock()
-	n := len(m.peers)
-	m.mu.RUnlock()
-	s := &m.st
-	return Stats{
-		HandshakesInitiated:  s.hsInitiated.Load(),
-		InitiationsSent:      s.initsSent.Load(),
-		ResponsesSent:        s.respsSent.Load(),
-		HandshakesCompleted:  s.hsCompleted.Load(),
-		HandshakesFailed:     s.hsFailed.Load(),
-		CollisionsYielded:    s.yielded.Load(),
-		CollisionsIgnored:    s.ignored.Load(),
-		BadHandshake:         s.badHandshake.Load(),
-		WrongStatic:          s.wrongStatic.Load(),
-		ReplayedInits:        s.replayedInits.Load(),
-		UnknownIndex:         s.unknownIndex.Load(),
-		DecryptFailures:      s.decryptFail.Load(),
-		Replays:              s.replays.Load(),
-		TooOld:               s.tooOld.Load(),
-		Expired:              s.expired.Load(),
-		Malformed:            s.malformed.Load(),
-		BadInner:             s.badInner.Load(),
-		BadSource:            s.badSource.Load(),
-		PacketsIn:            s.pktsIn.Load(),
-		PacketsOut:           s.pktsOut.Load(),
-		BytesIn:              s.bytesIn.Load(),
-		BytesOut:             s.bytesOut.Load(),
-		KeepalivesSent:       s.keepalives.Load(),
-		EchoRequestsIn:       s.echoReqIn.Load(),
-		EchoRepliesIn:        s.echoRepIn.Load(),
-		PeersExpired:         s.peersExpired.Load(),
-		DropQueueFull:        s.dropQueue.Load(),
-		DropTooManyPeer:      s.dropPeers.Load(),
-		DropTooBig:           s.dropBig.Load(),
-		DropBadKey:           s.dropBadKey.Load(),
-		DropUnreachable:      s.dropUnreachable.Load(),
-		InitiationsLimited:   s.initsLimited.Load(),
-		NeedCookie:           s.needCookie.Load(),
-		CookieRepliesSent:    s.cookieRepliesSent.Load(),
-		CookieRepliesLimited: s.cookieRepliesLimited.Load(),
-		CookiesReceived:      s.cookiesReceived.Load(),
-		BadCookie:            s.badCookie.Load(),
-		PeersEvicted:         s.peersEvicted.Load(),
-		Peers:                n,
-		HalfOpen:             int(m.halfOpen.Load()),
-	}
 }
 
 // keypair is one direction pair of transport keys.
@@ -1270,7 +1152,7 @@ func (p *peer) needRekeyLocked(now time.Time, kp *keypair, counter uint64) bool 
 
 func (p *peer) enqueueLocked(inner []byte) {
 	if len(p.queue) >= p.m.cfg.MaxQueue {
-		p.m.st.dropQueue.Add(1)
+		p.m.st.inc(DropQueueFull)
 		return
 	}
 	p.queue = append(p.queue, inner)
@@ -1295,7 +1177,7 @@ func (p *peer) beginHandshakeLocked(now time.Time, a *actions) {
 	if p.triesSince.IsZero() {
 		p.triesSince = now
 	}
-	p.m.st.hsInitiated.Add(1)
+	p.m.st.inc(HandshakesInitiated)
 	p.sendInitiationLocked(now, a)
 }
 
@@ -1326,7 +1208,7 @@ func (p *peer) sendInitiationLocked(now time.Time, a *actions) {
 	if err != nil {
 		return
 	}
-	m.st.initsSent.Add(1)
+	m.st.inc(InitiationsSent)
 	a.raw = append(a.raw, payload)
 }
 
@@ -1341,7 +1223,7 @@ func (p *peer) rotateLocked(now time.Time, kp *keypair, a *actions) {
 	p.settleLocked()
 	p.lastRekey = now
 	p.triesSince = time.Time{}
-	m.st.hsCompleted.Add(1)
+	m.st.inc(HandshakesCompleted)
 	a.established = true
 	for _, inner := range p.queue {
 		a.out = append(a.out, outbound{kp: kp, counter: kp.counter.Add(1) - 1, inner: inner})
@@ -1370,9 +1252,9 @@ func (p *peer) tickLocked(now time.Time, a *actions) {
 			p.hs = nil
 		}
 		p.triesSince = time.Time{}
-		m.st.hsFailed.Add(1)
+		m.st.inc(HandshakesFailed)
 		for _, inner := range p.queue {
-			m.st.dropUnreachable.Add(1)
+			m.st.inc(DropUnreachable)
 			if inner[0] == envelope.InnerIPv6 {
 				a.unreachable = append(a.unreachable, inner[1:])
 			}
@@ -1408,6 +1290,6 @@ func (p *peer) tickLocked(now time.Time, a *actions) {
 	}
 	if p.hs == nil && len(p.queue) == 0 && now.Sub(last) >= cfg.IdleTimeout {
 		p.forgetLocked()
-		m.st.peersExpired.Add(1)
+		m.st.inc(PeersExpired)
 	}
 }
