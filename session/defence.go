@@ -238,3 +238,50 @@ func (m *Manager) admitInitiation(now time.Time, src wire.PublicKey, in envelope
 	}
 	return nil
 }
+
+// noteHalfOpen appends p to the eviction order, first dropping the
+// entries of peers that are no longer half-open once they outnumber the
+// live ones, so the order stays within about twice MaxHalfOpen.
+func (m *Manager) noteHalfOpen(p *peer) {
+	m.evictMu.Lock()
+	defer m.evictMu.Unlock()
+	if len(m.openOrder) >= 2*m.cfg.MaxHalfOpen {
+		live := m.openOrder[:0]
+		for _, q := range m.openOrder {
+			if q.halfOpen.Load() {
+				live = append(live, q)
+			}
+		}
+		clear(m.openOrder[len(live):])
+		m.openOrder = live
+	}
+	m.openOrder = append(m.openOrder, p)
+}
+
+// evictHalfOpen forgets the oldest half-open peer; false if there is none.
+func (m *Manager) evictHalfOpen() bool {
+	for {
+		m.evictMu.Lock()
+		var v *peer
+		for len(m.openOrder) > 0 && v == nil {
+			if c := m.openOrder[0]; c.halfOpen.Load() {
+				v = c
+			}
+			m.openOrder[0] = nil
+			m.openOrder = m.openOrder[1:]
+		}
+		m.evictMu.Unlock()
+		if v == nil {
+			return false
+		}
+		v.mu.Lock()
+		if v.dead || !v.halfOpen.Load() {
+			v.mu.Unlock()
+			continue
+		}
+		v.forgetLocked()
+		v.mu.Unlock()
+		m.st.inc(PeersEvicted)
+		return true
+	}
+}
