@@ -159,42 +159,15 @@ func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64,
 	kp.peer.bytesOut.Add(uint64(n))
 }
 
+// handleTransport authenticates a transport message, lets it move the
+// peer's timers and keypairs, and hands its inner message on.
 func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []byte) error {
-	msg, err := envelope.ParseTransport(payload)
+	kp, plain, err := m.openTransport(now, src, payload)
 	if err != nil {
-		m.st.inc(Malformed)
 		return fmt.Errorf("transport from %s: %w", src, err)
-	}
-	m.mu.RLock()
-	e, ok := m.index[msg.Receiver]
-	m.mu.RUnlock()
-	if !ok || e.kp == nil || e.p.key != src {
-		m.st.inc(UnknownIndex)
-		return fmt.Errorf("transport from %s: unknown index %d", src, msg.Receiver)
-	}
-	kp := e.kp
-	if now.Sub(kp.created) >= m.cfg.RejectAfterTime || msg.Counter >= m.cfg.RejectAfterMessages {
-		m.st.inc(Expired)
-		return fmt.Errorf("transport from %s: keypair expired", src)
-	}
-	plain, err := kp.open(msg.Counter, msg.Ciphertext, payload[:envelope.TransportHeaderSize])
-	if err != nil {
-		m.st.inc(DecryptFailures)
-		return fmt.Errorf("transport from %s: %w", src, err)
-	}
-	kp.rmu.Lock()
-	res := kp.replay.accept(msg.Counter)
-	kp.rmu.Unlock()
-	switch res {
-	case replayDuplicate:
-		m.st.inc(Replays)
-		return fmt.Errorf("transport from %s: replayed counter %d", src, msg.Counter)
-	case replayTooOld:
-		m.st.inc(TooOld)
-		return fmt.Errorf("transport from %s: counter %d behind the window", src, msg.Counter)
 	}
 	m.st.add(BytesIn, uint64(len(payload)))
-	p := e.p
+	p := kp.peer
 	p.bytesIn.Add(uint64(len(payload)))
 
 	a := actions{dst: src}
@@ -203,39 +176,98 @@ func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []b
 		p.mu.Unlock()
 		return nil
 	}
-	if kp == p.next {
-		p.next = nil
-		p.rotateLocked(now, kp, &a)
-	}
-	p.lastRecv = now
-	p.unansweredSince = time.Time{}
-	if len(plain) > 0 {
-		p.lastData = now
-		if p.keepaliveDue.IsZero() {
-			p.keepaliveDue = now.Add(m.cfg.KeepaliveTimeout)
-		}
-	}
-	if p.hs == nil && kp == p.cur && kp.initiator && now.Sub(kp.created) >= m.cfg.RekeyAfterTime {
-		// Traffic only flows towards us, so our sends will not trigger the
-		// rekey that is our job as this keypair's initiator.
-		p.beginHandshakeLocked(now, &a)
-	}
+	p.receivedLocked(now, kp, len(plain) > 0, &a)
 	p.mu.Unlock()
 	m.run(&a)
 
 	if len(plain) == 0 {
 		return nil
 	}
+	if err := m.handleInner(now, src, plain); err != nil {
+		return fmt.Errorf("transport from %s: %w", src, err)
+	}
+	return nil
+}
+
+// openTransport finds the keypair a transport message from src names,
+// decrypts the message in place and passes its counter through the replay
+// window; each refusal is counted here.
+func (m *Manager) openTransport(now time.Time, src wire.PublicKey, payload []byte) (*keypair, []byte, error) {
+	msg, err := envelope.ParseTransport(payload)
+	if err != nil {
+		m.st.inc(Malformed)
+		return nil, nil, err
+	}
+	m.mu.RLock()
+	e, ok := m.index[msg.Receiver]
+	m.mu.RUnlock()
+	if !ok || e.kp == nil || e.p.key != src {
+		m.st.inc(UnknownIndex)
+		return nil, nil, fmt.Errorf("unknown index %d", msg.Receiver)
+	}
+	kp := e.kp
+	if now.Sub(kp.created) >= m.cfg.RejectAfterTime || msg.Counter >= m.cfg.RejectAfterMessages {
+		m.st.inc(Expired)
+		return nil, nil, errors.New("keypair expired")
+	}
+	plain, err := kp.open(msg.Counter, msg.Ciphertext, payload[:envelope.TransportHeaderSize])
+	if err != nil {
+		m.st.inc(DecryptFailures)
+		return nil, nil, err
+	}
+	kp.rmu.Lock()
+	res := kp.replay.accept(msg.Counter)
+	kp.rmu.Unlock()
+	switch res {
+	case replayDuplicate:
+		m.st.inc(Replays)
+		return nil, nil, fmt.Errorf("replayed counter %d", msg.Counter)
+	case replayTooOld:
+		m.st.inc(TooOld)
+		return nil, nil, fmt.Errorf("counter %d behind the window", msg.Counter)
+	}
+	return kp, plain, nil
+}
+
+// receivedLocked is what an authenticated message on kp does to the peer:
+// it confirms a keypair we answered, resets the timers that wait for the
+// peer, arms the keepalive when it carried data, and starts the rekey that
+// is ours when traffic only flows towards us.
+func (p *peer) receivedLocked(now time.Time, kp *keypair, data bool, a *actions) {
+	cfg := &p.m.cfg
+	if kp == p.next {
+		p.next = nil
+		p.rotateLocked(now, kp, a)
+	}
+	p.lastRecv = now
+	p.unansweredSince = time.Time{}
+	if data {
+		p.lastData = now
+		if p.keepaliveDue.IsZero() {
+			p.keepaliveDue = now.Add(cfg.KeepaliveTimeout)
+		}
+	}
+	if p.hs == nil && kp == p.cur && kp.initiator && now.Sub(kp.created) >= cfg.RekeyAfterTime {
+		// Our sends will not trigger the rekey that is our job as this
+		// keypair's initiator.
+		p.beginHandshakeLocked(now, a)
+	}
+}
+
+// handleInner hands on a decrypted inner message from src: an IPv6 packet
+// whose source belongs to src to Transport.Deliver, an echo request
+// answered, an echo reply to Transport.EchoReply.
+func (m *Manager) handleInner(now time.Time, src wire.PublicKey, plain []byte) error {
 	in, err := envelope.ParseInner(plain)
 	if err != nil {
 		m.st.inc(BadInner)
-		return fmt.Errorf("transport from %s: %w", src, err)
+		return err
 	}
 	switch in.Type {
 	case envelope.InnerIPv6:
 		if err := addressing.CheckSource(in.Data, src); err != nil {
 			m.st.inc(BadSource)
-			return fmt.Errorf("transport from %s: %w", src, err)
+			return err
 		}
 		m.st.inc(PacketsIn)
 		m.tr.Deliver(src, in.Data)
