@@ -58,50 +58,39 @@ func (m *Manager) HandlePayload(now time.Time, src wire.PublicKey, payload []byt
 	return fmt.Errorf("session: %w: %s", envelope.ErrWrongType, t)
 }
 
+// initVerdict is what an authenticated initiation does to its peer.
+type initVerdict uint8
+
+const (
+	initAnswer   initVerdict = iota // answer it
+	initYield                       // drop our own outstanding initiation and answer it
+	initIgnore                      // keep ours: the peer will answer it
+	initReplayed                    // its timestamp is not newer than the last: drop it
+)
+
+// decideInit is the pure part of handling an initiation from src with
+// timestamp ts, when the last one accepted from src had lastTS and
+// outstanding says whether we are initiating to src ourselves: replays
+// are refused, and on a simultaneous initiation the lower key yields.
+func decideInit(self, src wire.PublicKey, ts, lastTS uint64, outstanding bool) initVerdict {
+	switch {
+	case ts <= lastTS:
+		return initReplayed
+	case !outstanding:
+		return initAnswer
+	case self.Less(src):
+		return initYield
+	default:
+		return initIgnore
+	}
+}
+
+// handleInit authenticates an initiation (readInit) and answers it as
+// decideInit says.
 func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, withMAC bool) error {
-	var msg envelope.HandshakeInit
-	var covered, mac []byte
-	var err error
-	if withMAC {
-		msg, covered, mac, err = envelope.ParseHandshakeInitCookie(payload)
-	} else {
-		msg, err = envelope.ParseHandshakeInit(payload)
-	}
-	if err != nil {
-		m.st.inc(Malformed)
-		return fmt.Errorf("initiation from %s: %w", src, err)
-	}
-	if src == m.self {
-		m.st.inc(DropBadKey)
-		return fmt.Errorf("initiation from our own key")
-	}
-	// Before anything that costs: even the key conversion below is a
-	// field inversion.
-	if err := m.admitInitiation(now, src, msg, withMAC, covered, mac); err != nil {
-		return err
-	}
-	xsrc, err := PublicToX25519(src)
-	if err != nil {
-		m.st.inc(DropBadKey)
-		return fmt.Errorf("initiation from %s: %w", src, err)
-	}
-	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite:   cipherSuite,
-		Pattern:       noise.HandshakeIK,
-		Prologue:      prologue,
-		StaticKeypair: m.static,
-	})
+	msg, hs, plain, err := m.readInit(now, src, payload, withMAC)
 	if err != nil {
 		return err
-	}
-	plain, _, _, err := hs.ReadMessage(nil, msg.Noise)
-	if err != nil || len(plain) != envelope.InitPayloadSize {
-		m.st.inc(BadHandshake)
-		return fmt.Errorf("initiation from %s: noise: %v", src, err)
-	}
-	if !bytes.Equal(hs.PeerStatic(), xsrc[:]) {
-		m.st.inc(WrongStatic)
-		return fmt.Errorf("initiation from %s: static key belongs to another identity", src)
 	}
 	mtu := int(binary.BigEndian.Uint16(plain))
 	ts := binary.BigEndian.Uint64(plain[2:])
@@ -117,34 +106,97 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 		m.st.inc(DropTooManyPeer)
 		return fmt.Errorf("initiation from %s: peer state expired concurrently", src)
 	}
-	if ts <= p.lastInitTS {
+	switch decideInit(m.self, src, ts, p.lastInitTS, p.hs != nil) {
+	case initReplayed:
 		p.mu.Unlock()
 		m.st.inc(ReplayedInits)
 		return fmt.Errorf("initiation from %s: replayed (timestamp not newer)", src)
-	}
-	if p.hs != nil {
-		if m.self.Less(src) {
-			// Lower key yields: forget our initiation, answer theirs.
-			m.dropIndex(p.hs.index)
-			p.hs = nil
-			m.st.inc(CollisionsYielded)
-		} else {
-			p.mu.Unlock()
-			m.st.inc(CollisionsIgnored)
-			return nil
-		}
+	case initIgnore:
+		p.mu.Unlock()
+		m.st.inc(CollisionsIgnored)
+		return nil
+	case initYield:
+		m.dropIndex(p.hs.index)
+		p.hs = nil
+		m.st.inc(CollisionsYielded)
 	}
 	p.lastInitTS = ts
 	p.peerMTU = mtu
+	resp, err := p.respondLocked(now, hs, msg.Sender)
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("response to %s: %w", src, err)
+	}
+	m.st.inc(ResponsesSent)
+	m.tr.Send(src, resp, 0)
+	return nil
+}
+
+// readInit parses an initiation from src, passes it through the load
+// defence before anything that costs, and reads its Noise message, which
+// must carry the static key of src. It returns the message, the Noise
+// state to answer with and the decrypted payload; each refusal is counted.
+func (m *Manager) readInit(now time.Time, src wire.PublicKey, payload []byte, withMAC bool) (envelope.HandshakeInit, *noise.HandshakeState, []byte, error) {
+	var msg envelope.HandshakeInit
+	var covered, mac []byte
+	var err error
+	if withMAC {
+		msg, covered, mac, err = envelope.ParseHandshakeInitCookie(payload)
+	} else {
+		msg, err = envelope.ParseHandshakeInit(payload)
+	}
+	if err != nil {
+		m.st.inc(Malformed)
+		return msg, nil, nil, fmt.Errorf("initiation from %s: %w", src, err)
+	}
+	if src == m.self {
+		m.st.inc(DropBadKey)
+		return msg, nil, nil, fmt.Errorf("initiation from our own key")
+	}
+	// Before anything that costs: even the key conversion below is a
+	// field inversion.
+	if err := m.admitInitiation(now, src, msg, withMAC, covered, mac); err != nil {
+		return msg, nil, nil, err
+	}
+	xsrc, err := PublicToX25519(src)
+	if err != nil {
+		m.st.inc(DropBadKey)
+		return msg, nil, nil, fmt.Errorf("initiation from %s: %w", src, err)
+	}
+	hs, err := noise.NewHandshakeState(noise.Config{
+		CipherSuite:   cipherSuite,
+		Pattern:       noise.HandshakeIK,
+		Prologue:      prologue,
+		StaticKeypair: m.static,
+	})
+	if err != nil {
+		return msg, nil, nil, err
+	}
+	plain, _, _, err := hs.ReadMessage(nil, msg.Noise)
+	if err != nil || len(plain) != envelope.InitPayloadSize {
+		m.st.inc(BadHandshake)
+		return msg, nil, nil, fmt.Errorf("initiation from %s: noise: %v", src, err)
+	}
+	if !bytes.Equal(hs.PeerStatic(), xsrc[:]) {
+		m.st.inc(WrongStatic)
+		return msg, nil, nil, fmt.Errorf("initiation from %s: static key belongs to another identity", src)
+	}
+	return msg, hs, plain, nil
+}
+
+// respondLocked writes our response on hs to the initiation whose sender
+// index is sender, and keeps the keypair it makes as next: it becomes
+// current when the initiator first sends on it.
+func (p *peer) respondLocked(now time.Time, hs *noise.HandshakeState, sender uint32) ([]byte, error) {
+	m := p.m
 	var rp [envelope.ResponsePayloadSize]byte
 	binary.BigEndian.PutUint16(rp[:], uint16(m.cfg.MTU))
 	out, cs1, cs2, err := hs.WriteMessage(nil, rp[:])
 	if err != nil || cs1 == nil || cs2 == nil {
-		p.mu.Unlock()
 		m.st.inc(BadHandshake)
-		return fmt.Errorf("response to %s: noise: %v", src, err)
+		return nil, fmt.Errorf("noise: %v", err)
 	}
-	kp := newKeypair(p, msg.Sender, cs2.UnsafeKey(), cs1.UnsafeKey(), now, false)
+	kp := newKeypair(p, sender, cs2.UnsafeKey(), cs1.UnsafeKey(), now, false)
 	m.mu.Lock()
 	if p.next != nil {
 		delete(m.index, p.next.local)
@@ -153,14 +205,7 @@ func (m *Manager) handleInit(now time.Time, src wire.PublicKey, payload []byte, 
 	m.mu.Unlock()
 	p.next = kp
 	p.lastHandshake = now
-	resp, err := envelope.HandshakeResponse{Sender: kp.local, Receiver: msg.Sender, Noise: out}.Append(nil)
-	p.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	m.st.inc(ResponsesSent)
-	m.tr.Send(src, resp, 0)
-	return nil
+	return envelope.HandshakeResponse{Sender: kp.local, Receiver: sender, Noise: out}.Append(nil)
 }
 
 // initiationFor returns, locked, the peer src whose outstanding

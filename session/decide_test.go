@@ -3,6 +3,9 @@ package session
 import (
 	"testing"
 	"time"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 // TestDecideTick: the timer rules of the package doc, one row each, as
@@ -70,4 +73,39 @@ func TestDecideTick(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
+}
+
+// TestDecideInit: replayed initiations are refused whatever else holds,
+// and of two simultaneous initiations only the lower key's side yields.
+func TestDecideInit(t *testing.T) {
+	lo, hi := testKeyPair(t)
+	tests := []struct {
+		name        string
+		self, src   wire.PublicKey
+		ts, lastTS  uint64
+		outstanding bool
+		want        initVerdict
+	}{
+		{"first initiation", lo, hi, 1, 0, false, initAnswer},
+		{"newer initiation", hi, lo, 10, 9, false, initAnswer},
+		{"same timestamp again", lo, hi, 9, 9, false, initReplayed},
+		{"older timestamp, even while initiating", lo, hi, 8, 9, true, initReplayed},
+		{"simultaneous, we are lower: yield", lo, hi, 10, 9, true, initYield},
+		{"simultaneous, we are higher: keep ours", hi, lo, 10, 9, true, initIgnore},
+	}
+	for _, tt := range tests {
+		if got := decideInit(tt.self, tt.src, tt.ts, tt.lastTS, tt.outstanding); got != tt.want {
+			t.Errorf("%s: got %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// testKeyPair returns two node keys, the lower first.
+func testKeyPair(t *testing.T) (lo, hi wire.PublicKey) {
+	t.Helper()
+	a, b := wire.PublicKeyOf(testhelp.SeedKey(1)), wire.PublicKeyOf(testhelp.SeedKey(2))
+	if b.Less(a) {
+		a, b = b, a
+	}
+	return a, b
 }
