@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -149,74 +150,112 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.priv, _, err = config.LoadOrCreateKey(cfg.PrivateKeyFile, log)
+	if err := d.loadIdentity(cfg); err != nil {
+		return nil, err
+	}
+	if err := d.startDataPath(cfg); err != nil {
+		return nil, err
+	}
+	if err := d.startPeerings(cfg, tlsConf); err != nil {
+		return nil, err
+	}
+	if err := d.startServices(cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// loadIdentity loads or creates the private key and locks it: one daemon
+// per key.
+func (d *Daemon) loadIdentity(cfg config.Config) error {
+	var err error
+	d.priv, _, err = config.LoadOrCreateKey(cfg.PrivateKeyFile, d.log)
 	if err != nil {
-		return nil, fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
+		return fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
 	}
 	if d.keyLock, err = config.LockKey(cfg.PrivateKeyFile); err != nil {
-		return nil, err
+		return err
 	}
 	d.key = wire.PublicKeyOf(d.priv)
 	d.addr = addressing.NodeAddr(d.key)
 	d.subnet = addressing.Subnet(d.key)
-	log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
+	d.log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
+	return nil
+}
 
-	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: log.With("component", "overlay")})
+// startDataPath makes the overlay node, opens the TUN (unless relay-only)
+// and builds the packet path between them; startServices starts it.
+func (d *Daemon) startDataPath(cfg config.Config) error {
+	var err error
+	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: d.log.With("component", "overlay")})
 	if cfg.TUN.Enable {
 		d.dev, err = tun.Open(tun.Config{
 			Name:      cfg.TUN.Name,
 			MTU:       d.mtu,
 			Addresses: []netip.Prefix{addressing.NodeAddrPrefix(d.key)},
-			NetNSPath: opts.TUNNetNS,
+			NetNSPath: d.opts.TUNNetNS,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
+			return fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
 		}
-		log.Info("TUN up", "name", d.dev.Name(), "mtu", d.mtu, "address", addressing.NodeAddrPrefix(d.key).String(),
+		d.log.Info("TUN up", "name", d.dev.Name(), "mtu", d.mtu, "address", addressing.NodeAddrPrefix(d.key).String(),
 			"offloads", d.dev.Offloads())
 	} else {
-		log.Info("TUN disabled: relay-only node")
+		d.log.Info("TUN disabled: relay-only node")
 	}
 	d.path, err = datapath.New(datapath.Config{
 		Private:    d.priv,
 		MTU:        d.mtu,
 		Overlay:    d.node,
 		Device:     d.dev,
-		Resolver:   opts.resolver,
-		Logger:     log,
+		Resolver:   d.opts.resolver,
+		Logger:     d.log,
 		EchoReply:  d.onEchoReply,
 		LookupDone: d.onLookupDone,
 		Tick:       d.expireCards,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	return nil
+}
 
+// startPeerings starts the peer manager (listeners, static peers), the
+// peer cards and LAN discovery.
+func (d *Daemon) startPeerings(cfg config.Config, tlsConf *tls.Config) error {
+	var err error
 	pc := d.peersConfig(cfg)
 	pc.TLS = tlsConf
 	d.peers, err = peers.New(pc, d.node)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.cards = newCardStore(cfg.PrivateKeyFile)
 	if err := d.loadCards(); err != nil {
-		return nil, err
+		return err
 	}
 	d.scanCardDirs(cfg.Peers.CardDirs)
 	if cfg.Multicast.Enable {
 		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
 
-	d.metrics = metrics.New(opts.Version, d.Stats)
+// startServices starts the metrics endpoint and status page, the packet
+// path's goroutines and the daemon's own, and the admin socket last, so
+// that nobody talks to a half-started daemon.
+func (d *Daemon) startServices(cfg config.Config) error {
+	var err error
+	d.metrics = metrics.New(d.opts.Version, d.Stats)
 	if cfg.Metrics.Listen != "" {
-		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, log.With("component", "metrics"))
+		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, d.log.With("component", "metrics"))
 		d.history = statuspage.NewHistory(backend{d}, 0, 0)
 		d.metSrv.Page = statuspage.Handler(backend{d}, d.history)
 		if err := d.metSrv.Start(); err != nil {
 			d.metSrv = nil
-			return nil, fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
+			return fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
 		}
 	}
 
@@ -238,14 +277,14 @@ func New(opts Options) (_ *Daemon, err error) {
 			Path:    cfg.Admin.Socket,
 			Group:   cfg.Admin.Group,
 			Backend: backend{d},
-			Logger:  log.With("component", "admin"),
+			Logger:  d.log.With("component", "admin"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
+			return fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
 		}
-		log.Info("admin socket listening", "path", cfg.Admin.Socket)
+		d.log.Info("admin socket listening", "path", cfg.Admin.Socket)
 	}
-	return d, nil
+	return nil
 }
 
 // PublicKey is the node's key.
