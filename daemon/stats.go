@@ -20,8 +20,6 @@ import (
 // before the packet path had its own package).
 func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	ns := d.node.Stats()
-	ss := d.path.Sessions().Stats()
-	rs := d.path.Resolver().Stats()
 	st := admin.Stats{
 		PeersByTransport: map[string]uint64{},
 		Frames:           map[string]admin.FrameCounters{},
@@ -31,12 +29,6 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 		IsRoot:           ns.IsRoot,
 		SnakeEntries:     uint64(ns.SNEKEntries),
 		SessionsByState:  map[string]uint64{},
-		Handshakes:       map[string]uint64{},
-		Lookups: map[string]uint64{
-			"found":   rs.LookupsSucceeded,
-			"timeout": rs.LookupsTimedOut,
-			"cached":  rs.CacheHits,
-		},
 	}
 	for _, p := range d.node.Peers() {
 		st.PeersByTransport[transport(p.Info.Transport, p.Info.Zone)]++
@@ -67,6 +59,37 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	for reason, n := range ns.Drops {
 		add(reason, n)
 	}
+	d.dataPathStats(&st, add)
+	for _, reason := range tun.ReasonNames() {
+		add("tun_"+reason, 0)
+	}
+	if d.dev != nil {
+		ts := d.dev.Stats()
+		for reason, n := range ts.Drops {
+			add("tun_"+reason, n)
+		}
+		st.Tun = admin.TunCounters{
+			PacketsRead:    ts.ReadPackets,
+			PacketsWritten: ts.WrittenPackets,
+			BytesRead:      ts.ReadBytes,
+			BytesWritten:   ts.WrittenBytes,
+		}
+	}
+	return st, nil
+}
+
+// dataPathStats adds the packet path's layers to st: sessions by state,
+// handshake outcomes and drops from the session counters' name table, the
+// path's own drops, and the resolver's lookups and drops.
+func (d *Daemon) dataPathStats(st *admin.Stats, add func(reason string, n uint64)) {
+	ss := d.path.Sessions().Stats()
+	rs := d.path.Resolver().Stats()
+	st.Handshakes = map[string]uint64{}
+	st.Lookups = map[string]uint64{
+		"found":   rs.LookupsSucceeded,
+		"timeout": rs.LookupsTimedOut,
+		"cached":  rs.CacheHits,
+	}
 	for _, s := range d.path.Sessions().Sessions(time.Now()) {
 		st.SessionsByState[sessionState(s.State)]++
 	}
@@ -86,20 +109,4 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	add("lookup_malformed", rs.Malformed)
 	add("lookup_mismatch", rs.ResponsesMismatch)
 	add("lookup_unsolicited", rs.ResponsesUnsolicited)
-	for _, reason := range tun.ReasonNames() {
-		add("tun_"+reason, 0)
-	}
-	if d.dev != nil {
-		ts := d.dev.Stats()
-		for reason, n := range ts.Drops {
-			add("tun_"+reason, n)
-		}
-		st.Tun = admin.TunCounters{
-			PacketsRead:    ts.ReadPackets,
-			PacketsWritten: ts.WrittenPackets,
-			BytesRead:      ts.ReadBytes,
-			BytesWritten:   ts.WrittenBytes,
-		}
-	}
-	return st, nil
 }
