@@ -13,17 +13,25 @@
 // The initiation carries the initiator's TUN MTU and a timestamp that must
 // increase from one initiation to the next (a replayed initiation is
 // dropped); the response carries the responder's TUN MTU. Each side sees the
-// other's MTU as Info.PeerMTU, so the daemon can answer oversized packets
-// with ICMPv6 Packet Too Big.
+// other's MTU as Info.PeerMTU, so the packet path (datapath) can answer
+// oversized packets with ICMPv6 Packet Too Big.
 //
 // # Floods
 //
 // Initiations pass per-source and global rate limits before any
 // Diffie-Hellman, a responder under load demands a cookie (CookieReply,
 // HandshakeInitCookie), and peers that only sent an initiation are the
-// first evicted from a full table (defence.go). The daemon gives
+// first evicted from a full table (defence.go). The packet path gives
 // handshake messages their own bounded queue and goroutine
 // (HandshakeQueue), so transport messages never wait behind them.
+//
+// # The node side
+//
+// A Manager talks to the rest of the node through one interface,
+// Transport (config.go): it sends handshake and transport messages through
+// it, and hands it the packets it decrypts, echo replies, established
+// sessions and the packets of given-up handshakes. Package datapath
+// implements it.
 //
 // # Transport
 //
@@ -90,7 +98,7 @@ import (
 )
 
 // Manager holds the sessions of one node. All methods are safe for
-// concurrent use; callbacks run without Manager locks held.
+// concurrent use; Transport methods run without Manager locks held.
 type Manager struct {
 	cfg    Config
 	self   wire.PublicKey
