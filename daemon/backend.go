@@ -11,7 +11,6 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
-	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -371,7 +370,7 @@ func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 		case r := <-done:
 			if !r.ok {
 				what := ""
-				if prefix.Kind() == envelope.LookupSubnet {
+				if prefix.Kind() == addressing.KindSubnet {
 					what = " for " + prefix.String()
 				}
 				return [32]byte{}, false, fmt.Errorf("no node owns %s: no answer to the lookup%s in %s",

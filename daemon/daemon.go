@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/metrics"
 	"github.com/pineconed/pineconed/admin/statuspage"
@@ -52,7 +53,7 @@ type Options struct {
 	TUNNetNS string
 
 	// resolver tunes the address resolver; tests shorten its retries.
-	resolver addressing.ResolverConfig
+	resolver lookup.Config
 }
 
 // Daemon is a running pineconed: overlay node, peerings, resolver,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/session"
 	"github.com/pineconed/pineconed/tun"
@@ -85,11 +86,7 @@ func (d *Daemon) dataPathStats(st *admin.Stats, add func(reason string, n uint64
 	ss := d.path.Sessions().Stats()
 	rs := d.path.Resolver().Stats()
 	st.Handshakes = map[string]uint64{}
-	st.Lookups = map[string]uint64{
-		"found":   rs.LookupsSucceeded,
-		"timeout": rs.LookupsTimedOut,
-		"cached":  rs.CacheHits,
-	}
+	st.Lookups = rs.ByClass(lookup.Result)
 	for _, s := range d.path.Sessions().Sessions(time.Now()) {
 		st.SessionsByState[sessionState(s.State)]++
 	}
@@ -102,11 +99,7 @@ func (d *Daemon) dataPathStats(st *admin.Stats, add func(reason string, n uint64
 		}
 	}
 	d.path.EachDrop(add)
-	add("lookup_queue_full", rs.DropQueueFull)
-	add("lookup_pending_full", rs.DropPendingFull)
-	add("lookup_not_overlay", rs.DropNotOverlay)
-	add("lookup_unreachable", rs.DropUnreachable)
-	add("lookup_malformed", rs.Malformed)
-	add("lookup_mismatch", rs.ResponsesMismatch)
-	add("lookup_unsolicited", rs.ResponsesUnsolicited)
+	for reason, n := range rs.ByClass(lookup.Drop) {
+		add("lookup_"+reason, n)
+	}
 }

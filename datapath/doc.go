@@ -12,7 +12,7 @@
 // dropped and counted by tun). A packet to our own node address or /64
 // never enters the overlay, which would only bring it back: toSelf
 // answers it with ICMPv6 Address Unreachable (DropToSelf). Every other
-// packet's destination goes to addressing.Resolver.Resolve: a known key
+// packet's destination goes to lookup.Resolver.Resolve: a known key
 // goes on at once, an unknown one waits in the resolver's bounded queue
 // while it looks the address up, and comes back through onResolved (or,
 // when nobody owns the address, onLookupFailed answers it with Address

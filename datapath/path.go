@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -64,7 +65,7 @@ type Config struct {
 	// writes it from Start on and closes it in Close.
 	Device *tun.Device
 	// Resolver tunes the address resolver; zero values take its defaults.
-	Resolver addressing.ResolverConfig
+	Resolver lookup.Config
 	// Logger receives the data path's debug lines. Nil means slog.Default().
 	Logger *slog.Logger
 
@@ -89,7 +90,7 @@ type Path struct {
 	addr   netip.Addr
 	subnet netip.Prefix
 
-	resolver *addressing.Resolver
+	resolver *lookup.Resolver
 	sessions *session.Manager
 	hsq      *session.HandshakeQueue
 	lookups  *ratelimit.Limiter[wire.PublicKey]
@@ -121,9 +122,9 @@ func New(cfg Config) (*Path, error) {
 	}
 	p.addr = addressing.NodeAddr(p.key)
 	p.subnet = addressing.Subnet(p.key)
-	p.resolver = addressing.NewResolver(p.key, cfg.Resolver, func(dst wire.PublicKey, payload []byte) {
+	p.resolver = lookup.New(p.key, cfg.Resolver, func(dst wire.PublicKey, payload []byte) {
 		p.Send(dst, payload, 0)
-	}, addressing.ResolverCallbacks{
+	}, lookup.Callbacks{
 		Resolved:    p.onResolved,
 		Unreachable: p.onLookupFailed,
 		LookupDone:  p.onLookupDone,
@@ -173,7 +174,7 @@ func (p *Path) Close() {
 func (p *Path) Sessions() *session.Manager { return p.sessions }
 
 // Resolver is the address resolver the path drives (admin: lookup).
-func (p *Path) Resolver() *addressing.Resolver { return p.resolver }
+func (p *Path) Resolver() *lookup.Resolver { return p.resolver }
 
 // stopped reports whether Close has begun.
 func (p *Path) stopped() bool {
