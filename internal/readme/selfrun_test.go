@@ -309,7 +309,7 @@ func TestFreshStart(t *testing.T) {
 	status := readmeCommand(t, "pineconectl status").text
 	var out string
 	var err error
-	testhelp.WaitFor(t, "pineconectl status to answer", 60*time.Second,
+	testhelp.WaitEvery(t, "pineconectl status to answer", 60*time.Second, 200*time.Millisecond,
 		func() bool { out, err = inside(status); return err == nil },
 		func() string { return fmt.Sprintf("last try: %v\n%s", err, out) })
 	if !strings.Contains(out, "Public key") || !strings.Contains(out, "pinecone0") {
