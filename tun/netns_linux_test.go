@@ -430,7 +430,7 @@ func TestPacketTooBigLowersPathMTU(t *testing.T) {
 		t.Fatal("PTB not queued")
 	}
 	var route string
-	testhelp.WaitFor(t, "the path MTU lowered to 1300 by the Packet Too Big", 5*time.Second,
+	testhelp.WaitEvery(t, "the path MTU lowered to 1300 by the Packet Too Big", 5*time.Second, 20*time.Millisecond,
 		func() bool {
 			route = ipIn(t, ns, "-6", "route", "get", far.String())
 			return strings.Contains(route, "mtu 1300")
