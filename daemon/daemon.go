@@ -180,7 +180,7 @@ func (d *Daemon) loadIdentity(cfg config.Config) error {
 	d.key = wire.PublicKeyOf(d.priv)
 	d.addr = addressing.NodeAddr(d.key)
 	d.subnet = addressing.Subnet(d.key)
-	d.log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
+	d.log.Info("identity", "key", d.key.String(), "addr", d.addr.String(), "subnet", d.subnet.String())
 	return nil
 }
 
@@ -199,7 +199,7 @@ func (d *Daemon) startDataPath(cfg config.Config) error {
 		if err != nil {
 			return fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
 		}
-		d.log.Info("TUN up", "name", d.dev.Name(), "mtu", d.mtu, "address", addressing.NodeAddrPrefix(d.key).String(),
+		d.log.Info("TUN up", "iface", d.dev.Name(), "mtu", d.mtu, "addr", addressing.NodeAddrPrefix(d.key).String(),
 			"offloads", d.dev.Offloads())
 	} else {
 		d.log.Info("TUN disabled: relay-only node")
@@ -283,7 +283,7 @@ func (d *Daemon) startServices(cfg config.Config) error {
 		if err != nil {
 			return fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
 		}
-		d.log.Info("admin socket listening", "path", cfg.Admin.Socket)
+		d.log.Info("admin socket listening", "socket", cfg.Admin.Socket)
 	}
 	return nil
 }
@@ -379,7 +379,7 @@ func (d *Daemon) shutdown() {
 // (its TUN deleted from outside), after shutting down just the same.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.notify("READY=1")
-	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "address", d.addr.String())
+	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "addr", d.addr.String())
 	for {
 		select {
 		case <-ctx.Done():
