@@ -36,6 +36,7 @@ package addressing
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 )
 
@@ -220,6 +221,11 @@ func (p KeyPrefix) Addr() netip.Addr {
 	copy(a[1:], p.bytes[:p.Len()])
 	return netip.AddrFrom16(a)
 }
+
+// LogValue formats the prefix for log/slog only when a handler writes the
+// record (as String does; a JSON handler would otherwise write {}), so pass
+// the prefix itself to a debug line.
+func (p KeyPrefix) LogValue() slog.Value { return slog.StringValue(p.String()) }
 
 func (p KeyPrefix) String() string {
 	if p.kind == KindNode {

@@ -1,8 +1,13 @@
 package addressing
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"go/build"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -193,5 +198,32 @@ func TestKindPrefixLen(t *testing.T) {
 	}
 	if _, err := NewKeyPrefix(Kind(0), nil); !errors.Is(err, ErrPrefix) {
 		t.Fatalf("zero kind: %v", err)
+	}
+}
+
+// A prefix passed to slog as itself logs as its address form with the JSON
+// handler too, which would otherwise write {} for its unexported fields.
+func TestKeyPrefixLogValue(t *testing.T) {
+	p := SubnetKeyPrefix(keyFromSeed(5))
+	var js bytes.Buffer
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("m", "prefix", p)
+	var rec map[string]any
+	if err := json.Unmarshal(js.Bytes(), &rec); err != nil || rec["prefix"] != p.String() {
+		t.Errorf("JSON handler wrote %s (%v)", js.String(), err)
+	}
+}
+
+// The package stays a leaf: its non-test code imports the standard library
+// only, so anything may use the address arithmetic without pulling in the
+// overlay (see the import graph in CONTRIBUTING.md).
+func TestStandardLibraryOnly(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+			t.Errorf("addressing imports %s, outside the standard library", imp)
+		}
 	}
 }

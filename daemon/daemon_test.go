@@ -619,7 +619,7 @@ func TestReloadListeners(t *testing.T) {
 		return overlay.PeerStatus{}, false
 	}
 	sessionOf := func(n *testNode, k wire.PublicKey) time.Time {
-		for _, s := range n.d.sessions.Sessions(time.Now()) {
+		for _, s := range n.d.path.Sessions().Sessions(time.Now()) {
 			if s.Remote == k && s.State == "established" {
 				return s.LastRekey
 			}

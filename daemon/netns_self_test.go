@@ -89,7 +89,7 @@ func TestNamespaceOwnSubnetUnreachable(t *testing.T) {
 	if st.Drops["daemon_to_self"] != 1 || st.Drops["session_bad_key"] != 0 {
 		t.Fatalf("drops %v, want daemon_to_self 1 and no session_bad_key", st.Drops)
 	}
-	if rs := d.resolver.Stats(); rs.Count[lookup.LookupStarted] != 0 {
+	if rs := d.path.Resolver().Stats(); rs.Count[lookup.LookupStarted] != 0 {
 		t.Fatalf("resolver saw the packet: %+v", rs)
 	}
 }
