@@ -86,6 +86,10 @@ func (o Origin) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the origin's name, so that a log line or JSON carries
+// "lan", not a number.
+func (o Origin) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
 // Chosen reports whether the operator named this peer (a static entry, an
 // admin command or a card): such peerings are ours by choice and are not
 // filtered by allowed_keys.

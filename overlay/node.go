@@ -209,11 +209,11 @@ func (n *Node) Attach(info PeerInfo, l Link) (router.Port, error) {
 	// overlay/peers logs the user-facing "peer connected" line; this one
 	// is for following the node's port bookkeeping.
 	n.logger.Debug("port attached", "port", uint8(free), "peer", info.Key.String(), "uri", info.URI,
-		"transport", info.Transport, "inbound", info.Inbound, "origin", info.Origin.String(), "iface", info.Interface)
+		"transport", info.Transport, "inbound", info.Inbound, "origin", info.Origin, "iface", info.Interface)
 	if others > 0 {
 		// Two links to one key are legal (the router prefers one); the
 		// operator may not have meant both.
-		n.logger.Info("another link to this key is already up; keeping both", "peer", info.Key.String(),
+		n.logger.Info("another link to this key is already up; keeping both", "peer", info.Key,
 			"port", uint8(free), "links", others+1)
 	}
 	return free, nil
@@ -485,7 +485,7 @@ func (n *Node) logEvent(e router.Event) {
 		// loops.
 		attrs := []any{"port", e.Port.Number(), "peer", e.Key.String(), "root", e.Root.Key.String(), "root_seq", e.Root.Seq}
 		if p := n.peerAt(e.Port); p != nil {
-			attrs = append(attrs, "uri", p.info.URI, "transport", p.info.Transport, "origin", p.info.Origin.String(), "iface", p.info.Interface, "inbound", p.info.Inbound)
+			attrs = append(attrs, "uri", p.info.URI, "transport", p.info.Transport, "origin", p.info.Origin, "iface", p.info.Interface, "inbound", p.info.Inbound)
 		}
 		n.logger.Error("another node uses our public key: a copy of our key file runs elsewhere; its tree announcements arrive on this link", attrs...)
 	default:

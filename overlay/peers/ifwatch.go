@@ -81,7 +81,7 @@ func linkDown(u netlink.LinkUpdate) bool {
 func (m *Manager) dropInterface(idx int, name string) {
 	for _, p := range m.sw.Peers() {
 		if p.Info.Ifindex == idx {
-			m.log.Info("closing peering: its interface went down", "interface", name, "peer", p.Info.Key.String())
+			m.log.Info("closing peering: its interface went down", "iface", name, "peer", p.Info.Key)
 			p.Link.Close(fmt.Errorf("%w: %s", ErrInterfaceDown, name))
 		}
 	}

@@ -300,7 +300,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	stop := context.AfterFunc(m.ctx, func() { cancel(context.Cause(m.ctx)) })
 	defer stop()
 
-	log := m.log.With("uri", info.URI, "origin", info.Origin.String())
+	log := m.log.With("uri", info.URI, "origin", info.Origin)
 	if info.Interface != "" {
 		log = log.With("iface", info.Interface)
 	}
@@ -569,7 +569,7 @@ func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
 		ok := m.allowedLocked(p.Info)
 		m.mu.Unlock()
 		if !ok {
-			m.log.Info("closing peering no longer in allowed_keys", "peer", p.Info.Key.String(), "port", uint8(p.Port), "uri", p.Info.URI)
+			m.log.Info("closing peering no longer in allowed_keys", "peer", p.Info.Key, "port", uint8(p.Port), "uri", p.Info.URI)
 			p.Link.Close(ErrNotAllowed)
 		}
 	}
