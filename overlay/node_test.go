@@ -243,6 +243,9 @@ func TestPeerStatusFollowsPortReuse(t *testing.T) {
 	if !ps[0].Duplicate || !ps[1].Duplicate || ps[1].Link != third {
 		t.Fatalf("two links to one key not both marked duplicate: %+v", ps)
 	}
+	if pg := a.Peerings(); len(pg) != 2 || pg[0].Port != port || pg[0].Link != second || pg[0].Info != got.Info || pg[1].Link != third {
+		t.Fatalf("Peerings %+v disagree with Peers", pg)
+	}
 }
 
 func TestOriginNames(t *testing.T) {

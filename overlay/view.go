@@ -83,6 +83,28 @@ func (n *Node) Self() Self {
 	return s
 }
 
+// Peering is one attached peering as the registry holds it, without the
+// counters and router view that Peers adds: what overlay/peers' policy
+// reads (on every LAN beacon, so it is kept cheap).
+type Peering struct {
+	Port router.Port
+	Info PeerInfo
+	Link Link
+}
+
+// Peerings lists the attached peerings in port order.
+func (n *Node) Peerings() []Peering {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []Peering
+	for port := router.Port(1); port <= router.MaxPort; port++ {
+		if p := n.ports[port].Load(); p != nil {
+			out = append(out, Peering{Port: port, Info: p.info, Link: p.link})
+		}
+	}
+	return out
+}
+
 // Peers lists the attached peerings in port order.
 func (n *Node) Peers() []PeerStatus {
 	// The router's views and the port table are read under one hold of

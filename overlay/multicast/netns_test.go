@@ -43,7 +43,7 @@ const helperEnv = "PINECONED_MULTICAST_HELPER"
 // and detach as a line on stdout for the parent test to read.
 type helperSwitch struct {
 	mu    sync.Mutex
-	ports map[router.Port]overlay.PeerStatus
+	ports map[router.Port]overlay.Peering
 }
 
 func (s *helperSwitch) Attach(info overlay.PeerInfo, l overlay.Link) (router.Port, error) {
@@ -51,7 +51,7 @@ func (s *helperSwitch) Attach(info overlay.PeerInfo, l overlay.Link) (router.Por
 	defer s.mu.Unlock()
 	for p := router.Port(1); p <= router.MaxPort; p++ {
 		if _, used := s.ports[p]; !used {
-			s.ports[p] = overlay.PeerStatus{Port: p, Info: info, Link: l}
+			s.ports[p] = overlay.Peering{Port: p, Info: info, Link: l}
 			fmt.Printf("ATTACH %s %s %v %d\n", info.Key, info.Interface, info.Inbound, info.Type)
 			return p, nil
 		}
@@ -70,10 +70,10 @@ func (s *helperSwitch) Detach(p router.Port, reason error) {
 	fmt.Printf("DETACH %d %v\n", p, reason)
 }
 
-func (s *helperSwitch) Peers() []overlay.PeerStatus {
+func (s *helperSwitch) Peerings() []overlay.Peering {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]overlay.PeerStatus, 0, len(s.ports))
+	out := make([]overlay.Peering, 0, len(s.ports))
 	for _, p := range s.ports {
 		out = append(out, p)
 	}
@@ -90,7 +90,7 @@ func TestHelperProcess(t *testing.T) {
 	seed, _ := strconv.Atoi(os.Getenv("HELPER_SEED"))
 	priv := testhelp.SeedKey(byte(seed))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sw := &helperSwitch{ports: map[router.Port]overlay.PeerStatus{}}
+	sw := &helperSwitch{ports: map[router.Port]overlay.Peering{}}
 	m, err := peers.New(peers.Config{PrivateKey: priv, Logger: log}, sw)
 	if err != nil {
 		fmt.Println("ERROR", err)

@@ -69,14 +69,14 @@ func (n *fakeNode) Attach(info overlay.PeerInfo, l overlay.Link) (router.Port, e
 	return 0, errors.New("no free switch ports")
 }
 
-// Peers lists the attached links in port order, as the node does.
-func (n *fakeNode) Peers() []overlay.PeerStatus {
+// Peerings lists the attached links in port order, as the node does.
+func (n *fakeNode) Peerings() []overlay.Peering {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]overlay.PeerStatus, 0, len(n.links))
+	out := make([]overlay.Peering, 0, len(n.links))
 	for p := router.Port(1); p <= router.MaxPort; p++ {
 		if l, ok := n.links[p]; ok {
-			out = append(out, overlay.PeerStatus{Port: p, Info: n.infos[p], Link: l})
+			out = append(out, overlay.Peering{Port: p, Info: n.infos[p], Link: l})
 		}
 	}
 	return out

@@ -79,7 +79,7 @@ func linkDown(u netlink.LinkUpdate) bool {
 
 // dropInterface closes every peering over the interface with index idx.
 func (m *Manager) dropInterface(idx int, name string) {
-	for _, p := range m.sw.Peers() {
+	for _, p := range m.sw.Peerings() {
 		if p.Info.Ifindex == idx {
 			m.log.Info("closing peering: its interface went down", "iface", name, "peer", p.Info.Key)
 			p.Link.Close(fmt.Errorf("%w: %s", ErrInterfaceDown, name))

@@ -41,10 +41,11 @@ type Switch interface {
 	// Detach says the peering on port has ended; it is called exactly
 	// once for every successful Attach.
 	Detach(port router.Port, reason error)
-	// Peers lists the attached peerings: the one registry of peerings,
-	// which the manager reads for its policy (allowed_keys, interfaces
-	// going down, LAN discovery's duplicates) instead of keeping its own.
-	Peers() []overlay.PeerStatus
+	// Peerings lists the attached peerings: the one registry of
+	// peerings, which the manager reads for its policy (allowed_keys,
+	// interfaces going down, LAN discovery's duplicates) instead of
+	// keeping its own.
+	Peerings() []overlay.Peering
 }
 
 // Defaults.
@@ -564,7 +565,7 @@ func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
 	m.mu.Lock()
 	m.allowed = allowed
 	m.mu.Unlock()
-	for _, p := range m.sw.Peers() {
+	for _, p := range m.sw.Peerings() {
 		m.mu.Lock()
 		ok := m.allowedLocked(p.Info)
 		m.mu.Unlock()
@@ -579,7 +580,7 @@ func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
 // interface iface. LAN discovery uses it to avoid dialling a peer it
 // already has there.
 func (m *Manager) Connected(key wire.PublicKey, iface string) bool {
-	for _, p := range m.sw.Peers() {
+	for _, p := range m.sw.Peerings() {
 		if p.Info.Key == key && p.Info.Origin == overlay.OriginLAN && p.Info.Interface == iface {
 			return true
 		}
@@ -602,7 +603,7 @@ type Peer struct {
 // port, from the Switch's registry.
 func (m *Manager) Peers() []Peer {
 	var out []Peer
-	for _, p := range m.sw.Peers() {
+	for _, p := range m.sw.Peerings() {
 		c, ok := p.Link.(*link.Conn)
 		if !ok {
 			continue
