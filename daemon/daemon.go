@@ -188,7 +188,7 @@ func (d *Daemon) loadIdentity(cfg config.Config) error {
 // and builds the packet path between them; startServices starts it.
 func (d *Daemon) startDataPath(cfg config.Config) error {
 	var err error
-	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: d.log.With("component", "overlay")})
+	d.node = overlay.New(d.priv, overlay.Config{Logger: d.log.With("component", "overlay")})
 	if cfg.TUN.Enable {
 		d.dev, err = tun.Open(tun.Config{
 			Name:      cfg.TUN.Name,
@@ -487,12 +487,12 @@ func (d *Daemon) apply(cfg config.Config) {
 		}
 	}
 	for _, u := range ch.StaticRemoved {
-		if err := d.peers.Remove(u.String()); err != nil && !errors.Is(err, peers.ErrUnknown) {
+		if err := d.peers.Remove(u); err != nil && !errors.Is(err, peers.ErrUnknown) {
 			d.log.Warn("reload: removing static peer", "uri", u.String(), "err", err)
 		}
 	}
 	for _, u := range ch.StaticAdded {
-		if err := d.peers.Add(u.String()); err != nil && !errors.Is(err, peers.ErrExists) {
+		if err := d.peers.Add(u, overlay.OriginStatic); err != nil && !errors.Is(err, peers.ErrExists) {
 			d.log.Error("reload: static peer not added", "uri", u.String(), "err", err)
 			live.Peers.Static = slices.DeleteFunc(slices.Clone(live.Peers.Static), func(x config.PeerURI) bool { return x.String() == u.String() })
 		}
@@ -533,13 +533,10 @@ func (d *Daemon) peersConfig(cfg config.Config) peers.Config {
 		PrivateKey:  d.priv,
 		AllowedKeys: slices.Clone(cfg.Peers.AllowedKeys),
 		MaxPeers:    cfg.Peers.MaxPeers,
+		PeerTimeout: cfg.Peers.PeerTimeout,
+		Listen:      slices.Clone(cfg.Peers.Listen),
+		Static:      slices.Clone(cfg.Peers.Static),
 		Logger:      d.log.With("component", "peers"),
-	}
-	for _, u := range cfg.Peers.Listen {
-		pc.Listen = append(pc.Listen, u.String())
-	}
-	for _, u := range cfg.Peers.Static {
-		pc.Static = append(pc.Static, u.String())
 	}
 	return pc
 }
