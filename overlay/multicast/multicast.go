@@ -760,7 +760,7 @@ func (d *Discovery) dialDiscovered(id string, key wire.PublicKey, zone string, l
 	if err != nil {
 		d.dialFailures.Add(1)
 		d.backOff(id, 0)
-		d.log.Debug("cannot dial discovered peer", "peer", key.String(), "remote", remote.String(), "iface", zone, "err", err)
+		d.log.Debug("cannot dial discovered peer", "peer", key, "remote", remote.String(), "iface", zone, "err", err)
 		return
 	}
 	info := overlay.PeerInfo{
@@ -773,7 +773,7 @@ func (d *Discovery) dialDiscovered(id string, key wire.PublicKey, zone string, l
 	started := d.now()
 	err = d.peers.Handle(d.ctx, nc, info, key)
 	wait := d.backOff(id, d.now().Sub(started))
-	d.log.Debug("discovered peering ended", "peer", key.String(), "iface", zone, "reason", err, "next_dial_in", wait.Round(time.Millisecond))
+	d.log.Debug("discovered peering ended", "peer", key, "iface", zone, "reason", err, "next_dial_in", wait.Round(time.Millisecond))
 }
 
 // backOff records that an attempt to dial id ended after the peering was up

@@ -324,7 +324,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		nc.Close()
 		switch {
 		case errors.Is(err, ErrKeyMismatch):
-			log.Warn("refusing peer: key mismatch", "want", pin.String(), "reason", err)
+			log.Warn("refusing peer: key mismatch", "want", pin, "reason", err)
 		case errors.Is(err, ErrSelf):
 			// Either a loop back to ourselves or, worse, another node
 			// running with a copy of our key file: both need an operator.
