@@ -425,7 +425,7 @@ func (d *Daemon) onEchoReply(src wire.PublicKey, id uint64, _ []byte) {
 	w, ok := d.pings[id]
 	d.pingMu.Unlock()
 	if !ok || w.key != src {
-		d.log.Debug("echo reply for no probe", "peer", src.String(), "id", id)
+		d.log.Debug("echo reply for no probe", "peer", src, "id", id)
 		return
 	}
 	select {

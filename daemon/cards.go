@@ -221,7 +221,7 @@ func (d *Daemon) putCardLocked(h *heldCard, save bool) (replaced bool, err error
 			continue
 		}
 		if other, ok := d.staticAt(u); ok {
-			d.log.Info("peer card: its URI is dialled already by another static peer; not adding it", "peer", key.String(),
+			d.log.Info("peer card: its URI is dialled already by another static peer; not adding it", "peer", key,
 				"uri", u, "static", other)
 			continue
 		}
@@ -231,7 +231,7 @@ func (d *Daemon) putCardLocked(h *heldCard, save bool) (replaced bool, err error
 		case errors.Is(err, peers.ErrExists):
 			// Configured as a static peer already: the configuration's.
 		default:
-			d.log.Warn("peer card: static peer not started", "peer", key.String(), "uri", u, "err", err)
+			d.log.Warn("peer card: static peer not started", "peer", key, "uri", u, "err", err)
 		}
 	}
 	return old != nil, nil
@@ -291,7 +291,7 @@ func (d *Daemon) ImportCard(text []byte) (admin.CardInfo, bool, error) {
 	if err != nil {
 		return admin.CardInfo{}, false, fmt.Errorf("peer card refused: %w", err)
 	}
-	d.log.Info("peer card imported", "peer", wire.PublicKey(h.card.Key).String(), "name", h.card.Name,
+	d.log.Info("peer card imported", "peer", wire.PublicKey(h.card.Key), "name", h.card.Name,
 		"uris", h.uris, "expires", h.card.Expires.Format(time.RFC3339), "replaced", replaced)
 	return cardInfo(h, now), replaced, nil
 }
@@ -331,7 +331,7 @@ func (d *Daemon) RemoveCard(id string) (admin.CardInfo, error) {
 	if err := d.dropCardLocked(h.card.Key, true); err != nil {
 		return admin.CardInfo{}, err
 	}
-	d.log.Info("peer card removed", "peer", wire.PublicKey(h.card.Key).String(), "name", h.card.Name)
+	d.log.Info("peer card removed", "peer", wire.PublicKey(h.card.Key), "name", h.card.Name)
 	return cardInfo(h, time.Now()), nil
 }
 
@@ -347,10 +347,10 @@ func (d *Daemon) expireCards(now time.Time) {
 		if err := d.dropCardLocked(key, true); err != nil {
 			// Dropped all the same: an expired card must not be dialled,
 			// and the copy left in the file is refused at the next start.
-			d.log.Warn("peer card expired; the cards file keeps it until the next change", "peer", key.String(), "err", err)
+			d.log.Warn("peer card expired; the cards file keeps it until the next change", "peer", key, "err", err)
 			d.dropCardLocked(key, false)
 		}
-		d.log.Info("peer card expired; no longer dialling its URIs", "peer", key.String(), "name", h.card.Name,
+		d.log.Info("peer card expired; no longer dialling its URIs", "peer", key, "name", h.card.Name,
 			"expired", h.card.Expires.Format(time.RFC3339))
 	}
 }
@@ -426,7 +426,7 @@ func (d *Daemon) scanCardDirs(dirs []string) {
 	for key, h := range d.cards.byKey {
 		if h.file != "" && !seen[h.file] {
 			if err := d.dropCardLocked(key, true); err == nil {
-				d.log.Info("peer card file gone; card dropped", "file", h.file, "peer", key.String())
+				d.log.Info("peer card file gone; card dropped", "file", h.file, "peer", key)
 			}
 		}
 	}
@@ -459,7 +459,7 @@ func (d *Daemon) importCardFile(file string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	d.log.Info("peer card imported from a file", "file", file, "peer", wire.PublicKey(h.card.Key).String(),
+	d.log.Info("peer card imported from a file", "file", file, "peer", wire.PublicKey(h.card.Key),
 		"name", h.card.Name, "replaced", replaced)
 	return nil
 }

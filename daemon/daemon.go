@@ -180,7 +180,7 @@ func (d *Daemon) loadIdentity(cfg config.Config) error {
 	d.key = wire.PublicKeyOf(d.priv)
 	d.addr = addressing.NodeAddr(d.key)
 	d.subnet = addressing.Subnet(d.key)
-	d.log.Info("identity", "key", d.key.String(), "addr", d.addr.String(), "subnet", d.subnet.String())
+	d.log.Info("identity", "key", d.key, "addr", d.addr.String(), "subnet", d.subnet.String())
 	return nil
 }
 
@@ -379,7 +379,7 @@ func (d *Daemon) shutdown() {
 // (its TUN deleted from outside), after shutting down just the same.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.notify("READY=1")
-	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "addr", d.addr.String())
+	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key, "addr", d.addr.String())
 	for {
 		select {
 		case <-ctx.Done():
@@ -488,12 +488,12 @@ func (d *Daemon) apply(cfg config.Config) {
 	}
 	for _, u := range ch.StaticRemoved {
 		if err := d.peers.Remove(u); err != nil && !errors.Is(err, peers.ErrUnknown) {
-			d.log.Warn("reload: removing static peer", "uri", u.String(), "err", err)
+			d.log.Warn("reload: removing static peer", "uri", u, "err", err)
 		}
 	}
 	for _, u := range ch.StaticAdded {
 		if err := d.peers.Add(u, overlay.OriginStatic); err != nil && !errors.Is(err, peers.ErrExists) {
-			d.log.Error("reload: static peer not added", "uri", u.String(), "err", err)
+			d.log.Error("reload: static peer not added", "uri", u, "err", err)
 			live.Peers.Static = slices.DeleteFunc(slices.Clone(live.Peers.Static), func(x config.PeerURI) bool { return x.String() == u.String() })
 		}
 	}

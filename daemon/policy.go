@@ -46,13 +46,13 @@ func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch conf
 func (d *Daemon) applyListeners(old config.Config, live *config.Config, ch config.Changes) {
 	for _, u := range ch.ListenRemoved {
 		if err := d.peers.RemoveListener(u); err != nil && !errors.Is(err, peers.ErrUnknownListener) {
-			d.log.Warn("reload: closing listener", "uri", u.String(), "err", err)
+			d.log.Warn("reload: closing listener", "uri", u, "err", err)
 		}
 	}
 	var failed []string
 	for _, u := range ch.ListenAdded {
 		if err := d.peers.AddListener(u); err != nil && !errors.Is(err, peers.ErrListenerExists) {
-			d.log.Error("reload: listener did not open", "uri", u.String(), "err", err)
+			d.log.Error("reload: listener did not open", "uri", u, "err", err)
 			failed = append(failed, u.String())
 		}
 	}
