@@ -79,13 +79,12 @@ func (r *Router) Snapshot() *Snapshot {
 		// same, and copying and sorting them again is the expensive part.
 		s.entries = prev.entries
 	} else {
-		s.entries = make([]snapEntry, 0, len(r.table))
-		for _, e := range r.table {
+		s.entries = make([]snapEntry, 0, len(r.routes))
+		for _, e := range r.routes {
 			// Routes whose source peer is gone were deleted with the
 			// peer, so every entry here has a live source port.
 			s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
 		}
-		s.sortEntries()
 	}
 	r.snap, r.dirty, r.tableDirty = s, false, false
 	return s
