@@ -71,6 +71,10 @@ func main() {
 
 type usageError struct{ error }
 
+// memoryLimit is the simulator's soft heap limit (runtime/debug), below
+// the 2 GiB the skitter run must fit in.
+const memoryLimit = 1536 << 20
+
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pineconesim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -125,6 +129,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// (every frame is a fresh buffer); collecting less often trades some
 	// memory for a quarter less CPU.
 	debug.SetGCPercent(400)
+	// That lets the heap grow to five times the live data: on skitter
+	// (~300 MB live) past 1.5 GiB. Near the limit the collector runs
+	// as often as it must instead, so the peak stays under it.
+	debug.SetMemoryLimit(memoryLimit)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
