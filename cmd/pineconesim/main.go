@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pineconed/pineconed/sim"
@@ -49,9 +50,12 @@ type Report struct {
 	WakeupOriginators int         `json:"wakeup_originators"`
 	Result            *sim.Result `json:"result"`
 	WallSeconds       float64     `json:"wall_s"`
-	PeakRSSBytes      uint64      `json:"peak_rss_bytes"`
-	GoVersion         string      `json:"go_version"`
-	CPUs              int         `json:"cpus"`
+	// UserCPUSeconds is the process's user CPU time: unlike wall time,
+	// it hardly depends on what else the machine runs.
+	UserCPUSeconds float64 `json:"user_cpu_s"`
+	PeakRSSBytes   uint64  `json:"peak_rss_bytes"`
+	GoVersion      string  `json:"go_version"`
+	CPUs           int     `json:"cpus"`
 	// StretchSNEK and StretchTree are the stretch samples' CDF points
 	// (value, share of samples ≤ value), for plots.
 	StretchSNEK [][2]float64 `json:"stretch_cdf_snek"`
@@ -164,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	rep := Report{Name: name, Source: *graphPath + *gen, Seed: *seed, WakeupOriginators: *wakeups, Result: res,
-		WallSeconds: time.Since(begin).Seconds(), PeakRSSBytes: peakRSS(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		WallSeconds: time.Since(begin).Seconds(), UserCPUSeconds: userCPU(), PeakRSSBytes: peakRSS(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		StretchSNEK: cdf(res.StretchSNEKSamples), StretchTree: cdf(res.StretchTreeSamples)}
 	printReport(stdout, &rep)
 	if *jsonOut != "" {
@@ -257,6 +261,16 @@ func procStatus(field string) uint64 {
 		}
 	}
 	return 0
+}
+
+// userCPU is the user CPU time this process used so far, in seconds (0
+// if the system does not say).
+func userCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano()).Seconds()
 }
 
 // suiteGraphs are the graphs of the results table, with the wakeup
