@@ -11,7 +11,6 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
-	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -249,7 +248,7 @@ func sessionState(s string) string {
 func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 	now := time.Now()
 	out := []admin.Session{}
-	for _, s := range b.d.sessions.Sessions(now) {
+	for _, s := range b.d.path.Sessions().Sessions(now) {
 		as := admin.Session{
 			RemoteKey:        s.Remote.String(),
 			RemoteAddress:    addressing.NodeAddr(s.Remote).String(),
@@ -347,14 +346,14 @@ func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 	if addressing.Belongs(a, d.key) {
 		return d.key, true, nil
 	}
-	if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+	if k, ok := d.path.Resolver().Lookup(time.Now(), a); ok {
 		return k, true, nil
 	}
 	// Register before starting, so that an answer arriving at once is not
 	// missed.
 	done, unregister := d.awaitLookup(prefix)
 	defer unregister()
-	if k, ok := d.resolver.Resolve(time.Now(), a, nil); ok {
+	if k, ok := d.path.Resolver().Resolve(time.Now(), a, nil); ok {
 		return k, false, nil
 	}
 	// The resolver's cache is also filled by handshakes (Learn), which end
@@ -371,18 +370,18 @@ func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 		case r := <-done:
 			if !r.ok {
 				what := ""
-				if prefix.Kind() == envelope.LookupSubnet {
+				if prefix.Kind() == addressing.KindSubnet {
 					what = " for " + prefix.String()
 				}
 				return [32]byte{}, false, fmt.Errorf("no node owns %s: no answer to the lookup%s in %s",
 					a, what, r.latency.Round(100*time.Millisecond))
 			}
-			if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+			if k, ok := d.path.Resolver().Lookup(time.Now(), a); ok {
 				return k, false, nil
 			}
 			done = nil // found but already gone from the cache: poll on
 		case <-t.C:
-			if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+			if k, ok := d.path.Resolver().Lookup(time.Now(), a); ok {
 				return k, false, nil
 			}
 		}
@@ -408,7 +407,7 @@ func (b backend) Ping(ctx context.Context, key [32]byte) (time.Duration, error) 
 		d.pingMu.Unlock()
 	}()
 	start := time.Now()
-	d.sessions.SendEcho(start, k, id, nil)
+	d.path.Sessions().SendEcho(start, k, id, nil)
 	select {
 	case at := <-ch:
 		return at.Sub(start), nil

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -538,7 +539,7 @@ func drain(ch chan string) []string {
 // gives up (not at the request's deadline), naming the address.
 func TestLookupOfNobodyEndsWhenResolverGivesUp(t *testing.T) {
 	fast := func(o *Options) {
-		o.resolver = addressing.ResolverConfig{RetryInterval: 100 * time.Millisecond}
+		o.resolver = lookup.Config{RetryInterval: 100 * time.Millisecond}
 	}
 	a := startNodeWith(t, "", fast)
 	b := startNodeWith(t, fmt.Sprintf("static = [%q]", "tcp://"+a.d.ListenAddrs()[0]), fast)
@@ -618,7 +619,7 @@ func TestReloadListeners(t *testing.T) {
 		return overlay.PeerStatus{}, false
 	}
 	sessionOf := func(n *testNode, k wire.PublicKey) time.Time {
-		for _, s := range n.d.sessions.Sessions(time.Now()) {
+		for _, s := range n.d.path.Sessions().Sessions(time.Now()) {
 			if s.Remote == k && s.State == "established" {
 				return s.LastRekey
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/admintest"
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // childEnv makes the test binary run pineconectl's main logic instead of the
@@ -380,14 +381,14 @@ func TestPing(t *testing.T) {
 }
 
 func TestPingInterrupted(t *testing.T) {
-	sock, _ := startFake(t)
+	sock, fb := startFake(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--socket", sock, "ping", "-c", "100", "-i", "20ms", admintest.ParentKey}, &out, io.Discard, func(string) string { return "" })
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testhelp.WaitFor(t, "a few probes answered", 5*time.Second, func() bool { return fb.Pings() >= 3 })
 	cancel()
 	select {
 	case code := <-done:
