@@ -109,16 +109,7 @@ func (s *Snapshot) nextHopTraffic(now time.Time, dest wire.PublicKey, w wire.Wat
 			break
 		}
 	}
-	// Link preference among several links to the best key.
-	if bp := s.peer(b.bestPeer); bp != nil && bp.ann != nil {
-		for _, q := range s.peersWithKey(b.bestKey) {
-			if q.typ < bp.typ || (q.typ == bp.typ && q.ann.root == bp.ann.root && q.ann.order < bp.ann.order) {
-				b.take(b.bestKey, b.bestSeq, q.port)
-				bp = q
-			}
-		}
-	}
-	return b.bestPeer, wire.Watermark{Key: b.bestKey, Seq: b.bestSeq}
+	return s.preferLink(&b)
 }
 
 // nextHopBootstrap is nextHopSNEK in bootstrap mode, step by step on the
@@ -161,7 +152,12 @@ func (s *Snapshot) nextHopBootstrap(now time.Time, dest wire.PublicKey, w wire.W
 		b.take(e.origin, v.seq, e.source)
 		break
 	}
-	// Link preference among several links to the best key.
+	return s.preferLink(&b)
+}
+
+// preferLink ends the indexed searches: of several links to the best key,
+// it takes the better link type, then the announcement that arrived first.
+func (s *Snapshot) preferLink(b *snekSearch) (Port, wire.Watermark) {
 	if bp := s.peer(b.bestPeer); bp != nil && bp.ann != nil {
 		for _, q := range s.peersWithKey(b.bestKey) {
 			if q.typ < bp.typ || (q.typ == bp.typ && q.ann.root == bp.ann.root && q.ann.order < bp.ann.order) {
