@@ -191,8 +191,10 @@ func (b *snekSearch) consider(k wire.PublicKey, seq uint64, q Port) {
 // traffic it returns LocalPort when this node is the end of the line. The
 // returned watermark is always (bestKey, bestSeq).
 //
-// Bootstraps use it as it is. Traffic uses nextHopTraffic, an indexed
-// equivalent that TestTrafficSearchMatchesLiteral checks against this one.
+// Neither path uses it as it is: traffic uses nextHopTraffic and
+// bootstraps nextHopBootstrap, indexed equivalents that
+// TestTrafficSearchMatchesLiteral and TestBootstrapSearchMatchesLiteral
+// check against this one, which stays as their reference.
 func (s *Snapshot) nextHopSNEK(now time.Time, dest wire.PublicKey, bootstrap bool, w wire.Watermark) (Port, wire.Watermark) {
 	if !bootstrap && dest == s.key {
 		return LocalPort, w
