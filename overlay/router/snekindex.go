@@ -45,9 +45,23 @@ func (s *Snapshot) indexPeers() {
 			}
 		}
 	}
-	// A stable sort keeps the walk's order among equal keys; the first of
-	// each key is the one the walk takes.
-	slices.SortStableFunc(all, func(a, b ancestor) int { return a.key.Compare(b.key) })
+	// Among equal keys the walk's order decides: the parent first, then
+	// by port. The first of each key is the one the walk takes. An
+	// unstable sort with that order as the tie-break gives what a stable
+	// one would, in O(n log n): the stable sort's O(n log² n) on hubs with
+	// hundreds of peers was most of the simulator's cold start.
+	walk := func(p Port) int {
+		if p == s.parent {
+			return -1
+		}
+		return int(p)
+	}
+	slices.SortFunc(all, func(a, b ancestor) int {
+		if c := a.key.Compare(b.key); c != 0 {
+			return c
+		}
+		return walk(a.port) - walk(b.port)
+	})
 	s.ancestors = slices.CompactFunc(all, func(a, b ancestor) bool { return a.key == b.key })
 	s.byKey = make([]*peerInfo, 0, len(s.peers))
 	for _, q := range s.peers {
@@ -55,7 +69,13 @@ func (s *Snapshot) indexPeers() {
 			s.byKey = append(s.byKey, q)
 		}
 	}
-	slices.SortStableFunc(s.byKey, func(a, b *peerInfo) int { return a.key.Compare(b.key) })
+	// Ports are unique, so this order is total.
+	slices.SortFunc(s.byKey, func(a, b *peerInfo) int {
+		if c := a.key.Compare(b.key); c != 0 {
+			return c
+		}
+		return int(a.port) - int(b.port)
+	})
 }
 
 // peersWithKey returns the peers with announcements whose key is k, in
