@@ -180,7 +180,7 @@ func (d *Daemon) loadIdentity(cfg config.Config) error {
 	d.key = wire.PublicKeyOf(d.priv)
 	d.addr = addressing.NodeAddr(d.key)
 	d.subnet = addressing.Subnet(d.key)
-	d.log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
+	d.log.Info("identity", "key", d.key.String(), "addr", d.addr.String(), "subnet", d.subnet.String())
 	return nil
 }
 
@@ -188,7 +188,7 @@ func (d *Daemon) loadIdentity(cfg config.Config) error {
 // and builds the packet path between them; startServices starts it.
 func (d *Daemon) startDataPath(cfg config.Config) error {
 	var err error
-	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: d.log.With("component", "overlay")})
+	d.node = overlay.New(d.priv, overlay.Config{Logger: d.log.With("component", "overlay")})
 	if cfg.TUN.Enable {
 		d.dev, err = tun.Open(tun.Config{
 			Name:      cfg.TUN.Name,
@@ -199,7 +199,7 @@ func (d *Daemon) startDataPath(cfg config.Config) error {
 		if err != nil {
 			return fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
 		}
-		d.log.Info("TUN up", "name", d.dev.Name(), "mtu", d.mtu, "address", addressing.NodeAddrPrefix(d.key).String(),
+		d.log.Info("TUN up", "iface", d.dev.Name(), "mtu", d.mtu, "addr", addressing.NodeAddrPrefix(d.key).String(),
 			"offloads", d.dev.Offloads())
 	} else {
 		d.log.Info("TUN disabled: relay-only node")
@@ -283,7 +283,7 @@ func (d *Daemon) startServices(cfg config.Config) error {
 		if err != nil {
 			return fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
 		}
-		d.log.Info("admin socket listening", "path", cfg.Admin.Socket)
+		d.log.Info("admin socket listening", "socket", cfg.Admin.Socket)
 	}
 	return nil
 }
@@ -379,7 +379,7 @@ func (d *Daemon) shutdown() {
 // (its TUN deleted from outside), after shutting down just the same.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.notify("READY=1")
-	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "address", d.addr.String())
+	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "addr", d.addr.String())
 	for {
 		select {
 		case <-ctx.Done():
@@ -487,12 +487,12 @@ func (d *Daemon) apply(cfg config.Config) {
 		}
 	}
 	for _, u := range ch.StaticRemoved {
-		if err := d.peers.Remove(u.String()); err != nil && !errors.Is(err, peers.ErrUnknown) {
+		if err := d.peers.Remove(u); err != nil && !errors.Is(err, peers.ErrUnknown) {
 			d.log.Warn("reload: removing static peer", "uri", u.String(), "err", err)
 		}
 	}
 	for _, u := range ch.StaticAdded {
-		if err := d.peers.Add(u.String()); err != nil && !errors.Is(err, peers.ErrExists) {
+		if err := d.peers.Add(u, overlay.OriginStatic); err != nil && !errors.Is(err, peers.ErrExists) {
 			d.log.Error("reload: static peer not added", "uri", u.String(), "err", err)
 			live.Peers.Static = slices.DeleteFunc(slices.Clone(live.Peers.Static), func(x config.PeerURI) bool { return x.String() == u.String() })
 		}
@@ -533,13 +533,10 @@ func (d *Daemon) peersConfig(cfg config.Config) peers.Config {
 		PrivateKey:  d.priv,
 		AllowedKeys: slices.Clone(cfg.Peers.AllowedKeys),
 		MaxPeers:    cfg.Peers.MaxPeers,
+		PeerTimeout: cfg.Peers.PeerTimeout,
+		Listen:      slices.Clone(cfg.Peers.Listen),
+		Static:      slices.Clone(cfg.Peers.Static),
 		Logger:      d.log.With("component", "peers"),
-	}
-	for _, u := range cfg.Peers.Listen {
-		pc.Listen = append(pc.Listen, u.String())
-	}
-	for _, u := range cfg.Peers.Static {
-		pc.Static = append(pc.Static, u.String())
 	}
 	return pc
 }

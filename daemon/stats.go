@@ -32,7 +32,7 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 		SessionsByState:  map[string]uint64{},
 	}
 	for _, p := range d.node.Peers() {
-		st.PeersByTransport[transport(p.Info.Transport, p.Info.Zone)]++
+		st.PeersByTransport[transport(p.Info)]++
 	}
 	st.StaticPeers = map[string]uint64{admin.StaticStateConnected: 0, admin.StaticStateDialling: 0, admin.StaticStateWaiting: 0}
 	for _, sp := range d.peers.List() {

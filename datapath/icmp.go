@@ -9,7 +9,7 @@ import (
 
 // onLookupFailed answers packets whose destination nobody owns.
 func (p *Path) onLookupFailed(prefix addressing.KeyPrefix, packets [][]byte) {
-	p.log.Debug("address lookup failed", "prefix", prefix.String(), "packets", len(packets))
+	p.log.Debug("address lookup failed", "prefix", prefix, "packets", len(packets))
 	p.unreachable(packets, tun.CodeAddressUnreachable)
 }
 

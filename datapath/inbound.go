@@ -43,7 +43,7 @@ func (p *Path) handleDelivery(now time.Time, dl overlay.Delivery) {
 	t, err := envelope.ParseHeader(dl.Payload)
 	if err != nil {
 		p.drops.inc(DropBadEnvelope)
-		p.log.Debug("bad payload", "peer", dl.Source.String(), "err", err)
+		p.log.Debug("bad payload", "peer", dl.Source, "err", err)
 		return
 	}
 	switch {
@@ -71,7 +71,7 @@ func (p *Path) handleDelivery(now time.Time, dl overlay.Delivery) {
 		return
 	}
 	if err != nil {
-		p.log.Debug("payload refused", "peer", dl.Source.String(), "type", t.String(), "err", err)
+		p.log.Debug("payload refused", "peer", dl.Source, "type", t.String(), "err", err)
 	}
 }
 
@@ -79,6 +79,6 @@ func (p *Path) handleDelivery(now time.Time, dl overlay.Delivery) {
 func (p *Path) handshakeLoop() {
 	defer p.wg.Done()
 	p.hsq.Run(p.stop, time.Now, func(src wire.PublicKey, err error) {
-		p.log.Debug("handshake refused", "peer", src.String(), "err", err)
+		p.log.Debug("handshake refused", "peer", src, "err", err)
 	})
 }

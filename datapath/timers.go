@@ -37,9 +37,9 @@ func (p *Path) timerLoop() {
 // onLookupDone logs how a lookup ended and tells Config.LookupDone.
 func (p *Path) onLookupDone(prefix addressing.KeyPrefix, latency time.Duration, ok bool) {
 	if ok {
-		p.log.Debug("address lookup found", "prefix", prefix.String(), "after", latency)
+		p.log.Debug("address lookup found", "prefix", prefix, "after", latency)
 	} else {
-		p.log.Debug("address lookup gave up", "prefix", prefix.String(), "after", latency)
+		p.log.Debug("address lookup gave up", "prefix", prefix, "after", latency)
 	}
 	if p.cfg.LookupDone != nil {
 		p.cfg.LookupDone(prefix, latency, ok)

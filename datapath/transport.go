@@ -26,7 +26,7 @@ func (p *Path) Send(dst wire.PublicKey, buf []byte, off int) {
 		if errors.Is(err, overlay.ErrTooLarge) {
 			p.drops.inc(DropOverlayTooLarge)
 		}
-		p.log.Debug("overlay send failed", "peer", dst.String(), "err", err)
+		p.log.Debug("overlay send failed", "peer", dst, "err", err)
 	}
 }
 
@@ -49,14 +49,14 @@ func (p *Path) EchoReply(src wire.PublicKey, id uint64, data []byte) {
 
 // Established teaches the resolver a key the handshake proved.
 func (p *Path) Established(remote wire.PublicKey, initiator bool, latency time.Duration) {
-	p.log.Debug("session established", "peer", remote.String(), "initiator", initiator, "latency", latency)
+	p.log.Debug("session established", "peer", remote, "initiator", initiator, "latency", latency)
 	p.resolver.Learn(time.Now(), remote)
 }
 
 // Unreachable answers packets queued behind a handshake that was given
 // up, and makes the resolver ask again for the key next time.
 func (p *Path) Unreachable(dst wire.PublicKey, packets [][]byte) {
-	p.log.Info("session handshake given up", "peer", dst.String(), "packets", len(packets))
+	p.log.Info("session handshake given up", "peer", dst, "packets", len(packets))
 	p.resolver.Forget(dst)
 	p.unreachable(packets, tun.CodeNoRoute)
 }

@@ -137,7 +137,7 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 		},
 		{
 			Port: 2, PublicKey: PeerKey2, Address: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b",
-			URI: "[fe80::7b%eth0]:41234", Transport: admin.TransportMulticast, Inbound: true, Zone: "eth0",
+			URI: "[fe80::7b%eth0]:41234", Transport: admin.TransportMulticast, Inbound: true, Origin: "lan", Interface: "eth0",
 			UptimeSeconds: 59, FramesIn: 10, FramesOut: 12, BytesIn: 512, BytesOut: 700,
 			Coords: []uint64{2, 5, 1}, Duplicate: true,
 		},

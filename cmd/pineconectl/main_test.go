@@ -202,9 +202,9 @@ func TestPeersTable(t *testing.T) {
 		}
 	}
 	wide, _, _ := strings.Cut(mustRun(t, sock, "peers", "--wide"), "\n\n")
-	rows = table(t, wide, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS", "ZONE", "COORDS")
-	if rows[1][10] != "eth0" || rows[1][11] != "[2 5 1]" {
-		t.Errorf("--wide zone and coords: %q", rows[1])
+	rows = table(t, wide, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS", "ORIGIN", "IFACE", "COORDS")
+	if rows[1][10] != "lan" || rows[1][11] != "eth0" || rows[1][12] != "[2 5 1]" {
+		t.Errorf("--wide origin, interface and coords: %q", rows[1])
 	}
 	js := mustRun(t, sock, "peers", "--json")
 	var resp admin.PeersResponse

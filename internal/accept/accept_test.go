@@ -24,14 +24,7 @@ type owner struct {
 }
 
 func (o *owner) spawn(f func()) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return false
-	}
-	o.wg.Add(1)
-	go func() { defer o.wg.Done(); f() }()
-	return true
+	return Owner{Mu: &o.mu, Closed: &o.closed, WG: &o.wg}.Spawn(f)
 }
 
 func (o *owner) close() {
