@@ -1,8 +1,9 @@
 package datapath
 
 import (
-	"fmt"
 	"sync/atomic"
+
+	"github.com/pineconed/pineconed/internal/enum"
 )
 
 // Drop names one of the packet path's own drop reasons; the layers it
@@ -41,10 +42,7 @@ var dropNames = [NumDrops]string{
 
 // String is the drop reason's metric label.
 func (d Drop) String() string {
-	if d < NumDrops {
-		return dropNames[d]
-	}
-	return fmt.Sprintf("datapath_drop_%d", uint8(d))
+	return enum.Name(dropNames[:], d, "datapath_drop")
 }
 
 // counters are the path's live drop counters.

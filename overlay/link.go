@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"github.com/pineconed/pineconed/internal/enum"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -80,10 +81,7 @@ var originNames = [numOrigins]string{"static", "listener", "lan", "admin", "card
 // String returns the origin's name, "unknown" for a value outside the
 // table (so a bad value can be logged, never panic).
 func (o Origin) String() string {
-	if o < numOrigins {
-		return originNames[o]
-	}
-	return "unknown"
+	return enum.NameOr(originNames[:], o, "unknown")
 }
 
 // MarshalText writes the origin's name, so that a log line or JSON carries

@@ -1,8 +1,9 @@
 package session
 
 import (
-	"fmt"
 	"sync/atomic"
+
+	"github.com/pineconed/pineconed/internal/enum"
 )
 
 // Counter names one of a Manager's event counters. Each event is counted
@@ -117,10 +118,7 @@ var handshakeOutcomes = [NumCounters]string{
 
 // String is the counter's stable name.
 func (c Counter) String() string {
-	if c < NumCounters {
-		return counterNames[c]
-	}
-	return fmt.Sprintf("counter_%d", uint8(c))
+	return enum.Name(counterNames[:], c, "counter")
 }
 
 // DropReason is the counter's drop label ("queue_full", …), or "" for a

@@ -39,6 +39,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/enum"
+
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
@@ -169,10 +171,7 @@ var ignoreNames = [numIgnoreReasons]string{
 }
 
 func (r ignoreReason) String() string {
-	if r < numIgnoreReasons {
-		return ignoreNames[r]
-	}
-	return ignoreNames[ignoreUnknown]
+	return enum.NameOr(ignoreNames[:], r, ignoreNames[ignoreUnknown])
 }
 
 // iface is an interface in use and the groups joined on it.
