@@ -29,11 +29,21 @@
 //	pineconed_tun_bytes_total{direction}               counter
 //	pineconed_stats_errors_total                       counter (failed snapshots)
 //
-// plus the standard go_* and process_* collectors.
+// plus the standard go_* and process_* collectors, and three series read
+// from runtime/metrics that the go_memstats_* ones do not give:
+//
+//	go_gc_heap_live_bytes                  gauge (heap marked live by the last GC)
+//	go_gc_heap_goal_bytes                  gauge (heap size at which the next GC starts)
+//	go_memory_classes_heap_released_bytes  gauge (free heap returned to the OS)
+//
+// The live heap is the one figure that says whether a daemon holds more
+// after a collection than it did before (a leak); RSS and the heap in use
+// also count garbage not yet collected, which is anything up to the goal.
 package metrics
 
 import (
 	"context"
+	"regexp"
 	"runtime"
 	"sort"
 	"sync/atomic"
@@ -77,12 +87,21 @@ func New(version string, source admin.StatsSource) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(runtimeMemory)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(version, source),
 		m.lookups,
 	)
 	return m
+}
+
+// runtimeMemory picks the runtime/metrics series exported besides the
+// default go_* ones; the collector names each after its runtime name
+// (go_gc_heap_live_bytes, ...), which the Go runtime keeps stable. A
+// narrow match rather than collectors.MetricsGC or MetricsMemory, so that
+// a scrape does not grow by dozens of series nobody reads.
+var runtimeMemory = collectors.GoRuntimeMetricsRule{
+	Matcher: regexp.MustCompile(`^/gc/heap/(live|goal):bytes$|^/memory/classes/heap/released:bytes$`),
 }
 
 // Registry returns the registry, e.g. for promhttp.HandlerFor or tests.
