@@ -4,28 +4,43 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/enum"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Drop reasons, the keys of Stats.Drops.
+// Drop is a reason Send refused a frame; it indexes the link's drop
+// counters and dropNames, whose entries are the keys of Stats.Drops.
+type Drop uint8
+
 const (
 	// DropProtocolQueueFull: Send found the protocol queue full.
-	DropProtocolQueueFull = "protocol_queue_full"
+	DropProtocolQueueFull Drop = iota
 	// DropTrafficQueueFull: Send found the traffic queue full, by frames or
 	// by bytes.
-	DropTrafficQueueFull = "traffic_queue_full"
+	DropTrafficQueueFull
 	// DropClosed: Send was called after Close.
-	DropClosed = "closed"
+	DropClosed
 	// DropMalformed: Send was given bytes that are not one whole frame.
-	DropMalformed = "malformed"
+	DropMalformed
+	numDrops
 )
 
-var dropReasons = [...]string{DropProtocolQueueFull, DropTrafficQueueFull, DropClosed, DropMalformed}
+// dropNames are the stable names of Drop: admin replies and metric labels.
+var dropNames = [numDrops]string{
+	DropProtocolQueueFull: "protocol_queue_full",
+	DropTrafficQueueFull:  "traffic_queue_full",
+	DropClosed:            "closed",
+	DropMalformed:         "malformed",
+}
+
+// String is the reason's stable name, the key it has in Stats.Drops.
+func (d Drop) String() string { return enum.Name(dropNames[:], d, "drop") }
 
 // numTypes counts the frame types we keep apart in statistics: the five
 // known types and one bucket for every unknown type.
 const numTypes = int(wire.TypeWakeupBroadcast) + 2
 
+// typeIndex is the statistics slot of frame type t.
 func typeIndex(t wire.FrameType) int {
 	if int(t) < numTypes-1 {
 		return int(t)
@@ -33,6 +48,7 @@ func typeIndex(t wire.FrameType) int {
 	return numTypes - 1
 }
 
+// typeName is the stable name of statistics slot i.
 func typeName(i int) string {
 	if i < numTypes-1 {
 		return wire.FrameType(i).String()
@@ -50,18 +66,11 @@ func (c *counter) add(n int) {
 type counters struct {
 	since   time.Time
 	in, out [numTypes]counter
-	drops   [len(dropReasons)]atomic.Uint64
+	drops   [numDrops]atomic.Uint64
 	writes  atomic.Uint64
 }
 
-func (s *counters) drop(reason string) {
-	for i, r := range dropReasons {
-		if r == reason {
-			s.drops[i].Add(1)
-			return
-		}
-	}
-}
+func (s *counters) drop(d Drop) { s.drops[d].Add(1) }
 
 // Counter is a number of frames and their total size in bytes.
 type Counter struct {
@@ -79,7 +88,7 @@ type Stats struct {
 	// "wakeup_broadcast", "unknown"). Types never seen are absent.
 	In  map[string]Counter `json:"in"`
 	Out map[string]Counter `json:"out"`
-	// Drops counts frames Send refused, keyed by the Drop* reasons.
+	// Drops counts frames Send refused, keyed by Drop.String.
 	// Reasons that never happened are absent.
 	Drops map[string]uint64 `json:"drops"`
 	// Writes counts writes to the connection. Frames out divided by writes
@@ -116,9 +125,9 @@ func (c *Conn) Stats() Stats {
 			s.Out[typeName(i)] = Counter{Frames: f, Bytes: c.stats.out[i].bytes.Load()}
 		}
 	}
-	for i, r := range dropReasons {
-		if n := c.stats.drops[i].Load(); n > 0 {
-			s.Drops[r] = n
+	for d := range numDrops {
+		if n := c.stats.drops[d].Load(); n > 0 {
+			s.Drops[d.String()] = n
 		}
 	}
 	return s
