@@ -290,27 +290,17 @@ func (n *Node) KeepaliveSent(port router.Port, size int) {
 	n.stats.out.add(wire.TypeKeepalive, size)
 }
 
-// SendTo sends payload to the node with key dst, by tree coordinates when
-// they are known and by SNEK otherwise. Like the reference it is best
-// effort: a frame dropped for lack of a route or a full queue is counted,
-// not reported. It reports only payloads too large for one frame. The
-// caller keeps payload.
-func (n *Node) SendTo(dst wire.PublicKey, payload []byte) error {
-	s := n.snap.Load()
-	f := s.NewTraffic(n.now(), dst, payload)
-	if len(payload) > wire.MaxFrameSize-f.Overhead() {
-		return fmt.Errorf("%d bytes to %s: %w", len(payload), dst, ErrTooLarge)
-	}
-	n.forward(&f, router.LocalPort, nil)
-	return nil
-}
-
-// SendBuffer is SendTo for a payload at buf[off:] in a buffer from
-// internal/bufpool, whose off bytes in front of the payload are free: the
-// frame header is written there, so the frame is built without copying
-// the payload (when the header needs more room, the frame is built in a
-// new buffer). SendBuffer owns buf from the call on, even when it returns
-// an error.
+// SendBuffer sends the payload at buf[off:] to the node with key dst, by
+// tree coordinates when they are known and by SNEK otherwise. buf comes
+// from internal/bufpool (or is the caller's to give away) and its off
+// bytes in front of the payload are free: the frame header is written
+// there, so the frame is built without copying the payload (when the
+// header needs more room, or off is 0, the frame is built in a new
+// buffer). SendBuffer owns buf from the call on, even when it returns an
+// error; a caller that keeps its payload passes a copy. Like the reference
+// it is best effort: a frame dropped for lack of a route or a full queue
+// is counted, not reported. It reports only payloads too large for one
+// frame.
 func (n *Node) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
 	s := n.snap.Load()
 	f := s.NewTraffic(n.now(), dst, buf[off:])
@@ -322,7 +312,7 @@ func (n *Node) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
 	return nil
 }
 
-// MaxPayload is the largest payload SendTo accepts when neither side's
+// MaxPayload is the largest payload SendBuffer accepts when neither side's
 // coordinates need more than coordBytes bytes each.
 func MaxPayload(coordBytes int) int { return wire.MaxTrafficPayload(coordBytes) }
 
