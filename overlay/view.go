@@ -122,8 +122,8 @@ func (n *Node) Peers() []PeerStatus {
 		byKey[p.info.Key]++
 		out = append(out, PeerStatus{
 			Port: v.Port, Info: p.info, Since: p.since, Link: p.link, Router: v,
-			In: p.counters.in.snapshot(), Out: p.counters.out.snapshot(),
-			QueueDrops: p.counters.queueDrops.Load(),
+			In: p.counters.in.load().since(p.base.in), Out: p.counters.out.load().since(p.base.out),
+			QueueDrops: p.counters.queueDrops.Load() - p.base.queueDrops,
 		})
 	}
 	for i := range out {
@@ -152,8 +152,14 @@ func (n *Node) Stats() Stats {
 	entries := len(n.router.SNEKEntries(n.now()))
 	rs := n.router.Stats()
 	n.mu.Unlock()
+	// The totals are summed from the ports, where each frame was counted.
+	var in, out typeCounts
+	for i := range n.portStats {
+		in.add(n.portStats[i].in.load())
+		out.add(n.portStats[i].out.load())
+	}
 	st := Stats{
-		FramesIn: n.stats.in.snapshot(), FramesOut: n.stats.out.snapshot(),
+		FramesIn: in.since(typeCounts{}), FramesOut: out.since(typeCounts{}),
 		Drops: map[string]uint64{}, RootChanges: n.stats.rootChanges.Load(),
 		Depth: len(coords), IsRoot: isRoot, SNEKEntries: entries,
 		PeersByTrans: map[string]int{}, Router: rs,
