@@ -404,7 +404,6 @@ func (n *Node) RoutesChanged() <-chan struct{} { return n.routes }
 func (n *Node) send(p *peer, t wire.FrameType, frame []byte, protocol bool) {
 	if !p.link.Send(frame, protocol) {
 		p.counters.queueDrops.Add(1)
-		n.stats.drop(dropLinkQueueFull)
 		return
 	}
 	p.counters.out.add(t, len(frame))

@@ -11,6 +11,8 @@ import (
 type nodeDrop uint8
 
 const (
+	// dropLinkQueueFull is counted per port (portCounters.queueDrops) and
+	// summed when asked; its slot in nodeCounters.drops stays zero.
 	dropLinkQueueFull nodeDrop = iota
 	dropDeliveryQueueFull
 	dropNoLink

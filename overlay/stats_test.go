@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 // frameTotals are one node's traffic counters as exposed: the node-wide
@@ -88,5 +91,33 @@ func TestTotalsSurviveDetach(t *testing.T) {
 		if p.Info.Key == other.PublicKey() && p.In["traffic"].Frames != 0 {
 			t.Fatalf("new peering on port %d inherits %d traffic frames", p.Port, p.In["traffic"].Frames)
 		}
+	}
+}
+
+// TestLinkQueueDropsCountedOnce: a frame the link refuses is counted once,
+// on its port; the node's link_queue_full is their sum, also after the
+// peering has gone.
+func TestLinkQueueDropsCountedOnce(t *testing.T) {
+	a := newNode(t, 1, Config{})
+	// No room and no reader: every frame the node queues is refused.
+	full := &memLink{queue: make(chan []byte), done: make(chan struct{})}
+	port, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(2)), URI: "full"}, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		a.SendBuffer(wire.PublicKeyOf(testhelp.SeedKey(2)), []byte{byte(i)}, 0)
+	}
+	ps := a.Peers()
+	if len(ps) != 1 || ps[0].QueueDrops == 0 {
+		t.Fatalf("peers %+v: the refused frames were not counted on the port", ps)
+	}
+	refused := ps[0].QueueDrops
+	if got := a.Stats().Drops["link_queue_full"]; got != refused {
+		t.Fatalf("link_queue_full %d, want the port's %d", got, refused)
+	}
+	a.Detach(port, nil)
+	if got := a.Stats().Drops["link_queue_full"]; got != refused {
+		t.Fatalf("link_queue_full %d after detach, want %d", got, refused)
 	}
 }
