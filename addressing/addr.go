@@ -1,5 +1,7 @@
-// Package addressing maps node keys to IPv6 addresses and back, and resolves
-// destination addresses to full keys over the overlay.
+// Package addressing is the address arithmetic of the overlay: node keys to
+// IPv6 node addresses and /64 subnets, addresses back to the key prefixes
+// they carry, and the inbound source-address rule. It is pure (no I/O, no
+// state) and imports only the standard library.
 //
 // # Addresses
 //
@@ -23,35 +25,19 @@
 // than a node address and prefer node addresses for anything that relies on
 // the address as an identity.
 //
-// # Lookups
+// # Keys
 //
-// SNEK routes a frame towards the smallest known key at or above its
-// destination and hands it to the application there even if the key does not
-// match (docs/protocol.md §5.3). Every key starting with prefix P sorts at or above
-// P ‖ 00…, and no key below it starts with P, so a lookup sent to that "lookup
-// key" lands on the owner of P when it exists. The owner answers with its
-// full key; the Resolver accepts an answer only for a pending lookup with the
-// same nonce and only if the key really starts with the prefix.
-//
-// On a fresh network the route a lookup needs may be missing at any node on
-// the way, and a request that finds no route is lost (at the origin as a
-// traffic_no_route drop; a node on the way with no closer route delivers
-// it to itself, which does not own the prefix, or drops it). Only the origin's
-// own route changes are visible here (Resolver.RoutesChanged), so a pending
-// lookup is also resent on a dense timer: every 500 ms for its first 4 s,
-// then every second until it gives up at 11 s. That costs 15 request frames
-// of well under 200 bytes each for an address nobody owns (4 with the 0/1/3/7 s
-// schedule it replaced, which left a route that formed just after a request
-// unused for up to 4 s), one lookup per destination at a time.
+// Keys are taken as [32]byte, the ed25519 public key bytes, so that this
+// package needs nothing but the standard library: a wire.PublicKey is
+// assignable to [32]byte. The lookup protocol that finds the full key behind
+// an address is package addressing/lookup.
 package addressing
 
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
-
-	"github.com/pineconed/pineconed/envelope"
-	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 // First bytes of the two overlay ranges.
@@ -74,7 +60,7 @@ var (
 )
 
 // NodeAddr is the node address of k: 0xfd ‖ k[0:15].
-func NodeAddr(k wire.PublicKey) netip.Addr {
+func NodeAddr(k [32]byte) netip.Addr {
 	var a [16]byte
 	a[0] = NodeByte
 	copy(a[1:], k[:NodePrefixBytes])
@@ -83,12 +69,12 @@ func NodeAddr(k wire.PublicKey) netip.Addr {
 
 // NodeAddrPrefix is the node address with the /8 length it is assigned with
 // on the TUN device.
-func NodeAddrPrefix(k wire.PublicKey) netip.Prefix {
+func NodeAddrPrefix(k [32]byte) netip.Prefix {
 	return netip.PrefixFrom(NodeAddr(k), 8)
 }
 
 // Subnet is the /64 that k routes: 0xfc ‖ k[0:7] ‖ 0…/64.
-func Subnet(k wire.PublicKey) netip.Prefix {
+func Subnet(k [32]byte) netip.Prefix {
 	var a [16]byte
 	a[0] = SubnetByte
 	copy(a[1:], k[:SubnetPrefixBytes])
@@ -105,15 +91,48 @@ func InOverlay(a netip.Addr) bool {
 }
 
 // Belongs reports whether a is k's node address or inside k's /64.
-func Belongs(a netip.Addr, k wire.PublicKey) bool {
+func Belongs(a netip.Addr, k [32]byte) bool {
 	return a == NodeAddr(k) || Subnet(k).Contains(a)
+}
+
+// Kind says which kind of address a key prefix comes from.
+type Kind uint8
+
+// Prefix kinds. The zero Kind is invalid.
+const (
+	// KindNode: a node address, carrying 15 key bytes.
+	KindNode Kind = iota + 1
+	// KindSubnet: a /64 subnet, carrying 7 key bytes.
+	KindSubnet
+)
+
+// PrefixLen is the number of key bytes an address of this kind carries, or
+// 0 for an invalid kind.
+func (k Kind) PrefixLen() int {
+	switch k {
+	case KindNode:
+		return NodePrefixBytes
+	case KindSubnet:
+		return SubnetPrefixBytes
+	}
+	return 0
+}
+
+func (k Kind) String() string {
+	switch k {
+	case KindNode:
+		return "node"
+	case KindSubnet:
+		return "subnet"
+	}
+	return fmt.Sprintf("kind_%d", uint8(k))
 }
 
 // KeyPrefix is the part of a key that an overlay address reveals: 15 bytes
 // (120 bits) for a node address, 7 bytes (56 bits) for a subnet address. It
 // is comparable and usable as a map key.
 type KeyPrefix struct {
-	kind  envelope.LookupKind
+	kind  Kind
 	bytes [NodePrefixBytes]byte // only the first Len() are meaningful, the rest zero
 }
 
@@ -125,27 +144,27 @@ func PrefixOf(a netip.Addr) (KeyPrefix, bool) {
 	}
 	b := a.As16()
 	if b[0] == NodeByte {
-		return newPrefix(envelope.LookupNode, b[1:1+NodePrefixBytes]), true
+		return newPrefix(KindNode, b[1:1+NodePrefixBytes]), true
 	}
-	return newPrefix(envelope.LookupSubnet, b[1:1+SubnetPrefixBytes]), true
+	return newPrefix(KindSubnet, b[1:1+SubnetPrefixBytes]), true
 }
 
 // NodeKeyPrefix is the prefix of k that its node address carries.
-func NodeKeyPrefix(k wire.PublicKey) KeyPrefix {
-	return newPrefix(envelope.LookupNode, k[:NodePrefixBytes])
+func NodeKeyPrefix(k [32]byte) KeyPrefix {
+	return newPrefix(KindNode, k[:NodePrefixBytes])
 }
 
 // SubnetKeyPrefix is the prefix of k that its subnet carries.
-func SubnetKeyPrefix(k wire.PublicKey) KeyPrefix {
-	return newPrefix(envelope.LookupSubnet, k[:SubnetPrefixBytes])
+func SubnetKeyPrefix(k [32]byte) KeyPrefix {
+	return newPrefix(KindSubnet, k[:SubnetPrefixBytes])
 }
 
 // ErrPrefix reports a lookup prefix with an unknown kind or wrong length.
 var ErrPrefix = errors.New("addressing: bad key prefix")
 
-// NewKeyPrefix builds a prefix from a lookup kind and its bytes, as carried
-// in a lookup request.
-func NewKeyPrefix(kind envelope.LookupKind, b []byte) (KeyPrefix, error) {
+// NewKeyPrefix builds a prefix from a kind and its bytes, as carried in a
+// lookup request.
+func NewKeyPrefix(kind Kind, b []byte) (KeyPrefix, error) {
 	n := kind.PrefixLen()
 	if n == 0 || len(b) != n {
 		return KeyPrefix{}, fmt.Errorf("%w: kind %s with %d bytes", ErrPrefix, kind, len(b))
@@ -153,14 +172,14 @@ func NewKeyPrefix(kind envelope.LookupKind, b []byte) (KeyPrefix, error) {
 	return newPrefix(kind, b), nil
 }
 
-func newPrefix(kind envelope.LookupKind, b []byte) KeyPrefix {
+func newPrefix(kind Kind, b []byte) KeyPrefix {
 	p := KeyPrefix{kind: kind}
 	copy(p.bytes[:], b)
 	return p
 }
 
-// Kind is the lookup kind: node or subnet.
-func (p KeyPrefix) Kind() envelope.LookupKind { return p.kind }
+// Kind is the prefix's kind: node or subnet.
+func (p KeyPrefix) Kind() Kind { return p.kind }
 
 // Len is the prefix length in bytes.
 func (p KeyPrefix) Len() int { return p.kind.PrefixLen() }
@@ -172,19 +191,19 @@ func (p KeyPrefix) Bits() int { return 8 * p.Len() }
 func (p KeyPrefix) Bytes() []byte { return append([]byte(nil), p.bytes[:p.Len()]...) }
 
 // LookupKey is prefix ‖ 00…, the overlay key a lookup for p is sent to.
-func (p KeyPrefix) LookupKey() wire.PublicKey {
-	var k wire.PublicKey
+func (p KeyPrefix) LookupKey() [32]byte {
+	var k [32]byte
 	copy(k[:], p.bytes[:p.Len()])
 	return k
 }
 
 // Matches reports whether k starts with p.
-func (p KeyPrefix) Matches(k wire.PublicKey) bool {
+func (p KeyPrefix) Matches(k [32]byte) bool {
 	n := p.Len()
 	return n > 0 && p.bytes == prefixArray(k, n)
 }
 
-func prefixArray(k wire.PublicKey, n int) [NodePrefixBytes]byte {
+func prefixArray(k [32]byte, n int) [NodePrefixBytes]byte {
 	var a [NodePrefixBytes]byte
 	copy(a[:n], k[:n])
 	return a
@@ -194,7 +213,7 @@ func prefixArray(k wire.PublicKey, n int) [NodePrefixBytes]byte {
 // subnet's network address.
 func (p KeyPrefix) Addr() netip.Addr {
 	var a [16]byte
-	if p.kind == envelope.LookupNode {
+	if p.kind == KindNode {
 		a[0] = NodeByte
 	} else {
 		a[0] = SubnetByte
@@ -203,8 +222,13 @@ func (p KeyPrefix) Addr() netip.Addr {
 	return netip.AddrFrom16(a)
 }
 
+// LogValue formats the prefix for log/slog only when a handler writes the
+// record (as String does; a JSON handler would otherwise write {}), so pass
+// the prefix itself to a debug line.
+func (p KeyPrefix) LogValue() slog.Value { return slog.StringValue(p.String()) }
+
 func (p KeyPrefix) String() string {
-	if p.kind == envelope.LookupNode {
+	if p.kind == KindNode {
 		return p.Addr().String()
 	}
 	return netip.PrefixFrom(p.Addr(), 64).String()
@@ -226,13 +250,13 @@ var (
 // CheckSource is the inbound rule: a packet that arrived on a session with
 // key k must carry k's node address, or an address in k's /64, as its IPv6
 // source. Anything else is spoofed (or not IPv6) and must be dropped.
-func CheckSource(packet []byte, k wire.PublicKey) error {
+func CheckSource(packet []byte, k [32]byte) error {
 	src, ok := SourceAddr(packet)
 	if !ok {
 		return ErrNotIPv6
 	}
 	if !Belongs(src, k) {
-		return fmt.Errorf("%w: %s from %s", ErrSourceOwner, src, k)
+		return fmt.Errorf("%w: %s from %x", ErrSourceOwner, src, k)
 	}
 	return nil
 }

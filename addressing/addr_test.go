@@ -1,11 +1,15 @@
 package addressing
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"go/build"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
-	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -40,12 +44,12 @@ func TestNodeAddrMatchesPineconeip(t *testing.T) {
 func TestPrefixOfAndLookupKey(t *testing.T) {
 	k := keyFromSeed(7)
 	p, ok := PrefixOf(NodeAddr(k))
-	if !ok || p.Kind() != envelope.LookupNode || p.Bits() != 120 || p != NodeKeyPrefix(k) {
+	if !ok || p.Kind() != KindNode || p.Bits() != 120 || p != NodeKeyPrefix(k) {
 		t.Fatalf("node prefix %v %v", p, ok)
 	}
 	lk := p.LookupKey()
 	if string(lk[:15]) != string(k[:15]) || [17]byte(lk[15:]) != [17]byte{} {
-		t.Fatalf("lookup key %s for %s", lk, k)
+		t.Fatalf("lookup key %x for %s", lk, k)
 	}
 	// Every key with the prefix sorts at or above the lookup key.
 	if k.Less(lk) {
@@ -69,7 +73,7 @@ func TestPrefixOfAndLookupKey(t *testing.T) {
 	inSubnet[15] = 0x42
 	inSubnet[9] = 0x99
 	sp, ok := PrefixOf(netip.AddrFrom16(inSubnet))
-	if !ok || sp.Kind() != envelope.LookupSubnet || sp.Bits() != 56 || sp != SubnetKeyPrefix(k) {
+	if !ok || sp.Kind() != KindSubnet || sp.Bits() != 56 || sp != SubnetKeyPrefix(k) {
 		t.Fatalf("subnet prefix %v %v", sp, ok)
 	}
 	if sp.String() != Subnet(k).String() {
@@ -77,13 +81,13 @@ func TestPrefixOfAndLookupKey(t *testing.T) {
 	}
 	slk := sp.LookupKey()
 	if string(slk[:7]) != string(k[:7]) || [25]byte(slk[7:]) != [25]byte{} {
-		t.Fatalf("subnet lookup key %s", slk)
+		t.Fatalf("subnet lookup key %x", slk)
 	}
-	np, err := NewKeyPrefix(envelope.LookupSubnet, k[:7])
+	np, err := NewKeyPrefix(KindSubnet, k[:7])
 	if err != nil || np != sp {
 		t.Fatalf("NewKeyPrefix %v %v", np, err)
 	}
-	if _, err := NewKeyPrefix(envelope.LookupSubnet, k[:15]); !errors.Is(err, ErrPrefix) {
+	if _, err := NewKeyPrefix(KindSubnet, k[:15]); !errors.Is(err, ErrPrefix) {
 		t.Fatalf("bad length: %v", err)
 	}
 	for _, s := range []string{"fe80::1", "2001:db8::1", "::ffff:10.0.0.1", "fb00::1"} {
@@ -178,4 +182,48 @@ func FuzzCheckSource(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The kinds carry the prefix lengths the address layouts fix, and the zero
+// Kind is invalid so that a prefix built from garbage is rejected.
+func TestKindPrefixLen(t *testing.T) {
+	if KindNode.PrefixLen() != NodePrefixBytes || KindSubnet.PrefixLen() != SubnetPrefixBytes {
+		t.Fatalf("prefix lengths %d %d", KindNode.PrefixLen(), KindSubnet.PrefixLen())
+	}
+	if Kind(0).PrefixLen() != 0 || Kind(3).PrefixLen() != 0 {
+		t.Fatal("an invalid kind has a prefix length")
+	}
+	if KindNode.String() != "node" || KindSubnet.String() != "subnet" || Kind(9).String() != "kind_9" {
+		t.Fatalf("names %s %s %s", KindNode, KindSubnet, Kind(9))
+	}
+	if _, err := NewKeyPrefix(Kind(0), nil); !errors.Is(err, ErrPrefix) {
+		t.Fatalf("zero kind: %v", err)
+	}
+}
+
+// A prefix passed to slog as itself logs as its address form with the JSON
+// handler too, which would otherwise write {} for its unexported fields.
+func TestKeyPrefixLogValue(t *testing.T) {
+	p := SubnetKeyPrefix(keyFromSeed(5))
+	var js bytes.Buffer
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("m", "prefix", p)
+	var rec map[string]any
+	if err := json.Unmarshal(js.Bytes(), &rec); err != nil || rec["prefix"] != p.String() {
+		t.Errorf("JSON handler wrote %s (%v)", js.String(), err)
+	}
+}
+
+// The package stays a leaf: its non-test code imports the standard library
+// only, so anything may use the address arithmetic without pulling in the
+// overlay (see the import graph in CONTRIBUTING.md).
+func TestStandardLibraryOnly(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+			t.Errorf("addressing imports %s, outside the standard library", imp)
+		}
+	}
 }

@@ -159,13 +159,18 @@ const (
 
 // Peer is one entry of the getPeers response.
 type Peer struct {
-	Port          uint64            `json:"port"`
-	PublicKey     string            `json:"public_key"`
-	Address       string            `json:"address"`
-	URI           string            `json:"uri"`
-	Transport     string            `json:"transport"`
-	Inbound       bool              `json:"inbound"`
-	Zone          string            `json:"zone"`
+	Port      uint64 `json:"port"`
+	PublicKey string `json:"public_key"`
+	Address   string `json:"address"`
+	URI       string `json:"uri"`
+	Transport string `json:"transport"`
+	Inbound   bool   `json:"inbound"`
+	// Origin is what made the peering: "static", "listener", "lan",
+	// "admin" or "card".
+	Origin string `json:"origin"`
+	// Interface is the local network interface a link-local or LAN
+	// peering runs over; "" when the kernel's routing chooses.
+	Interface     string            `json:"interface"`
 	UptimeSeconds int64             `json:"uptime_seconds"`
 	FramesIn      uint64            `json:"frames_in"`
 	FramesOut     uint64            `json:"frames_out"`

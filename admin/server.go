@@ -320,17 +320,7 @@ func (s *Server) serve() {
 
 // spawn runs f on a goroutine Close waits for, unless Close has begun.
 func (s *Server) spawn(f func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
+	return accept.Owner{Mu: &s.mu, Closed: &s.closed, WG: &s.wg}.Spawn(f)
 }
 
 // admit gives c a slot, taking it from the longest-waiting idle connection

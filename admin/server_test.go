@@ -348,21 +348,14 @@ func TestConnectionLimit(t *testing.T) {
 	// Freeing a slot lets a new client in.
 	fb.SetBlock(false)
 	_ = a.c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testhelp.WaitFor(t, "the freed slot to take a new client", 5*time.Second, func() bool {
 		d := dialRaw(t, s.Path())
 		// A connection refused before the slot is free has its "too
 		// many" reply waiting and may already be closed: the write may
 		// fail, the reply is still read.
 		_, _ = d.c.Write([]byte(`{"request":"getSelf"}` + "\n"))
-		if r := d.read(); r.Status == admin.StatusSuccess {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("slot never freed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return d.read().Status == admin.StatusSuccess
+	})
 }
 
 func TestRequestTimeout(t *testing.T) {
@@ -540,7 +533,9 @@ func TestCloseStopsEverything(t *testing.T) {
 	_, _ = stuck.c.Write([]byte(`{"request":"getTree"}` + "\n"))
 	pinging := dialRaw(t, path)
 	_, _ = pinging.c.Write([]byte(`{"request":"ping","arguments":{"target":"` + admintest.UnreachableKey + `","count":50,"interval_ms":1000,"timeout_ms":5000}}` + "\n"))
-	time.Sleep(50 * time.Millisecond)
+	testhelp.WaitFor(t, "a getter blocked and a ping waiting", 5*time.Second,
+		func() bool { return fb.Blocked() == 1 && fb.PingsWaiting() == 1 },
+		func() string { return fmt.Sprintf("%d blocked, %d pings waiting", fb.Blocked(), fb.PingsWaiting()) })
 
 	done := make(chan error, 1)
 	go func() { done <- s.Close() }()
@@ -558,14 +553,12 @@ func TestCloseStopsEverything(t *testing.T) {
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Fatalf("socket still there: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
+	testhelp.WaitFor(t, "the server's goroutines to end", 5*time.Second,
+		func() bool { return runtime.NumGoroutine() <= before },
+		func() string {
 			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+			return fmt.Sprintf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		})
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}

@@ -20,8 +20,11 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"time"
 
+	"github.com/pineconed/pineconed/internal/limits"
 	"github.com/pineconed/pineconed/internal/mtu"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -29,10 +32,15 @@ import (
 // -config flag is given. A missing file there means built-in defaults.
 const DefaultPath = "/etc/pineconed/pineconed.toml"
 
-// MaxPeers is the most peerings a node can hold: Pinecone port numbers are a
-// byte, port 0 is the router itself, and 254 and 255 are not used by stock
-// nodes, leaving ports 1..253.
-const MaxPeers = 253
+// MaxPeers is the most peerings a node can hold (internal/limits says why).
+const MaxPeers = limits.MaxPeers
+
+// MinPeerTimeout and MaxPeerTimeout bound peers.peer_timeout
+// (internal/limits says why).
+const (
+	MinPeerTimeout = limits.MinPeerTimeout
+	MaxPeerTimeout = limits.MaxPeerTimeout
+)
 
 // MinMTU is the smallest TUN MTU we accept: the IPv6 minimum link MTU.
 const MinMTU = mtu.Min
@@ -42,6 +50,11 @@ const MinMTU = mtu.Min
 // and watermark and the session layer's encryption (65 378 bytes; see
 // package internal/mtu, which the daemon uses too).
 func MaxMTU() int { return mtu.Max() }
+
+// PeerURI is a peering endpoint as the [peers] options hold it: the peers
+// package's own type (overlay/peers/peeruri), parsed once here, with the
+// file and line of any error, and handed to the peers package as it is.
+type PeerURI = peeruri.URI
 
 // Config is the whole daemon configuration. The zero value is not useful;
 // start from Default. Every field carries the toml tag of its option, and
@@ -86,6 +99,10 @@ type PeersConfig struct {
 	AllowedKeys []wire.PublicKey `toml:"allowed_keys"`
 	// MaxPeers caps concurrent peerings of every kind, 1..MaxPeers.
 	MaxPeers int `toml:"max_peers"`
+	// PeerTimeout is how long data sent to a peer may stay unacknowledged
+	// before the peering is dropped (TCP_USER_TIMEOUT), MinPeerTimeout..
+	// MaxPeerTimeout; a reload applies it to peerings made afterwards.
+	PeerTimeout time.Duration `toml:"peer_timeout"`
 	// Advertise are the URIs this node's peer card tells others to dial
 	// (pineconectl card); empty means the listeners, with the host given
 	// on pineconectl's command line. They never carry a pinned key: the
@@ -152,7 +169,8 @@ func Default() Config {
 			Listen:      []PeerURI{},
 			Static:      []PeerURI{},
 			AllowedKeys: []wire.PublicKey{},
-			MaxPeers:    64,
+			MaxPeers:    limits.DefaultMaxPeers,
+			PeerTimeout: limits.DefaultPeerTimeout,
 			Advertise:   []PeerURI{},
 			CardDirs:    []string{},
 		},

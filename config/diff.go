@@ -14,7 +14,7 @@ import (
 type Changes struct {
 	// Live are the dotted keys whose new values the daemon applies at once:
 	// log_level, peers.listen, peers.static, peers.allowed_keys,
-	// peers.max_peers, peers.advertise, peers.card_dirs and everything under
+	// peers.max_peers, peers.peer_timeout, peers.advertise, peers.card_dirs and everything under
 	// multicast.
 	Live []string
 	// Restart are the dotted keys whose change only takes effect after a

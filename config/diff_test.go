@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
+
 	"bytes"
 	"log/slog"
 	"reflect"
@@ -22,7 +24,7 @@ func TestDiffNothing(t *testing.T) {
 // Restart, with the split documented on Changes.
 func TestDiffClassifiesEveryOption(t *testing.T) {
 	ch := Diff(Default(), everyFieldChanged(t))
-	wantLive := []string{"log_level", "peers.listen", "peers.static", "peers.allowed_keys", "peers.max_peers", "peers.advertise", "peers.card_dirs",
+	wantLive := []string{"log_level", "peers.listen", "peers.static", "peers.allowed_keys", "peers.max_peers", "peers.peer_timeout", "peers.advertise", "peers.card_dirs",
 		"multicast.enable", "multicast.interfaces", "multicast.listen_port"}
 	wantRestart := []string{"private_key_file", "log_format", "tun.enable", "tun.name", "tun.mtu",
 		"peers.tls.cert_file", "peers.tls.key_file", "peers.tls.ca_file", "admin.socket", "admin.group", "metrics.listen"}
@@ -40,7 +42,7 @@ func TestDiffClassifiesEveryOption(t *testing.T) {
 func TestDiffPeerSets(t *testing.T) {
 	k, _ := wire.ParsePublicKey(goodKey)
 	uri := func(s string) PeerURI {
-		u, err := parseURI(s)
+		u, err := peeruri.Parse(s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,6 +67,12 @@ var options = []option{
 	{key: "peers.max_peers", live: true, doc: []string{
 		"Most peerings at once, of every kind: 1..253.",
 	}},
+	{key: "peers.peer_timeout", live: true, doc: []string{
+		"How long data sent to a peer may stay unacknowledged before the peering is",
+		`dropped (TCP_USER_TIMEOUT), "200ms".."2m". Raise it on paths with multi-second`,
+		"stalls, which otherwise flap; the price is slower failover. New peerings get",
+		"a changed value; running ones keep theirs.",
+	}},
 	{key: "peers.advertise", live: true, doc: []string{
 		"URIs this node's peer card (pineconectl card) tells others to dial, without",
 		"?key= (the card's key is the pin); [] = the listeners, with pineconectl card --host.",
@@ -197,7 +203,7 @@ func tomlValue(v reflect.Value) string {
 	switch v.Type() {
 	case levelType:
 		return tomlString(levelName(v.Interface().(slog.Level)))
-	case publicKeyType, peerURIType:
+	case publicKeyType, peerURIType, durationType:
 		return tomlString(v.Interface().(fmt.Stringer).String())
 	}
 	switch v.Kind() {

@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -156,14 +158,14 @@ func everyFieldChanged(t *testing.T) Config {
 	k1, _ := wire.ParsePublicKey(strings.Repeat("ab", 32))
 	k2, _ := wire.ParsePublicKey(strings.Repeat("0c", 32))
 	mustStatic := func(s string) PeerURI {
-		u, err := ParsePeerURI(s)
+		u, err := peeruri.ParsePeer(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return u
 	}
 	mustListen := func(s string) PeerURI {
-		u, err := ParseListenURI(s)
+		u, err := peeruri.ParseListen(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,6 +185,7 @@ func everyFieldChanged(t *testing.T) Config {
 			},
 			AllowedKeys: []wire.PublicKey{k1, k2},
 			MaxPeers:    253,
+			PeerTimeout: 4250 * time.Millisecond,
 			Advertise:   []PeerURI{mustStatic("tcp://relay.example:65432"), mustStatic("wss://relay.example/p")},
 			CardDirs:    []string{"/media/usb/cards", "/srv/shared cards"},
 			TLS:         TLSConfig{CertFile: "/etc/ssl/c.pem", KeyFile: "/etc/ssl/k.pem", CAFile: "/etc/ssl/ca.pem"},

@@ -135,7 +135,7 @@ func LoadOrCreateKey(path string, logger *slog.Logger) (priv ed25519.PrivateKey,
 	}
 	if logger != nil {
 		logger.Warn("created a new node identity; back up this file to keep the address",
-			"path", path, "public_key", wire.PublicKeyOf(priv).String())
+			"file", path, "key", wire.PublicKeyOf(priv))
 	}
 	return priv, true, nil
 }

@@ -42,8 +42,8 @@ func TestLoadOrCreateKeyCreates(t *testing.T) {
 		t.Errorf("file holds %q, want the seed %q", data, want)
 	}
 	pub := wire.PublicKeyOf(priv).String()
-	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "public_key="+pub) ||
-		!strings.Contains(logs.String(), "path="+path) {
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "key="+pub) ||
+		!strings.Contains(logs.String(), "file="+path) {
 		t.Errorf("creation not logged loudly with the public key: %s", logs.String())
 	}
 

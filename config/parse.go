@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -134,6 +136,7 @@ var (
 	levelType     = reflect.TypeFor[slog.Level]()
 	publicKeyType = reflect.TypeFor[wire.PublicKey]()
 	peerURIType   = reflect.TypeFor[PeerURI]()
+	durationType  = reflect.TypeFor[time.Duration]()
 )
 
 // value stores v into fv, or records why it cannot. elem >= 0 marks an
@@ -166,6 +169,19 @@ func (d *decoder) value(v any, fv reflect.Value, path []string, elem int) {
 		}
 		fv.Set(reflect.ValueOf(k))
 		return
+	case durationType:
+		s, ok := v.(string)
+		if !ok {
+			d.fail(path, elem, "expected a duration string such as \"1.5s\" or \"500ms\", got %s", describe(v))
+			return
+		}
+		dur, err := time.ParseDuration(s)
+		if err != nil {
+			d.fail(path, elem, "%q is not a duration (want e.g. \"1.5s\" or \"500ms\")", s)
+			return
+		}
+		fv.Set(reflect.ValueOf(dur))
+		return
 	case peerURIType:
 		s, ok := v.(string)
 		if !ok {
@@ -174,7 +190,7 @@ func (d *decoder) value(v any, fv reflect.Value, path []string, elem int) {
 		}
 		// Syntax only here; whether a key pin or an empty host is
 		// allowed depends on the option and is checked by validate.
-		u, err := parseURI(s)
+		u, err := peeruri.Parse(s)
 		if err != nil {
 			d.fail(path, elem, "%q: %v", s, err)
 			return

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -184,6 +185,32 @@ max_peers = 0
 max_peers = 254
 `, `pineconed.toml:3: peers.max_peers: 254 is out of range 1..253 (Pinecone ports 1..253)`},
 
+		{"peer_timeout not a duration", `
+[peers]
+peer_timeout = "soon"
+`, `pineconed.toml:3: peers.peer_timeout: "soon" is not a duration (want e.g. "1.5s" or "500ms")`},
+
+		{"peer_timeout a number", `
+[peers]
+peer_timeout = 5
+`, `pineconed.toml:3: peers.peer_timeout: expected a duration string such as "1.5s" or "500ms", got integer 5`},
+
+		{"peer_timeout too short", `
+[peers]
+max_peers = 3
+peer_timeout = "100ms"
+`, `pineconed.toml:4: peers.peer_timeout: 100ms is out of range 200ms..2m0s`},
+
+		{"peer_timeout too long", `
+[peers]
+peer_timeout = "1h"
+`, `pineconed.toml:3: peers.peer_timeout: 1h0m0s is out of range 200ms..2m0s`},
+
+		{"peer_timeout below a millisecond", `
+[peers]
+peer_timeout = "1.0005s"
+`, `pineconed.toml:3: peers.peer_timeout: 1.0005s is finer than the kernel's millisecond`},
+
 		{"mtu below IPv6 minimum", `
 [tun]
 mtu = 1279
@@ -328,6 +355,8 @@ listen = [ # comments inside arrays
 static = ["h:1", "wss://a.example/x?key=` + strings.ToUpper(goodKey) + `"]
 tls = { cert_file = "/c", key_file = "/k" }
 
+peer_timeout = "5s"
+
 [multicast]
 enable = false
 `
@@ -343,6 +372,7 @@ enable = false
 	k, _ := wire.ParsePublicKey(goodKey)
 	want.Peers.Static = []PeerURI{{Scheme: "tcp", Host: "h:1"}, {Scheme: "wss", Host: "a.example:443", Path: "/x", Key: k}}
 	want.Peers.TLS.CertFile, want.Peers.TLS.KeyFile = "/c", "/k"
+	want.Peers.PeerTimeout = 5 * time.Second
 	want.Multicast.Enable = false
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
@@ -486,5 +516,13 @@ func TestMTUBounds(t *testing.T) {
 	}
 	if MaxMTU() != 65378 {
 		t.Errorf("MaxMTU() = %d; update the messages above if this is intended", MaxMTU())
+	}
+}
+
+// A URI error from peeruri keeps the file, line and option of the entry.
+func TestBareIPv6InFile(t *testing.T) {
+	_, err := Parse("p.toml", []byte("[peers]\nstatic = [\"fd99:1::5:7\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.toml:2: peers.static") || !strings.Contains(err.Error(), "brackets") {
+		t.Errorf("config: %v", err)
 	}
 }

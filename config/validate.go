@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
+
 	"errors"
 	"fmt"
 	"net"
@@ -8,26 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
-
-// checkStatic is what a static peer needs beyond URI syntax: somewhere to dial.
-func checkStatic(u PeerURI) error {
-	if u.Hostname() == "" {
-		return errors.New("missing host")
-	}
-	if _, port, _ := net.SplitHostPort(u.Host); port == "0" {
-		return errors.New("port 0 cannot be dialled")
-	}
-	return nil
-}
-
-// checkListen refuses a key pin on a listener: it would pin nothing.
-func checkListen(u PeerURI) error {
-	if u.Pinned() {
-		return errors.New("?key= pins a remote key and only applies to static peers")
-	}
-	return nil
-}
 
 type validator struct {
 	file   string
@@ -91,7 +75,7 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 
 	seenListen := map[string]int{}
 	for i, u := range c.Peers.Listen {
-		if err := checkListen(u); err != nil {
+		if err := peeruri.CheckListen(u); err != nil {
 			v.fail("peers.listen", i, "%s: %v", u, err)
 			continue
 		}
@@ -100,7 +84,7 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 			continue
 		}
 		seenListen[u.Host] = i
-		if u.Scheme == SchemeWSS {
+		if u.Scheme == peeruri.SchemeWSS {
 			if c.Peers.TLS.CertFile == "" || c.Peers.TLS.KeyFile == "" {
 				v.fail("peers.listen", i, "%s: a wss listener needs peers.tls.cert_file and peers.tls.key_file", u)
 			}
@@ -108,7 +92,7 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 	}
 	seenStatic := map[string]int{}
 	for i, u := range c.Peers.Static {
-		if err := checkStatic(u); err != nil {
+		if err := peeruri.CheckStatic(u); err != nil {
 			v.fail("peers.static", i, "%s: %v", u, err)
 			continue
 		}
@@ -119,9 +103,9 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 		seenStatic[u.URL()] = i
 	}
 	for i, u := range c.Peers.Advertise {
-		err := checkStatic(u)
+		err := peeruri.CheckStatic(u)
 		if err == nil {
-			err = checkListen(u)
+			err = peeruri.CheckListen(u)
 		}
 		if err != nil {
 			v.fail("peers.advertise", i, "%s: %v", u, err)
@@ -139,6 +123,11 @@ func validate(c Config, file string, idx *keyIndex, failed map[string]bool) Erro
 	}
 	if c.Peers.MaxPeers < 1 || c.Peers.MaxPeers > MaxPeers {
 		v.fail("peers.max_peers", -1, "%d is out of range 1..%d (Pinecone ports 1..%d)", c.Peers.MaxPeers, MaxPeers, MaxPeers)
+	}
+	if t := c.Peers.PeerTimeout; t < MinPeerTimeout || t > MaxPeerTimeout {
+		v.fail("peers.peer_timeout", -1, "%v is out of range %v..%v", t, MinPeerTimeout, MaxPeerTimeout)
+	} else if t%time.Millisecond != 0 {
+		v.fail("peers.peer_timeout", -1, "%v is finer than the kernel's millisecond", t)
 	}
 	tls := c.Peers.TLS
 	if (tls.CertFile == "") != (tls.KeyFile == "") {

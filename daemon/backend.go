@@ -10,9 +10,10 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
-	"github.com/pineconed/pineconed/config"
-	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/peers"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -59,21 +60,24 @@ func (b backend) Self(ctx context.Context) (admin.Self, error) {
 }
 
 // transport is the admin API's transport name for a peering: peerings
-// made by LAN discovery carry the interface as their zone.
-func transport(transport, zone string) string {
-	if zone != peers.ZoneStatic && zone != peers.ZoneListen && zone != "" {
+// made by LAN discovery show as "multicast" whatever they run over.
+func transport(info overlay.PeerInfo) string {
+	if info.Origin == overlay.OriginLAN {
 		return admin.TransportMulticast
 	}
-	return transport
+	return info.Transport
 }
 
-// Peers implements admin.Backend.
+// statsLink is what overlay/link's links add to overlay.Link: their own
+// counters. In-memory test links do not have them.
+type statsLink interface{ Stats() link.Stats }
+
+// Peers implements admin.Backend. Every field of a peer comes from one
+// overlay.PeerStatus (its link's drops from its own Link), so a port that
+// is freed and taken again while the list is built cannot lend one
+// peering's counters to another.
 func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 	d := b.d
-	linkDrops := map[router.Port]map[string]uint64{}
-	for _, p := range d.peers.Peers() {
-		linkDrops[p.Port] = p.Stats.Drops
-	}
 	now := time.Now()
 	out := []admin.Peer{}
 	for _, p := range d.node.Peers() {
@@ -82,19 +86,16 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			PublicKey:     p.Info.Key.String(),
 			Address:       addressing.NodeAddr(p.Info.Key).String(),
 			URI:           p.Info.URI,
-			Transport:     transport(p.Info.Transport, p.Info.Zone),
+			Transport:     transport(p.Info),
 			Inbound:       p.Info.Inbound,
-			Zone:          p.Info.Zone,
+			Origin:        p.Info.Origin.String(),
+			Interface:     p.Info.Interface,
 			UptimeSeconds: int64(now.Sub(p.Since).Seconds()),
 			Drops:         map[string]uint64{},
 			Coords:        coords(p.Router.Coords),
 			IsParent:      p.Router.IsParent,
 			Duplicate:     p.Duplicate,
 			Name:          d.cards.name(p.Info.Key),
-		}
-		if ap.Zone == peers.ZoneStatic || ap.Zone == peers.ZoneListen {
-			// The admin API's zone is the interface of link-local peers.
-			ap.Zone = ""
 		}
 		for _, c := range p.In {
 			ap.FramesIn += c.Frames
@@ -104,8 +105,10 @@ func (b backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 			ap.FramesOut += c.Frames
 			ap.BytesOut += c.Bytes
 		}
-		for k, v := range linkDrops[p.Port] {
-			ap.Drops[k] = v
+		if l, ok := p.Link.(statsLink); ok {
+			for k, v := range l.Stats().Drops {
+				ap.Drops[k] = v
+			}
 		}
 		if len(ap.Drops) == 0 && p.QueueDrops > 0 {
 			ap.Drops["queue_full"] = p.QueueDrops
@@ -121,7 +124,7 @@ func (b backend) StaticPeers(ctx context.Context) ([]admin.StaticPeer, error) {
 	out := []admin.StaticPeer{}
 	for _, sp := range b.d.peers.List() {
 		ap := admin.StaticPeer{
-			URI:          sp.URI,
+			URI:          sp.URI.String(),
 			State:        staticState(sp.State),
 			StateSeconds: int64(now.Sub(sp.Since).Seconds()),
 			LastError:    sp.LastError,
@@ -249,7 +252,7 @@ func sessionState(s string) string {
 func (b backend) Sessions(ctx context.Context) ([]admin.Session, error) {
 	now := time.Now()
 	out := []admin.Session{}
-	for _, s := range b.d.sessions.Sessions(now) {
+	for _, s := range b.d.path.Sessions().Sessions(now) {
 		as := admin.Session{
 			RemoteKey:        s.Remote.String(),
 			RemoteAddress:    addressing.NodeAddr(s.Remote).String(),
@@ -299,19 +302,13 @@ func (b backend) KeyName(key [32]byte) string { return b.d.cards.name(key) }
 // Stats implements admin.Backend.
 func (b backend) Stats(ctx context.Context) (admin.Stats, error) { return b.d.Stats(ctx) }
 
-// checkURI refuses schemes the peers package does not dial, with the
-// config package's message.
-func checkURI(uri string) error {
-	_, err := config.ParsePeerURI(uri)
-	return err
-}
-
-// AddPeer implements admin.Backend.
+// AddPeer implements admin.Backend. The request's URI is parsed here, once.
 func (b backend) AddPeer(ctx context.Context, uri string) error {
-	if err := checkURI(uri); err != nil {
+	u, err := peeruri.ParsePeer(uri)
+	if err != nil {
 		return err
 	}
-	if err := b.d.peers.Add(uri); err != nil {
+	if err := b.d.peers.Add(u, overlay.OriginAdmin); err != nil {
 		return err
 	}
 	b.d.log.Info("static peer added over the admin socket", "uri", uri)
@@ -320,10 +317,11 @@ func (b backend) AddPeer(ctx context.Context, uri string) error {
 
 // RemovePeer implements admin.Backend.
 func (b backend) RemovePeer(ctx context.Context, uri string) error {
-	if err := checkURI(uri); err != nil {
+	u, err := peeruri.ParsePeer(uri)
+	if err != nil {
 		return err
 	}
-	if err := b.d.peers.Remove(uri); err != nil {
+	if err := b.d.peers.Remove(u); err != nil {
 		return err
 	}
 	b.d.log.Info("static peer removed over the admin socket", "uri", uri)
@@ -347,14 +345,14 @@ func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 	if addressing.Belongs(a, d.key) {
 		return d.key, true, nil
 	}
-	if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+	if k, ok := d.path.Resolver().Lookup(time.Now(), a); ok {
 		return k, true, nil
 	}
 	// Register before starting, so that an answer arriving at once is not
 	// missed.
 	done, unregister := d.awaitLookup(prefix)
 	defer unregister()
-	if k, ok := d.resolver.Resolve(time.Now(), a, nil); ok {
+	if k, ok := d.path.Resolver().Resolve(time.Now(), a, nil); ok {
 		return k, false, nil
 	}
 	// The resolver's cache is also filled by handshakes (Learn), which end
@@ -371,18 +369,18 @@ func (b backend) Lookup(ctx context.Context, s string) ([32]byte, bool, error) {
 		case r := <-done:
 			if !r.ok {
 				what := ""
-				if prefix.Kind() == envelope.LookupSubnet {
+				if prefix.Kind() == addressing.KindSubnet {
 					what = " for " + prefix.String()
 				}
 				return [32]byte{}, false, fmt.Errorf("no node owns %s: no answer to the lookup%s in %s",
 					a, what, r.latency.Round(100*time.Millisecond))
 			}
-			if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+			if k, ok := d.path.Resolver().Lookup(time.Now(), a); ok {
 				return k, false, nil
 			}
 			done = nil // found but already gone from the cache: poll on
 		case <-t.C:
-			if k, ok := d.resolver.Lookup(time.Now(), a); ok {
+			if k, ok := d.path.Resolver().Lookup(time.Now(), a); ok {
 				return k, false, nil
 			}
 		}
@@ -408,7 +406,7 @@ func (b backend) Ping(ctx context.Context, key [32]byte) (time.Duration, error) 
 		d.pingMu.Unlock()
 	}()
 	start := time.Now()
-	d.sessions.SendEcho(start, k, id, nil)
+	d.path.Sessions().SendEcho(start, k, id, nil)
 	select {
 	case at := <-ch:
 		return at.Sub(start), nil
@@ -427,7 +425,7 @@ func (d *Daemon) onEchoReply(src wire.PublicKey, id uint64, _ []byte) {
 	w, ok := d.pings[id]
 	d.pingMu.Unlock()
 	if !ok || w.key != src {
-		d.log.Debug("echo reply for no probe", "peer", src.String(), "id", id)
+		d.log.Debug("echo reply for no probe", "peer", src, "id", id)
 		return
 	}
 	select {

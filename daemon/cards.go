@@ -19,8 +19,9 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/pineconed/pineconed/admin"
-	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"github.com/pineconed/pineconed/peercard"
 )
@@ -52,8 +53,8 @@ type heldCard struct {
 	// uris are the pinned URIs the card stands for; owned those the card
 	// added to the peer manager (a URI already configured as a static
 	// peer stays the configuration's).
-	uris  []string
-	owned []string
+	uris  []peeruri.URI
+	owned []peeruri.URI
 }
 
 // cardStore holds the imported cards by key.
@@ -116,12 +117,12 @@ func sortedCards(m map[wire.PublicKey]*heldCard) []*heldCard {
 }
 
 // pinnedURIs turns a verified card's URIs into static peer URIs pinned to
-// its key, with the config package's syntax and checks.
-func pinnedURIs(c peercard.Card) ([]string, error) {
+// its key, with the peer URI syntax and checks.
+func pinnedURIs(c peercard.Card) ([]peeruri.URI, error) {
 	key := wire.PublicKey(c.Key)
-	out := make([]string, 0, len(c.URIs))
+	out := make([]peeruri.URI, 0, len(c.URIs))
 	for _, s := range c.URIs {
-		u, err := config.ParsePeerURI(s)
+		u, err := peeruri.ParsePeer(s)
 		if err != nil {
 			return nil, fmt.Errorf("card URI %q: %w", s, err)
 		}
@@ -129,8 +130,8 @@ func pinnedURIs(c peercard.Card) ([]string, error) {
 			return nil, fmt.Errorf("card URI %q: missing host", s)
 		}
 		u.Key = key
-		if !slices.Contains(out, u.String()) {
-			out = append(out, u.String())
+		if !slices.Contains(out, u) {
+			out = append(out, u)
 		}
 	}
 	return out, nil
@@ -204,7 +205,7 @@ func (d *Daemon) putCardLocked(h *heldCard, save bool) (replaced bool, err error
 		}
 	}
 	s.byKey[key] = h
-	var keep []string
+	var keep []peeruri.URI
 	if old != nil {
 		for _, u := range old.owned {
 			if slices.Contains(h.uris, u) {
@@ -219,40 +220,36 @@ func (d *Daemon) putCardLocked(h *heldCard, save bool) (replaced bool, err error
 		if slices.Contains(keep, u) {
 			continue
 		}
-		if other := d.staticAt(u); other != "" {
-			d.log.Info("peer card: its URI is dialled already by another static peer; not adding it", "peer", key.String(),
+		if other, ok := d.staticAt(u); ok {
+			d.log.Info("peer card: its URI is dialled already by another static peer; not adding it", "peer", key,
 				"uri", u, "static", other)
 			continue
 		}
-		switch err := d.peers.Add(u); {
+		switch err := d.peers.Add(u, overlay.OriginCard); {
 		case err == nil:
 			h.owned = append(h.owned, u)
 		case errors.Is(err, peers.ErrExists):
 			// Configured as a static peer already: the configuration's.
 		default:
-			d.log.Warn("peer card: static peer not started", "peer", key.String(), "uri", u, "err", err)
+			d.log.Warn("peer card: static peer not started", "peer", key, "uri", u, "err", err)
 		}
 	}
 	return old != nil, nil
 }
 
 // staticAt returns a running static peer that dials the same endpoint as
-// uri (pinned or not), "" when there is none: two static peers to one
-// endpoint would make two links to one node.
-func (d *Daemon) staticAt(uri string) string {
-	want, err := config.ParsePeerURI(uri)
-	if err != nil {
-		return ""
-	}
+// want (pinned or not), if there is one: two static peers to one endpoint
+// would make two links to one node.
+func (d *Daemon) staticAt(want peeruri.URI) (peeruri.URI, bool) {
 	for _, sp := range d.peers.List() {
-		if u, err := config.ParsePeerURI(sp.URI); err == nil && u.URL() == want.URL() {
-			return sp.URI
+		if sp.URI.URL() == want.URL() {
+			return sp.URI, true
 		}
 	}
-	return ""
+	return peeruri.URI{}, false
 }
 
-func (d *Daemon) removeCardPeer(uri string) {
+func (d *Daemon) removeCardPeer(uri peeruri.URI) {
 	if err := d.peers.Remove(uri); err != nil && !errors.Is(err, peers.ErrUnknown) && !errors.Is(err, peers.ErrClosed) {
 		d.log.Warn("peer card: removing static peer", "uri", uri, "err", err)
 	}
@@ -294,7 +291,7 @@ func (d *Daemon) ImportCard(text []byte) (admin.CardInfo, bool, error) {
 	if err != nil {
 		return admin.CardInfo{}, false, fmt.Errorf("peer card refused: %w", err)
 	}
-	d.log.Info("peer card imported", "peer", wire.PublicKey(h.card.Key).String(), "name", h.card.Name,
+	d.log.Info("peer card imported", "peer", wire.PublicKey(h.card.Key), "name", h.card.Name,
 		"uris", h.uris, "expires", h.card.Expires.Format(time.RFC3339), "replaced", replaced)
 	return cardInfo(h, now), replaced, nil
 }
@@ -334,7 +331,7 @@ func (d *Daemon) RemoveCard(id string) (admin.CardInfo, error) {
 	if err := d.dropCardLocked(h.card.Key, true); err != nil {
 		return admin.CardInfo{}, err
 	}
-	d.log.Info("peer card removed", "peer", wire.PublicKey(h.card.Key).String(), "name", h.card.Name)
+	d.log.Info("peer card removed", "peer", wire.PublicKey(h.card.Key), "name", h.card.Name)
 	return cardInfo(h, time.Now()), nil
 }
 
@@ -350,10 +347,10 @@ func (d *Daemon) expireCards(now time.Time) {
 		if err := d.dropCardLocked(key, true); err != nil {
 			// Dropped all the same: an expired card must not be dialled,
 			// and the copy left in the file is refused at the next start.
-			d.log.Warn("peer card expired; the cards file keeps it until the next change", "peer", key.String(), "err", err)
+			d.log.Warn("peer card expired; the cards file keeps it until the next change", "peer", key, "err", err)
 			d.dropCardLocked(key, false)
 		}
-		d.log.Info("peer card expired; no longer dialling its URIs", "peer", key.String(), "name", h.card.Name,
+		d.log.Info("peer card expired; no longer dialling its URIs", "peer", key, "name", h.card.Name,
 			"expired", h.card.Expires.Format(time.RFC3339))
 	}
 }
@@ -429,7 +426,7 @@ func (d *Daemon) scanCardDirs(dirs []string) {
 	for key, h := range d.cards.byKey {
 		if h.file != "" && !seen[h.file] {
 			if err := d.dropCardLocked(key, true); err == nil {
-				d.log.Info("peer card file gone; card dropped", "file", h.file, "peer", key.String())
+				d.log.Info("peer card file gone; card dropped", "file", h.file, "peer", key)
 			}
 		}
 	}
@@ -462,7 +459,7 @@ func (d *Daemon) importCardFile(file string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	d.log.Info("peer card imported from a file", "file", file, "peer", wire.PublicKey(h.card.Key).String(),
+	d.log.Info("peer card imported from a file", "file", file, "peer", wire.PublicKey(h.card.Key),
 		"name", h.card.Name, "replaced", replaced)
 	return nil
 }
@@ -507,14 +504,10 @@ func (d *Daemon) listenerCardURIs(host string) ([]string, error) {
 		return nil, errors.New("no listeners to put on the card: configure [peers] listen or [peers] advertise")
 	}
 	var out []string
-	for i, s := range listen {
-		u, err := config.ParseListenURI(s)
-		if err != nil {
-			return nil, err
-		}
+	for i, u := range listen {
 		h, port, err := net.SplitHostPort(u.Host)
 		if err != nil {
-			return nil, fmt.Errorf("listener %s: %w", s, err)
+			return nil, fmt.Errorf("listener %s: %w", u, err)
 		}
 		if i < len(addrs) {
 			if ta, ok := addrs[i].(*net.TCPAddr); ok && port == "0" {
@@ -525,10 +518,11 @@ func (d *Daemon) listenerCardURIs(host string) ([]string, error) {
 		case host != "":
 			h = host
 		case h == "" || net.ParseIP(h) != nil && net.ParseIP(h).IsUnspecified():
-			return nil, fmt.Errorf("listener %s accepts on every address: name the address or host others should dial (pineconectl card --host), or set [peers] advertise", s)
+			return nil, fmt.Errorf("listener %s accepts on every address: name the address or host others should dial (pineconectl card --host), or set [peers] advertise", u)
 		}
 		u.Host = net.JoinHostPort(h, port)
-		if _, err := config.ParsePeerURI(u.String()); err != nil {
+		// host came from the request as text: the URI it makes must parse.
+		if _, err := peeruri.ParsePeer(u.String()); err != nil {
 			return nil, fmt.Errorf("host %q: %w", host, err)
 		}
 		out = append(out, u.String())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/internal/testhelp"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/peercard/peercardtest"
 )
 
@@ -205,7 +206,7 @@ func TestCardDirs(t *testing.T) {
 // without a host to dial; with one, the host replaces the address.
 func TestCardNeedsHost(t *testing.T) {
 	a := startNode(t, "")
-	if err := a.d.peers.AddListener("tcp://[::]:0"); err != nil {
+	if err := a.d.peers.AddListener(peeruri.URI{Scheme: peeruri.SchemeTCP, Host: "[::]:0"}); err != nil {
 		t.Skipf("no IPv6 loopback to listen on: %v", err)
 	}
 	_, _, err := a.d.Card("", "", time.Hour)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,39 +18,16 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/metrics"
 	"github.com/pineconed/pineconed/admin/statuspage"
 	"github.com/pineconed/pineconed/config"
-	"github.com/pineconed/pineconed/internal/ratelimit"
+	"github.com/pineconed/pineconed/datapath"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/peers"
 	"github.com/pineconed/pineconed/overlay/wire"
-	"github.com/pineconed/pineconed/session"
 	"github.com/pineconed/pineconed/tun"
-)
-
-// Tick intervals of the timer goroutine (see the addressing and session
-// packages for what they drive).
-const (
-	resolverTick = 250 * time.Millisecond
-	sessionTick  = time.Second
-)
-
-// handshakeQueue bounds the handshake messages waiting for the handshake
-// goroutine (session.HandshakeQueue): about 180 bytes each.
-const handshakeQueue = 256
-
-// Limits on the address lookups we answer. A lookup costs no crypto, only
-// a reply, but a flood of them would still take the inbound goroutine and
-// the overlay's queues from traffic. An honest resolver asks a few times
-// per unknown destination (its retries included), far below these.
-var lookupLimits = ratelimit.Config{PerKey: 20, PerKeyBurst: 40, Global: 1000, GlobalBurst: 200, MaxKeys: 4096}
-
-// ICMPv6 error rate limit towards local senders (RFC 4443 §2.4f).
-const (
-	icmpPerSecond = 100
-	icmpBurst     = 20
 )
 
 // Options configure a Daemon.
@@ -75,7 +53,7 @@ type Options struct {
 	TUNNetNS string
 
 	// resolver tunes the address resolver; tests shorten its retries.
-	resolver addressing.ResolverConfig
+	resolver lookup.Config
 }
 
 // Daemon is a running pineconed: overlay node, peerings, resolver,
@@ -94,22 +72,15 @@ type Daemon struct {
 	started time.Time
 
 	node     *overlay.Node
-	resolver *addressing.Resolver
-	sessions *session.Manager
-	hsq      *session.HandshakeQueue
-	lookups  *ratelimit.Limiter[wire.PublicKey]
+	path     *datapath.Path // TUN ⇄ resolver ⇄ sessions ⇄ overlay
 	peers    *peers.Manager
-	dev      *tun.Device // nil for a relay-only node
-	writer   *tun.Writer
-	icmp     *tun.RateLimiter
+	dev      *tun.Device // nil for a relay-only node; the path closes it
 	adminSrv *admin.Server
 	metrics  *metrics.Metrics
 	metSrv   *metrics.Server
 	history  *statuspage.History // traffic rates for the status page; nil without metrics
 	mc       *multicastRunner
 	cards    *cardStore
-
-	drops dropCounters
 
 	// Admin lookups waiting for the resolver, by prefix; onLookupDone
 	// hands each the outcome of the lookup for its prefix.
@@ -164,7 +135,6 @@ func New(opts Options) (_ *Daemon, err error) {
 		pings:         map[uint64]pingWaiter{},
 		stop:          make(chan struct{}),
 		fatal:         make(chan error, 1),
-		icmp:          tun.NewRateLimiter(icmpPerSecond, icmpBurst),
 	}
 	var seed [8]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -181,86 +151,116 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.priv, _, err = config.LoadOrCreateKey(cfg.PrivateKeyFile, log)
+	if err := d.loadIdentity(cfg); err != nil {
+		return nil, err
+	}
+	if err := d.startDataPath(cfg); err != nil {
+		return nil, err
+	}
+	if err := d.startPeerings(cfg, tlsConf); err != nil {
+		return nil, err
+	}
+	if err := d.startServices(cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// loadIdentity loads or creates the private key and locks it: one daemon
+// per key.
+func (d *Daemon) loadIdentity(cfg config.Config) error {
+	var err error
+	d.priv, _, err = config.LoadOrCreateKey(cfg.PrivateKeyFile, d.log)
 	if err != nil {
-		return nil, fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
+		return fmt.Errorf("private key %s: %w", cfg.PrivateKeyFile, err)
 	}
 	if d.keyLock, err = config.LockKey(cfg.PrivateKeyFile); err != nil {
-		return nil, err
+		return err
 	}
 	d.key = wire.PublicKeyOf(d.priv)
 	d.addr = addressing.NodeAddr(d.key)
 	d.subnet = addressing.Subnet(d.key)
-	log.Info("identity", "key", d.key.String(), "address", d.addr.String(), "subnet", d.subnet.String())
+	d.log.Info("identity", "key", d.key, "addr", d.addr.String(), "subnet", d.subnet.String())
+	return nil
+}
 
-	d.node = overlay.New(d.priv, overlay.Config{MaxPeers: cfg.Peers.MaxPeers, Logger: log.With("component", "overlay")})
-	d.resolver = addressing.NewResolver(d.key, opts.resolver, d.overlaySend, addressing.ResolverCallbacks{
-		Resolved:    d.onResolved,
-		Unreachable: d.onLookupFailed,
-		LookupDone:  d.onLookupDone,
-	})
-	d.sessions, err = session.NewManager(d.priv, session.Config{
-		MTU:         d.mtu,
-		SendBuffer:  d.overlaySendBuffer,
-		Unreachable: d.onHandshakeFailed,
-		EchoReply:   d.onEchoReply,
-		Established: d.onEstablished,
-	}, d.overlaySend, d.deliver)
-	if err != nil {
-		return nil, fmt.Errorf("sessions: %w", err)
-	}
-	d.hsq = d.sessions.NewHandshakeQueue(handshakeQueue)
-	d.lookups = ratelimit.New[wire.PublicKey](lookupLimits)
-
+// startDataPath makes the overlay node, opens the TUN (unless relay-only)
+// and builds the packet path between them; startServices starts it.
+func (d *Daemon) startDataPath(cfg config.Config) error {
+	var err error
+	d.node = overlay.New(d.priv, overlay.Config{Logger: d.log.With("component", "overlay")})
 	if cfg.TUN.Enable {
 		d.dev, err = tun.Open(tun.Config{
 			Name:      cfg.TUN.Name,
 			MTU:       d.mtu,
 			Addresses: []netip.Prefix{addressing.NodeAddrPrefix(d.key)},
-			NetNSPath: opts.TUNNetNS,
+			NetNSPath: d.opts.TUNNetNS,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
+			return fmt.Errorf("open TUN (set [tun] enable = false for a relay-only node without CAP_NET_ADMIN): %w", err)
 		}
-		d.writer = d.dev.NewWriter(tun.WriterConfig{})
-		log.Info("TUN up", "name", d.dev.Name(), "mtu", d.mtu, "address", addressing.NodeAddrPrefix(d.key).String(),
+		d.log.Info("TUN up", "iface", d.dev.Name(), "mtu", d.mtu, "addr", addressing.NodeAddrPrefix(d.key).String(),
 			"offloads", d.dev.Offloads())
 	} else {
-		log.Info("TUN disabled: relay-only node")
+		d.log.Info("TUN disabled: relay-only node")
 	}
+	d.path, err = datapath.New(datapath.Config{
+		Private:    d.priv,
+		MTU:        d.mtu,
+		Overlay:    d.node,
+		Device:     d.dev,
+		Resolver:   d.opts.resolver,
+		Logger:     d.log,
+		EchoReply:  d.onEchoReply,
+		LookupDone: d.onLookupDone,
+		Tick:       d.expireCards,
+	})
+	if err != nil {
+		return err
+	}
+	return nil
+}
 
+// startPeerings starts the peer manager (listeners, static peers), the
+// peer cards and LAN discovery.
+func (d *Daemon) startPeerings(cfg config.Config, tlsConf *tls.Config) error {
+	var err error
 	pc := d.peersConfig(cfg)
 	pc.TLS = tlsConf
 	d.peers, err = peers.New(pc, d.node)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.cards = newCardStore(cfg.PrivateKeyFile)
 	if err := d.loadCards(); err != nil {
-		return nil, err
+		return err
 	}
 	d.scanCardDirs(cfg.Peers.CardDirs)
 	if cfg.Multicast.Enable {
 		if d.mc, err = startMulticast(d, cfg.Multicast); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
 
-	d.metrics = metrics.New(opts.Version, d.Stats)
+// startServices starts the metrics endpoint and status page, the packet
+// path's goroutines and the daemon's own, and the admin socket last, so
+// that nobody talks to a half-started daemon.
+func (d *Daemon) startServices(cfg config.Config) error {
+	var err error
+	d.metrics = metrics.New(d.opts.Version, d.Stats)
 	if cfg.Metrics.Listen != "" {
-		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, log.With("component", "metrics"))
+		d.metSrv = metrics.NewServer(cfg.Metrics.Listen, d.metrics, d.log.With("component", "metrics"))
 		d.history = statuspage.NewHistory(backend{d}, 0, 0)
 		d.metSrv.Page = statuspage.Handler(backend{d}, d.history)
 		if err := d.metSrv.Start(); err != nil {
 			d.metSrv = nil
-			return nil, fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
+			return fmt.Errorf("metrics on %s: %w", cfg.Metrics.Listen, err)
 		}
 	}
 
-	d.wg.Add(3)
-	go d.inboundLoop()
-	go d.handshakeLoop()
-	go d.timerLoop()
+	d.path.Start()
 	if d.history != nil {
 		d.wg.Add(1)
 		go func() {
@@ -269,8 +269,7 @@ func New(opts Options) (_ *Daemon, err error) {
 		}()
 	}
 	if d.dev != nil {
-		d.wg.Add(2)
-		go d.outboundLoop()
+		d.wg.Add(1)
 		go d.watchTUN()
 	}
 
@@ -279,14 +278,14 @@ func New(opts Options) (_ *Daemon, err error) {
 			Path:    cfg.Admin.Socket,
 			Group:   cfg.Admin.Group,
 			Backend: backend{d},
-			Logger:  log.With("component", "admin"),
+			Logger:  d.log.With("component", "admin"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
+			return fmt.Errorf("admin socket %s: %w", cfg.Admin.Socket, err)
 		}
-		log.Info("admin socket listening", "path", cfg.Admin.Socket)
+		d.log.Info("admin socket listening", "socket", cfg.Admin.Socket)
 	}
-	return d, nil
+	return nil
 }
 
 // PublicKey is the node's key.
@@ -356,8 +355,12 @@ func (d *Daemon) shutdown() {
 			}
 		}
 		close(d.stop)
-		if d.dev != nil {
-			// Closing the device ends the reader loop and the writer.
+		switch {
+		case d.path != nil:
+			// Stops the packet path's goroutines; closing the TUN ends
+			// its reader and writer.
+			d.path.Close()
+		case d.dev != nil:
 			if err := d.dev.Close(); err != nil {
 				d.log.Warn("closing TUN", "err", err)
 			}
@@ -365,9 +368,6 @@ func (d *Daemon) shutdown() {
 		d.wg.Wait()
 		if d.node != nil {
 			d.node.Close()
-		}
-		if d.sessions != nil {
-			d.sessions.Close()
 		}
 		d.keyLock.Release()
 	})
@@ -379,7 +379,7 @@ func (d *Daemon) shutdown() {
 // (its TUN deleted from outside), after shutting down just the same.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.notify("READY=1")
-	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key.String(), "address", d.addr.String())
+	d.log.Info("pineconed ready", "version", d.opts.Version, "key", d.key, "addr", d.addr.String())
 	for {
 		select {
 		case <-ctx.Done():
@@ -487,13 +487,13 @@ func (d *Daemon) apply(cfg config.Config) {
 		}
 	}
 	for _, u := range ch.StaticRemoved {
-		if err := d.peers.Remove(u.String()); err != nil && !errors.Is(err, peers.ErrUnknown) {
-			d.log.Warn("reload: removing static peer", "uri", u.String(), "err", err)
+		if err := d.peers.Remove(u); err != nil && !errors.Is(err, peers.ErrUnknown) {
+			d.log.Warn("reload: removing static peer", "uri", u, "err", err)
 		}
 	}
 	for _, u := range ch.StaticAdded {
-		if err := d.peers.Add(u.String()); err != nil && !errors.Is(err, peers.ErrExists) {
-			d.log.Error("reload: static peer not added", "uri", u.String(), "err", err)
+		if err := d.peers.Add(u, overlay.OriginStatic); err != nil && !errors.Is(err, peers.ErrExists) {
+			d.log.Error("reload: static peer not added", "uri", u, "err", err)
 			live.Peers.Static = slices.DeleteFunc(slices.Clone(live.Peers.Static), func(x config.PeerURI) bool { return x.String() == u.String() })
 		}
 	}
@@ -533,36 +533,10 @@ func (d *Daemon) peersConfig(cfg config.Config) peers.Config {
 		PrivateKey:  d.priv,
 		AllowedKeys: slices.Clone(cfg.Peers.AllowedKeys),
 		MaxPeers:    cfg.Peers.MaxPeers,
+		PeerTimeout: cfg.Peers.PeerTimeout,
+		Listen:      slices.Clone(cfg.Peers.Listen),
+		Static:      slices.Clone(cfg.Peers.Static),
 		Logger:      d.log.With("component", "peers"),
 	}
-	for _, u := range cfg.Peers.Listen {
-		pc.Listen = append(pc.Listen, u.String())
-	}
-	for _, u := range cfg.Peers.Static {
-		pc.Static = append(pc.Static, u.String())
-	}
 	return pc
-}
-
-// dropCounters are the daemon's own drop reasons; the layers it wires keep
-// theirs.
-type dropCounters struct {
-	foreign     atomic.Uint64 // payload without our envelope marker (QUIC, pineping)
-	badEnvelope atomic.Uint64 // marker but bad version or type
-	misrouted   atomic.Uint64 // session message for a key that is not ours
-	noTUN       atomic.Uint64 // decrypted packet on a relay-only node
-	tooLarge    atomic.Uint64 // overlay refused a payload larger than a frame
-	tooBig      atomic.Uint64 // packet larger than the remote's MTU (answered with Packet Too Big)
-	toSelf      atomic.Uint64 // packet from the TUN to our own address or /64 (answered with Address Unreachable)
-	lookupLimit atomic.Uint64 // lookup request over the per-source or global rate
-}
-
-// stopped reports whether the daemon is shutting down.
-func (d *Daemon) stopped() bool {
-	select {
-	case <-d.stop:
-		return true
-	default:
-		return false
-	}
 }

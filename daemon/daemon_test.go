@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/addressing"
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -364,7 +365,7 @@ func TestDaemonAdminAPI(t *testing.T) {
 
 func hasStatic(d *Daemon, uri string) bool {
 	for _, sp := range d.peers.List() {
-		if sp.URI == uri {
+		if sp.URI.String() == uri {
 			return true
 		}
 	}
@@ -538,7 +539,7 @@ func drain(ch chan string) []string {
 // gives up (not at the request's deadline), naming the address.
 func TestLookupOfNobodyEndsWhenResolverGivesUp(t *testing.T) {
 	fast := func(o *Options) {
-		o.resolver = addressing.ResolverConfig{RetryInterval: 100 * time.Millisecond}
+		o.resolver = lookup.Config{RetryInterval: 100 * time.Millisecond}
 	}
 	a := startNodeWith(t, "", fast)
 	b := startNodeWith(t, fmt.Sprintf("static = [%q]", "tcp://"+a.d.ListenAddrs()[0]), fast)
@@ -618,7 +619,7 @@ func TestReloadListeners(t *testing.T) {
 		return overlay.PeerStatus{}, false
 	}
 	sessionOf := func(n *testNode, k wire.PublicKey) time.Time {
-		for _, s := range n.d.sessions.Sessions(time.Now()) {
+		for _, s := range n.d.path.Sessions().Sessions(time.Now()) {
 			if s.Remote == k && s.State == "established" {
 				return s.LastRekey
 			}
@@ -742,5 +743,34 @@ func TestReloadMissingFileKeepsRunningConfig(t *testing.T) {
 	a.d.reloadMu.Unlock()
 	if len(listen) != 1 || listen[0].String() != "tcp://127.0.0.1:0" {
 		t.Fatalf("running configuration changed: peers.listen %v", listen)
+	}
+}
+
+// peer_timeout is applied live: a reload gives the peer manager the new
+// value (for peerings made afterwards), and a bad one is refused naming
+// its line and field, keeping the running value.
+func TestReloadPeerTimeout(t *testing.T) {
+	a := startNode(t, "")
+	if got := a.d.peers.PeerTimeout(); got != 1500*time.Millisecond {
+		t.Fatalf("starting peer timeout %v, want the 1.5s default", got)
+	}
+	cfg := strings.Replace(readFile(t, a.path), "[peers]\n", "[peers]\npeer_timeout = \"4s\"\n", 1)
+	writeFile(t, a.path, cfg)
+	if err := a.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.d.peers.PeerTimeout(); got != 4*time.Second {
+		t.Fatalf("peer timeout %v after reload, want 4s", got)
+	}
+	if !strings.Contains(a.logs.String(), "peers.peer_timeout") {
+		t.Fatal("peer_timeout change not logged")
+	}
+	writeFile(t, a.path, strings.Replace(cfg, `peer_timeout = "4s"`, `peer_timeout = "10ms"`, 1))
+	err := a.d.Reload()
+	if err == nil || !strings.Contains(err.Error(), "pineconed.toml:") || !strings.Contains(err.Error(), "peers.peer_timeout: 10ms is out of range") {
+		t.Fatalf("bad peer_timeout: %v", err)
+	}
+	if got := a.d.peers.PeerTimeout(); got != 4*time.Second {
+		t.Fatalf("a refused reload changed the peer timeout to %v", got)
 	}
 }

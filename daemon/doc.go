@@ -1,41 +1,20 @@
 // Package daemon is pineconed itself as a library: it wires the overlay
-// node, the peerings, the address resolver, the sessions, the TUN device,
-// the admin socket and the metrics together, so that cmd/pineconed stays a
+// node, the peerings, the packet path (package datapath: resolver,
+// sessions, TUN), the admin socket and the metrics together, reloads the
+// configuration and runs the lifecycle, so that cmd/pineconed stays a
 // thin layer of flags, configuration and exit codes and tests can start a
 // daemon in-process.
 //
 // # Data path
 //
-// Outbound, one goroutine reads batches from the TUN (tun.Reader with a
-// Filter: IPv6 only, destination in fd00::/8 or fc00::/8, source our node
-// address or our /64; everything else is dropped and counted by tun).
-// A packet to our own node address or /64 never enters the overlay (it
-// would come straight back): it is answered with ICMPv6 Address
-// Unreachable and counted as "daemon_to_self". Every other packet's
-// destination is resolved (addressing.Resolver.Resolve); a
-// known key goes straight to the session layer, an unknown one waits in
-// the resolver's bounded queue and comes back through its Resolved
-// callback. Before encryption the packet is compared with the MTU the
-// remote announced in its handshake and answered with ICMPv6 Packet Too Big
-// when larger. session.Manager encrypts (handshaking first) into a buffer
-// from internal/bufpool, leaving room in front for the frame header, and
-// hands it to overlay.Node.SendBuffer, which writes the Traffic header in
-// place; the link gives the buffer back to the pool once written, so a
-// packet is copied only by encryption and the socket write. Lookups that fail and handshakes that
-// are given up come back as ICMPv6 Destination Unreachable (address
-// unreachable, resp. no route), rate-limited by a tun.RateLimiter.
-//
-// Inbound, one goroutine reads overlay.Node.Deliveries: payloads without
-// our envelope marker (QUIC from stock applications, pineping) are counted
-// and dropped; lookups go to the resolver (whatever the frame's
-// destination key, since SNEK hands a lookup to the successor of a key that
-// does not exist); handshake and transport messages for our key go to the
-// session layer, which authenticates the sender, checks that the inner
-// packet's source belongs to it and calls deliver, which queues it on the
-// tun.Writer. The delivered payload is in a bufpool buffer, given back
-// once a transport message has been handled. A completed handshake teaches the resolver the proven key.
-// A timer goroutine ticks the resolver every 250 ms and the sessions every
-// second. Every goroutine is stopped and waited for by Close.
+// The packet path (TUN ⇄ resolver ⇄ sessions ⇄ overlay, its goroutines,
+// the ICMPv6 errors it answers with, its drop counters) is package
+// datapath, whose doc traces one packet each way. The daemon builds the
+// overlay node, opens the TUN and hands both to a datapath.Path, starts it
+// after the peerings and closes it (which closes the TUN) before the node.
+// It hooks the path's echo replies to ping, its lookup outcomes to the
+// lookup command and the latency histogram, and its session tick to the
+// expiry of peer cards.
 //
 // # MTU
 //
@@ -72,8 +51,10 @@
 // same backend's answers (admin.Read) and a throughput history that a
 // goroutine of the daemon samples from it every 2 s.
 //
-// getStats and the Prometheus collector read the same snapshot (Stats).
-// Every counter in it is a node-wide total kept by its package since
+// getStats and the Prometheus collector read the same snapshot (Stats),
+// built from each layer's counters and name tables (session.Counter with
+// its DropReason and HandshakeOutcome, datapath.EachDrop, tun.Reason, the
+// overlay's drop names). Every counter in it is a node-wide total kept by its package since
 // start-up, never a sum over live peers or sessions. Handshakes: "ok"
 // (keypairs made), "timeout" (given up), "bad_message" (Noise refused),
 // "rejected" (wrong static key or replayed initiation). Lookups: "found",
@@ -81,8 +62,9 @@
 // they are ("no_route", "watermark", "link_queue_full", …) and prefix the
 // other layers': "tun_…" (tun.Reason names), "session_…", "lookup_…" and
 // "daemon_…" (foreign_payload, bad_envelope, misrouted, no_tun,
-// overlay_too_large, packet_too_big, to_self, icmp_rate_limited). The lookup latency
-// histogram is fed from the resolver's LookupDone callback.
+// overlay_too_large, packet_too_big, to_self, icmp_rate_limited: counted
+// by datapath, named as before it had its own package). The lookup
+// latency histogram is fed from datapath.Config.LookupDone.
 //
 // # Reload
 //

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/testhelp"
 )
@@ -88,7 +89,7 @@ func TestNamespaceOwnSubnetUnreachable(t *testing.T) {
 	if st.Drops["daemon_to_self"] != 1 || st.Drops["session_bad_key"] != 0 {
 		t.Fatalf("drops %v, want daemon_to_self 1 and no session_bad_key", st.Drops)
 	}
-	if rs := d.resolver.Stats(); rs.LookupsStarted != 0 {
+	if rs := d.path.Resolver().Stats(); rs.Count[lookup.LookupStarted] != 0 {
 		t.Fatalf("resolver saw the packet: %+v", rs)
 	}
 }

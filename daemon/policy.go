@@ -8,18 +8,24 @@ import (
 	"github.com/pineconed/pineconed/overlay/peers"
 )
 
-// applyPeerPolicy applies reloaded listeners, allowed_keys and max_peers.
+// applyPeerPolicy applies reloaded listeners, allowed_keys, max_peers and
+// peer_timeout.
 // A change that fails keeps its running value in live, so the next reload
 // reports it again.
 func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch config.Changes) {
 	if ch.Changed("peers.max_peers") {
-		// Both bounds move: the peer manager's (it refuses before the
-		// handshake's Attach) and the node's (it refuses on Attach).
+		// The peer manager is the one place max_peers is enforced.
 		if err := d.peers.SetMaxPeers(live.Peers.MaxPeers); err != nil {
 			d.log.Error("reload: max_peers not changed", "err", err)
 			live.Peers.MaxPeers = old.Peers.MaxPeers
-		} else {
-			d.node.SetMaxPeers(live.Peers.MaxPeers)
+		}
+	}
+	if ch.Changed("peers.peer_timeout") {
+		// New peerings get it; running ones keep theirs (see
+		// peers.Manager.SetPeerTimeout).
+		if err := d.peers.SetPeerTimeout(live.Peers.PeerTimeout); err != nil {
+			d.log.Error("reload: peer_timeout not changed", "err", err)
+			live.Peers.PeerTimeout = old.Peers.PeerTimeout
 		}
 	}
 	if ch.Changed("peers.allowed_keys") {
@@ -39,14 +45,14 @@ func (d *Daemon) applyPeerPolicy(old config.Config, live *config.Config, ch conf
 // next reload tries it again.
 func (d *Daemon) applyListeners(old config.Config, live *config.Config, ch config.Changes) {
 	for _, u := range ch.ListenRemoved {
-		if err := d.peers.RemoveListener(u.String()); err != nil && !errors.Is(err, peers.ErrUnknownListener) {
-			d.log.Warn("reload: closing listener", "uri", u.String(), "err", err)
+		if err := d.peers.RemoveListener(u); err != nil && !errors.Is(err, peers.ErrUnknownListener) {
+			d.log.Warn("reload: closing listener", "uri", u, "err", err)
 		}
 	}
 	var failed []string
 	for _, u := range ch.ListenAdded {
-		if err := d.peers.AddListener(u.String()); err != nil && !errors.Is(err, peers.ErrListenerExists) {
-			d.log.Error("reload: listener did not open", "uri", u.String(), "err", err)
+		if err := d.peers.AddListener(u); err != nil && !errors.Is(err, peers.ErrListenerExists) {
+			d.log.Error("reload: listener did not open", "uri", u, "err", err)
 			failed = append(failed, u.String())
 		}
 	}

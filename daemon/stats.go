@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/pineconed/pineconed/addressing/lookup"
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/session"
 	"github.com/pineconed/pineconed/tun"
 )
 
@@ -15,11 +17,10 @@ import (
 // Drop reasons: the overlay's frame drops keep their own names
 // ("no_route", "watermark", "link_queue_full", …); the other layers' are
 // prefixed with the layer: "tun_…" (tun.Reason names), "session_…",
-// "lookup_…" and "daemon_…" (see dropCounters).
+// "lookup_…" and "daemon_…" (datapath.Drop; the names stay those of
+// before the packet path had its own package).
 func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	ns := d.node.Stats()
-	ss := d.sessions.Stats()
-	rs := d.resolver.Stats()
 	st := admin.Stats{
 		PeersByTransport: map[string]uint64{},
 		Frames:           map[string]admin.FrameCounters{},
@@ -29,20 +30,9 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 		IsRoot:           ns.IsRoot,
 		SnakeEntries:     uint64(ns.SNEKEntries),
 		SessionsByState:  map[string]uint64{},
-		Handshakes: map[string]uint64{
-			"ok":          ss.HandshakesCompleted,
-			"timeout":     ss.HandshakesFailed,
-			"bad_message": ss.BadHandshake,
-			"rejected":    ss.WrongStatic + ss.ReplayedInits,
-		},
-		Lookups: map[string]uint64{
-			"found":   rs.LookupsSucceeded,
-			"timeout": rs.LookupsTimedOut,
-			"cached":  rs.CacheHits,
-		},
 	}
 	for _, p := range d.node.Peers() {
-		st.PeersByTransport[transport(p.Info.Transport, p.Info.Zone)]++
+		st.PeersByTransport[transport(p.Info)]++
 	}
 	st.StaticPeers = map[string]uint64{admin.StaticStateConnected: 0, admin.StaticStateDialling: 0, admin.StaticStateWaiting: 0}
 	for _, sp := range d.peers.List() {
@@ -70,43 +60,7 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 	for reason, n := range ns.Drops {
 		add(reason, n)
 	}
-	for _, s := range d.sessions.Sessions(time.Now()) {
-		st.SessionsByState[sessionState(s.State)]++
-	}
-	add("session_queue_full", ss.DropQueueFull)
-	add("session_too_many_peers", ss.DropTooManyPeer)
-	add("session_too_big", ss.DropTooBig)
-	add("session_bad_key", ss.DropBadKey)
-	add("session_unreachable", ss.DropUnreachable)
-	add("session_unknown_index", ss.UnknownIndex)
-	add("session_decrypt_failed", ss.DecryptFailures)
-	add("session_replay", ss.Replays)
-	add("session_too_old", ss.TooOld)
-	add("session_expired", ss.Expired)
-	add("session_malformed", ss.Malformed)
-	add("session_bad_inner", ss.BadInner)
-	add("session_bad_source", ss.BadSource)
-	add("session_initiation_rate_limited", ss.InitiationsLimited)
-	add("session_need_cookie", ss.NeedCookie)
-	add("session_cookie_reply_rate_limited", ss.CookieRepliesLimited)
-	add("session_bad_cookie", ss.BadCookie)
-	add("session_handshake_queue_full", d.hsq.Drops())
-	add("lookup_rate_limited", d.drops.lookupLimit.Load())
-	add("lookup_queue_full", rs.DropQueueFull)
-	add("lookup_pending_full", rs.DropPendingFull)
-	add("lookup_not_overlay", rs.DropNotOverlay)
-	add("lookup_unreachable", rs.DropUnreachable)
-	add("lookup_malformed", rs.Malformed)
-	add("lookup_mismatch", rs.ResponsesMismatch)
-	add("lookup_unsolicited", rs.ResponsesUnsolicited)
-	add("daemon_foreign_payload", d.drops.foreign.Load())
-	add("daemon_bad_envelope", d.drops.badEnvelope.Load())
-	add("daemon_misrouted", d.drops.misrouted.Load())
-	add("daemon_no_tun", d.drops.noTUN.Load())
-	add("daemon_overlay_too_large", d.drops.tooLarge.Load())
-	add("daemon_packet_too_big", d.drops.tooBig.Load())
-	add("daemon_to_self", d.drops.toSelf.Load())
-	add("daemon_icmp_rate_limited", d.icmp.Suppressed())
+	d.dataPathStats(&st, add)
 	for _, reason := range tun.ReasonNames() {
 		add("tun_"+reason, 0)
 	}
@@ -123,4 +77,29 @@ func (d *Daemon) Stats(ctx context.Context) (admin.Stats, error) {
 		}
 	}
 	return st, nil
+}
+
+// dataPathStats adds the packet path's layers to st: sessions by state,
+// handshake outcomes and drops from the session counters' name table, the
+// path's own drops, and the resolver's lookups and drops.
+func (d *Daemon) dataPathStats(st *admin.Stats, add func(reason string, n uint64)) {
+	ss := d.path.Sessions().Stats()
+	rs := d.path.Resolver().Stats()
+	st.Handshakes = map[string]uint64{}
+	st.Lookups = rs.ByClass(lookup.Result)
+	for _, s := range d.path.Sessions().Sessions(time.Now()) {
+		st.SessionsByState[sessionState(s.State)]++
+	}
+	for c := range session.NumCounters {
+		if r := c.DropReason(); r != "" {
+			add("session_"+r, ss.Counts[c])
+		}
+		if o := c.HandshakeOutcome(); o != "" {
+			st.Handshakes[o] += ss.Counts[c]
+		}
+	}
+	d.path.EachDrop(add)
+	for reason, n := range rs.ByClass(lookup.Drop) {
+		add("lookup_"+reason, n)
+	}
 }

@@ -17,10 +17,11 @@
 // buffers, 1 024 and 8 MiB by default, until the receiver releases them);
 // when it is full they are dropped and counted.
 //
-// Memory held by queued frames is bounded per node by MaxPeers links of
+// Memory held by queued frames is bounded per node by max_peers links of
 // overlay/link's Config.MaxHeldBytes each (5.26 MiB with the defaults)
 // plus the delivery queue's bytes: 345 MiB at the default 64 peers, of
 // which a node with slow peers holds only what their queues really fill.
+// (overlay/peers, which admits every peering, enforces max_peers.)
 //
 // Links are attached after their handshake (Attach), detached once when they
 // end (Detach), and closed by the node when the router finds a protocol

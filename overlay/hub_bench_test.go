@@ -56,7 +56,7 @@ func BenchmarkHubControlFrames(b *testing.B) {
 			var ticks atomic.Int64
 			start := time.Now()
 			clock := func() time.Time { return start.Add(time.Duration(ticks.Load()) * frameGap) }
-			hub := New(hubPriv, Config{MaxPeers: int(router.MaxPort), Router: opts, Now: clock})
+			hub := New(hubPriv, Config{Router: opts, Now: clock})
 			defer hub.Close()
 			root := hub.Self().Root
 			ports := make([]router.Port, peers)

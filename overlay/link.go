@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"github.com/pineconed/pineconed/internal/enum"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -35,12 +36,61 @@ type PeerInfo struct {
 	URI string
 	// Transport is "tcp", "ws" or "wss".
 	Transport string
-	// Zone scopes duplicate detection: "static", "listen", or the interface
-	// name for LAN discovery.
-	Zone string
+	// Origin says what made the peering.
+	Origin Origin
+	// Interface is the network interface a LAN discovery peering runs
+	// over; "" for the other origins, whose packets follow the routing
+	// table.
+	Interface string
+	// Ifindex is the index of the interface the peering's packets leave
+	// by, 0 when it cannot be told; the peering is dropped at once when
+	// that interface goes down.
+	Ifindex int
 	// Inbound is true when the remote side dialled us.
 	Inbound bool
 	// Type is the peer type the router uses to prefer one of two links to
 	// the same key.
 	Type router.PeerType
+}
+
+// Origin is what made a peering: the operator's configuration, a listener,
+// LAN discovery, the admin API or a peer card. It decides which policy
+// applies (allowed_keys filters only peerings the operator did not choose)
+// and is shown by the admin API.
+type Origin uint8
+
+// The origins. A new one needs its name in originNames.
+const (
+	// OriginStatic: dialled for a [peers] static entry.
+	OriginStatic Origin = iota
+	// OriginListener: accepted on a [peers] listen listener.
+	OriginListener
+	// OriginLAN: made by LAN discovery, in either direction.
+	OriginLAN
+	// OriginAdmin: dialled for a peer added with the admin API
+	// (pineconectl peer add).
+	OriginAdmin
+	// OriginCard: dialled for an imported peer card.
+	OriginCard
+	numOrigins
+)
+
+// originNames are the origins' names in logs, metrics and the admin API.
+var originNames = [numOrigins]string{"static", "listener", "lan", "admin", "card"}
+
+// String returns the origin's name, "unknown" for a value outside the
+// table (so a bad value can be logged, never panic).
+func (o Origin) String() string {
+	return enum.NameOr(originNames[:], o, "unknown")
+}
+
+// MarshalText writes the origin's name, so that a log line or JSON carries
+// "lan", not a number.
+func (o Origin) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// Chosen reports whether the operator named this peer (a static entry, an
+// admin command or a card): such peerings are ours by choice and are not
+// filtered by allowed_keys.
+func (o Origin) Chosen() bool {
+	return o == OriginStatic || o == OriginAdmin || o == OriginCard
 }

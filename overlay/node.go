@@ -16,8 +16,6 @@ import (
 
 // Defaults for Config.
 const (
-	// DefaultMaxPeers bounds peerings unless configured otherwise.
-	DefaultMaxPeers = 64
 	// DefaultDeliveryQueue is how many delivered payloads may wait for the
 	// application before new ones are dropped.
 	DefaultDeliveryQueue = 1024
@@ -33,10 +31,10 @@ var (
 	ErrTooLarge   = errors.New("payload does not fit in one Pinecone frame")
 )
 
-// Config tunes a Node. The zero value is usable.
+// Config tunes a Node. The zero value is usable. The node holds a peering
+// on every free port (router.MaxPort of them); max_peers, the operator's
+// bound, is overlay/peers' to enforce, where every peering is admitted.
 type Config struct {
-	// MaxPeers bounds simultaneous peerings, at most 253 (router.MaxPort).
-	MaxPeers int
 	// DeliveryQueue bounds payloads delivered to this node and not yet
 	// released, in payloads; DeliveryQueueBytes in buffer bytes.
 	DeliveryQueue      int
@@ -124,9 +122,6 @@ type peer struct {
 
 // New starts a node with the given identity. Close stops it.
 func New(priv ed25519.PrivateKey, cfg Config) *Node {
-	if cfg.MaxPeers <= 0 || cfg.MaxPeers > int(router.MaxPort) {
-		cfg.MaxPeers = min(DefaultMaxPeers, int(router.MaxPort))
-	}
 	if cfg.DeliveryQueue <= 0 {
 		cfg.DeliveryQueue = DefaultDeliveryQueue
 	}
@@ -186,17 +181,6 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// SetMaxPeers changes the peering bound at run time (configuration reload).
-// Existing peerings above the new bound stay up.
-func (n *Node) SetMaxPeers(max int) {
-	if max <= 0 || max > int(router.MaxPort) {
-		max = int(router.MaxPort)
-	}
-	n.mu.Lock()
-	n.cfg.MaxPeers = max
-	n.mu.Unlock()
-}
-
 // Attach registers a peering whose handshake proved info.Key, on the lowest
 // free port. The router's first frame for it (our root announcement signed
 // for that port) is queued on l before Attach returns.
@@ -206,16 +190,18 @@ func (n *Node) Attach(info PeerInfo, l Link) (router.Port, error) {
 	if n.closed {
 		return 0, ErrClosed
 	}
-	count, free := 0, router.Port(0)
+	free, others := router.Port(0), 0
 	for port := router.Port(1); port <= router.MaxPort; port++ {
-		if n.ports[port].Load() != nil {
-			count++
-		} else if free == 0 {
+		p := n.ports[port].Load()
+		switch {
+		case p == nil && free == 0:
 			free = port
+		case p != nil && p.info.Key == info.Key:
+			others++
 		}
 	}
-	if free == 0 || count >= n.cfg.MaxPeers {
-		return 0, fmt.Errorf("attach %s: %w (%d peers, maximum %d)", info.Key, ErrNoFreePort, count, n.cfg.MaxPeers)
+	if free == 0 {
+		return 0, fmt.Errorf("attach %s: %w (%d ports)", info.Key, ErrNoFreePort, router.MaxPort)
 	}
 	p := &peer{port: free, info: info, link: l, since: n.now()}
 	n.ports[free].Store(p)
@@ -223,7 +209,13 @@ func (n *Node) Attach(info PeerInfo, l Link) (router.Port, error) {
 	// overlay/peers logs the user-facing "peer connected" line; this one
 	// is for following the node's port bookkeeping.
 	n.logger.Debug("port attached", "port", uint8(free), "peer", info.Key.String(), "uri", info.URI,
-		"transport", info.Transport, "inbound", info.Inbound, "zone", info.Zone)
+		"transport", info.Transport, "inbound", info.Inbound, "origin", info.Origin, "iface", info.Interface)
+	if others > 0 {
+		// Two links to one key are legal (the router prefers one); the
+		// operator may not have meant both.
+		n.logger.Info("another link to this key is already up; keeping both", "peer", info.Key,
+			"port", uint8(free), "links", others+1)
+	}
 	return free, nil
 }
 
@@ -332,10 +324,7 @@ func (n *Node) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
 
 // MaxPayload is the largest payload SendTo accepts when neither side's
 // coordinates need more than coordBytes bytes each.
-func MaxPayload(coordBytes int) int {
-	f := wire.Traffic{Watermark: wire.Watermark{Seq: ^uint64(0)}}
-	return wire.MaxFrameSize - f.Overhead() - 2*coordBytes
-}
+func MaxPayload(coordBytes int) int { return wire.MaxTrafficPayload(coordBytes) }
 
 // forward routes a Traffic frame with the current snapshot, from the
 // calling goroutine. room, when not nil, is the free part of a bufpool
@@ -496,7 +485,7 @@ func (n *Node) logEvent(e router.Event) {
 		// loops.
 		attrs := []any{"port", e.Port.Number(), "peer", e.Key.String(), "root", e.Root.Key.String(), "root_seq", e.Root.Seq}
 		if p := n.peerAt(e.Port); p != nil {
-			attrs = append(attrs, "uri", p.info.URI, "transport", p.info.Transport, "zone", p.info.Zone, "inbound", p.info.Inbound)
+			attrs = append(attrs, "uri", p.info.URI, "transport", p.info.Transport, "origin", p.info.Origin, "iface", p.info.Interface, "inbound", p.info.Inbound)
 		}
 		n.logger.Error("another node uses our public key: a copy of our key file runs elsewhere; its tree announcements arrive on this link", attrs...)
 	default:

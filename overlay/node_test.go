@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/limits"
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -189,17 +190,80 @@ func findPort(t *testing.T, n *Node, key wire.PublicKey) router.Port {
 	return 0
 }
 
-func TestMaxPeers(t *testing.T) {
-	a := newNode(t, 1, Config{MaxPeers: 2})
-	connect(t, a, newNode(t, 2, Config{}))
-	connect(t, a, newNode(t, 3, Config{}))
-	l := &memLink{done: make(chan struct{})}
-	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(4))}, l); !errors.Is(err, ErrNoFreePort) {
-		t.Fatalf("third peer with MaxPeers 2: %v", err)
+// The node's only bound is its ports (max_peers is overlay/peers'): all
+// 253 fill, the next Attach is refused, and a freed port is taken again.
+func TestPortsRunOut(t *testing.T) {
+	a := newNode(t, 1, Config{})
+	for i := range int(router.MaxPort) {
+		l := &memLink{queue: make(chan []byte, 8), done: make(chan struct{})}
+		if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(byte(2 + i%200)))}, l); err != nil {
+			t.Fatalf("peer %d: %v", i+1, err)
+		}
 	}
-	a.SetMaxPeers(3)
-	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(4))}, &memLink{local: a, queue: make(chan []byte, 8), done: make(chan struct{})}); err != nil {
-		t.Fatalf("after raising the bound: %v", err)
+	l := &memLink{done: make(chan struct{})}
+	if _, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(250))}, l); !errors.Is(err, ErrNoFreePort) {
+		t.Fatalf("peer %d: %v, want ErrNoFreePort", router.MaxPort+1, err)
+	}
+	a.Detach(7, nil)
+	if port, err := a.Attach(PeerInfo{Key: wire.PublicKeyOf(testhelp.SeedKey(250))}, &memLink{queue: make(chan []byte, 8), done: make(chan struct{})}); err != nil || port != 7 {
+		t.Fatalf("after freeing port 7: port %d, %v", port, err)
+	}
+}
+
+// One PeerStatus is one peering, even when its port is freed and taken
+// again: the admin listing reads info, link and counters from it, where it
+// once joined two registries by port and could pair a new peering with the
+// old one's link. Duplicate is computed here, once.
+func TestPeerStatusFollowsPortReuse(t *testing.T) {
+	a := newNode(t, 1, Config{})
+	keyB, keyC := wire.PublicKeyOf(testhelp.SeedKey(2)), wire.PublicKeyOf(testhelp.SeedKey(3))
+	first := &memLink{queue: make(chan []byte, 8), done: make(chan struct{})}
+	port, err := a.Attach(PeerInfo{Key: keyB, URI: "first", Origin: OriginStatic}, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Detach(port, nil)
+	second := &memLink{queue: make(chan []byte, 8), done: make(chan struct{})}
+	if p2, err := a.Attach(PeerInfo{Key: keyC, URI: "second", Origin: OriginLAN, Interface: "lan0"}, second); err != nil || p2 != port {
+		t.Fatalf("second peering on port %d (%v), want the freed port %d", p2, err, port)
+	}
+	third := &memLink{queue: make(chan []byte, 8), done: make(chan struct{})}
+	if _, err := a.Attach(PeerInfo{Key: keyC, URI: "third", Origin: OriginListener, Inbound: true}, third); err != nil {
+		t.Fatal(err)
+	}
+	ps := a.Peers()
+	if len(ps) != 2 {
+		t.Fatalf("%d peers, want 2", len(ps))
+	}
+	got := ps[0]
+	if got.Port != port || got.Link != second || got.Info.URI != "second" || got.Info.Origin != OriginLAN ||
+		got.Info.Interface != "lan0" || got.Info.Key != keyC {
+		t.Fatalf("port %d reports %+v (link %p), want the second peering (link %p)", port, got.Info, got.Link, second)
+	}
+	if !ps[0].Duplicate || !ps[1].Duplicate || ps[1].Link != third {
+		t.Fatalf("two links to one key not both marked duplicate: %+v", ps)
+	}
+	if pg := a.Peerings(); len(pg) != 2 || pg[0].Port != port || pg[0].Link != second || pg[0].Info != got.Info || pg[1].Link != third {
+		t.Fatalf("Peerings %+v disagree with Peers", pg)
+	}
+}
+
+func TestOriginNames(t *testing.T) {
+	seen := map[string]bool{}
+	for o := range numOrigins {
+		name := o.String()
+		if name == "" || name == "unknown" || seen[name] {
+			t.Fatalf("origin %d has name %q", o, name)
+		}
+		seen[name] = true
+	}
+	if got := Origin(200).String(); got != "unknown" {
+		t.Fatalf("out-of-table origin named %q", got)
+	}
+	for o, want := range map[Origin]bool{OriginStatic: true, OriginAdmin: true, OriginCard: true, OriginListener: false, OriginLAN: false} {
+		if o.Chosen() != want {
+			t.Errorf("%s.Chosen() = %v", o, !want)
+		}
 	}
 }
 
@@ -389,5 +453,13 @@ func TestRoutesChangedSignal(t *testing.T) {
 	case <-a.RoutesChanged():
 	case <-time.After(5 * time.Second):
 		t.Fatal("no route change signalled after a peer announced")
+	}
+}
+
+// internal/limits restates the port count for config, which must not
+// import the router; the two must agree.
+func TestLimitsMatchRouter(t *testing.T) {
+	if limits.MaxPeers != int(router.MaxPort) {
+		t.Fatalf("limits.MaxPeers %d, router.MaxPort %d", limits.MaxPeers, router.MaxPort)
 	}
 }

@@ -18,11 +18,17 @@ type Self struct {
 	Peers     int
 }
 
-// PeerStatus describes one attached peering.
+// PeerStatus describes one attached peering. It is the one registry's
+// record: everything the admin API shows of a peering comes from one
+// PeerStatus, taken under one lock, so a port that is reused between two
+// reads cannot mix two peerings.
 type PeerStatus struct {
 	Port  router.Port
 	Info  PeerInfo
 	Since time.Time
+	// Link is the peering's link, for what only the link knows (its
+	// transport's remote address, its own drop counters).
+	Link Link
 	// Router is what the routing state machine knows of the peer: its
 	// announcement, coordinates and whether it is our parent.
 	Router router.PeerView
@@ -77,11 +83,35 @@ func (n *Node) Self() Self {
 	return s
 }
 
+// Peering is one attached peering as the registry holds it, without the
+// counters and router view that Peers adds: what overlay/peers' policy
+// reads (on every LAN beacon, so it is kept cheap).
+type Peering struct {
+	Port router.Port
+	Info PeerInfo
+	Link Link
+}
+
+// Peerings lists the attached peerings in port order.
+func (n *Node) Peerings() []Peering {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []Peering
+	for port := router.Port(1); port <= router.MaxPort; port++ {
+		if p := n.ports[port].Load(); p != nil {
+			out = append(out, Peering{Port: port, Info: p.info, Link: p.link})
+		}
+	}
+	return out
+}
+
 // Peers lists the attached peerings in port order.
 func (n *Node) Peers() []PeerStatus {
+	// The router's views and the port table are read under one hold of
+	// mu (Attach and Detach take it), so each entry is one peering.
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	views := n.router.Peers()
-	n.mu.Unlock()
 	byKey := map[wire.PublicKey]int{}
 	out := make([]PeerStatus, 0, len(views))
 	for _, v := range views {
@@ -91,7 +121,7 @@ func (n *Node) Peers() []PeerStatus {
 		}
 		byKey[p.info.Key]++
 		out = append(out, PeerStatus{
-			Port: v.Port, Info: p.info, Since: p.since, Router: v,
+			Port: v.Port, Info: p.info, Since: p.since, Link: p.link, Router: v,
 			In: p.counters.in.snapshot(), Out: p.counters.out.snapshot(),
 			QueueDrops: p.counters.queueDrops.Load(),
 		})

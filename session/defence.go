@@ -151,7 +151,7 @@ func ephemeralOf(noiseMsg []byte) []byte { return noiseMsg[:32] }
 // cookie for src, within the reply rate limit.
 func (m *Manager) sendCookieReply(now time.Time, src wire.PublicKey, in envelope.HandshakeInit) error {
 	if !m.cookieReplies.AllowN(now, 1) {
-		m.st.cookieRepliesLimited.Add(1)
+		m.st.inc(CookieRepliesLimited)
 		return fmt.Errorf("initiation from %s: under load, cookie reply rate limited", src)
 	}
 	cookie, err := m.cookies.cookie(now, src)
@@ -167,8 +167,8 @@ func (m *Manager) sendCookieReply(now time.Time, src wire.PublicKey, in envelope
 	if err != nil {
 		return err
 	}
-	m.st.cookieRepliesSent.Add(1)
-	m.send(src, b)
+	m.st.inc(CookieRepliesSent)
+	m.tr.Send(src, b, 0)
 	return nil
 }
 
@@ -177,7 +177,7 @@ func (m *Manager) sendCookieReply(now time.Time, src wire.PublicKey, in envelope
 func (m *Manager) handleCookieReply(now time.Time, src wire.PublicKey, payload []byte) error {
 	r, err := envelope.ParseCookieReply(payload)
 	if err != nil {
-		m.st.malformed.Add(1)
+		m.st.inc(Malformed)
 		return fmt.Errorf("cookie reply from %s: %w", src, err)
 	}
 	p, err := m.initiationFor(src, r.Receiver)
@@ -187,12 +187,12 @@ func (m *Manager) handleCookieReply(now time.Time, src wire.PublicKey, payload [
 	cookie, err := cookieAEAD(src).Open(nil, r.Nonce[:], r.Sealed, ephemeralOf(p.hs.msg))
 	if err != nil {
 		p.mu.Unlock()
-		m.st.badCookie.Add(1)
+		m.st.inc(BadCookie)
 		return fmt.Errorf("cookie reply from %s: %w", src, err)
 	}
 	copy(p.cookie[:], cookie)
 	p.cookieAt = now
-	m.st.cookiesReceived.Add(1)
+	m.st.inc(CookiesReceived)
 	var resend []byte
 	if !p.hs.cookieResent {
 		p.hs.cookieResent = true
@@ -203,8 +203,8 @@ func (m *Manager) handleCookieReply(now time.Time, src wire.PublicKey, payload [
 		return err
 	}
 	if resend != nil {
-		m.st.initsSent.Add(1)
-		m.send(src, resend)
+		m.st.inc(InitiationsSent)
+		m.tr.Send(src, resend, 0)
 	}
 	return nil
 }
@@ -225,7 +225,7 @@ func (p *peer) initiationPayloadLocked(now time.Time) ([]byte, error) {
 func (m *Manager) admitInitiation(now time.Time, src wire.PublicKey, in envelope.HandshakeInit, withMAC bool, covered, mac []byte) error {
 	if m.underLoad(now) {
 		if !withMAC || !m.cookies.valid(now, src, covered, mac) {
-			m.st.needCookie.Add(1)
+			m.st.inc(NeedCookie)
 			if err := m.sendCookieReply(now, src, in); err != nil {
 				return err
 			}
@@ -233,8 +233,55 @@ func (m *Manager) admitInitiation(now time.Time, src wire.PublicKey, in envelope
 		}
 	}
 	if v := m.initLimit.Allow(now, src); v != ratelimit.Allowed {
-		m.st.initsLimited.Add(1)
+		m.st.inc(InitiationsLimited)
 		return fmt.Errorf("initiation from %s: rate limited (%s)", src, v)
 	}
 	return nil
+}
+
+// noteHalfOpen appends p to the eviction order, first dropping the
+// entries of peers that are no longer half-open once they outnumber the
+// live ones, so the order stays within about twice MaxHalfOpen.
+func (m *Manager) noteHalfOpen(p *peer) {
+	m.evictMu.Lock()
+	defer m.evictMu.Unlock()
+	if len(m.openOrder) >= 2*m.cfg.MaxHalfOpen {
+		live := m.openOrder[:0]
+		for _, q := range m.openOrder {
+			if q.halfOpen.Load() {
+				live = append(live, q)
+			}
+		}
+		clear(m.openOrder[len(live):])
+		m.openOrder = live
+	}
+	m.openOrder = append(m.openOrder, p)
+}
+
+// evictHalfOpen forgets the oldest half-open peer; false if there is none.
+func (m *Manager) evictHalfOpen() bool {
+	for {
+		m.evictMu.Lock()
+		var v *peer
+		for len(m.openOrder) > 0 && v == nil {
+			if c := m.openOrder[0]; c.halfOpen.Load() {
+				v = c
+			}
+			m.openOrder[0] = nil
+			m.openOrder = m.openOrder[1:]
+		}
+		m.evictMu.Unlock()
+		if v == nil {
+			return false
+		}
+		v.mu.Lock()
+		if v.dead || !v.halfOpen.Load() {
+			v.mu.Unlock()
+			continue
+		}
+		v.forgetLocked()
+		v.mu.Unlock()
+		m.st.inc(PeersEvicted)
+		return true
+	}
 }

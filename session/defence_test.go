@@ -22,7 +22,7 @@ func forgedInitiations(t testing.TB, target wire.PublicKey, n int) []msg {
 		binary.BigEndian.PutUint64(seed[:], uint64(i)+0xF00D0000)
 		priv := ed25519.NewKeyFromSeed(seed[:])
 		var got []byte
-		m, err := NewManager(priv, Config{}, func(_ wire.PublicKey, p []byte) { got = p }, nil)
+		m, err := NewManager(priv, Config{}, funcs{send: func(_ wire.PublicKey, p []byte) { got = p }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,11 +50,11 @@ func TestCookieUnderLoad(t *testing.T) {
 	}
 	f.take() // responses and cookie replies to the forged keys: nobody
 	st := b.m.Stats()
-	if st.ResponsesSent != 11 {
-		t.Fatalf("%d forged initiations answered, want 11 (down to half the burst of 20)", st.ResponsesSent)
+	if st.Counts[ResponsesSent] != 11 {
+		t.Fatalf("%d forged initiations answered, want 11 (down to half the burst of 20)", st.Counts[ResponsesSent])
 	}
-	if st.NeedCookie != 29 || st.CookieRepliesSent != 29 {
-		t.Fatalf("under load: %d refused for want of a cookie, %d cookie replies; want 29 each", st.NeedCookie, st.CookieRepliesSent)
+	if st.Counts[NeedCookie] != 29 || st.Counts[CookieRepliesSent] != 29 {
+		t.Fatalf("under load: %d refused for want of a cookie, %d cookie replies; want 29 each", st.Counts[NeedCookie], st.Counts[CookieRepliesSent])
 	}
 	if st.Peers != 11 {
 		t.Fatalf("%d peers after the flood, want only the 11 answered", st.Peers)
@@ -68,8 +68,8 @@ func TestCookieUnderLoad(t *testing.T) {
 		t.Fatalf("honest session under load: echoes %v; a %+v; b %+v", a.echoes, a.m.Stats(), b.m.Stats())
 	}
 	as, bs := a.m.Stats(), b.m.Stats()
-	if as.CookiesReceived != 1 || bs.CookieRepliesSent != 30 || bs.ResponsesSent != 12 {
-		t.Fatalf("cookie round: a got %d cookies, b sent %d replies and %d responses", as.CookiesReceived, bs.CookieRepliesSent, bs.ResponsesSent)
+	if as.Counts[CookiesReceived] != 1 || bs.Counts[CookieRepliesSent] != 30 || bs.Counts[ResponsesSent] != 12 {
+		t.Fatalf("cookie round: a got %d cookies, b sent %d replies and %d responses", as.Counts[CookiesReceived], bs.Counts[CookieRepliesSent], bs.Counts[ResponsesSent])
 	}
 
 	// A forged mac is refused like no mac, and a cookie reply for an
@@ -86,7 +86,7 @@ func TestCookieUnderLoad(t *testing.T) {
 		t.Fatal("initiation with a forged mac accepted under load")
 	}
 	f.take()
-	if err := a.m.HandlePayload(t0, b.key, mustCookieReply(t, 12345)); err == nil || a.m.Stats().UnknownIndex == 0 {
+	if err := a.m.HandlePayload(t0, b.key, mustCookieReply(t, 12345)); err == nil || a.m.Stats().Counts[UnknownIndex] == 0 {
 		t.Fatalf("unsolicited cookie reply: %v", err)
 	}
 
@@ -94,14 +94,14 @@ func TestCookieUnderLoad(t *testing.T) {
 	// holds for UnderLoadFor: a sustained flood does not get the tokens
 	// each time they pass half.
 	f.deliver(t0.Add(900*time.Millisecond), forged[38])
-	if st := b.m.Stats(); st.ResponsesSent != 12 || st.NeedCookie != 32 {
-		t.Fatalf("0.9 s later: %d responses, %d needing a cookie; want 12, 32", st.ResponsesSent, st.NeedCookie)
+	if st := b.m.Stats(); st.Counts[ResponsesSent] != 12 || st.Counts[NeedCookie] != 32 {
+		t.Fatalf("0.9 s later: %d responses, %d needing a cookie; want 12, 32", st.Counts[ResponsesSent], st.Counts[NeedCookie])
 	}
 	f.take()
 	// Once that has passed, plain initiations are answered again.
 	later := t0.Add(3 * time.Second)
 	f.deliver(later, forged[39])
-	if got := b.m.Stats().ResponsesSent; got != 13 {
+	if got := b.m.Stats().Counts[ResponsesSent]; got != 13 {
 		t.Fatalf("after the load: %d responses, want 13", got)
 	}
 }
@@ -127,12 +127,12 @@ func TestPerSourceLimit(t *testing.T) {
 	// Only the first is answered (the rest are replays of it), but all
 	// three within the burst cost DH; seven never reach it.
 	st := b.m.Stats()
-	if st.InitiationsLimited != 7 || st.ResponsesSent != 1 || st.ReplayedInits != 2 {
-		t.Fatalf("limited %d, responses %d, replays %d; want 7, 1, 2", st.InitiationsLimited, st.ResponsesSent, st.ReplayedInits)
+	if st.Counts[InitiationsLimited] != 7 || st.Counts[ResponsesSent] != 1 || st.Counts[ReplayedInits] != 2 {
+		t.Fatalf("limited %d, responses %d, replays %d; want 7, 1, 2", st.Counts[InitiationsLimited], st.Counts[ResponsesSent], st.Counts[ReplayedInits])
 	}
 	f.deliver(t0.Add(time.Second), m)
-	if st := b.m.Stats(); st.InitiationsLimited != 7 || st.ReplayedInits != 3 {
-		t.Fatalf("after 1 s: limited %d, replays %d", st.InitiationsLimited, st.ReplayedInits)
+	if st := b.m.Stats(); st.Counts[InitiationsLimited] != 7 || st.Counts[ReplayedInits] != 3 {
+		t.Fatalf("after 1 s: limited %d, replays %d", st.Counts[InitiationsLimited], st.Counts[ReplayedInits])
 	}
 }
 
@@ -149,8 +149,8 @@ func TestHalfOpenEviction(t *testing.T) {
 	}
 	f.take()
 	st := b.m.Stats()
-	if st.HalfOpen != 4 || st.Peers != 5 || st.PeersEvicted != 46 {
-		t.Fatalf("after 50 forged initiations: %d half-open, %d peers, %d evicted; want 4, 5, 46", st.HalfOpen, st.Peers, st.PeersEvicted)
+	if st.HalfOpen != 4 || st.Peers != 5 || st.Counts[PeersEvicted] != 46 {
+		t.Fatalf("after 50 forged initiations: %d half-open, %d peers, %d evicted; want 4, 5, 46", st.HalfOpen, st.Peers, st.Counts[PeersEvicted])
 	}
 	a.m.Send(t0, b.key, packet(a.key, b.key, 1))
 	f.run(t0)
@@ -164,7 +164,7 @@ func TestHalfOpenEviction(t *testing.T) {
 	}
 	// c's initiation evicted the oldest forged peer and c then confirmed:
 	// a, c and three forged peers remain.
-	if st := b.m.Stats(); st.HalfOpen != 3 || st.Peers != 5 || st.PeersEvicted != 47 {
-		t.Fatalf("after the honest session: %d half-open, %d peers, %d evicted; want 3, 5, 47", st.HalfOpen, st.Peers, st.PeersEvicted)
+	if st := b.m.Stats(); st.HalfOpen != 3 || st.Peers != 5 || st.Counts[PeersEvicted] != 47 {
+		t.Fatalf("after the honest session: %d half-open, %d peers, %d evicted; want 3, 5, 47", st.HalfOpen, st.Peers, st.Counts[PeersEvicted])
 	}
 }

@@ -37,6 +37,46 @@ type node struct {
 	established int
 }
 
+// funcs is a Transport of optional functions; send sees the message
+// without the room in front of it.
+type funcs struct {
+	send        func(dst wire.PublicKey, p []byte)
+	deliver     func(src wire.PublicKey, pkt []byte)
+	echo        func(src wire.PublicKey, id uint64, data []byte)
+	established func(remote wire.PublicKey, initiator bool, latency time.Duration)
+	unreachable func(dst wire.PublicKey, packets [][]byte)
+}
+
+func (f funcs) Send(dst wire.PublicKey, buf []byte, off int) {
+	if f.send != nil {
+		f.send(dst, buf[off:])
+	}
+}
+
+func (f funcs) Deliver(src wire.PublicKey, pkt []byte) {
+	if f.deliver != nil {
+		f.deliver(src, pkt)
+	}
+}
+
+func (f funcs) EchoReply(src wire.PublicKey, id uint64, data []byte) {
+	if f.echo != nil {
+		f.echo(src, id, data)
+	}
+}
+
+func (f funcs) Established(remote wire.PublicKey, initiator bool, latency time.Duration) {
+	if f.established != nil {
+		f.established(remote, initiator, latency)
+	}
+}
+
+func (f funcs) Unreachable(dst wire.PublicKey, packets [][]byte) {
+	if f.unreachable != nil {
+		f.unreachable(dst, packets)
+	}
+}
+
 // fabric is an in-memory overlay: messages wait in flight until the test
 // delivers them, in order, shuffled, or through a filter that may drop,
 // hold or duplicate them. Single goroutine unless a test says otherwise.
@@ -54,16 +94,19 @@ func newFabric(t *testing.T) *fabric {
 func (f *fabric) add(seed byte, cfg Config) *node {
 	priv := testhelp.SeedKey(seed)
 	n := &node{key: wire.PublicKeyOf(priv)}
-	cfg.Unreachable = func(dst wire.PublicKey, pk [][]byte) { n.unreachable = append(n.unreachable, pk...) }
-	cfg.EchoReply = func(src wire.PublicKey, id uint64, data []byte) {
-		n.echoes = append(n.echoes, echo{src, id, string(data)})
-	}
-	cfg.Established = func(wire.PublicKey, bool, time.Duration) { n.established++ }
-	m, err := NewManager(priv, cfg, func(dst wire.PublicKey, p []byte) {
-		f.inflight = append(f.inflight, msg{n.key, dst, p})
-	}, func(src wire.PublicKey, pkt []byte) {
-		n.got = append(n.got, binary.BigEndian.Uint32(pkt[40:]))
-		n.gotFrom = append(n.gotFrom, src)
+	m, err := NewManager(priv, cfg, funcs{
+		send: func(dst wire.PublicKey, p []byte) {
+			f.inflight = append(f.inflight, msg{n.key, dst, p})
+		},
+		deliver: func(src wire.PublicKey, pkt []byte) {
+			n.got = append(n.got, binary.BigEndian.Uint32(pkt[40:]))
+			n.gotFrom = append(n.gotFrom, src)
+		},
+		echo: func(src wire.PublicKey, id uint64, data []byte) {
+			n.echoes = append(n.echoes, echo{src, id, string(data)})
+		},
+		established: func(wire.PublicKey, bool, time.Duration) { n.established++ },
+		unreachable: func(dst wire.PublicKey, pk [][]byte) { n.unreachable = append(n.unreachable, pk...) },
 	})
 	if err != nil {
 		f.t.Fatal(err)

@@ -55,7 +55,7 @@ func (m *Manager) NewHandshakeQueue(size int) *HandshakeQueue {
 // the Manager).
 func (q *HandshakeQueue) Offer(src wire.PublicKey, payload []byte) bool {
 	if len(payload) > maxHandshakeMessage {
-		q.m.st.malformed.Add(1)
+		q.m.st.inc(Malformed)
 		return false
 	}
 	e := queuedHandshake{src: src, n: len(payload)}

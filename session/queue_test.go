@@ -32,7 +32,7 @@ func TestHandshakeQueue(t *testing.T) {
 	if q.Drops() != 1 {
 		t.Fatalf("%d drops, want 1", q.Drops())
 	}
-	if q.Offer(a.key, make([]byte, maxHandshakeMessage+1)) || b.m.Stats().Malformed != 1 {
+	if q.Offer(a.key, make([]byte, maxHandshakeMessage+1)) || b.m.Stats().Counts[Malformed] != 1 {
 		t.Fatal("an oversized payload was queued or not counted")
 	}
 	stop := make(chan struct{})
@@ -43,14 +43,14 @@ func TestHandshakeQueue(t *testing.T) {
 		q.Run(stop, func() time.Time { return t0 }, func(wire.PublicKey, error) { errs++ })
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for b.m.Stats().ResponsesSent+b.m.Stats().ReplayedInits < 2 && time.Now().Before(deadline) {
+	for b.m.Stats().Counts[ResponsesSent]+b.m.Stats().Counts[ReplayedInits] < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	close(stop)
 	<-done
 	// The first copy is answered; the second is the same initiation, a
 	// replay (so the first copy was not clobbered by clear).
-	if st := b.m.Stats(); st.ResponsesSent != 1 || st.ReplayedInits != 1 || errs != 1 {
-		t.Fatalf("responses %d, replays %d, errors %d; want 1, 1, 1", st.ResponsesSent, st.ReplayedInits, errs)
+	if st := b.m.Stats(); st.Counts[ResponsesSent] != 1 || st.Counts[ReplayedInits] != 1 || errs != 1 {
+		t.Fatalf("responses %d, replays %d, errors %d; want 1, 1, 1", st.Counts[ResponsesSent], st.Counts[ReplayedInits], errs)
 	}
 }

@@ -110,7 +110,7 @@ func TestHandshakeAndDataBothWays(t *testing.T) {
 	for i := range 5 {
 		a.m.Send(t0, b.key, packet(a.key, b.key, uint32(i)))
 	}
-	if st := a.m.Stats(); st.HandshakesInitiated != 1 || st.InitiationsSent != 1 {
+	if st := a.m.Stats(); st.Counts[HandshakesInitiated] != 1 || st.Counts[InitiationsSent] != 1 {
 		t.Fatalf("a stats before delivery %+v", st)
 	}
 	f.run(t0)
@@ -138,7 +138,7 @@ func TestHandshakeAndDataBothWays(t *testing.T) {
 		t.Fatalf("established callbacks a=%d b=%d", a.established, b.established)
 	}
 	ast, bst := a.m.Stats(), b.m.Stats()
-	if ast.HandshakesCompleted != 1 || bst.HandshakesCompleted != 1 || ast.PacketsOut != 5 || bst.PacketsIn != 5 || ast.PacketsIn != 5 || f.errs != 0 {
+	if ast.Counts[HandshakesCompleted] != 1 || bst.Counts[HandshakesCompleted] != 1 || ast.Counts[PacketsOut] != 5 || bst.Counts[PacketsIn] != 5 || ast.Counts[PacketsIn] != 5 || f.errs != 0 {
 		t.Fatalf("stats a %+v b %+v errs %d", ast, bst, f.errs)
 	}
 }
@@ -154,7 +154,7 @@ func TestEcho(t *testing.T) {
 	if len(b.got) != 0 {
 		t.Fatal("echo delivered as an IPv6 packet")
 	}
-	if b.m.Stats().EchoRequestsIn != 1 || a.m.Stats().EchoRepliesIn != 1 {
+	if b.m.Stats().Counts[EchoRequestsIn] != 1 || a.m.Stats().Counts[EchoRepliesIn] != 1 {
 		t.Fatal("echo counters")
 	}
 }
@@ -183,8 +183,8 @@ func TestReorderReplayAndTooOld(t *testing.T) {
 	for _, m := range copies {
 		f.deliver(t0, m)
 	}
-	if st := b.m.Stats(); st.Replays != 500 || len(b.got) != 500 {
-		t.Fatalf("replays %d, delivered %d", st.Replays, len(b.got))
+	if st := b.m.Stats(); st.Counts[Replays] != 500 || len(b.got) != 500 {
+		t.Fatalf("replays %d, delivered %d", st.Counts[Replays], len(b.got))
 	}
 
 	// A packet held back while WindowSize newer ones pass is too old.
@@ -195,7 +195,7 @@ func TestReorderReplayAndTooOld(t *testing.T) {
 	}
 	f.run(t0)
 	f.deliver(t0, held[0])
-	if st := b.m.Stats(); st.TooOld != 1 || slices.Contains(b.got, 9999) {
+	if st := b.m.Stats(); st.Counts[TooOld] != 1 || slices.Contains(b.got, 9999) {
 		t.Fatalf("too-old packet: %+v", st)
 	}
 }
@@ -219,10 +219,10 @@ func TestRekeyByCountUninterrupted(t *testing.T) {
 		t.Fatalf("lost or reordered: a %d b %d", len(a.got), len(b.got))
 	}
 	as, bs := a.m.Stats(), b.m.Stats()
-	if as.HandshakesCompleted+bs.HandshakesCompleted < 2*15 {
-		t.Fatalf("too few rekeys: a %d b %d", as.HandshakesCompleted, bs.HandshakesCompleted)
+	if as.Counts[HandshakesCompleted]+bs.Counts[HandshakesCompleted] < 2*15 {
+		t.Fatalf("too few rekeys: a %d b %d", as.Counts[HandshakesCompleted], bs.Counts[HandshakesCompleted])
 	}
-	if as.DropQueueFull+bs.DropQueueFull+as.DecryptFailures+bs.DecryptFailures+as.UnknownIndex+bs.UnknownIndex != 0 {
+	if as.Counts[DropQueueFull]+bs.Counts[DropQueueFull]+as.Counts[DecryptFailures]+bs.Counts[DecryptFailures]+as.Counts[UnknownIndex]+bs.Counts[UnknownIndex] != 0 {
 		t.Fatalf("drops during rekey: a %+v b %+v", as, bs)
 	}
 }
@@ -266,7 +266,7 @@ func TestRekeyByTimeUsesPreviousKeypair(t *testing.T) {
 		t.Fatalf("traffic interrupted: a got %d, b got %d; missing a %v b %v; a %+v b %+v", len(ga), len(gb), missing(ga, 400), missing(gb, 400), a.m.Stats(), b.m.Stats())
 	}
 	as := a.m.Stats()
-	if as.HandshakesCompleted < 3 || as.HandshakesInitiated < 3 {
+	if as.Counts[HandshakesCompleted] < 3 || as.Counts[HandshakesInitiated] < 3 {
 		t.Fatalf("expected >= 3 time rekeys, stats %+v", as)
 	}
 	si := a.m.Sessions(now)
@@ -293,7 +293,7 @@ func TestIdleExpiry(t *testing.T) {
 	if len(a.m.Sessions(now)) != 0 || len(b.m.Sessions(now)) != 0 {
 		t.Fatal("idle sessions kept")
 	}
-	if a.m.Stats().PeersExpired != 1 || b.m.Stats().PeersExpired != 1 {
+	if a.m.Stats().Counts[PeersExpired] != 1 || b.m.Stats().Counts[PeersExpired] != 1 {
 		t.Fatal("expiry not counted")
 	}
 	a.m.mu.RLock()
@@ -329,7 +329,7 @@ func TestSimultaneousInitiation(t *testing.T) {
 		t.Fatalf("lo got %v, hi got %v", lo.got, hi.got)
 	}
 	ls, hs := lo.m.Stats(), hi.m.Stats()
-	if ls.CollisionsYielded != 1 || hs.CollisionsIgnored != 1 || ls.CollisionsIgnored != 0 || hs.CollisionsYielded != 0 {
+	if ls.Counts[CollisionsYielded] != 1 || hs.Counts[CollisionsIgnored] != 1 || ls.Counts[CollisionsIgnored] != 0 || hs.Counts[CollisionsYielded] != 0 {
 		t.Fatalf("collision handling lo %+v hi %+v", ls, hs)
 	}
 	li, hinfo := lo.m.Sessions(t0), hi.m.Sessions(t0)
@@ -361,7 +361,7 @@ func TestWrongStaticKeyRejected(t *testing.T) {
 	if err := b.m.HandlePayload(t0, a.key, init.payload); err == nil {
 		t.Fatal("initiation with a foreign static key accepted")
 	}
-	if st := b.m.Stats(); st.WrongStatic != 1 || st.ResponsesSent != 0 || st.Peers != 0 {
+	if st := b.m.Stats(); st.Counts[WrongStatic] != 1 || st.Counts[ResponsesSent] != 0 || st.Peers != 0 {
 		t.Fatalf("b stats %+v", st)
 	}
 	if len(f.inflight) != 0 {
@@ -386,7 +386,7 @@ func TestReplayedInitiationDropped(t *testing.T) {
 	if err := b.m.HandlePayload(t0, a.key, replay); err == nil {
 		t.Fatal("replayed initiation accepted")
 	}
-	if b.m.Stats().ReplayedInits != 1 || b.m.Stats().ResponsesSent != 1 {
+	if b.m.Stats().Counts[ReplayedInits] != 1 || b.m.Stats().Counts[ResponsesSent] != 1 {
 		t.Fatalf("b stats %+v", b.m.Stats())
 	}
 	// The session is unharmed.
@@ -408,7 +408,7 @@ func TestSourceAddressChecked(t *testing.T) {
 	a.m.Send(t0, b.key, packetFromAddr(sub.Next(), b.key, 2))
 	a.m.Send(t0, b.key, packetFromAddr(addressing.Subnet(c.key).Addr().Next(), b.key, 3))
 	f.run(t0)
-	if !slices.Equal(b.got, []uint32{2}) || b.m.Stats().BadSource != 2 {
+	if !slices.Equal(b.got, []uint32{2}) || b.m.Stats().Counts[BadSource] != 2 {
 		t.Fatalf("b got %v, stats %+v", b.got, b.m.Stats())
 	}
 }
@@ -442,7 +442,7 @@ func TestHandshakeGiveUpReportsUnreachable(t *testing.T) {
 		}
 	}
 	st := a.m.Stats()
-	if st.DropQueueFull != 7 || st.HandshakesFailed != 1 || st.InitiationsSent != 18 || st.DropUnreachable != 64 {
+	if st.Counts[DropQueueFull] != 7 || st.Counts[HandshakesFailed] != 1 || st.Counts[InitiationsSent] != 18 || st.Counts[DropUnreachable] != 64 {
 		t.Fatalf("stats %+v", st)
 	}
 	si := a.m.Sessions(now)
@@ -467,7 +467,7 @@ func TestPeerRestartRecovers(t *testing.T) {
 	if len(b2.got) == 0 || b2.got[len(b2.got)-1] != 39 {
 		t.Fatalf("traffic did not resume after restart: %v", b2.got)
 	}
-	if b2.m.Stats().UnknownIndex == 0 {
+	if b2.m.Stats().Counts[UnknownIndex] == 0 {
 		t.Fatal("expected unknown-index drops before recovery")
 	}
 }
@@ -517,7 +517,7 @@ func TestLossyReorderingNetwork(t *testing.T) {
 			seen[s] = true
 		}
 	}
-	if a.m.Stats().Replays+b.m.Stats().Replays == 0 {
+	if a.m.Stats().Counts[Replays]+b.m.Stats().Counts[Replays] == 0 {
 		t.Fatal("duplicates were not seen as replays")
 	}
 }
@@ -562,9 +562,9 @@ func TestGarbageCountedAndDropped(t *testing.T) {
 		feed(p)
 	}
 	after := b.m.Stats()
-	counted := (after.Malformed - before.Malformed) + (after.DecryptFailures - before.DecryptFailures) +
-		(after.UnknownIndex - before.UnknownIndex) + (after.BadHandshake - before.BadHandshake) +
-		(after.Replays - before.Replays) + (after.TooOld - before.TooOld) + (after.DropBadKey - before.DropBadKey)
+	counted := (after.Counts[Malformed] - before.Counts[Malformed]) + (after.Counts[DecryptFailures] - before.Counts[DecryptFailures]) +
+		(after.Counts[UnknownIndex] - before.Counts[UnknownIndex]) + (after.Counts[BadHandshake] - before.Counts[BadHandshake]) +
+		(after.Counts[Replays] - before.Counts[Replays]) + (after.Counts[TooOld] - before.Counts[TooOld]) + (after.Counts[DropBadKey] - before.Counts[DropBadKey])
 	if counted != uint64(n) {
 		t.Fatalf("%d garbage payloads, %d counted: %+v", n, counted, after)
 	}
@@ -614,7 +614,7 @@ func TestMaxPeersAndBadKeys(t *testing.T) {
 	a.m.Send(t0, bad, packet(a.key, bad, 0))
 	a.m.Send(t0, wire.PublicKeyOf(testhelp.SeedKey(10)), make([]byte, MaxPacket+1))
 	st := a.m.Stats()
-	if st.Peers != 2 || st.DropTooManyPeer != 2 || st.DropBadKey != 2 || st.DropTooBig != 1 {
+	if st.Peers != 2 || st.Counts[DropTooManyPeer] != 2 || st.Counts[DropBadKey] != 2 || st.Counts[DropTooBig] != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -197,7 +197,7 @@ func open(cfg Config) (_ *Device, err error) {
 	// kernel sends no router or multicast listener traffic into the TUN.
 	// Kernels without the knob are fine too, so a failure is only logged.
 	if err := d.nl.LinkSetIP6AddrGenMode(link, in6AddrGenModeNone); err != nil {
-		slog.Debug("tun: cannot disable link-local address", "link", d.name, "err", err)
+		slog.Debug("tun: cannot disable link-local address", "iface", d.name, "err", err)
 	}
 	if err := d.nl.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("tun %s: link up: %w", d.name, err)
@@ -268,7 +268,7 @@ func (d *Device) startWatch() error {
 				case <-time.After(watchRetry):
 				}
 				if ch, err = d.subscribe(); err != nil {
-					d.log.Warn("tun: cannot watch the interface", "link", d.name, "err", err)
+					d.log.Warn("tun: cannot watch the interface", "iface", d.name, "err", err)
 					ch = nil
 				}
 			}
@@ -285,7 +285,7 @@ func (d *Device) subscribe() (chan netlink.LinkUpdate, error) {
 	err := netlink.LinkSubscribeWithOptions(ch, d.stopWatch, netlink.LinkSubscribeOptions{
 		Namespace: &d.ns,
 		ErrorCallback: func(err error) {
-			d.log.Debug("tun: link watch", "link", d.name, "err", err)
+			d.log.Debug("tun: link watch", "iface", d.name, "err", err)
 		},
 	})
 	if err != nil {

@@ -8,7 +8,7 @@
 // subnets) into the TUN. A Reader reads a batch, its Filter classifies each
 // packet (IPv6, well formed, destination in the overlay, optionally source is
 // ours) and counts the rest as drops by reason; the daemon resolves each
-// destination address to a key (package addressing), the session layer
+// destination address to a key (package addressing/lookup), the session layer
 // encrypts for that key and the overlay carries it. When the destination
 // cannot be reached the daemon builds a Destination Unreachable (or, for a
 // packet larger than the far side takes, a Packet Too Big) with this package,

@@ -3,6 +3,7 @@ package tun
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -226,17 +227,9 @@ func TestWriterBatchesAndCounts(t *testing.T) {
 
 	dev.hold <- struct{}{} // first write (1 packet)
 	dev.hold <- struct{}{} // second write: everything queued, in one call
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		writes, _ := dev.recorded()
-		if len(writes) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes recorded", len(writes))
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testhelp.WaitFor(t, "two device writes", 5*time.Second,
+		func() bool { w, _ := dev.recorded(); return len(w) == 2 },
+		func() string { w, _ := dev.recorded(); return fmt.Sprintf("%d writes recorded", len(w)) })
 	writes, offsets := dev.recorded()
 	if len(writes[0]) != 1 || !bytes.Equal(writes[0][0], first) {
 		t.Fatal("first write wrong")
@@ -300,13 +293,9 @@ func TestWriterCountsWriteErrors(t *testing.T) {
 	var c counters
 	w := newWriter(dev, &c, WriterConfig{})
 	w.Write(udpTo("fd00::1", 1))
-	deadline := time.Now().Add(5 * time.Second)
-	for c.snapshot().Drops["write_error"] != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v", c.snapshot())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testhelp.WaitFor(t, "the write error counted", 5*time.Second,
+		func() bool { return c.snapshot().Drops["write_error"] == 1 },
+		func() string { return fmt.Sprintf("stats %+v", c.snapshot()) })
 	if err := w.Close(); err != nil {
 		t.Fatalf("a write error stopped the writer: %v", err)
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // requireNetNS skips unless we are root with `ip netns` available.
@@ -428,18 +430,15 @@ func TestPacketTooBigLowersPathMTU(t *testing.T) {
 		t.Fatal("PTB not queued")
 	}
 	var route string
-	for i := 0; i < 50; i++ {
-		route = ipIn(t, ns, "-6", "route", "get", far.String())
-		if strings.Contains(route, "mtu 1300") {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(route, "mtu 1300") {
-		snmp, _ := exec.Command("ip", "netns", "exec", ns, "grep", "-E", "Icmp6In|Ip6In", "/proc/net/snmp6").CombinedOutput()
-		t.Logf("snmp6:\n%s", snmp)
-		t.Fatalf("path MTU not lowered after Packet Too Big: %s (stats %+v)", route, d.Stats())
-	}
+	testhelp.WaitEvery(t, "the path MTU lowered to 1300 by the Packet Too Big", 5*time.Second, 20*time.Millisecond,
+		func() bool {
+			route = ipIn(t, ns, "-6", "route", "get", far.String())
+			return strings.Contains(route, "mtu 1300")
+		},
+		func() string {
+			snmp, _ := exec.Command("ip", "netns", "exec", ns, "grep", "-E", "Icmp6In|Ip6In", "/proc/net/snmp6").CombinedOutput()
+			return fmt.Sprintf("route %s, stats %+v, snmp6:\n%s", route, d.Stats(), snmp)
+		})
 }
 
 func BenchmarkTCPThroughTUNs(b *testing.B) {

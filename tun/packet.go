@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+
+	"github.com/pineconed/pineconed/internal/enum"
 )
 
 // MinMTU is the smallest MTU an IPv6 link may have (RFC 8200 §5).
@@ -181,10 +183,7 @@ func ReasonNames() []string {
 }
 
 func (r Reason) String() string {
-	if r < numReasons {
-		return reasonNames[r]
-	}
-	return "unknown"
+	return enum.NameOr(reasonNames[:], r, "unknown")
 }
 
 func reasonForParseError(err error) Reason {

@@ -54,7 +54,9 @@ type Backend struct {
 	// Block makes every getter wait for ctx to end, for timeout tests.
 	Block bool
 
-	blocked atomic.Int64
+	blocked      atomic.Int64
+	pings        atomic.Int64 // Ping calls
+	pingsWaiting atomic.Int64 // pings of UnreachableKey not yet ended
 }
 
 func mustKey(s string) [32]byte {
@@ -80,6 +82,13 @@ func (b *Backend) block(ctx context.Context) error {
 
 // Blocked is how many requests are waiting in a blocked getter now.
 func (b *Backend) Blocked() int { return int(b.blocked.Load()) }
+
+// Pings is how many probes Ping has been asked for so far.
+func (b *Backend) Pings() int { return int(b.pings.Load()) }
+
+// PingsWaiting is how many pings of UnreachableKey are waiting for their
+// context to end now.
+func (b *Backend) PingsWaiting() int { return int(b.pingsWaiting.Load()) }
 
 // SetBlock sets Block under the lock.
 func (b *Backend) SetBlock(v bool) {
@@ -128,7 +137,7 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 		},
 		{
 			Port: 2, PublicKey: PeerKey2, Address: "fd7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b:7b7b",
-			URI: "[fe80::7b%eth0]:41234", Transport: admin.TransportMulticast, Inbound: true, Zone: "eth0",
+			URI: "[fe80::7b%eth0]:41234", Transport: admin.TransportMulticast, Inbound: true, Origin: "lan", Interface: "eth0",
 			UptimeSeconds: 59, FramesIn: 10, FramesOut: 12, BytesIn: 512, BytesOut: 700,
 			Coords: []uint64{2, 5, 1}, Duplicate: true,
 		},
@@ -270,7 +279,10 @@ func (b *Backend) Lookup(ctx context.Context, addr string) ([32]byte, bool, erro
 // Ping implements admin.Backend: UnreachableKey never answers, other keys
 // answer after PingRTT without actually waiting.
 func (b *Backend) Ping(ctx context.Context, key [32]byte) (time.Duration, error) {
+	b.pings.Add(1)
 	if key == mustKey(UnreachableKey) {
+		b.pingsWaiting.Add(1)
+		defer b.pingsWaiting.Add(-1)
 		<-ctx.Done()
 		return 0, ctx.Err()
 	}

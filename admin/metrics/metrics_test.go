@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/metrics"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -232,13 +234,11 @@ func TestServerOffAndClose(t *testing.T) {
 		t.Error("still serving after Close")
 	}
 	http.DefaultClient.CloseIdleConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testhelp.WaitFor(t, "the server's goroutines to end", 5*time.Second,
+		func() bool { return runtime.NumGoroutine() <= before },
+		func() string {
+			return fmt.Sprintf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+		})
 }
 
 // A lookup that ends at its timeout must land in a finite bucket.

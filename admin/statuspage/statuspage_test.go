@@ -17,6 +17,7 @@ import (
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/admintest"
 	"github.com/pineconed/pineconed/admin/statuspage"
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 func get(t *testing.T, srv *httptest.Server, method, path, host string) (*http.Response, []byte) {
@@ -260,11 +261,10 @@ func TestHistoryRunStops(t *testing.T) {
 		defer close(done)
 		h.Run(stop)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(h.Rates().History) < 2 && time.Now().Before(deadline) {
+	testhelp.WaitFor(t, "two history samples", 5*time.Second, func() bool {
 		b.set(uint64(time.Now().UnixNano()%1e6), 0, 0)
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(h.Rates().History) >= 2
+	})
 	close(stop)
 	select {
 	case <-done:

@@ -17,7 +17,7 @@ import (
 type view struct {
 	fullKeys bool
 	// wide shows what the default tables leave out to fit 100 columns:
-	// full keys and URIs, and the peers table's ZONE and COORDS.
+	// full keys and URIs, and the peers table's ORIGIN, IFACE and COORDS.
 	wide bool
 }
 
@@ -248,7 +248,7 @@ func writePeers(w io.Writer, v view, r admin.PeersResponse) error {
 	tw := newTable(w)
 	head := []string{"PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS"}
 	if v.wide {
-		head = append(head, "ZONE", "COORDS")
+		head = append(head, "ORIGIN", "IFACE", "COORDS")
 	}
 	row(tw, head...)
 	for _, p := range r.Peers {
@@ -271,7 +271,7 @@ func writePeers(w io.Writer, v view, r admin.PeersResponse) error {
 			seconds(p.UptimeSeconds), bytesIEC(p.BytesIn), bytesIEC(p.BytesOut),
 			strconv.FormatUint(drops, 10), orDash(strings.Join(flags, ","))}
 		if v.wide {
-			cells = append(cells, orDash(p.Zone), coords(p.Coords))
+			cells = append(cells, orDash(p.Origin), orDash(p.Interface), coords(p.Coords))
 		}
 		row(tw, cells...)
 	}

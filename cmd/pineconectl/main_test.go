@@ -17,6 +17,7 @@ import (
 
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/admin/admintest"
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // childEnv makes the test binary run pineconectl's main logic instead of the
@@ -201,9 +202,9 @@ func TestPeersTable(t *testing.T) {
 		}
 	}
 	wide, _, _ := strings.Cut(mustRun(t, sock, "peers", "--wide"), "\n\n")
-	rows = table(t, wide, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS", "ZONE", "COORDS")
-	if rows[1][10] != "eth0" || rows[1][11] != "[2 5 1]" {
-		t.Errorf("--wide zone and coords: %q", rows[1])
+	rows = table(t, wide, "PORT", "KEY", "TRANSPORT", "DIR", "REMOTE", "UP", "RX", "TX", "DROPS", "FLAGS", "ORIGIN", "IFACE", "COORDS")
+	if rows[1][10] != "lan" || rows[1][11] != "eth0" || rows[1][12] != "[2 5 1]" {
+		t.Errorf("--wide origin, interface and coords: %q", rows[1])
 	}
 	js := mustRun(t, sock, "peers", "--json")
 	var resp admin.PeersResponse
@@ -380,14 +381,14 @@ func TestPing(t *testing.T) {
 }
 
 func TestPingInterrupted(t *testing.T) {
-	sock, _ := startFake(t)
+	sock, fb := startFake(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--socket", sock, "ping", "-c", "100", "-i", "20ms", admintest.ParentKey}, &out, io.Discard, func(string) string { return "" })
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testhelp.WaitFor(t, "a few probes answered", 5*time.Second, func() bool { return fb.Pings() >= 3 })
 	cancel()
 	select {
 	case code := <-done:

@@ -48,7 +48,7 @@ func TestRunWritesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, label := range []string{"convergence: 100 % of pairs", "stretch, first packet (SNEK)", "control: bootstraps", "wall time / peak RSS"} {
+	for _, label := range []string{"convergence: 100 % of pairs", "stretch, first packet (SNEK)", "control: bootstraps", "wall time / user CPU / peak RSS"} {
 		if !strings.Contains(out.String(), label) {
 			t.Errorf("no %q in\n%s", label, out.String())
 		}
@@ -61,7 +61,7 @@ func TestRunWritesEverything(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Result.Nodes != 16 || rep.Result.ConvergeSeconds < 0 || len(rep.StretchSNEK) == 0 || rep.PeakRSSBytes == 0 {
+	if rep.Result.Nodes != 16 || rep.Result.ConvergeSeconds < 0 || len(rep.StretchSNEK) == 0 || rep.PeakRSSBytes == 0 || rep.UserCPUSeconds <= 0 {
 		t.Errorf("report %+v", rep.Result)
 	}
 	if last := rep.StretchTree[len(rep.StretchTree)-1]; last[1] != 1 || last[0] != rep.Result.StretchTree.Max {

@@ -92,8 +92,8 @@ var rows = []row{
 	{"virtual time / events", func(r *Report) string {
 		return fmt.Sprintf("%.0f s / %.1f M", r.Result.VirtualSeconds, float64(r.Result.Events)/1e6)
 	}},
-	{"wall time / peak RSS", func(r *Report) string {
-		return fmt.Sprintf("%.0f s / %s", r.WallSeconds, mib(float64(r.PeakRSSBytes)))
+	{"wall time / user CPU / peak RSS", func(r *Report) string {
+		return fmt.Sprintf("%.0f s / %.0f s / %s", r.WallSeconds, r.UserCPUSeconds, mib(float64(r.PeakRSSBytes)))
 	}},
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 )
 
 const repoRoot = "../.."
@@ -257,7 +258,7 @@ func TestEntrypointFirstStartThenExec(t *testing.T) {
 	}
 	want := config.Default()
 	for _, s := range []string{"tcp://[::]:65432", "ws://[::]:65433/"} {
-		u, err := config.ParseListenURI(s)
+		u, err := peeruri.ParseListen(s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,11 +3,13 @@ package accept
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -22,14 +24,7 @@ type owner struct {
 }
 
 func (o *owner) spawn(f func()) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return false
-	}
-	o.wg.Add(1)
-	go func() { defer o.wg.Done(); f() }()
-	return true
+	return Owner{Mu: &o.mu, Closed: &o.closed, WG: &o.wg}.Spawn(f)
 }
 
 func (o *owner) close() {
@@ -104,10 +99,8 @@ func TestSlotReleasedAfterAdmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Admit one at a time, as handshakes end.
-		deadline := time.Now().Add(5 * time.Second)
-		for int(open.Load()) < len(clients) && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		testhelp.WaitFor(t, fmt.Sprintf("connection %d admitted", len(clients)), 5*time.Second,
+			func() bool { return int(open.Load()) >= len(clients) })
 	}
 	if n := open.Load(); n != conns {
 		t.Fatalf("%d of %d connections open with %d slots", n, conns, slots)
@@ -157,7 +150,7 @@ func TestRefusedWhenSlotsTaken(t *testing.T) {
 	}
 	dial()
 	dial()
-	waitFor(t, func() bool { return served.Load() == 2 })
+	testhelp.WaitFor(t, "two connections served", 5*time.Second, func() bool { return served.Load() == 2 })
 	got, err := io.ReadAll(dial())
 	if string(got) != "busy" || err != nil || refused.Load() != 1 {
 		t.Fatalf("third connection: read %q, %v; %d refused", got, err, refused.Load())
@@ -166,10 +159,10 @@ func TestRefusedWhenSlotsTaken(t *testing.T) {
 		t.Fatalf("slots %d of %d in use", slots.InUse(), slots.Cap())
 	}
 	close(first)
-	waitFor(t, func() bool { return slots.InUse() == 0 })
+	testhelp.WaitFor(t, "every slot given back", 5*time.Second, func() bool { return slots.InUse() == 0 })
 	defer close(later)
 	dial()
-	waitFor(t, func() bool { return served.Load() == 3 })
+	testhelp.WaitFor(t, "three connections served", 5*time.Second, func() bool { return served.Load() == 3 })
 }
 
 // flakyListener fails its first Accept calls with a transient error.
@@ -250,33 +243,30 @@ func TestServeStopsWhenOwnerCloses(t *testing.T) {
 // A cancelled context stops Serve even while it waits to retry.
 func TestServeStopsOnContext(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ln := &flakyListener{Listener: listen(t)}
-	defer ln.Close()
-	ln.fails.Store(1 << 30)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Serve(ctx, ln, Config{Slots: NewSlots(1), Spawn: (&owner{}).spawn, Serve: func(nc net.Conn, _ func()) { nc.Close() }})
-	}()
-	time.Sleep(2 * RetryDelay)
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after cancel")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5 s")
+	synctest.Test(t, func(t *testing.T) {
+		ln := &flakyListener{Listener: listen(t)}
+		defer ln.Close()
+		const fails = 1 << 30
+		ln.fails.Store(fails)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			Serve(ctx, ln, Config{Slots: NewSlots(1), Spawn: (&owner{}).spawn, Serve: func(nc net.Conn, _ func()) { nc.Close() }})
+		}()
+		// Serve is now blocked, and only in its retry wait: one failed
+		// Accept, no spinning.
+		synctest.Wait()
+		if n := fails - ln.fails.Load(); n != 1 {
+			t.Fatalf("%d Accept calls before the retry delay", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(RetryDelay / 2):
+			t.Fatal("Serve did not return after cancel, before its retry was due")
+		}
+	})
 }
 
 // With Admit set, the owner's policy decides instead of Slots (here: one
@@ -344,7 +334,7 @@ func TestAdmitHookDecides(t *testing.T) {
 	if n, err := first.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("evicted connection: read %d, %v; want EOF", n, err)
 	}
-	waitFor(t, func() bool { return released.Load() == 1 })
+	testhelp.WaitFor(t, "one place released", 5*time.Second, func() bool { return released.Load() == 1 })
 	mu.Lock()
 	busy = true
 	mu.Unlock()
@@ -353,7 +343,7 @@ func TestAdmitHookDecides(t *testing.T) {
 		t.Fatalf("third connection: read %q, %v; %d refused", got, err, refused.Load())
 	}
 	second.Close()
-	waitFor(t, func() bool { return released.Load() == 2 })
+	testhelp.WaitFor(t, "two places released", 5*time.Second, func() bool { return released.Load() == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if holder != nil {

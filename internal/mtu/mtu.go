@@ -5,14 +5,13 @@
 // It is its own small package so that config (which refuses a tun.mtu that
 // cannot work, with file and line) and daemon (which picks the automatic
 // MTU and announces it in handshakes) use the same numbers: config must not
-// import daemon, and the numbers come from overlay and envelope, which
-// config has no other reason to know about. Nothing here has state.
+// import daemon. It imports only the wire codec, never the overlay runtime
+// or the session's envelope package, so that config does not pull them in
+// (`go list -deps ./config`); the test checks SessionOverhead against
+// envelope's own sizes. Nothing here has state.
 package mtu
 
-import (
-	"github.com/pineconed/pineconed/envelope"
-	"github.com/pineconed/pineconed/overlay"
-)
+import "github.com/pineconed/pineconed/overlay/wire"
 
 // Min is the smallest TUN MTU: the IPv6 minimum link MTU (RFC 8200 §5).
 const Min = 1280
@@ -28,16 +27,18 @@ const Min = 1280
 const CoordAllowance = 64
 
 // SessionOverhead is what the session layer adds around an IPv6 packet in a
-// Traffic payload: the envelope's transport header (marker, version, type,
-// receiver index, counter), the inner type byte and the AEAD tag.
-const SessionOverhead = envelope.TransportHeaderSize + 1 + envelope.TagSize
+// Traffic payload: the envelope's transport header (6-byte marker, version
+// and type; 4-byte receiver index; 8-byte counter), the inner type byte and
+// the 16-byte AEAD tag. TestArithmetic holds it equal to
+// envelope.TransportHeaderSize + 1 + envelope.TagSize.
+const SessionOverhead = (6 + 4 + 8) + 1 + 16
 
 // Default is the MTU used when the configuration leaves it at 0: the largest
 // IPv6 packet that still fits one Traffic frame after the frame header, both
 // keys, the SNEK watermark, CoordAllowance bytes of coordinates on each side
 // and SessionOverhead (65 250 bytes). It is never below Min.
 func Default() int {
-	return max(overlay.MaxPayload(CoordAllowance)-SessionOverhead, Min)
+	return max(wire.MaxTrafficPayload(CoordAllowance)-SessionOverhead, Min)
 }
 
 // Max is the largest MTU whose packets fit one Traffic frame at all: with
@@ -45,5 +46,5 @@ func Default() int {
 // SessionOverhead (65 378 bytes). A configured MTU above it cannot work and
 // is refused.
 func Max() int {
-	return overlay.MaxPayload(0) - SessionOverhead
+	return wire.MaxTrafficPayload(0) - SessionOverhead
 }

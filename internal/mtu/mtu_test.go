@@ -3,6 +3,8 @@ package mtu
 import (
 	"testing"
 
+	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/wire"
 	"github.com/pineconed/pineconed/session"
 )
@@ -19,6 +21,14 @@ func TestArithmetic(t *testing.T) {
 	const sess = 6 + 4 + 8 + 1 + 16
 	if SessionOverhead != sess {
 		t.Fatalf("SessionOverhead = %d, want %d", SessionOverhead, sess)
+	}
+	if env := envelope.TransportHeaderSize + 1 + envelope.TagSize; SessionOverhead != env {
+		t.Fatalf("SessionOverhead = %d, envelope's sizes make %d", SessionOverhead, env)
+	}
+	for _, c := range []int{0, CoordAllowance} {
+		if wire.MaxTrafficPayload(c) != overlay.MaxPayload(c) {
+			t.Fatalf("coordinates %d: mtu's payload %d, the overlay's %d", c, wire.MaxTrafficPayload(c), overlay.MaxPayload(c))
+		}
 	}
 	if got, want := Default(), wire.MaxFrameSize-frame(CoordAllowance)-sess; got != want || got != 65250 {
 		t.Fatalf("Default() = %d, want %d (65250)", got, want)

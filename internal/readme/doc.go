@@ -22,4 +22,8 @@
 // check, or when it is what .ci/run runs. A command nobody covers, a table
 // entry that no longer matches any command and a named test that does not
 // exist all fail the check.
+//
+// TestImportGraph keeps a second document true: the package import graph
+// in CONTRIBUTING.md must be the one the code has (its -update flag
+// rewrites it).
 package readme

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // readmeCommand returns the README's command with exactly this text, so a
@@ -307,14 +309,9 @@ func TestFreshStart(t *testing.T) {
 	status := readmeCommand(t, "pineconectl status").text
 	var out string
 	var err error
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if out, err = inside(status); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pineconectl status never answered: %v\n%s", err, out)
-		}
-	}
+	testhelp.WaitEvery(t, "pineconectl status to answer", 60*time.Second, 200*time.Millisecond,
+		func() bool { out, err = inside(status); return err == nil },
+		func() string { return fmt.Sprintf("last try: %v\n%s", err, out) })
 	if !strings.Contains(out, "Public key") || !strings.Contains(out, "pinecone0") {
 		t.Fatalf("pineconectl status:\n%s", out)
 	}

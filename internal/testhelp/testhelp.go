@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,15 +63,29 @@ func ModuleRoot(t testing.TB) string {
 }
 
 // WaitFor polls cond until it holds, and fails the test naming what it
-// waited for once limit has passed.
-func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
+// waited for once limit has passed. Every poll loop in the tests is this
+// one (or WaitEvery): a test that needs the state it saw in the failure
+// message passes state, whose result (taken once, after the last poll)
+// ends the message.
+func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool, state ...func() string) {
 	t.Helper()
-	end := time.Now().Add(limit)
+	WaitEvery(t, what, limit, 5*time.Millisecond, cond, state...)
+}
+
+// WaitEvery is WaitFor polling every interval, for conditions that cost
+// something to check (a command to run, a log file to read).
+func WaitEvery(t testing.TB, what string, limit, interval time.Duration, cond func() bool, state ...func() string) {
+	t.Helper()
+	start := time.Now()
 	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		if time.Since(start) > limit {
+			msg := fmt.Sprintf("timed out after %v waiting for %s", limit, what)
+			for _, s := range state {
+				msg += "; " + s()
+			}
+			t.Fatal(msg)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

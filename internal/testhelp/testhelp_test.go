@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
+	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // SeedKey(1) must stay key A of docs/protocol.md §12, which the codec's golden
@@ -31,5 +34,43 @@ func TestLogBufferLines(t *testing.T) {
 	log.Info("third")
 	if got := buf.Lines("peer="); len(got) != 2 || !slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, "msg=second") }) {
 		t.Fatalf("Lines(peer=) = %q", got)
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatal records its message and ends
+// the goroutine, as the real one does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Helper() {}
+
+func (f *fatalRecorder) Fatal(args ...any) {
+	f.msg = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+func waitForMessage(t *testing.T, cond func() bool, state ...func() string) string {
+	f := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		WaitFor(f, "the answer", 20*time.Millisecond, cond, state...)
+	}()
+	<-done
+	return f.msg
+}
+
+// WaitFor returns once the condition holds, and otherwise fails naming
+// what it waited for, how long, and the state the test asked to see.
+func TestWaitFor(t *testing.T) {
+	n := 0
+	if msg := waitForMessage(t, func() bool { n++; return n == 3 }); msg != "" || n != 3 {
+		t.Fatalf("a condition that came true failed the test (%q) after %d polls", msg, n)
+	}
+	msg := waitForMessage(t, func() bool { return false }, func() string { return "got 41" })
+	if msg != "timed out after 20ms waiting for the answer; got 41" {
+		t.Fatalf("failure message %q", msg)
 	}
 }

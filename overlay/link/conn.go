@@ -193,7 +193,7 @@ func New(nc net.Conn, remote wire.PublicKey, cfg Config) *Conn {
 		nc:       nc,
 		remote:   remote,
 		cfg:      cfg,
-		log:      cfg.Logger.With("peer", remote.String(), "remote", nc.RemoteAddr().String()),
+		log:      cfg.Logger.With("peer", remote, "remote", nc.RemoteAddr().String()),
 		protoQ:   newQueue(cfg.ProtocolQueue, cfg.ProtocolQueueBytes),
 		trafficQ: newQueue(cfg.TrafficQueue, cfg.TrafficQueueBytes),
 		closing:  make(chan struct{}),

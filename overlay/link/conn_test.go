@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/bufpool"
@@ -135,9 +136,16 @@ func TestFramesBothWays(t *testing.T) {
 // side's read deadline from expiring.
 func TestKeepaliveAfterIdle(t *testing.T) {
 	testhelp.CheckNoLeak(t)
+	synctest.Test(t, testKeepaliveAfterIdle)
+}
+
+// testKeepaliveAfterIdle runs in a synctest bubble: the second of idling
+// is the bubble's clock, so the check holds however loaded the machine is.
+func testKeepaliveAfterIdle(t *testing.T) {
 	cfg := fastConfig() // keepalive 50ms, read timeout 300ms
 	a, _, sa, sb := pipePair(t, cfg)
 	time.Sleep(time.Second) // more than three read timeouts
+	synctest.Wait()
 	// Every keepalive A wrote was reported to its switch, which counts
 	// them for the node's frames_out.
 	if out := a.Stats().Out["keepalive"]; out.Bytes == 0 || int(out.Bytes) != sa.keepaliveBytes(1) {
@@ -162,6 +170,12 @@ func TestKeepaliveAfterIdle(t *testing.T) {
 // Keepalives only fill silence: a link busy with frames sends none.
 func TestNoKeepaliveWhileBusy(t *testing.T) {
 	testhelp.CheckNoLeak(t)
+	synctest.Test(t, testNoKeepaliveWhileBusy)
+}
+
+// testNoKeepaliveWhileBusy runs in a synctest bubble: a slow machine
+// cannot stretch the 20 ms gaps past the keepalive interval.
+func testNoKeepaliveWhileBusy(t *testing.T) {
 	cfg := Config{KeepaliveInterval: 200 * time.Millisecond}
 	a, _, _, sb := pipePair(t, cfg)
 	stop := time.Now().Add(time.Second)

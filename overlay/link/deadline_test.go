@@ -55,7 +55,7 @@ func wsConns(t *testing.T, tlsOn bool) (client, server net.Conn) {
 	t.Cleanup(func() { close(release) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	client, err := DialWebSocket(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/", srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	client, err := DialWebSocket(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/", srv.Client().Transport.(*http.Transport).TLSClientConfig, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -184,12 +185,23 @@ func TestHandshakeDeadline(t *testing.T) {
 
 func TestHandshakeCancelled(t *testing.T) {
 	testhelp.CheckNoLeak(t)
+	synctest.Test(t, testHandshakeCancelled)
+}
+
+// testHandshakeCancelled runs in a synctest bubble, so the cancel comes
+// once the handshake is blocked on the silent peer, not after a guess.
+func testHandshakeCancelled(t *testing.T) {
 	a, raw := net.Pipe()
 	defer a.Close()
 	defer raw.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	res := handshakeAsync(ctx, a, privA)
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait()
+	select {
+	case r := <-res:
+		t.Fatalf("the handshake ended before the cancel: %v", r.err)
+	default:
+	}
 	cancel()
 	select {
 	case r := <-res:

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"net"
 	"runtime"
 	"sync"
@@ -134,17 +135,16 @@ func TestSlowReadersHoldBoundedHeap(t *testing.T) {
 // waitRoute waits until a payload from n reaches r.
 func waitRoute(t *testing.T, n, r *overlay.Node) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	testhelp.WaitFor(t, fmt.Sprintf("a route from %s to %s", n.PublicKey(), r.PublicKey()), 10*time.Second, func() bool {
 		if err := n.SendTo(r.PublicKey(), []byte("ping")); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case d := <-r.Deliveries():
 			d.Release()
-			return
+			return true
 		case <-time.After(50 * time.Millisecond):
+			return false
 		}
-	}
-	t.Fatalf("no route from %s to %s", n.PublicKey(), r.PublicKey())
+	})
 }

@@ -23,10 +23,11 @@ import (
 // as a stream. It sends no Origin header (a stock server's default upgrader
 // refuses a cross-origin one) and asks for no subprotocol. tlsConf is used
 // for wss:// (nil means the system roots); ctx bounds the dial and the HTTP
-// upgrade only, not the connection's life.
-func DialWebSocket(ctx context.Context, url string, tlsConf *tls.Config) (net.Conn, error) {
+// upgrade only, not the connection's life. userTimeout is the TCP socket's
+// TCP_USER_TIMEOUT (see ControlTCP; 0 means the default).
+func DialWebSocket(ctx context.Context, url string, tlsConf *tls.Config, userTimeout time.Duration) (net.Conn, error) {
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, Control: ControlTCP, KeepAliveConfig: TCPKeepAlive()}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, Control: ControlTCP(userTimeout), KeepAliveConfig: TCPKeepAlive()}).DialContext,
 		TLSClientConfig:     tlsConf,
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   false,

@@ -69,7 +69,7 @@ func TestWebSocketLink(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			nc, err := DialWebSocket(ctx, url, tc)
+			nc, err := DialWebSocket(ctx, url, tc, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestWebSocketWrongPath(t *testing.T) {
 	srv, _ := wsServer(t, "/pinecone", false, newFakeSwitch())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := DialWebSocket(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/other", nil)
+	_, err := DialWebSocket(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/other", nil, 0)
 	if err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("dial to the wrong path: %v", err)
 	}

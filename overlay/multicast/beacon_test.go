@@ -56,11 +56,14 @@ func (p *fakePeerer) HandleAccepted(ctx context.Context, nc net.Conn, info overl
 	return p.Handle(ctx, nc, info, wire.PublicKey{})
 }
 
-func (p *fakePeerer) Connected(key wire.PublicKey, zone string) bool {
+func (p *fakePeerer) Connected(key wire.PublicKey, iface string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.connected[key.String()+"|"+zone]
+	return p.connected[key.String()+"|"+iface]
 }
+
+// PeerTimeout is the default: these tests never make a TCP connection.
+func (p *fakePeerer) PeerTimeout() time.Duration { return 0 }
 
 func (p *fakePeerer) handled() []handled {
 	p.mu.Lock()
@@ -140,7 +143,7 @@ func TestGarbageBeaconsIgnored(t *testing.T) {
 		t.Fatalf("dials %+v, want %+v", got, want)
 	}
 	h := p.handled()[0]
-	wantInfo := overlay.PeerInfo{URI: "tcp://[fe80::2%eth9]:4242", Transport: "tcp", Zone: "eth9", Type: router.PeerMulticast}
+	wantInfo := overlay.PeerInfo{URI: "tcp://[fe80::2%eth9]:4242", Transport: "tcp", Origin: overlay.OriginLAN, Interface: "eth9", Type: router.PeerMulticast}
 	if h.info != wantInfo || h.pin != keyA {
 		t.Fatalf("handled %+v pin %s", h.info, h.pin)
 	}
@@ -213,7 +216,7 @@ func TestIPv4Beacon(t *testing.T) {
 	if got := dials(); got[0] != want {
 		t.Fatalf("dial %+v, want %+v", got[0], want)
 	}
-	if z := p.handled()[0].info.Zone; z != "eth9" {
+	if z := p.handled()[0].info.Interface; z != "eth9" {
 		t.Fatalf("zone %q", z)
 	}
 }

@@ -12,7 +12,7 @@
 // handshake slots bound handshakes in progress, not LAN peerings. Either
 // way the connection goes to the peer manager's Handle or HandleAccepted
 // (see overlay/peers), which runs the handshake and attaches the peering to the
-// node with the interface name as its zone and router.PeerMulticast as its
+// node with origin LAN, the interface name and router.PeerMulticast as its
 // type. Discovery therefore sits beside overlay/peers at the start of the
 // data path: it only finds connections, it never carries frames.
 //
@@ -38,6 +38,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pineconed/pineconed/internal/enum"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -87,8 +89,12 @@ type Peerer interface {
 	// calls handshook once the handshake is over, which gives the
 	// connection's handshake slot back while the peering runs on.
 	HandleAccepted(ctx context.Context, nc net.Conn, info overlay.PeerInfo, handshook func()) error
-	// Connected reports whether a peering with key in zone is up.
-	Connected(key wire.PublicKey, zone string) bool
+	// Connected reports whether a LAN discovery peering with key is up on
+	// the interface iface.
+	Connected(key wire.PublicKey, iface string) bool
+	// PeerTimeout is the TCP_USER_TIMEOUT new peerings get (see
+	// link.ControlTCP).
+	PeerTimeout() time.Duration
 }
 
 // Config configures discovery.
@@ -121,8 +127,9 @@ type Config struct {
 type Stats struct {
 	BeaconsSent     uint64 `json:"beacons_sent"`
 	BeaconsReceived uint64 `json:"beacons_received"`
-	// Ignored counts received beacons not acted on, by reason:
-	// "malformed", "own", "connected", "interface", "source", "waiting".
+	// Ignored counts received beacons not acted on, by reason, every
+	// reason present (zeros too): "malformed", "own", "connected",
+	// "interface", "source", "waiting", "backoff", "unknown".
 	Ignored map[string]uint64 `json:"ignored"`
 	Dials   uint64            `json:"dials"`
 	// DialFailures counts dials that did not connect.
@@ -131,18 +138,41 @@ type Stats struct {
 	Interfaces []string `json:"interfaces"`
 }
 
-// Reasons a beacon is ignored (Stats.Ignored keys).
+// ignoreReason is why a received beacon was not acted on. The enum indexes
+// the counters and ignoreNames gives each its Stats.Ignored key, so a
+// reason cannot be counted without a name, and an unknown one is counted
+// as "unknown" rather than panicking.
+type ignoreReason uint8
+
 const (
-	ignoreMalformed = "malformed" // not exactly a valid 34-byte beacon
-	ignoreOwn       = "own"       // our own key
-	ignoreConnected = "connected" // already peered, or dialling, in that zone
-	ignoreInterface = "interface" // arrived on an interface we do not use
-	ignoreSource    = "source"    // unusable source address
-	ignoreWaiting   = "waiting"   // the lower key should dial; grace not over
-	ignoreBackoff   = "backoff"   // the last attempts failed; next one not due yet
+	ignoreNone      ignoreReason = iota // acted on: not a reason, never counted
+	ignoreMalformed                     // not exactly a valid 34-byte beacon
+	ignoreOwn                           // our own key
+	ignoreConnected                     // already peered, or dialling, on that interface
+	ignoreInterface                     // arrived on an interface we do not use
+	ignoreSource                        // unusable source address
+	ignoreWaiting                       // the lower key should dial; grace not over
+	ignoreBackoff                       // the last attempts failed; next one not due yet
+	ignoreUnknown                       // a value outside the table (a bug), counted apart
+	numIgnoreReasons
 )
 
-var ignoreReasons = []string{ignoreMalformed, ignoreOwn, ignoreConnected, ignoreInterface, ignoreSource, ignoreWaiting, ignoreBackoff}
+// ignoreNames are the Stats.Ignored keys, by reason.
+var ignoreNames = [numIgnoreReasons]string{
+	ignoreNone:      "none",
+	ignoreMalformed: "malformed",
+	ignoreOwn:       "own",
+	ignoreConnected: "connected",
+	ignoreInterface: "interface",
+	ignoreSource:    "source",
+	ignoreWaiting:   "waiting",
+	ignoreBackoff:   "backoff",
+	ignoreUnknown:   "unknown",
+}
+
+func (r ignoreReason) String() string {
+	return enum.NameOr(ignoreNames[:], r, ignoreNames[ignoreUnknown])
+}
 
 // iface is an interface in use and the groups joined on it.
 type iface struct {
@@ -191,7 +221,7 @@ type Discovery struct {
 	seen    map[string]sighting
 
 	sent, received, dials, dialFailures atomic.Uint64
-	ignored                             [7]atomic.Uint64
+	ignored                             [numIgnoreReasons]atomic.Uint64
 }
 
 // newDiscovery sets a Discovery up without opening sockets.
@@ -235,7 +265,7 @@ func New(cfg Config, p Peerer) (*Discovery, error) {
 	}
 	d := newDiscovery(cfg, p)
 	// Accepted connections inherit TCP_USER_TIMEOUT from the listener.
-	lc := net.ListenConfig{Control: link.ControlTCP}
+	lc := net.ListenConfig{Control: link.ControlTCP(p.PeerTimeout())}
 	// ":port" is [::]:port, dual-stack, where the host has IPv6, and
 	// 0.0.0.0:port where it does not.
 	ln, err := lc.Listen(d.ctx, "tcp", fmt.Sprintf(":%d", cfg.ListenPort))
@@ -344,10 +374,8 @@ func (d *Discovery) Stats() Stats {
 		Dials:           d.dials.Load(),
 		DialFailures:    d.dialFailures.Load(),
 	}
-	for i, r := range ignoreReasons {
-		if n := d.ignored[i].Load(); n > 0 {
-			s.Ignored[r] = n
-		}
+	for r := ignoreNone + 1; r < numIgnoreReasons; r++ {
+		s.Ignored[r.String()] = d.ignored[r].Load()
 	}
 	d.mu.Lock()
 	for name := range d.ifaces {
@@ -358,23 +386,17 @@ func (d *Discovery) Stats() Stats {
 	return s
 }
 
-func (d *Discovery) ignore(reason string) {
-	d.ignored[slices.Index(ignoreReasons, reason)].Add(1)
+// ignore counts a beacon not acted on.
+func (d *Discovery) ignore(reason ignoreReason) {
+	if reason == ignoreNone || reason >= numIgnoreReasons {
+		reason = ignoreUnknown
+	}
+	d.ignored[reason].Add(1)
 }
 
 // spawn runs f on a goroutine the Discovery owns, unless it is closing.
 func (d *Discovery) spawn(f func()) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return false
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		f()
-	}()
-	return true
+	return accept.Owner{Mu: &d.mu, Closed: &d.closed, WG: &d.wg}.Spawn(f)
 }
 
 // timerLoop rescans interfaces and sends beacons.
@@ -592,120 +614,165 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// handleBeacon acts on one datagram that arrived on the interface with
-// index ifIndex from src.
-func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
+// checkBeacon is the part of a beacon's fate that needs no state: it
+// parses data, from src, and says whether it is worth looking further
+// (ignoreNone), giving the sender's key, TCP port and address.
+func checkBeacon(self wire.PublicKey, src netip.AddrPort, data []byte) (key wire.PublicKey, port uint16, ip netip.Addr, why ignoreReason) {
 	key, port, err := wire.ParseBeacon(data)
 	if err != nil {
-		d.ignore(ignoreMalformed)
-		return
+		return key, 0, ip, ignoreMalformed
 	}
-	if key == d.cfg.Key {
-		d.ignore(ignoreOwn)
-		return
+	if key == self {
+		return key, 0, ip, ignoreOwn
 	}
-	ip := src.Addr().Unmap()
+	ip = src.Addr().Unmap()
 	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback() {
-		d.ignore(ignoreSource)
+		return key, 0, ip, ignoreSource
+	}
+	return key, port, ip, ignoreNone
+}
+
+// dialDecision is what decideDial knows of one sender on one interface.
+type dialDecision struct {
+	self, key wire.PublicKey
+	// seen is the sender's sighting on the interface; known is false for
+	// its first beacon there.
+	seen  sighting
+	known bool
+	// busy: we are dialling or running a peering with it there already,
+	// or discovery is closing.
+	busy  bool
+	now   time.Time
+	grace time.Duration
+}
+
+// decideDial is the stateful part of a beacon's fate as a pure function:
+// the sighting to store and whether to dial (ignoreNone) or why not. The
+// lower key dials; the higher one waits for grace before dialling itself,
+// in case the other side cannot. A sender in back-off is not dialled
+// before its next attempt is due.
+func decideDial(in dialDecision) (sighting, ignoreReason) {
+	s := in.seen
+	if !in.known {
+		s.first = in.now
+	}
+	s.last = in.now
+	switch {
+	case in.busy:
+		return s, ignoreConnected
+	case in.now.Before(s.nextDial):
+		return s, ignoreBackoff
+	case !in.self.Less(in.key) && in.now.Sub(s.first) < in.grace:
+		return s, ignoreWaiting
+	}
+	return s, ignoreNone
+}
+
+// handleBeacon acts on one datagram that arrived on the interface with
+// index ifIndex from src: checkBeacon and decideDial decide, and a dial
+// they allow runs on its own goroutine.
+func (d *Discovery) handleBeacon(ifIndex int, src netip.AddrPort, data []byte) {
+	key, port, ip, why := checkBeacon(d.cfg.Key, src, data)
+	if why != ignoreNone {
+		d.ignore(why)
 		return
 	}
-
 	d.mu.Lock()
-	var in *iface
-	for _, i := range d.ifaces {
-		if i.ifi.Index == ifIndex {
-			in = i
-			break
-		}
-	}
+	in := d.interfaceByIndex(ifIndex)
 	if in == nil {
 		d.mu.Unlock()
 		d.ignore(ignoreInterface)
 		return
 	}
 	zone := in.ifi.Name
-	local := in.ll
+	id := key.String() + "|" + zone
+	prev, known := d.seen[id]
+	s, why := decideDial(dialDecision{self: d.cfg.Key, key: key, seen: prev, known: known,
+		busy: d.pending[id] || d.closed, now: d.now(), grace: d.cfg.DialGrace})
+	d.seen[id] = s
+	if why != ignoreNone {
+		d.mu.Unlock()
+		d.ignore(why)
+		return
+	}
+	d.pending[id] = true
+	remote, local := dialAddrs(in, ip, port)
+	d.mu.Unlock()
+
+	if d.peers.Connected(key, zone) {
+		d.unpend(id)
+		d.ignore(ignoreConnected)
+		return
+	}
+	if !d.spawn(func() { d.dialDiscovered(id, key, zone, local, remote) }) {
+		d.unpend(id)
+	}
+}
+
+// interfaceByIndex returns the interface in use with index idx, or nil;
+// d.mu is held.
+func (d *Discovery) interfaceByIndex(idx int) *iface {
+	for _, i := range d.ifaces {
+		if i.ifi.Index == idx {
+			return i
+		}
+	}
+	return nil
+}
+
+// dialAddrs are the addresses to dial a sender at ip:port heard on in
+// from: our own address on in of the sender's family (unset when in has
+// none), and link-local addresses scoped to in.
+func dialAddrs(in *iface, ip netip.Addr, port uint16) (remote, local netip.AddrPort) {
+	zone := in.ifi.Name
+	own := in.ll
 	if ip.Is4() {
-		local = in.v4
+		own = in.v4
 	}
 	if ip.Is6() && ip.IsLinkLocalUnicast() {
 		ip = ip.WithZone(zone)
 	}
-	id := key.String() + "|" + zone
-	now := d.now()
-	s, ok := d.seen[id]
-	if !ok {
-		s.first = now
+	if own.IsValid() {
+		if own.Is6() {
+			own = own.WithZone(zone)
+		}
+		local = netip.AddrPortFrom(own, 0)
 	}
-	s.last = now
-	d.seen[id] = s
-	if d.pending[id] || d.closed {
-		d.mu.Unlock()
-		d.ignore(ignoreConnected)
-		return
-	}
-	if now.Before(s.nextDial) {
-		d.mu.Unlock()
-		d.ignore(ignoreBackoff)
-		return
-	}
-	if !d.cfg.Key.Less(key) && now.Sub(s.first) < d.cfg.DialGrace {
-		// The other side has the lower key and will dial us; give it the
-		// grace period before dialling ourselves.
-		d.mu.Unlock()
-		d.ignore(ignoreWaiting)
-		return
-	}
-	d.pending[id] = true
-	d.mu.Unlock()
+	return netip.AddrPortFrom(ip, port), local
+}
 
-	if d.peers.Connected(key, zone) {
-		d.mu.Lock()
-		delete(d.pending, id)
-		d.mu.Unlock()
-		d.ignore(ignoreConnected)
+// unpend forgets that we dial or run a peering with id.
+func (d *Discovery) unpend(id string) {
+	d.mu.Lock()
+	delete(d.pending, id)
+	d.mu.Unlock()
+}
+
+// dialDiscovered dials a discovered sender and runs the peering until it
+// ends, then sets when it may be dialled again.
+func (d *Discovery) dialDiscovered(id string, key wire.PublicKey, zone string, local, remote netip.AddrPort) {
+	defer d.unpend(id)
+	d.dials.Add(1)
+	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DialTimeout)
+	nc, err := d.dial(ctx, local, remote, zone)
+	cancel()
+	if err != nil {
+		d.dialFailures.Add(1)
+		d.backOff(id, 0)
+		d.log.Debug("cannot dial discovered peer", "peer", key, "remote", remote.String(), "iface", zone, "err", err)
 		return
 	}
-	remote := netip.AddrPortFrom(ip, port)
-	localAP := netip.AddrPort{}
-	if local.IsValid() {
-		if local.Is6() {
-			local = local.WithZone(zone)
-		}
-		localAP = netip.AddrPortFrom(local, 0)
+	info := overlay.PeerInfo{
+		URI:       "tcp://" + remote.String(),
+		Transport: "tcp",
+		Origin:    overlay.OriginLAN,
+		Interface: zone,
+		Type:      router.PeerMulticast,
 	}
-	started := d.spawn(func() {
-		defer func() {
-			d.mu.Lock()
-			delete(d.pending, id)
-			d.mu.Unlock()
-		}()
-		d.dials.Add(1)
-		ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DialTimeout)
-		nc, err := d.dial(ctx, localAP, remote, zone)
-		cancel()
-		if err != nil {
-			d.dialFailures.Add(1)
-			d.backOff(id, 0)
-			d.log.Debug("cannot dial discovered peer", "peer", key.String(), "remote", remote.String(), "iface", zone, "err", err)
-			return
-		}
-		info := overlay.PeerInfo{
-			URI:       "tcp://" + remote.String(),
-			Transport: "tcp",
-			Zone:      zone,
-			Type:      router.PeerMulticast,
-		}
-		started := d.now()
-		err = d.peers.Handle(d.ctx, nc, info, key)
-		wait := d.backOff(id, d.now().Sub(started))
-		d.log.Debug("discovered peering ended", "peer", key.String(), "iface", zone, "reason", err, "next_dial_in", wait.Round(time.Millisecond))
-	})
-	if !started {
-		d.mu.Lock()
-		delete(d.pending, id)
-		d.mu.Unlock()
-	}
+	started := d.now()
+	err = d.peers.Handle(d.ctx, nc, info, key)
+	wait := d.backOff(id, d.now().Sub(started))
+	d.log.Debug("discovered peering ended", "peer", key, "iface", zone, "reason", err, "next_dial_in", wait.Round(time.Millisecond))
 }
 
 // backOff records that an attempt to dial id ended after the peering was up
@@ -732,7 +799,7 @@ func (d *Discovery) backOff(id string, uptime time.Duration) time.Duration {
 func (d *Discovery) dialTCP(ctx context.Context, local, remote netip.AddrPort, _ string) (net.Conn, error) {
 	dl := net.Dialer{
 		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: TCPKeepAlive, Interval: TCPKeepAlive, Count: 3},
-		Control:         link.ControlTCP,
+		Control:         link.ControlTCP(d.peers.PeerTimeout()),
 	}
 	if local.IsValid() {
 		dl.LocalAddr = net.TCPAddrFromAddrPort(local)
@@ -777,7 +844,8 @@ func (d *Discovery) serveInbound(nc net.Conn, release func()) {
 	info := overlay.PeerInfo{
 		URI:       "tcp://" + nc.RemoteAddr().String(),
 		Transport: "tcp",
-		Zone:      zone,
+		Origin:    overlay.OriginLAN,
+		Interface: zone,
 		Inbound:   true,
 		Type:      router.PeerMulticast,
 	}

@@ -27,7 +27,7 @@ func TestManyInboundLANNeighbours(t *testing.T) {
 	const neighbours = 3*maxInboundHandshakes/2 + 1 // 49
 	log, logs := testhelp.NewLogger(t)
 	hubKey := testhelp.SeedKey(1)
-	hub := overlay.New(hubKey, overlay.Config{MaxPeers: int(router.MaxPort)})
+	hub := overlay.New(hubKey, overlay.Config{})
 	defer hub.Close()
 	m, err := peers.New(peers.Config{PrivateKey: hubKey, MaxPeers: int(router.MaxPort), Logger: log}, hub)
 	if err != nil {
@@ -68,7 +68,7 @@ func TestManyInboundLANNeighbours(t *testing.T) {
 			t.Fatalf("neighbour %d: handshake: %v", i, err)
 		}
 		c := link.New(nc, remote, link.Config{Logger: log})
-		port, err := n.Attach(overlay.PeerInfo{Key: remote, Type: router.PeerMulticast, Zone: "lan0"}, c)
+		port, err := n.Attach(overlay.PeerInfo{Key: remote, Type: router.PeerMulticast, Origin: overlay.OriginLAN, Interface: "lan0"}, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func TestManyInboundLANNeighbours(t *testing.T) {
 		t.Fatalf("%d of %d LAN neighbours peered (handshake slots: %d)", len(ps), neighbours, maxInboundHandshakes)
 	}
 	for _, p := range ps {
-		if p.Type != router.PeerMulticast || p.Zone != "lan0" || !p.Inbound {
+		if p.Type != router.PeerMulticast || p.Origin != overlay.OriginLAN || p.Interface != "lan0" || !p.Inbound {
 			t.Fatalf("peering %+v is not an inbound LAN peering on lan0", p.PeerInfo)
 		}
 	}

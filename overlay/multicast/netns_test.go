@@ -43,16 +43,16 @@ const helperEnv = "PINECONED_MULTICAST_HELPER"
 // and detach as a line on stdout for the parent test to read.
 type helperSwitch struct {
 	mu    sync.Mutex
-	ports map[router.Port]bool
+	ports map[router.Port]overlay.Peering
 }
 
-func (s *helperSwitch) Attach(info overlay.PeerInfo, _ overlay.Link) (router.Port, error) {
+func (s *helperSwitch) Attach(info overlay.PeerInfo, l overlay.Link) (router.Port, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p := router.Port(1); p <= router.MaxPort; p++ {
-		if !s.ports[p] {
-			s.ports[p] = true
-			fmt.Printf("ATTACH %s %s %v %d\n", info.Key, info.Zone, info.Inbound, info.Type)
+		if _, used := s.ports[p]; !used {
+			s.ports[p] = overlay.Peering{Port: p, Info: info, Link: l}
+			fmt.Printf("ATTACH %s %s %v %d\n", info.Key, info.Interface, info.Inbound, info.Type)
 			return p, nil
 		}
 	}
@@ -70,6 +70,16 @@ func (s *helperSwitch) Detach(p router.Port, reason error) {
 	fmt.Printf("DETACH %d %v\n", p, reason)
 }
 
+func (s *helperSwitch) Peerings() []overlay.Peering {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]overlay.Peering, 0, len(s.ports))
+	for _, p := range s.ports {
+		out = append(out, p)
+	}
+	return out
+}
+
 // TestHelperProcess is not a test: it is the discoverer process that
 // TestDiscoveryInNamespaces starts inside a namespace. Run directly, it
 // skips.
@@ -80,7 +90,7 @@ func TestHelperProcess(t *testing.T) {
 	seed, _ := strconv.Atoi(os.Getenv("HELPER_SEED"))
 	priv := testhelp.SeedKey(byte(seed))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sw := &helperSwitch{ports: map[router.Port]bool{}}
+	sw := &helperSwitch{ports: map[router.Port]overlay.Peering{}}
 	m, err := peers.New(peers.Config{PrivateKey: priv, Logger: log}, sw)
 	if err != nil {
 		fmt.Println("ERROR", err)

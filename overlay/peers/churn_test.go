@@ -53,15 +53,15 @@ func TestChurnLeavesNoLiveHeap(t *testing.T) {
 		}()
 		t.Cleanup(func() { close(stop); <-done })
 	}
-	ma := startManager(t, Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: log}, nodeA)
+	ma := startManager(t, Config{PrivateKey: privA, Listen: mkURIs("tcp://127.0.0.1:0"), Logger: log}, nodeA)
 	uri := ma.ListenAddrs()[0].String() + "?key=" + keyA.String()
-	startManager(t, Config{PrivateKey: privC, Logger: log, Static: []string{uri}}, nodeC)
+	startManager(t, Config{PrivateKey: privC, Logger: log, Static: mkURIs(uri)}, nodeC)
 	mb := startManager(t, Config{PrivateKey: privB, Logger: log}, nodeB)
 	testhelp.WaitFor(t, "C peered with A", 10*time.Second, func() bool { return len(ma.Peers()) == 1 })
 	payload := make([]byte, 1000)
 	round := func() {
 		t.Helper()
-		if err := mb.Add(uri); err != nil {
+		if err := mb.Add(mkURI(uri), overlay.OriginAdmin); err != nil {
 			t.Fatal(err)
 		}
 		testhelp.WaitFor(t, "B peered with A", 10*time.Second, func() bool { return len(mb.Peers()) == 1 })
@@ -74,7 +74,7 @@ func TestChurnLeavesNoLiveHeap(t *testing.T) {
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		if err := mb.Remove(uri); err != nil {
+		if err := mb.Remove(mkURI(uri)); err != nil {
 			t.Fatal(err)
 		}
 		testhelp.WaitFor(t, "B's peering gone", 10*time.Second, func() bool { return len(mb.Peers()) == 0 && len(ma.Peers()) == 1 })

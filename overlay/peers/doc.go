@@ -18,6 +18,6 @@
 // only stops it accepting: peerings it accepted earlier are links of their
 // own and stay up. Removing a static peer ends its peering.
 //
-// URIs are parsed with config.ParsePeerURI and config.ParseListenURI, so the
+// URIs are parsed once, with peeruri.ParsePeer and peeruri.ParseListen, so the
 // configuration file, SIGHUP reload and the admin API accept the same syntax.
 package peers

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -65,6 +67,19 @@ func (n *fakeNode) Attach(info overlay.PeerInfo, l overlay.Link) (router.Port, e
 		}
 	}
 	return 0, errors.New("no free switch ports")
+}
+
+// Peerings lists the attached links in port order, as the node does.
+func (n *fakeNode) Peerings() []overlay.Peering {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]overlay.Peering, 0, len(n.links))
+	for p := router.Port(1); p <= router.MaxPort; p++ {
+		if l, ok := n.links[p]; ok {
+			out = append(out, overlay.Peering{Port: p, Info: n.infos[p], Link: l})
+		}
+	}
+	return out
 }
 
 func (n *fakeNode) Receive(port router.Port, frame []byte) error {
@@ -190,4 +205,23 @@ func startManager(t *testing.T, cfg Config, sw Switch) *Manager {
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// mkURI parses a URI's syntax for a test, leaving what the manager checks
+// for a static peer or a listener (host, port 0, pin) to the manager.
+func mkURI(s string) peeruri.URI {
+	u, err := peeruri.Parse(s)
+	if err != nil {
+		panic(fmt.Sprintf("test URI %q: %v", s, err))
+	}
+	return u
+}
+
+// mkURIs is mkURI for a list.
+func mkURIs(ss ...string) []peeruri.URI {
+	out := make([]peeruri.URI, len(ss))
+	for i, s := range ss {
+		out[i] = mkURI(s)
+	}
+	return out
 }

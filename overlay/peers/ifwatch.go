@@ -8,8 +8,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/pineconed/pineconed/overlay/link"
 )
 
 // ErrInterfaceDown closes the peerings whose traffic left by a network
@@ -81,17 +79,11 @@ func linkDown(u netlink.LinkUpdate) bool {
 
 // dropInterface closes every peering over the interface with index idx.
 func (m *Manager) dropInterface(idx int, name string) {
-	var conns []*link.Conn
-	m.mu.Lock()
-	for c, r := range m.links {
-		if r.ifindex == idx {
-			conns = append(conns, c)
+	for _, p := range m.sw.Peerings() {
+		if p.Info.Ifindex == idx {
+			m.log.Info("closing peering: its interface went down", "iface", name, "peer", p.Info.Key)
+			p.Link.Close(fmt.Errorf("%w: %s", ErrInterfaceDown, name))
 		}
-	}
-	m.mu.Unlock()
-	for _, c := range conns {
-		m.log.Info("closing peering: its interface went down", "interface", name, "peer", c.Remote().String())
-		c.Close(fmt.Errorf("%w: %s", ErrInterfaceDown, name))
 	}
 }
 

@@ -9,17 +9,17 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/accept"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 )
 
 // listener is one listening endpoint: a TCP accept loop, or an HTTP server
 // upgrading WebSocket requests on the configured path.
 type listener struct {
-	uri  config.PeerURI
+	uri  peeruri.URI
 	ln   net.Listener
 	http *http.Server // nil for tcp
 }
@@ -51,13 +51,12 @@ func (m *Manager) ListenAddrs() []net.Addr {
 	return out
 }
 
-// AddListener starts accepting inbound peerings on a listener URI (see
-// config.ParseListenURI) while the manager runs; SIGHUP reload calls it.
+// AddListener starts accepting inbound peerings on a listener (a URI from
+// peeruri.ParseListen) while the manager runs; SIGHUP reload calls it.
 // A listener with the same canonical URI is ErrListenerExists.
-func (m *Manager) AddListener(uri string) error {
-	u, err := config.ParseListenURI(uri)
-	if err != nil {
-		return fmt.Errorf("peers: %w", err)
+func (m *Manager) AddListener(u peeruri.URI) error {
+	if err := peeruri.CheckListen(u); err != nil {
+		return fmt.Errorf("peers: listen %s: %w", u, err)
 	}
 	if err := m.listen(u); err != nil {
 		return fmt.Errorf("peers: %w", err)
@@ -70,11 +69,7 @@ func (m *Manager) AddListener(uri string) error {
 // accepted earlier are not touched: they are running links of their own
 // and stay up until they end by themselves. A WebSocket listener drops
 // connections still in their HTTP upgrade.
-func (m *Manager) RemoveListener(uri string) error {
-	u, err := config.ParseListenURI(uri)
-	if err != nil {
-		return fmt.Errorf("peers: %w", err)
-	}
+func (m *Manager) RemoveListener(u peeruri.URI) error {
 	key := u.String()
 	m.mu.Lock()
 	i := slices.IndexFunc(m.listeners, func(l *listener) bool { return l.uri.String() == key })
@@ -85,19 +80,19 @@ func (m *Manager) RemoveListener(uri string) error {
 	l := m.listeners[i]
 	m.listeners = slices.Delete(m.listeners, i, i+1)
 	m.mu.Unlock()
-	err = l.close()
+	err := l.close()
 	m.log.Info("listener closed; peerings it accepted stay up", "uri", key, "addr", l.ln.Addr().String())
 	return err
 }
 
-// ListenURIs returns the canonical URIs of the running listeners, in the
-// order they were opened.
-func (m *Manager) ListenURIs() []string {
+// ListenURIs returns the URIs of the running listeners, in the order they
+// were opened.
+func (m *Manager) ListenURIs() []peeruri.URI {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]string, 0, len(m.listeners))
+	out := make([]peeruri.URI, 0, len(m.listeners))
 	for _, l := range m.listeners {
-		out = append(out, l.uri.String())
+		out = append(out, l.uri)
 	}
 	return out
 }
@@ -124,20 +119,20 @@ func (m *Manager) register(l *listener) error {
 	return nil
 }
 
-func (m *Manager) listen(u config.PeerURI) error {
-	if u.Scheme == config.SchemeWSS && (m.cfg.TLS == nil || (len(m.cfg.TLS.Certificates) == 0 && m.cfg.TLS.GetCertificate == nil)) {
+func (m *Manager) listen(u peeruri.URI) error {
+	if u.Scheme == peeruri.SchemeWSS && (m.cfg.TLS == nil || (len(m.cfg.TLS.Certificates) == 0 && m.cfg.TLS.GetCertificate == nil)) {
 		return fmt.Errorf("listen %s: wss needs a TLS certificate", u)
 	}
 	// Accepted connections inherit the listening socket's options; Go
 	// sets the keepalive on each accepted one.
-	lc := net.ListenConfig{Control: link.ControlTCP, KeepAliveConfig: link.TCPKeepAlive()}
+	lc := net.ListenConfig{Control: link.ControlTCP(m.PeerTimeout()), KeepAliveConfig: link.TCPKeepAlive()}
 	ln, err := lc.Listen(m.ctx, "tcp", u.Host)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", u, err)
 	}
 	l := &listener{uri: u, ln: ln}
 	log := m.log.With("uri", u.String())
-	if u.Scheme == config.SchemeTCP {
+	if u.Scheme == peeruri.SchemeTCP {
 		if err := m.register(l); err != nil {
 			return err
 		}
@@ -146,7 +141,7 @@ func (m *Manager) listen(u config.PeerURI) error {
 		return nil
 	}
 
-	if u.Scheme == config.SchemeWSS {
+	if u.Scheme == peeruri.SchemeWSS {
 		tc := m.cfg.TLS.Clone()
 		// WebSocket upgrades need HTTP/1.1.
 		tc.NextProtos = []string{"http/1.1"}
@@ -170,6 +165,13 @@ func (m *Manager) listen(u config.PeerURI) error {
 			defer release()
 			m.serveInbound(nc, u.Scheme, r.RemoteAddr, release)
 		}),
+		// A WebSocket reaches handle wrapped, without its TCP socket, so
+		// the current peer timeout is set here, on the raw connection.
+		ConnState: func(nc net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				m.applyPeerTimeout(nc, log)
+			}
+		},
 		ReadHeaderTimeout: link.HandshakeTimeout,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return m.ctx },
@@ -195,7 +197,7 @@ func (m *Manager) acceptLoop(l *listener) {
 		Refuse: m.refuse,
 		Logger: m.log.With("uri", l.uri.String()),
 		Serve: func(nc net.Conn, release func()) {
-			m.serveInbound(nc, config.SchemeTCP, nc.RemoteAddr().String(), release)
+			m.serveInbound(nc, peeruri.SchemeTCP, nc.RemoteAddr().String(), release)
 		},
 	})
 }
@@ -212,7 +214,7 @@ func (m *Manager) serveInbound(nc net.Conn, scheme, remote string, release func(
 	info := overlay.PeerInfo{
 		URI:       scheme + "://" + remote,
 		Transport: scheme,
-		Zone:      ZoneListen,
+		Origin:    overlay.OriginListener,
 		Inbound:   true,
 		Type:      router.PeerRemote,
 	}

@@ -20,37 +20,37 @@ func TestAddRemoveListener(t *testing.T) {
 	if len(ma.ListenAddrs()) != 0 {
 		t.Fatal("listeners without configuration")
 	}
-	if err := ma.AddListener("tcp://127.0.0.1:0"); err != nil {
+	if err := ma.AddListener(mkURI("tcp://127.0.0.1:0")); err != nil {
 		t.Fatal(err)
 	}
-	if err := ma.AddListener("ws://[::1]:0/pc"); err != nil {
+	if err := ma.AddListener(mkURI("ws://[::1]:0/pc")); err != nil {
 		t.Fatal(err)
 	}
-	if err := ma.AddListener("tcp://127.0.0.1:0"); !errors.Is(err, ErrListenerExists) {
+	if err := ma.AddListener(mkURI("tcp://127.0.0.1:0")); !errors.Is(err, ErrListenerExists) {
 		t.Fatalf("the same listener twice: %v", err)
 	}
-	if err := ma.AddListener("tcp://h:1?key=" + keyB.String()); err == nil {
+	if err := ma.AddListener(mkURI("tcp://h:1?key=" + keyB.String())); err == nil {
 		t.Fatal("a listener with a pinned key was accepted")
 	}
-	if got := ma.ListenURIs(); len(got) != 2 || got[0] != "tcp://127.0.0.1:0" || got[1] != "ws://[::1]:0/pc" {
+	if got := ma.ListenURIs(); len(got) != 2 || got[0].String() != "tcp://127.0.0.1:0" || got[1].String() != "ws://[::1]:0/pc" {
 		t.Fatalf("listen URIs %q", got)
 	}
 	addrs := ma.ListenAddrs()
 	tcpAddr, wsAddr := addrs[0].String(), addrs[1].String()
 
-	_, nb := newManager(t, Config{Static: []string{"tcp://" + tcpAddr}}, privB)
-	_, nc := newManager(t, Config{Static: []string{"ws://" + wsAddr + "/pc"}}, privC)
+	_, nb := newManager(t, Config{Static: mkURIs("tcp://" + tcpAddr)}, privB)
+	_, nc := newManager(t, Config{Static: mkURIs("ws://" + wsAddr + "/pc")}, privC)
 	testhelp.WaitFor(t, "peerings through the new listeners", 5*time.Second, func() bool { return na.live() == 2 })
 	pb, _ := na.portFor(keyB)
 	pc, _ := na.portFor(keyC)
 
-	if err := ma.RemoveListener("tcp://127.0.0.1:0"); err != nil {
+	if err := ma.RemoveListener(mkURI("tcp://127.0.0.1:0")); err != nil {
 		t.Fatal(err)
 	}
-	if err := ma.RemoveListener("ws://[::1]:0/pc"); err != nil {
+	if err := ma.RemoveListener(mkURI("ws://[::1]:0/pc")); err != nil {
 		t.Fatal(err)
 	}
-	if err := ma.RemoveListener("ws://[::1]:0/pc"); !errors.Is(err, ErrUnknownListener) {
+	if err := ma.RemoveListener(mkURI("ws://[::1]:0/pc")); !errors.Is(err, ErrUnknownListener) {
 		t.Fatalf("removing twice: %v", err)
 	}
 	if n := len(ma.ListenAddrs()); n != 0 {
@@ -90,7 +90,7 @@ func TestAddRemoveListener(t *testing.T) {
 	}
 
 	// Added again on the same address: accepts again.
-	if err := ma.AddListener("tcp://" + tcpAddr); err != nil {
+	if err := ma.AddListener(mkURI("tcp://" + tcpAddr)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := net.DialTimeout("tcp", tcpAddr, time.Second)
@@ -100,7 +100,7 @@ func TestAddRemoveListener(t *testing.T) {
 	c.Close()
 
 	ma.Close()
-	if err := ma.AddListener("tcp://127.0.0.1:0"); !errors.Is(err, ErrClosed) {
+	if err := ma.AddListener(mkURI("tcp://127.0.0.1:0")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("AddListener after Close: %v", err)
 	}
 }

@@ -19,14 +19,14 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 	nodeA := overlay.New(privA, overlay.Config{Logger: logA})
 	nodeB := overlay.New(privB, overlay.Config{Logger: logB})
 	t.Cleanup(func() { nodeA.Close(); nodeB.Close() })
-	ma := startManager(t, Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: logA}, nodeA)
+	ma := startManager(t, Config{PrivateKey: privA, Listen: mkURIs("tcp://127.0.0.1:0"), Logger: logA}, nodeA)
 	uri := "tcp://" + ma.ListenAddrs()[0].String()
-	mb, err := New(Config{PrivateKey: privB, Static: []string{uri}, Logger: logB}, nodeB)
+	mb, err := New(Config{PrivateKey: privB, Static: mkURIs(uri), Logger: logB}, nodeB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testhelp.WaitFor(t, "peering", 5*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
-	if err := mb.Remove(uri); err != nil {
+	if err := mb.Remove(mkURI(uri)); err != nil {
 		t.Fatal(err)
 	}
 	// The registry forgets the link just before the line is logged.
@@ -40,11 +40,11 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 		buf     *testhelp.LogBuffer
 		peer    string
 		uri     string
-		zone    string
+		origin  string
 		inbound string
 	}{
-		{"A", bufA, keyB.String(), "uri=tcp://127.0.0.1:", "zone=listen", "inbound=true"},
-		{"B", bufB, keyA.String(), "uri=" + uri, "zone=static", "inbound=false"},
+		{"A", bufA, keyB.String(), "uri=tcp://127.0.0.1:", "origin=listener", "inbound=true"},
+		{"B", bufB, keyA.String(), "uri=" + uri, "origin=static", "inbound=false"},
 	} {
 		for _, msg := range []string{"peer connected", "peer disconnected"} {
 			var lines []string
@@ -56,7 +56,7 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 			if len(lines) != 1 {
 				t.Fatalf("%s logged %q %d times at info:\n%s", c.side, msg, len(lines), strings.Join(lines, "\n"))
 			}
-			want := []string{"port=1", "peer=" + c.peer, c.uri, "transport=tcp", c.zone, c.inbound}
+			want := []string{"port=1", "peer=" + c.peer, c.uri, "transport=tcp", c.origin, c.inbound}
 			if msg == "peer disconnected" {
 				want = append(want, "reason=", "duration=")
 			}

@@ -11,12 +11,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/internal/accept"
+	"github.com/pineconed/pineconed/internal/limits"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -39,20 +41,18 @@ type Switch interface {
 	// Detach says the peering on port has ended; it is called exactly
 	// once for every successful Attach.
 	Detach(port router.Port, reason error)
+	// Peerings lists the attached peerings: the one registry of
+	// peerings, which the manager reads for its policy (allowed_keys,
+	// interfaces going down, LAN discovery's duplicates) instead of
+	// keeping its own.
+	Peerings() []overlay.Peering
 }
-
-// Zones of the peerings this package makes (PeerInfo.Zone). LAN discovery
-// uses the interface name instead.
-const (
-	ZoneStatic = "static"
-	ZoneListen = "listen"
-)
 
 // Defaults.
 const (
-	// DefaultMaxPeers is the peer limit when Config.MaxPeers is 0; it is
-	// the config file's default too.
-	DefaultMaxPeers = 64
+	// DefaultMaxPeers is the peer limit when Config.MaxPeers is 0: the
+	// config file's default (one constant, in internal/limits).
+	DefaultMaxPeers = limits.DefaultMaxPeers
 	// DefaultDialTimeout bounds a static peer's TCP connect or WebSocket
 	// upgrade.
 	DefaultDialTimeout = 10 * time.Second
@@ -91,18 +91,19 @@ var (
 type Config struct {
 	// PrivateKey is the node's identity, used in every handshake.
 	PrivateKey ed25519.PrivateKey
-	// Listen are the listener URIs (tcp://[::]:65432, ws://[::]:65433/path,
-	// wss://…); see config.ParseListenURI.
-	Listen []string
-	// Static are the peers to dial and keep re-dialling; see
-	// config.ParsePeerURI. Bare host:port means TCP.
-	Static []string
+	// Listen are the listeners (tcp://[::]:65432, ws://[::]:65433/path,
+	// wss://…), parsed with peeruri.ParseListen.
+	Listen []peeruri.URI
+	// Static are the peers to dial and keep re-dialling, parsed with
+	// peeruri.ParsePeer.
+	Static []peeruri.URI
 	// AllowedKeys, when not empty, is the only set of remote keys accepted
 	// on peerings we did not configure: inbound ones and LAN discovery.
 	// Static peers are ours by configuration and are not filtered.
 	AllowedKeys []wire.PublicKey
 	// MaxPeers caps peerings of every kind, 1..253; 0 means
-	// DefaultMaxPeers.
+	// DefaultMaxPeers. The manager is the one place it is enforced: every
+	// peering, whatever its origin, passes through Handle.
 	MaxPeers int
 	// TLS holds the certificate for wss:// listeners and the roots for
 	// dialling wss:// peers (nil: system roots, and no wss listener).
@@ -116,12 +117,18 @@ type Config struct {
 	// MaxHandshakes caps inbound handshakes in progress; 0 means
 	// DefaultMaxHandshakes.
 	MaxHandshakes int
+	// PeerTimeout is every TCP peering's TCP_USER_TIMEOUT (see
+	// link.ControlTCP); 0 means limits.DefaultPeerTimeout. SetPeerTimeout
+	// changes it for peerings made afterwards.
+	PeerTimeout time.Duration
 	// Logger receives the manager's messages; nil means slog.Default().
 	Logger *slog.Logger
 }
 
-// Manager owns the listeners, the static peers and the registry of every
-// running peering. All methods are safe for concurrent use.
+// Manager owns the listeners and the static peers, and admits every
+// peering (handshake, key checks, max_peers) before it is attached to the
+// Switch, whose port table is the registry of running peerings. All
+// methods are safe for concurrent use.
 type Manager struct {
 	cfg     Config
 	sw      Switch
@@ -137,23 +144,18 @@ type Manager struct {
 	closed   bool
 	allowed  map[wire.PublicKey]bool // empty: every key
 	maxPeers int
-	reserved int // peerings between the max_peers check and registration
-	links    map[*link.Conn]*running
-	// reported: when an event (kind|host|zone) was last logged at its
+	// peerTimeout is the TCP_USER_TIMEOUT of new peerings, in
+	// nanoseconds; read by dialers, listeners and handle without mu.
+	peerTimeout atomic.Int64
+	reserved    int // peerings between the max_peers check and Attach
+	// live counts the peerings this manager attached and that have not
+	// ended: what max_peers bounds.
+	live int
+	// reported: when an event (kind|host|origin|iface) was last logged at its
 	// full level; see shouldReport.
 	reported  map[string]time.Time
 	static    map[string]*staticPeer // by canonical URI
 	listeners []*listener
-}
-
-// running is one attached peering.
-type running struct {
-	info overlay.PeerInfo
-	port router.Port
-	conn *link.Conn
-	// ifindex is the network interface the peering's packets leave by, 0
-	// if unknown (see interfaceOf).
-	ifindex int
 }
 
 // New checks the configuration, starts the listeners and the static peers'
@@ -183,21 +185,15 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	}
 	cfg.Backoff = cfg.Backoff.withDefaults()
 
-	listens := make([]config.PeerURI, 0, len(cfg.Listen))
-	for _, s := range cfg.Listen {
-		u, err := config.ParseListenURI(s)
-		if err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
+	for _, u := range cfg.Listen {
+		if err := peeruri.CheckListen(u); err != nil {
+			return nil, fmt.Errorf("peers: listen %s: %w", u, err)
 		}
-		listens = append(listens, u)
 	}
-	statics := make([]config.PeerURI, 0, len(cfg.Static))
-	for _, s := range cfg.Static {
-		u, err := config.ParsePeerURI(s)
-		if err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
+	for _, u := range cfg.Static {
+		if err := peeruri.CheckStatic(u); err != nil {
+			return nil, fmt.Errorf("peers: static peer %s: %w", u, err)
 		}
-		statics = append(statics, u)
 	}
 
 	m := &Manager{
@@ -208,24 +204,26 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 		allowed:  map[wire.PublicKey]bool{},
 		maxPeers: cfg.MaxPeers,
 		hsSlots:  accept.NewSlots(cfg.MaxHandshakes),
-		links:    map[*link.Conn]*running{},
 		reported: map[string]time.Time{},
 		static:   map[string]*staticPeer{},
 	}
 	for _, k := range cfg.AllowedKeys {
 		m.allowed[k] = true
 	}
+	if err := m.SetPeerTimeout(cfg.PeerTimeout); err != nil {
+		return nil, err
+	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
 	m.watchInterfaces()
 
-	for _, u := range listens {
+	for _, u := range cfg.Listen {
 		if err := m.listen(u); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("peers: %w", err)
 		}
 	}
-	for _, u := range statics {
-		if err := m.addStatic(u); err != nil && !errors.Is(err, ErrExists) {
+	for _, u := range cfg.Static {
+		if err := m.addStatic(u, overlay.OriginStatic); err != nil && !errors.Is(err, ErrExists) {
 			m.Close()
 			return nil, fmt.Errorf("peers: %w", err)
 		}
@@ -233,29 +231,18 @@ func New(cfg Config, sw Switch) (*Manager, error) {
 	return m, nil
 }
 
-// track registers one more goroutine with the manager, unless it is
-// closing; the caller must call m.wg.Done when it returns true.
-func (m *Manager) track() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false
-	}
-	m.wg.Add(1)
-	return true
+// owner counts the manager's goroutines (m.wg) and refuses new ones once
+// it is closing.
+func (m *Manager) owner() accept.Owner {
+	return accept.Owner{Mu: &m.mu, Closed: &m.closed, WG: &m.wg}
 }
 
+// track registers one more goroutine with the manager, unless it is
+// closing; the caller must call m.wg.Done when it returns true.
+func (m *Manager) track() bool { return m.owner().Track() }
+
 // spawn runs f on a goroutine the manager waits for, unless it is closing.
-func (m *Manager) spawn(f func()) bool {
-	if !m.track() {
-		return false
-	}
-	go func() {
-		defer m.wg.Done()
-		f()
-	}()
-	return true
-}
+func (m *Manager) spawn(f func()) bool { return m.owner().Spawn(f) }
 
 // Close stops the listeners and the static dialers, ends every peering
 // (each is detached from the node) and waits until all of the manager's
@@ -268,21 +255,16 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	lns := m.listeners
-	conns := make([]*link.Conn, 0, len(m.links))
-	for c := range m.links {
-		conns = append(conns, c)
-	}
 	m.mu.Unlock()
 
+	// Cancelling m.ctx ends every peering: handle closes its link with
+	// ErrClosed and waits for it.
 	m.cancel(ErrClosed)
 	var errs []error
 	for _, l := range lns {
 		if err := l.close(); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	for _, c := range conns {
-		c.Close(ErrClosed)
 	}
 	m.wg.Wait()
 	return errors.Join(errs...)
@@ -319,7 +301,10 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	stop := context.AfterFunc(m.ctx, func() { cancel(context.Cause(m.ctx)) })
 	defer stop()
 
-	log := m.log.With("uri", info.URI, "zone", info.Zone)
+	log := m.log.With("uri", info.URI, "origin", info.Origin)
+	if info.Interface != "" {
+		log = log.With("iface", info.Interface)
+	}
 	key, err := link.Handshake(ctx, nc, m.cfg.PrivateKey)
 	if handshook != nil {
 		handshook()
@@ -334,18 +319,19 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	}
 	info.Key = key
 	log = log.With("peer", key.String())
+	m.applyPeerTimeout(nc, log)
 	if err := m.check(info, pin); err != nil {
 		nc.Close()
 		switch {
 		case errors.Is(err, ErrKeyMismatch):
-			log.Warn("refusing peer: key mismatch", "want", pin.String(), "reason", err)
+			log.Warn("refusing peer: key mismatch", "want", pin, "reason", err)
 		case errors.Is(err, ErrSelf):
 			// Either a loop back to ourselves or, worse, another node
 			// running with a copy of our key file: both need an operator.
 			// An ERROR once per remote host and zone, DEBUG after that, so
 			// a retry loop does not bury it.
 			lvl := slog.LevelDebug
-			if m.shouldReport("self", nc.RemoteAddr(), info.Zone, 0) {
+			if m.shouldReport("self", nc.RemoteAddr(), info, 0) {
 				lvl = slog.LevelError
 			}
 			log.Log(ctx, lvl, "refusing peer: it presents our own public key: a peer URI or listener points back at this node, or another node runs with a copy of our key file",
@@ -354,14 +340,14 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 			// Why, at INFO once a minute per remote host: enough for the
 			// operator of either side to see it, not a line per retry.
 			lvl := slog.LevelDebug
-			if m.shouldReport("refuse", nc.RemoteAddr(), info.Zone, refuseReportEvery) {
+			if m.shouldReport("refuse", nc.RemoteAddr(), info, refuseReportEvery) {
 				lvl = slog.LevelInfo
 			}
 			log.Log(ctx, lvl, "refusing peer", "remote", nc.RemoteAddr().String(), "reason", err)
 		}
 		return 0, fmt.Errorf("%s: peer %s: %w", info.URI, key, err)
 	}
-	ifindex := interfaceOf(nc.RemoteAddr())
+	info.Ifindex = interfaceOf(nc.RemoteAddr())
 	c := link.New(nc, key, m.cfg.Link)
 	port, err := m.sw.Attach(info, c)
 	if err != nil {
@@ -375,14 +361,8 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	m.mu.Lock()
 	m.reserved--
 	closed := m.closed
-	dups := 0
 	if !closed {
-		for _, r := range m.links {
-			if r.info.Key == key {
-				dups++
-			}
-		}
-		m.links[c] = &running{info: info, port: port, conn: c, ifindex: ifindex}
+		m.live++
 	}
 	m.mu.Unlock()
 	c.Start(port, m.sw)
@@ -392,7 +372,8 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	start := time.Now()
 	// The one line per peering event that the daemon logs at info level
 	// (overlay.Node logs its port bookkeeping at debug): both lines carry
-	// port, peer, uri, transport, zone and inbound.
+	// port, peer, uri, transport, origin and inbound (and iface for LAN
+	// discovery's).
 	if up != nil {
 		up(c, port)
 	}
@@ -407,9 +388,6 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	} else {
 		log.Info("peer connected", "remote", nc.RemoteAddr().String())
 	}
-	if dups > 0 {
-		log.Info("another link to this key is already up; keeping both", "links", dups+1)
-	}
 
 	select {
 	case <-c.Done():
@@ -417,9 +395,11 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		c.Close(context.Cause(ctx))
 		<-c.Done()
 	}
-	m.mu.Lock()
-	delete(m.links, c)
-	m.mu.Unlock()
+	if !closed {
+		m.mu.Lock()
+		m.live--
+		m.mu.Unlock()
+	}
 	uptime := time.Since(start)
 	reason := c.Reason()
 	if refused {
@@ -465,15 +445,16 @@ const maxReports = 1024
 // INFO.
 const refuseReportEvery = time.Minute
 
-// shouldReport reports whether an event of kind for the host of addr on
-// zone is to be logged at its full level: the first time, and then again
-// once every has passed (never again when every is 0).
-func (m *Manager) shouldReport(kind string, addr net.Addr, zone string, every time.Duration) bool {
+// shouldReport reports whether an event of kind for the host of addr, on
+// a peering of info's origin and interface, is to be logged at its full
+// level: the first time, and then again once every has passed (never again
+// when every is 0).
+func (m *Manager) shouldReport(kind string, addr net.Addr, info overlay.PeerInfo, every time.Duration) bool {
 	host := addr.String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	id := kind + "|" + host + "|" + zone
+	id := kind + "|" + host + "|" + info.Origin.String() + "|" + info.Interface
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -510,7 +491,7 @@ func (m *Manager) check(info overlay.PeerInfo, pin wire.PublicKey) error {
 	if m.closed {
 		return ErrClosed
 	}
-	if len(m.links)+m.reserved >= m.maxPeers {
+	if m.live+m.reserved >= m.maxPeers {
 		return fmt.Errorf("%w (%d)", ErrTooManyPeers, m.maxPeers)
 	}
 	m.reserved++
@@ -520,7 +501,7 @@ func (m *Manager) check(info overlay.PeerInfo, pin wire.PublicKey) error {
 // allowedLocked applies allowed_keys to a peering; m.mu is held. Static
 // peers are chosen by configuration and always allowed.
 func (m *Manager) allowedLocked(info overlay.PeerInfo) bool {
-	return len(m.allowed) == 0 || info.Zone == ZoneStatic || m.allowed[info.Key]
+	return len(m.allowed) == 0 || info.Origin.Chosen() || m.allowed[info.Key]
 }
 
 // SetMaxPeers changes max_peers at run time (configuration reload).
@@ -535,6 +516,43 @@ func (m *Manager) SetMaxPeers(n int) error {
 	return nil
 }
 
+// SetPeerTimeout changes the TCP_USER_TIMEOUT of peerings made from now on
+// (configuration reload); 0 means limits.DefaultPeerTimeout. Running
+// peerings keep the value they started with: changing it under a link
+// would make its failover time depend on when the reload happened.
+func (m *Manager) SetPeerTimeout(d time.Duration) error {
+	if d == 0 {
+		d = limits.DefaultPeerTimeout
+	}
+	if d < limits.MinPeerTimeout || d > limits.MaxPeerTimeout {
+		return fmt.Errorf("peers: peer timeout %v outside %v..%v", d, limits.MinPeerTimeout, limits.MaxPeerTimeout)
+	}
+	m.peerTimeout.Store(int64(d))
+	return nil
+}
+
+// PeerTimeout is the TCP_USER_TIMEOUT new peerings get. LAN discovery
+// dials with it.
+func (m *Manager) PeerTimeout() time.Duration { return time.Duration(m.peerTimeout.Load()) }
+
+// applyPeerTimeout sets the current peer timeout on a TCP peering once its
+// handshake is done. Dialled sockets got it at connect time and accepted
+// ones inherited their listener's, which may predate a reload; setting it
+// here gives every new peering the value configured when it came up.
+func (m *Manager) applyPeerTimeout(nc net.Conn, log *slog.Logger) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err == nil {
+		err = link.ControlTCP(m.PeerTimeout())("tcp", "", rc)
+	}
+	if err != nil {
+		log.Debug("cannot set the peer timeout", "err", err)
+	}
+}
+
 // SetAllowedKeys replaces allowed_keys at run time (configuration reload);
 // an empty list allows every key. Running peerings that the new list does
 // not allow are closed with ErrNotAllowed: tightening the list is meant to
@@ -546,64 +564,51 @@ func (m *Manager) SetAllowedKeys(keys []wire.PublicKey) {
 	}
 	m.mu.Lock()
 	m.allowed = allowed
-	var drop []*running
-	for _, r := range m.links {
-		if !m.allowedLocked(r.info) {
-			drop = append(drop, r)
-		}
-	}
 	m.mu.Unlock()
-	for _, r := range drop {
-		m.log.Info("closing peering no longer in allowed_keys", "peer", r.info.Key.String(), "port", uint8(r.port), "uri", r.info.URI)
-		r.conn.Close(ErrNotAllowed)
+	for _, p := range m.sw.Peerings() {
+		m.mu.Lock()
+		ok := m.allowedLocked(p.Info)
+		m.mu.Unlock()
+		if !ok {
+			m.log.Info("closing peering no longer in allowed_keys", "peer", p.Info.Key, "port", uint8(p.Port), "uri", p.Info.URI)
+			p.Link.Close(ErrNotAllowed)
+		}
 	}
 }
 
-// Connected reports whether a peering with key in zone is up. LAN discovery
-// uses it to avoid dialling a peer it already has on that interface.
-func (m *Manager) Connected(key wire.PublicKey, zone string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range m.links {
-		if r.info.Key == key && r.info.Zone == zone {
+// Connected reports whether a LAN discovery peering with key is up on the
+// interface iface. LAN discovery uses it to avoid dialling a peer it
+// already has there.
+func (m *Manager) Connected(key wire.PublicKey, iface string) bool {
+	for _, p := range m.sw.Peerings() {
+		if p.Info.Key == key && p.Info.Origin == overlay.OriginLAN && p.Info.Interface == iface {
 			return true
 		}
 	}
 	return false
 }
 
-// Peer is one running peering, as the admin API shows it.
+// Peer is one running peering as the link sees it.
 type Peer struct {
 	overlay.PeerInfo
 	// Port is the node's port for the peering.
 	Port router.Port
 	// Remote is the transport's remote address.
 	Remote string
-	// Duplicate is set when more than one link to this key is up.
-	Duplicate bool
 	// Stats are the link's counters.
 	Stats link.Stats
 }
 
-// Peers lists every running peering, ordered by port.
+// Peers lists the running peerings this manager's links carry, ordered by
+// port, from the Switch's registry.
 func (m *Manager) Peers() []Peer {
-	m.mu.Lock()
-	rs := make([]*running, 0, len(m.links))
-	perKey := map[wire.PublicKey]int{}
-	for _, r := range m.links {
-		rs = append(rs, r)
-		perKey[r.info.Key]++
-	}
-	m.mu.Unlock()
-	out := make([]Peer, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, Peer{
-			PeerInfo:  r.info,
-			Port:      r.port,
-			Remote:    r.conn.RemoteAddr().String(),
-			Duplicate: perKey[r.info.Key] > 1,
-			Stats:     r.conn.Stats(),
-		})
+	var out []Peer
+	for _, p := range m.sw.Peerings() {
+		c, ok := p.Link.(*link.Conn)
+		if !ok {
+			continue
+		}
+		out = append(out, Peer{PeerInfo: p.Info, Port: p.Port, Remote: c.RemoteAddr().String(), Stats: c.Stats()})
 	}
 	slices.SortFunc(out, func(a, b Peer) int { return int(a.Port) - int(b.Port) })
 	return out

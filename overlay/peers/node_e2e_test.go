@@ -24,11 +24,11 @@ func TestNodesOverRealLinks(t *testing.T) {
 	for _, n := range []*overlay.Node{nodeA, nodeB, nodeC} {
 		t.Cleanup(func() { n.Close() })
 	}
-	ma := startManager(t, Config{PrivateKey: privA, Listen: []string{"tcp://127.0.0.1:0"}, Logger: log}, nodeA)
-	mb := startManager(t, Config{PrivateKey: privB, Logger: log, Listen: []string{"ws://[::1]:0/pc"},
-		Static: []string{ma.ListenAddrs()[0].String() + "?key=" + keyA.String()}}, nodeB)
+	ma := startManager(t, Config{PrivateKey: privA, Listen: mkURIs("tcp://127.0.0.1:0"), Logger: log}, nodeA)
+	mb := startManager(t, Config{PrivateKey: privB, Logger: log, Listen: mkURIs("ws://[::1]:0/pc"),
+		Static: mkURIs(ma.ListenAddrs()[0].String() + "?key=" + keyA.String())}, nodeB)
 	mc := startManager(t, Config{PrivateKey: privC, Logger: log,
-		Static: []string{"ws://" + mb.ListenAddrs()[0].String() + "/pc"}}, nodeC)
+		Static: mkURIs("ws://" + mb.ListenAddrs()[0].String() + "/pc")}, nodeC)
 
 	testhelp.WaitFor(t, "peerings", 10*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 2 && len(mc.Peers()) == 1 })
 

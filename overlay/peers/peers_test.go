@@ -11,6 +11,7 @@ import (
 
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
+	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -58,21 +59,21 @@ func TestPeeringTransports(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.listen, func(t *testing.T) {
 			testhelp.CheckNoLeak(t)
-			ma, na := newManager(t, Config{Listen: []string{tc.listen}, TLS: srvTLS}, privA)
+			ma, na := newManager(t, Config{Listen: mkURIs(tc.listen), TLS: srvTLS}, privA)
 			addr := ma.ListenAddrs()[0].String()
 			uri := tc.static(addr) + "?key=" + keyA.String()
-			_, nb := newManager(t, Config{Static: []string{uri}, TLS: cliTLS}, privB)
+			_, nb := newManager(t, Config{Static: mkURIs(uri), TLS: cliTLS}, privB)
 			exchange(t, na, nb, keyA, keyB)
 
 			pa, _ := na.portFor(keyB)
 			pb, _ := nb.portFor(keyA)
 			ia, ib := na.info(pa), nb.info(pb)
 			scheme := strings.SplitN(tc.listen, ":", 2)[0]
-			if !ia.Inbound || ia.Zone != ZoneListen || ia.Transport != scheme || ia.Type != router.PeerRemote ||
+			if !ia.Inbound || ia.Origin != overlay.OriginListener || ia.Transport != scheme || ia.Type != router.PeerRemote ||
 				!strings.HasPrefix(ia.URI, scheme+"://") {
 				t.Fatalf("listener side info %+v", ia)
 			}
-			if ib.Inbound || ib.Zone != ZoneStatic || ib.Transport != scheme || !strings.HasSuffix(ib.URI, "?key="+keyA.String()) {
+			if ib.Inbound || ib.Origin != overlay.OriginStatic || ib.Transport != scheme || !strings.HasSuffix(ib.URI, "?key="+keyA.String()) {
 				t.Fatalf("dialler side info %+v", ib)
 			}
 		})
@@ -82,23 +83,23 @@ func TestPeeringTransports(t *testing.T) {
 // Several listeners of each kind in one manager, all reachable.
 func TestSeveralListeners(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, na := newManager(t, Config{Listen: []string{
+	ma, na := newManager(t, Config{Listen: mkURIs(
 		"tcp://127.0.0.1:0", "tcp://[::1]:0", "ws://127.0.0.1:0/a", "ws://[::1]:0/b",
-	}}, privA)
+	)}, privA)
 	addrs := ma.ListenAddrs()
 	if len(addrs) != 4 {
 		t.Fatalf("%d listeners", len(addrs))
 	}
-	statics := []string{
-		"tcp://" + addrs[0].String(), "tcp://" + addrs[1].String(),
-		"ws://" + addrs[2].String() + "/a", "ws://" + addrs[3].String() + "/b",
-	}
+	statics := mkURIs(
+		"tcp://"+addrs[0].String(), "tcp://"+addrs[1].String(),
+		"ws://"+addrs[2].String()+"/a", "ws://"+addrs[3].String()+"/b",
+	)
 	mb, nb := newManager(t, Config{Static: statics}, privB)
 	testhelp.WaitFor(t, "four peerings", 5*time.Second, func() bool { return na.live() == 4 && nb.live() == 4 })
 	peers := mb.Peers()
 	for _, p := range peers {
-		if !p.Duplicate || p.Key != keyA {
-			t.Fatalf("peer %+v should be marked as one of several links to A", p.PeerInfo)
+		if p.Key != keyA {
+			t.Fatalf("peer %+v is not A", p.PeerInfo)
 		}
 	}
 	if len(peers) != 4 || peers[0].Port != 1 || peers[3].Port != 4 {
@@ -112,9 +113,9 @@ func TestSeveralListeners(t *testing.T) {
 func TestPinnedKeyMismatch(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	log, buf := testhelp.NewLogger(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0")}, privA)
 	uri := "tcp://" + ma.ListenAddrs()[0].String() + "?key=" + keyC.String()
-	mb, nb := newManager(t, Config{Static: []string{uri}, Logger: log,
+	mb, nb := newManager(t, Config{Static: mkURIs(uri), Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 50 * time.Millisecond}}, privB)
 	testhelp.WaitFor(t, "the refusal to be logged twice", 5*time.Second, func() bool { return len(buf.Lines("key mismatch")) >= 2 })
 	if nb.attachCount() != 0 {
@@ -138,9 +139,9 @@ func TestPinnedKeyMismatch(t *testing.T) {
 func TestReconnectAfterListenerRestart(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	log, buf := testhelp.NewLogger(t)
-	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
+	ma, _ := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0")}, privA)
 	addr := ma.ListenAddrs()[0].String()
-	mb, nb := newManager(t, Config{Static: []string{addr}, Logger: log,
+	mb, nb := newManager(t, Config{Static: mkURIs(addr), Logger: log,
 		Backoff: Backoff{Min: 40 * time.Millisecond, Max: 320 * time.Millisecond}}, privB)
 	testhelp.WaitFor(t, "first peering", 5*time.Second, func() bool { return nb.live() == 1 })
 	if st := mb.List(); st[0].State != StateConnected || st[0].Key != keyA || st[0].Port != 1 {
@@ -154,7 +155,7 @@ func TestReconnectAfterListenerRestart(t *testing.T) {
 		t.Fatalf("status while A is down: %+v", st)
 	}
 
-	ma2, na2 := newManager(t, Config{Listen: []string{"tcp://" + addr}}, privA)
+	ma2, na2 := newManager(t, Config{Listen: mkURIs("tcp://" + addr)}, privA)
 	_ = ma2
 	exchange(t, na2, nb, keyA, keyB)
 
@@ -181,15 +182,15 @@ func TestReconnectAfterListenerRestart(t *testing.T) {
 func TestAllowedKeys(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	log, buf := testhelp.NewLogger(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, AllowedKeys: []wire.PublicKey{keyC}, Logger: log}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), AllowedKeys: []wire.PublicKey{keyC}, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
-	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
+	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privB)
 	testhelp.WaitFor(t, "B refused", 5*time.Second, func() bool { return len(buf.Lines(ErrNotAllowed.Error())) >= 1 })
 	if !strings.Contains(buf.Lines(ErrNotAllowed.Error())[0], "peer="+keyB.String()) {
 		t.Fatal("refusal does not name the key")
 	}
-	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
+	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privC)
 	testhelp.WaitFor(t, "C accepted", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
 	time.Sleep(100 * time.Millisecond)
 	na.mu.Lock()
@@ -207,17 +208,17 @@ func TestAllowedKeys(t *testing.T) {
 // configuration.
 func TestAllowedKeysDoNotFilterStatic(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
-	_, nb := newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, AllowedKeys: []wire.PublicKey{keyC}}, privB)
+	ma, _ := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0")}, privA)
+	_, nb := newManager(t, Config{Static: mkURIs(ma.ListenAddrs()[0].String()), AllowedKeys: []wire.PublicKey{keyC}}, privB)
 	testhelp.WaitFor(t, "B peered with A", 5*time.Second, func() bool { _, ok := nb.portFor(keyA); return ok })
 }
 
 func TestSelfConnection(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	log, buf := testhelp.NewLogger(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, Logger: log,
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privA)
-	if err := ma.Add(ma.ListenAddrs()[0].String()); err != nil {
+	if err := ma.Add(mkURI(ma.ListenAddrs()[0].String()), overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
 	// Both ends of the loop refuse: the dialler and the listener, each
@@ -237,12 +238,12 @@ func TestSelfConnection(t *testing.T) {
 func TestMaxPeers(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	log, buf := testhelp.NewLogger(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxPeers: 1, Logger: log}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), MaxPeers: 1, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
-	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
+	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privB)
 	testhelp.WaitFor(t, "B in", 5*time.Second, func() bool { return na.live() == 1 })
-	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
+	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privC)
 	testhelp.WaitFor(t, "C refused", 5*time.Second, func() bool { return len(buf.Lines("max_peers reached")) >= 2 })
 	if na.live() != 1 || na.attachCount() != 1 {
 		t.Fatalf("%d peers live, %d attached, limit 1", na.live(), na.attachCount())
@@ -264,12 +265,12 @@ func TestMaxPeers(t *testing.T) {
 // attaches nothing.
 func TestNodeRefusesAttach(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0")}, privA)
 	na.mu.Lock()
 	na.maxPorts = 0
 	na.mu.Unlock()
 	log, buf := testhelp.NewLogger(t)
-	newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, Logger: log,
+	newManager(t, Config{Static: mkURIs(ma.ListenAddrs()[0].String()), Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privB)
 	testhelp.WaitFor(t, "B's peering to be ended by A", 5*time.Second, func() bool { return len(buf.Lines("msg=reconnecting")) >= 2 })
 	if na.attachCount() != 0 {
@@ -279,46 +280,49 @@ func TestNodeRefusesAttach(t *testing.T) {
 
 func TestAddRemoveList(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0/"}}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0", "ws://127.0.0.1:0/")}, privA)
 	addrs := ma.ListenAddrs()
 	mb, nb := newManager(t, Config{}, privB)
 	tcpURI := addrs[0].String()
 	wsURI := "ws://" + addrs[1].String()
-	if err := mb.Add(tcpURI); err != nil {
+	if err := mb.Add(mkURI(tcpURI), overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
-	if err := mb.Add("tcp://" + tcpURI); !errors.Is(err, ErrExists) {
+	if err := mb.Add(mkURI("tcp://"+tcpURI), overlay.OriginAdmin); !errors.Is(err, ErrExists) {
 		t.Fatalf("the same peer added twice (bare and tcp:// are one URI): %v", err)
 	}
-	if err := mb.Add(wsURI); err != nil {
+	if err := mb.Add(mkURI(wsURI), overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
-	if err := mb.Add("ftp://x:1"); err == nil {
-		t.Fatal("bad URI accepted")
+	if err := mb.Add(mkURI("tcp://x:0"), overlay.OriginAdmin); err == nil {
+		t.Fatal("a static peer on port 0 accepted")
+	}
+	if err := mb.Add(mkURI("tcp://x:1"), overlay.OriginListener); err == nil {
+		t.Fatal("a static peer with origin listener accepted")
 	}
 	testhelp.WaitFor(t, "both connected", 5*time.Second, func() bool {
 		l := mb.List()
 		return len(l) == 2 && l[0].State == StateConnected && l[1].State == StateConnected
 	})
 	l := mb.List()
-	if l[0].URI != "tcp://"+tcpURI || l[1].URI != wsURI+"/" {
+	if l[0].URI.String() != "tcp://"+tcpURI || l[1].URI.String() != wsURI+"/" {
 		t.Fatalf("list %+v", l)
 	}
-	if err := mb.Remove(tcpURI); err != nil {
+	if err := mb.Remove(mkURI(tcpURI)); err != nil {
 		t.Fatal(err)
 	}
 	testhelp.WaitFor(t, "tcp link detached", 5*time.Second, func() bool { return nb.live() == 1 && na.live() == 1 })
 	if r := nb.detachReasons(); len(r) != 1 || !errors.Is(r[0], ErrRemoved) {
 		t.Fatalf("detach reasons %v", r)
 	}
-	if l := mb.List(); len(l) != 1 || l[0].URI != wsURI+"/" {
+	if l := mb.List(); len(l) != 1 || l[0].URI.String() != wsURI+"/" {
 		t.Fatalf("list after remove %+v", l)
 	}
-	if err := mb.Remove(tcpURI); !errors.Is(err, ErrUnknown) {
+	if err := mb.Remove(mkURI(tcpURI)); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("second remove: %v", err)
 	}
 	// Removed and added again: a fresh peering.
-	if err := mb.Add(tcpURI); err != nil {
+	if err := mb.Add(mkURI(tcpURI), overlay.OriginAdmin); err != nil {
 		t.Fatal(err)
 	}
 	testhelp.WaitFor(t, "re-added peer connected", 5*time.Second, func() bool { return nb.live() == 2 })
@@ -328,9 +332,9 @@ func TestAddRemoveList(t *testing.T) {
 // leaves nothing running.
 func TestCloseStopsEverything(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0/x"}}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0", "ws://127.0.0.1:0/x")}, privA)
 	addrs := ma.ListenAddrs()
-	newManager(t, Config{Static: []string{addrs[0].String(), "ws://" + addrs[1].String() + "/x"}}, privB)
+	newManager(t, Config{Static: mkURIs(addrs[0].String(), "ws://"+addrs[1].String()+"/x")}, privB)
 	testhelp.WaitFor(t, "peerings", 5*time.Second, func() bool { return na.live() == 2 })
 	// An inbound connection stuck in its handshake is ended too.
 	stuck, err := net.Dial("tcp", addrs[0].String())
@@ -359,7 +363,7 @@ func TestCloseStopsEverything(t *testing.T) {
 			t.Fatalf("%s still accepting", a)
 		}
 	}
-	if err := ma.Add("127.0.0.1:1"); !errors.Is(err, ErrClosed) {
+	if err := ma.Add(mkURI("127.0.0.1:1"), overlay.OriginAdmin); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Add after Close: %v", err)
 	}
 }
@@ -369,7 +373,7 @@ func TestCloseStopsEverything(t *testing.T) {
 func TestInboundHandshakeLimit(t *testing.T) {
 	testhelp.CheckNoLeak(t)
 	log, buf := testhelp.NewLogger(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxHandshakes: 2, Logger: log}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), MaxHandshakes: 2, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	var idle []net.Conn
 	for range 3 {
@@ -386,17 +390,19 @@ func TestInboundHandshakeLimit(t *testing.T) {
 	for _, c := range idle[:2] {
 		c.Close()
 	}
-	newManager(t, Config{Static: []string{addr}, Backoff: Backoff{Min: 20 * time.Millisecond}}, privB)
+	newManager(t, Config{Static: mkURIs(addr), Backoff: Backoff{Min: 20 * time.Millisecond}}, privB)
 	testhelp.WaitFor(t, "B in once the slots are free", 5*time.Second, func() bool { return na.live() == 1 })
 }
 
 func TestBadConfig(t *testing.T) {
 	for _, cfg := range []Config{
-		{Listen: []string{"udp://[::]:1"}},
-		{Static: []string{"tcp://host"}},
-		{Static: []string{"ws://h/p?key=zz"}},
-		{Listen: []string{"wss://127.0.0.1:0/"}}, // no certificate
-		{Listen: []string{"tcp://192.0.2.1:1"}},  // not our address
+		// URI syntax is peeruri's (its own tests); what New checks is
+		// what a URI value may still get wrong for its use.
+		{Static: mkURIs("tcp://:1")},                               // no host to dial
+		{Static: mkURIs("tcp://h:0")},                              // port 0
+		{Listen: mkURIs("tcp://127.0.0.1:0?key=" + keyB.String())}, // a pin on a listener
+		{Listen: mkURIs("wss://127.0.0.1:0/")},                     // no certificate
+		{Listen: mkURIs("tcp://192.0.2.1:1")},                      // not our address
 	} {
 		cfg.PrivateKey = privA
 		if m, err := New(cfg, newFakeNode()); err == nil {
@@ -419,12 +425,12 @@ var _ link.Receiver = Switch(nil)
 // refused peer in.
 func TestReloadPolicy(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, na := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, MaxPeers: 1}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), MaxPeers: 1}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
-	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privB)
+	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privB)
 	testhelp.WaitFor(t, "B in", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
-	newManager(t, Config{Static: []string{addr}, Backoff: fast}, privC)
+	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privC)
 	time.Sleep(100 * time.Millisecond)
 	if _, ok := na.portFor(keyC); ok {
 		t.Fatal("C in above max_peers 1")
@@ -462,9 +468,9 @@ func TestReloadPolicy(t *testing.T) {
 // the handshake, and that is logged as the refusal it is.
 func TestRefusedByAllowedKeysNotLoggedConnected(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, _ := newManager(t, Config{Listen: []string{"tcp://127.0.0.1:0"}, AllowedKeys: []wire.PublicKey{keyC}}, privA)
+	ma, _ := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), AllowedKeys: []wire.PublicKey{keyC}}, privA)
 	log, buf := testhelp.NewLogger(t)
-	mb, _ := newManager(t, Config{Static: []string{ma.ListenAddrs()[0].String()}, Logger: log,
+	mb, _ := newManager(t, Config{Static: mkURIs(ma.ListenAddrs()[0].String()), Logger: log,
 		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privB)
 	testhelp.WaitFor(t, "two refused attempts", 5*time.Second, func() bool { return len(buf.Lines("probably refuses us")) >= 2 })
 	if lines := buf.Lines(`msg="peer connected"`); len(lines) != 0 {

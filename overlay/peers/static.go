@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pineconed/pineconed/config"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
+	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -92,9 +92,9 @@ const (
 
 // StaticPeer is the status of one static peer, for the admin API.
 type StaticPeer struct {
-	// URI is the canonical form of the configured URI.
-	URI   string `json:"uri"`
-	State State  `json:"state"`
+	// URI is the peer's URI as added (JSON: its canonical form).
+	URI   peeruri.URI `json:"uri"`
+	State State       `json:"state"`
 	// Key and Port describe the peering while connected.
 	Key  wire.PublicKey `json:"key,omitzero"`
 	Port router.Port    `json:"port,omitzero"`
@@ -110,7 +110,8 @@ type StaticPeer struct {
 }
 
 type staticPeer struct {
-	uri    config.PeerURI
+	uri    peeruri.URI
+	origin overlay.Origin // static, admin or card
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 
@@ -124,21 +125,25 @@ func (sp *staticPeer) set(f func(*StaticPeer)) {
 	f(&sp.status)
 }
 
-// Add starts dialling a static peer given as a URI (see
-// config.ParsePeerURI). The admin API and SIGHUP reload call it.
-func (m *Manager) Add(uri string) error {
-	u, err := config.ParsePeerURI(uri)
-	if err != nil {
-		return fmt.Errorf("peers: %w", err)
+// Add starts dialling a static peer (a URI from peeruri.ParsePeer);
+// origin says who asked for it (OriginStatic for a reloaded
+// configuration, OriginAdmin, OriginCard) and is what its peerings carry.
+// The admin API, peer cards and SIGHUP reload call it.
+func (m *Manager) Add(u peeruri.URI, origin overlay.Origin) error {
+	if !origin.Chosen() {
+		return fmt.Errorf("peers: a static peer cannot have origin %s", origin)
 	}
-	return m.addStatic(u)
+	if err := peeruri.CheckStatic(u); err != nil {
+		return fmt.Errorf("peers: static peer %s: %w", u, err)
+	}
+	return m.addStatic(u, origin)
 }
 
-func (m *Manager) addStatic(u config.PeerURI) error {
+func (m *Manager) addStatic(u peeruri.URI, origin overlay.Origin) error {
 	key := u.String()
 	ctx, cancel := context.WithCancelCause(m.ctx)
-	sp := &staticPeer{uri: u, cancel: cancel, done: make(chan struct{})}
-	sp.status = StaticPeer{URI: key, State: StateConnecting, Since: time.Now()}
+	sp := &staticPeer{uri: u, origin: origin, cancel: cancel, done: make(chan struct{})}
+	sp.status = StaticPeer{URI: u, State: StateConnecting, Since: time.Now()}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -159,11 +164,7 @@ func (m *Manager) addStatic(u config.PeerURI) error {
 
 // Remove stops dialling a static peer and ends its peering if it is up.
 // It returns once the peer's dialer has stopped.
-func (m *Manager) Remove(uri string) error {
-	u, err := config.ParsePeerURI(uri)
-	if err != nil {
-		return fmt.Errorf("peers: %w", err)
-	}
+func (m *Manager) Remove(u peeruri.URI) error {
 	key := u.String()
 	m.mu.Lock()
 	sp, ok := m.static[key]
@@ -194,9 +195,9 @@ func (m *Manager) List() []StaticPeer {
 	}
 	slices.SortFunc(out, func(a, b StaticPeer) int {
 		switch {
-		case a.URI < b.URI:
+		case a.URI.String() < b.URI.String():
 			return -1
-		case a.URI > b.URI:
+		case a.URI.String() > b.URI.String():
 			return 1
 		}
 		return 0
@@ -248,8 +249,8 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 	var nc net.Conn
 	var err error
 	switch u.Scheme {
-	case config.SchemeTCP:
-		d := net.Dialer{Control: link.ControlTCP, KeepAliveConfig: link.TCPKeepAlive()}
+	case peeruri.SchemeTCP:
+		d := net.Dialer{Control: link.ControlTCP(m.PeerTimeout()), KeepAliveConfig: link.TCPKeepAlive()}
 		nc, err = d.DialContext(dctx, "tcp", u.Host)
 	default:
 		tc := m.cfg.TLS
@@ -257,7 +258,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 			tc = tc.Clone()
 			tc.ServerName = u.Hostname()
 		}
-		nc, err = link.DialWebSocket(dctx, u.URL(), tc)
+		nc, err = link.DialWebSocket(dctx, u.URL(), tc, m.PeerTimeout())
 	}
 	cancel()
 	if err != nil {
@@ -266,7 +267,7 @@ func (m *Manager) dialAndRun(ctx context.Context, sp *staticPeer) (time.Duration
 	info := overlay.PeerInfo{
 		URI:       u.String(),
 		Transport: u.Scheme,
-		Zone:      ZoneStatic,
+		Origin:    sp.origin,
 		Type:      router.PeerRemote,
 	}
 	return m.handle(ctx, nc, info, u.Key, nil, func(c *link.Conn, port router.Port) {

@@ -3,6 +3,7 @@ package router
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -228,6 +229,14 @@ func checkInvariants(t *testing.T, r *Router, acts []Action) {
 		}
 		if e.dest != NoPort && e.dest != LocalPort && r.peers[e.dest] == nil {
 			t.Fatalf("route to %s towards %v, not a peer", k, e.dest)
+		}
+	}
+	if len(r.routes) != len(r.table) || !slices.IsSortedFunc(r.routes, func(a, b *snekEntry) int { return a.origin.Compare(b.origin) }) {
+		t.Fatalf("%d sorted routes for %d in the table, or not in key order", len(r.routes), len(r.table))
+	}
+	for _, e := range r.routes {
+		if r.table[e.origin] != e {
+			t.Fatalf("sorted route to %s is not the table's", e.origin)
 		}
 	}
 	if r.hasDescending && r.table[r.descending] == nil {

@@ -116,15 +116,18 @@ type Router struct {
 	lastRootAnn  time.Time
 
 	// SNEK (§5).
-	table         map[wire.PublicKey]*snekEntry
+	table map[wire.PublicKey]*snekEntry
+	// routes are the table's entries sorted by originator key, kept in
+	// order as routes come and go (refreshes, most bootstraps, change
+	// neither): the bootstrap search and snapshot rebuilds read them in
+	// order instead of sorting or walking the whole table.
+	routes        []*snekEntry
 	descending    wire.PublicKey
 	hasDescending bool
 	lastBootstrap time.Time
 	// lastChange is when our parent, root or descending neighbour last
 	// changed: bootstraps are fast for FastBootstrapWindow after it.
 	lastChange time.Time
-	// bootstrapScratch is reused by bootstrapNextHop.
-	bootstrapScratch []snapEntry
 
 	// Wakeup broadcasts (§7).
 	seen map[wire.PublicKey]seenWakeup
@@ -287,11 +290,7 @@ func (r *Router) removePeer(now time.Time, port Port) {
 	r.clones[port] = cloneWatch{}
 	r.npeers--
 	r.dirty, r.tableDirty = true, true
-	for k, e := range r.table {
-		if e.source == port || e.dest == port {
-			delete(r.table, k)
-		}
-	}
+	r.deleteRoutes(func(e *snekEntry) bool { return e.source == port || e.dest == port })
 	if r.hasDescending && r.table[r.descending] == nil {
 		r.hasDescending = false
 		r.bootstrapSoon(now)
@@ -319,6 +318,8 @@ func (r *Router) reset(now time.Time) {
 	r.seq++
 	r.lastRootAnn = now
 	clear(r.table)
+	clear(r.routes)
+	r.routes = r.routes[:0]
 	r.hasDescending = false
 	r.lastBootstrap = time.Time{}
 	r.cache.Clear()

@@ -79,13 +79,12 @@ func (r *Router) Snapshot() *Snapshot {
 		// same, and copying and sorting them again is the expensive part.
 		s.entries = prev.entries
 	} else {
-		s.entries = make([]snapEntry, 0, len(r.table))
-		for _, e := range r.table {
+		s.entries = make([]snapEntry, 0, len(r.routes))
+		for _, e := range r.routes {
 			// Routes whose source peer is gone were deleted with the
 			// peer, so every entry here has a live source port.
 			s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
 		}
-		s.sortEntries()
 	}
 	r.snap, r.dirty, r.tableDirty = s, false, false
 	return s
@@ -192,8 +191,10 @@ func (b *snekSearch) consider(k wire.PublicKey, seq uint64, q Port) {
 // traffic it returns LocalPort when this node is the end of the line. The
 // returned watermark is always (bestKey, bestSeq).
 //
-// Bootstraps use it as it is. Traffic uses nextHopTraffic, an indexed
-// equivalent that TestTrafficSearchMatchesLiteral checks against this one.
+// Neither path uses it as it is: traffic uses nextHopTraffic and
+// bootstraps nextHopBootstrap, indexed equivalents that
+// TestTrafficSearchMatchesLiteral and TestBootstrapSearchMatchesLiteral
+// check against this one, which stays as their reference.
 func (s *Snapshot) nextHopSNEK(now time.Time, dest wire.PublicKey, bootstrap bool, w wire.Watermark) (Port, wire.Watermark) {
 	if !bootstrap && dest == s.key {
 		return LocalPort, w

@@ -2,6 +2,7 @@ package router
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,6 +144,78 @@ func BenchmarkSNEKSearch(b *testing.B) {
 			i++
 		}
 	})
+	b.Run("bootstrap-literal", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			s.nextHopSNEK(t0, dests[i%len(dests)], true, wire.StartWatermark)
+			i++
+		}
+	})
+	routes := routesOf(s)
+	b.Run("bootstrap-indexed", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			s.nextHopBootstrap(t0, dests[i%len(dests)], wire.StartWatermark, routes)
+			i++
+		}
+	})
+}
+
+// TestBootstrapSearchMatchesLiteral checks on random snapshots that the
+// indexed bootstrap search picks exactly the next hop and watermark of the
+// literal algorithm of §5.3 in bootstrap mode, with the routes walked in
+// random order.
+func TestBootstrapSearchMatchesLiteral(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	now := t0
+	n := 200_000
+	if testing.Short() {
+		n = 20_000
+	}
+	kinds := map[Port]int{}
+	for i := 0; i < n; i++ {
+		s := randomSnapshot(rng, now)
+		dest := wire.PublicKey{byte(rng.IntN(9)) << 4}
+		switch rng.IntN(4) {
+		case 0:
+			dest[31] = byte(rng.IntN(2))
+		case 1:
+			dest = s.key // our own bootstrap
+		}
+		w := wire.StartWatermark
+		if rng.IntN(2) == 0 {
+			w = wire.Watermark{Key: wire.PublicKey{byte(1+rng.IntN(7)) << 4}, Seq: uint64(rng.IntN(4))}
+		}
+		gotPort, gotWM := s.nextHopBootstrap(now, dest, w, routesOf(s))
+		lit := *s
+		lit.entries = append([]snapEntry(nil), s.entries...)
+		rng.Shuffle(len(lit.entries), func(i, j int) { lit.entries[i], lit.entries[j] = lit.entries[j], lit.entries[i] })
+		wantPort, wantWM := lit.nextHopSNEK(now, dest, true, w)
+		if gotPort != wantPort || gotWM != wantWM {
+			t.Fatalf("case %d: indexed search gives %v %x/%d, literal %v %x/%d\nown %x root %x parent %v dest %x wm %x/%d",
+				i, gotPort, gotWM.Key[:1], gotWM.Seq, wantPort, wantWM.Key[:1], wantWM.Seq, s.key[:1], s.root.Key[:1], s.parent, dest[:1], w.Key[:1], w.Seq)
+		}
+		kinds[min(gotPort, 9)]++
+	}
+	if len(kinds) < 4 {
+		t.Fatalf("next hops by port %v: the cases do not exercise the search", kinds)
+	}
+	t.Logf("%d cases; next hops by port (0 = local, 9 = higher, %d = none): %v", n, NoPort, kinds)
+}
+
+// routesOf gives a snapshot's sorted entries as Router routes sharing
+// their versions.
+func routesOf(s *Snapshot) []*snekEntry {
+	out := make([]*snekEntry, len(s.entries))
+	for i, e := range s.entries {
+		out[i] = &snekEntry{origin: e.origin, source: e.source}
+		out[i].ver.Store(e.ver.Load())
+	}
+	return out
+}
+
+func (s *Snapshot) sortEntries() {
+	slices.SortFunc(s.entries, func(a, b snapEntry) int { return a.origin.Compare(b.origin) })
 }
 
 // testEntry is a snapshot route with its own version.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/pineconed/pineconed/internal/enum"
+
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -78,10 +80,7 @@ var dropNames = [numDropReasons]string{
 }
 
 func (d DropReason) String() string {
-	if d < numDropReasons {
-		return dropNames[d]
-	}
-	return fmt.Sprintf("drop_%d", uint8(d))
+	return enum.Name(dropNames[:], d, "drop")
 }
 
 // DisconnectReason says why a peer broke the protocol.
@@ -128,10 +127,7 @@ var disconnectNames = [numDisconnectReasons]string{
 }
 
 func (d DisconnectReason) String() string {
-	if d < numDisconnectReasons {
-		return disconnectNames[d]
-	}
-	return fmt.Sprintf("disconnect_%d", uint8(d))
+	return enum.Name(disconnectNames[:], d, "disconnect")
 }
 
 // ProtocolError is the Reason of an ActionDisconnect.

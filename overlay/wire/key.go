@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 )
 
 // KeySize is the length of an ed25519 public key, which is also a node's
@@ -73,3 +74,8 @@ func ParsePublicKey(s string) (PublicKey, error) {
 // DHTOrdered reports a < b < c with strict inequalities and no wrap-around,
 // the ordering test SNEK uses (docs/protocol.md §2.2).
 func DHTOrdered(a, b, c PublicKey) bool { return a.Less(b) && b.Less(c) }
+
+// LogValue formats the key for log/slog only when a handler writes the
+// record, so a debug line that names a key costs no hex encoding while
+// debug logging is off: pass the key itself, not k.String().
+func (k PublicKey) LogValue() slog.Value { return slog.StringValue(k.String()) }

@@ -129,6 +129,14 @@ func (f *Traffic) Overhead() int {
 	return n
 }
 
+// MaxTrafficPayload is the largest payload of a Traffic frame whose two
+// coordinate lists need at most coordBytes bytes each, with room for the
+// SNEK watermark at its longest (a frame routed by the tree needs less).
+func MaxTrafficPayload(coordBytes int) int {
+	f := Traffic{Watermark: Watermark{Seq: ^uint64(0)}}
+	return MaxFrameSize - f.Overhead() - 2*coordBytes
+}
+
 // Append implements Message. It fails rather than emit a frame over 65 535
 // bytes.
 func (f *Traffic) Append(dst []byte) ([]byte, error) {

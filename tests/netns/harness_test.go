@@ -22,6 +22,7 @@ import (
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/admin"
 	"github.com/pineconed/pineconed/config"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -378,24 +379,19 @@ func (nd *Node) Start() {
 
 	// Up when getSelf answers.
 	var self admin.Self
-	deadline := time.Now().Add(startTimeout)
-	for attempt := 0; ; attempt++ {
-		select {
-		case <-done:
-			t.Fatalf("node %s: pineconed exited during start-up: %v\n%s", nd.Name, nd.exitErr(), nd.logTail(60))
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		self, err = nd.selfCtx(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) || attempt > 400 {
-			t.Fatalf("node %s: admin socket %s did not answer within %s: %v\n%s", nd.Name, nd.Socket, startTimeout, err, nd.logTail(60))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testhelp.WaitEvery(t, fmt.Sprintf("node %s: admin socket %s to answer", nd.Name, nd.Socket), startTimeout, 50*time.Millisecond,
+		func() bool {
+			select {
+			case <-done:
+				t.Fatalf("node %s: pineconed exited during start-up: %v\n%s", nd.Name, nd.exitErr(), nd.logTail(60))
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			self, err = nd.selfCtx(ctx)
+			cancel()
+			return err == nil
+		},
+		func() string { return fmt.Sprintf("%v\n%s", err, nd.logTail(60)) })
 	if nd.Key.IsZero() {
 		k, err := admin.ParseKey(self.PublicKey)
 		if err != nil {
@@ -630,27 +626,19 @@ func (nd *Node) WaitNoPeer(other *Node, within time.Duration) {
 }
 
 // waitFor polls cond every interval until it holds, failing the test
-// after within (or a bounded number of polls) with cond's last detail.
+// after within with cond's last non-empty detail (testhelp.WaitEvery).
 func waitFor(t *testing.T, what string, within, interval time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	start := time.Now()
-	maxPolls := int(within/interval) + 1
 	var detail string
-	for i := 0; i < maxPolls && time.Since(start) < within; i++ {
-		var ok bool
-		if ok, detail = cond(); ok {
-			return
-		}
-		time.Sleep(interval)
-	}
-	ok, last := cond()
-	if ok {
-		return
-	}
-	if last != "" {
-		detail = last
-	}
-	t.Fatalf("timed out after %s waiting for %s: %s", time.Since(start).Round(time.Millisecond), what, detail)
+	testhelp.WaitEvery(t, what, within, interval,
+		func() bool {
+			ok, d := cond()
+			if d != "" {
+				detail = d
+			}
+			return ok
+		},
+		func() string { return detail })
 }
 
 // Command builds a command run inside the node's namespace.

@@ -36,8 +36,8 @@ func TestLANDiscovery(t *testing.T) {
 		iface     string
 	}{{a, b, l.IfA}, {b, a, l.IfB}} {
 		p, _ := c.nd.PeerWith(c.other)
-		if p.Transport != "multicast" || p.Zone != c.iface {
-			t.Errorf("%s's peering with %s: transport %q zone %q, want multicast on %s", c.nd.Name, c.other.Name, p.Transport, p.Zone, c.iface)
+		if p.Transport != "multicast" || p.Origin != "lan" || p.Interface != c.iface {
+			t.Errorf("%s's peering with %s: transport %q origin %q interface %q, want multicast from lan on %s", c.nd.Name, c.other.Name, p.Transport, p.Origin, p.Interface, c.iface)
 		}
 	}
 	a.WaitReach(b.Addr)

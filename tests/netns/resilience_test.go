@@ -71,7 +71,7 @@ func TestRestartKeepsAddress(t *testing.T) {
 //   - the link silently drops everything while the pings flow (a blackhole
 //     qdisc at both ends, the interfaces stay up): TCP_USER_TIMEOUT gives
 //     the connection up once a's data stayed unacknowledged for
-//     link.TCPUserTimeout, long before the 5 s read timeout.
+//     limits.DefaultPeerTimeout (peers.peer_timeout), long before the 5 s read timeout.
 func TestSquareFailover(t *testing.T) {
 	needTool(t, "ping", "tc")
 	for _, tc := range []struct {

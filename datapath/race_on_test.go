@@ -1,6 +1,6 @@
 //go:build race
 
-package daemon
+package datapath
 
 // raceDetector: the race detector slows every goroutine several times,
 // so real-time load scenarios cannot reach their rates under it.

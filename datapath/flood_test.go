@@ -1,4 +1,4 @@
-package daemon
+package datapath
 
 import (
 	"crypto/ed25519"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
-	"github.com/pineconed/pineconed/internal/ratelimit"
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -44,13 +43,14 @@ const floodDeliveryQueue = overlay.DefaultDeliveryQueue
 // rate reached is at least that.
 const floodRate = 10500
 
-// floodNode is one honest node's payload layers on the fabric.
+// floodNode is one honest node's payload layers on the fabric: a Path
+// whose Overlay is the fabric.
 type floodNode struct {
-	d         *Daemon
-	in        chan overlay.Delivery
-	dropped   atomic.Uint64 // deliveries refused by a full queue
-	delivered atomic.Uint64 // IPv6 packets delivered to "the TUN"
-	echoes    chan uint64   // echo reply ids
+	d       *Path
+	f       *floodFabric
+	in      chan overlay.Delivery
+	dropped atomic.Uint64 // deliveries refused by a full queue
+	echoes  chan uint64   // echo reply ids
 }
 
 // floodFabric connects floodNodes by key.
@@ -58,17 +58,28 @@ type floodFabric struct {
 	nodes map[wire.PublicKey]*floodNode
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	paths []*Path
 }
 
-func (f *floodFabric) send(src wire.PublicKey) session.SendFunc {
-	return func(dst wire.PublicKey, payload []byte) {
-		n := f.nodes[dst]
-		if n == nil {
-			return // a forged key: nobody receives there
-		}
-		n.offer(overlay.Delivery{Source: src, Destination: dst, Payload: append([]byte(nil), payload...)})
+// SendBuffer carries a copy of the payload to dst's delivery queue.
+func (n *floodNode) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
+	to := n.f.nodes[dst]
+	if to == nil {
+		return nil // a forged key: nobody receives there
 	}
+	to.offer(overlay.Delivery{Source: n.d.key, Destination: dst, Payload: append([]byte(nil), buf[off:]...)})
+	return nil
 }
+
+// Deliveries is the node's delivery queue.
+func (n *floodNode) Deliveries() <-chan overlay.Delivery { return n.in }
+
+// RoutesChanged never fires: the fabric has no routes to gain.
+func (n *floodNode) RoutesChanged() <-chan struct{} { return nil }
+
+// delivered is the IPv6 packets the path decrypted and checked: with no
+// TUN, each is counted as a no_tun drop where it would have been written.
+func (n *floodNode) delivered() uint64 { return n.d.Dropped(DropNoTUN) }
 
 func (n *floodNode) offer(dl overlay.Delivery) {
 	select {
@@ -83,43 +94,27 @@ func (f *floodFabric) add(t testing.TB, seed byte) *floodNode {
 	priv := testhelp.SeedKey(seed)
 	key := wire.PublicKeyOf(priv)
 	n := &floodNode{in: make(chan overlay.Delivery, floodDeliveryQueue), echoes: make(chan uint64, 4096)}
-	d := &Daemon{priv: priv, key: key, log: slog.New(slog.DiscardHandler), stop: f.stop}
-	d.resolver = addressing.NewResolver(key, addressing.ResolverConfig{}, addressing.SendFunc(f.send(key)), addressing.ResolverCallbacks{})
-	var err error
-	d.sessions, err = session.NewManager(priv, session.Config{
+	n.f = f
+	f.nodes[key] = n
+	d, err := New(Config{
+		Private: priv,
+		Overlay: n,
+		Logger:  slog.New(slog.DiscardHandler),
 		EchoReply: func(_ wire.PublicKey, id uint64, _ []byte) {
 			select {
 			case n.echoes <- id:
 			default:
 			}
 		},
-	}, f.send(key), func(wire.PublicKey, []byte) { n.delivered.Add(1) })
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.hsq = d.sessions.NewHandshakeQueue(handshakeQueue)
-	d.lookups = ratelimit.New[wire.PublicKey](lookupLimits)
 	n.d = d
-	f.nodes[key] = n
-	// The daemon's two receiving goroutines: inboundLoop's body over this
-	// queue instead of the overlay node's, and handshakeLoop itself.
-	f.wg.Add(2)
-	go func() {
-		defer f.wg.Done()
-		for {
-			select {
-			case <-f.stop:
-				return
-			case dl := <-n.in:
-				d.handleDelivery(time.Now(), dl)
-			}
-		}
-	}()
-	d.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		d.handshakeLoop()
-	}()
+	// The path's own goroutines: inbound over this queue instead of the
+	// overlay node's, handshakes, timers.
+	d.Start()
+	f.paths = append(f.paths, d)
 	return n
 }
 
@@ -127,10 +122,22 @@ func newFloodFabric(t testing.TB) *floodFabric {
 	f := &floodFabric{nodes: map[wire.PublicKey]*floodNode{}, stop: make(chan struct{})}
 	t.Cleanup(func() {
 		close(f.stop)
+		for _, p := range f.paths {
+			p.Close()
+		}
 		f.wg.Wait()
 	})
 	return f
 }
+
+// capture is a session.Transport that keeps the last message sent.
+type capture struct{ sent []byte }
+
+func (c *capture) Send(_ wire.PublicKey, buf []byte, off int)    { c.sent = buf[off:] }
+func (*capture) Deliver(wire.PublicKey, []byte)                  {}
+func (*capture) EchoReply(wire.PublicKey, uint64, []byte)        {}
+func (*capture) Established(wire.PublicKey, bool, time.Duration) {}
+func (*capture) Unreachable(wire.PublicKey, [][]byte)            {}
 
 // hostile precomputes what the hostile node sends: valid initiations to
 // victim from distinct random keys (each costs the victim full
@@ -152,13 +159,13 @@ func newHostile(t testing.TB, victim wire.PublicKey, keys int) *hostile {
 		binary.BigEndian.PutUint64(seed[8:], uint64(i))
 		priv := ed25519.NewKeyFromSeed(seed[:])
 		src := wire.PublicKeyOf(priv)
-		var init []byte
-		m, err := session.NewManager(priv, session.Config{}, func(_ wire.PublicKey, p []byte) { init = p }, nil)
+		var init capture
+		m, err := session.NewManager(priv, session.Config{}, &init)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m.SendEcho(time.Now(), victim, 0, nil)
-		h.inits = append(h.inits, overlay.Delivery{Source: src, Destination: victim, Payload: init})
+		h.inits = append(h.inits, overlay.Delivery{Source: src, Destination: victim, Payload: init.sent})
 		prefix := make([]byte, envelope.LookupNode.PrefixLen())
 		for j := range prefix {
 			prefix[j] = byte(rng.Uint32())
@@ -265,7 +272,7 @@ counted:
 	}
 
 	pkt := floodPacket(a.d.key, b.d.key)
-	before := b.delivered.Load()
+	before := b.delivered()
 	start := time.Now()
 	var sent uint64
 	for time.Since(start) < window {
@@ -279,13 +286,13 @@ counted:
 		// keep the window shut: after 5 ms without room, send on.
 		// (Gosched, not Sleep: under load a timer sleep lasts far longer
 		// than asked and would measure the sleeps.)
-		for wait := time.Now(); sent-(b.delivered.Load()-before) > 256 && time.Since(wait) < 5*time.Millisecond; {
+		for wait := time.Now(); sent-(b.delivered()-before) > 256 && time.Since(wait) < 5*time.Millisecond; {
 			runtime.Gosched()
 		}
 	}
 	time.Sleep(20 * time.Millisecond)
 	r.window = time.Since(start)
-	r.packets = b.delivered.Load() - before
+	r.packets = b.delivered() - before
 	close(stop)
 	fw.Wait()
 	return r
@@ -335,8 +342,8 @@ func TestHostileFlood(t *testing.T) {
 		base.replies, base.pings, base.throughput(), loaded.floodSent, loaded.floodSent, loaded.floodRate(),
 		loaded.replies, loaded.pings, loaded.throughput(), median(ratios), ratios)
 	t.Logf("victim: responses %d, need cookie %d, rate limited %d, cookie replies %d (limited %d), handshake queue drops %d, lookups limited %d, delivery drops %d, peers %d (half-open %d, evicted %d)",
-		st.ResponsesSent, st.NeedCookie, st.InitiationsLimited, st.CookieRepliesSent, st.CookieRepliesLimited,
-		b.d.hsq.Drops(), b.d.drops.lookupLimit.Load(), b.dropped.Load(), st.Peers, st.HalfOpen, st.PeersEvicted)
+		st.Counts[session.ResponsesSent], st.Counts[session.NeedCookie], st.Counts[session.InitiationsLimited], st.Counts[session.CookieRepliesSent], st.Counts[session.CookieRepliesLimited],
+		b.d.hsq.Drops(), b.d.Dropped(DropLookupRateLimited), b.dropped.Load(), st.Peers, st.HalfOpen, st.Counts[session.PeersEvicted])
 
 	if base.replies < base.pings {
 		t.Fatalf("unloaded: only %d of %d pings answered", base.replies, base.pings)
@@ -349,11 +356,11 @@ func TestHostileFlood(t *testing.T) {
 	}
 	// The defences, not luck, held the flood: most initiations were
 	// refused before Diffie-Hellman, and lookups were limited.
-	if refused := st.NeedCookie + st.InitiationsLimited + b.d.hsq.Drops(); refused*2 < uint64(loaded.floodSent) {
+	if refused := st.Counts[session.NeedCookie] + st.Counts[session.InitiationsLimited] + b.d.hsq.Drops(); refused*2 < uint64(loaded.floodSent) {
 		t.Errorf("only %d of %d initiations refused before Diffie-Hellman", refused, loaded.floodSent)
 	}
-	if b.d.drops.lookupLimit.Load()*2 < uint64(loaded.floodSent) {
-		t.Errorf("only %d of %d lookups rate limited", b.d.drops.lookupLimit.Load(), loaded.floodSent)
+	if b.d.Dropped(DropLookupRateLimited)*2 < uint64(loaded.floodSent) {
+		t.Errorf("only %d of %d lookups rate limited", b.d.Dropped(DropLookupRateLimited), loaded.floodSent)
 	}
 	if us := b.d.sessions.Sessions(time.Now()); !hasEstablished(us, a.d.key) {
 		t.Error("the honest session is no longer established at the victim")

@@ -1,6 +1,6 @@
 //go:build !race
 
-package daemon
+package datapath
 
 // raceDetector: see race_on_test.go.
 const raceDetector = false

@@ -1,4 +1,11 @@
-package config
+// Package peeruri is the peering endpoint URI of overlay/peers: its one
+// parser and its canonical form. It is parsed once, where it enters (the
+// configuration file, an admin request, a peer card), and travels as a URI
+// value from there to the dialler and the listener; it is printed only for
+// people (logs, the admin API, -genconf). It is a leaf (the standard
+// library and the wire codec's key type), so that config can hold URIs
+// without importing the overlay runtime.
+package peeruri
 
 import (
 	"errors"
@@ -19,9 +26,9 @@ const (
 	SchemeWSS = "wss"
 )
 
-// PeerURI is a parsed peering endpoint: a static peer to dial or a local
+// URI is a parsed peering endpoint: a static peer to dial or a local
 // listener. The config, the peers package and the admin addPeer request all
-// parse URIs with ParsePeerURI or ParseListenURI so they agree on the syntax:
+// parse URIs with ParsePeer or ParseListen so they agree on the syntax:
 //
 //	tcp://host:port          TCP; the port is required
 //	host:port                the same as tcp://host:port
@@ -31,7 +38,7 @@ const (
 // A static peer may end with ?key=<64 hex characters>, the remote node's
 // ed25519 public key: the peering is refused unless the remote presents that
 // key in its handshake. IPv6 literals go in brackets: tcp://[2001:db8::1]:65432.
-type PeerURI struct {
+type URI struct {
 	// Scheme is SchemeTCP, SchemeWS or SchemeWSS.
 	Scheme string
 	// Host is host:port, always with a port (defaults filled in), suitable
@@ -44,11 +51,11 @@ type PeerURI struct {
 }
 
 // Pinned reports whether the URI carries a ?key= the remote must present.
-func (u PeerURI) Pinned() bool { return !u.Key.IsZero() }
+func (u URI) Pinned() bool { return !u.Key.IsZero() }
 
 // Hostname is the host part of Host without the port or IPv6 brackets; it
 // is the TLS server name when dialling wss.
-func (u PeerURI) Hostname() string {
+func (u URI) Hostname() string {
 	h, _, err := net.SplitHostPort(u.Host)
 	if err != nil {
 		return u.Host
@@ -59,13 +66,13 @@ func (u PeerURI) Hostname() string {
 // URL is the ws:// or wss:// address to dial, without the ?key= pin (which
 // is ours, not the remote web server's). For tcp it is "tcp://host:port".
 // An IPv6 zone's '%' is escaped as URLs require.
-func (u PeerURI) URL() string {
+func (u URI) URL() string {
 	return u.Scheme + "://" + strings.ReplaceAll(u.Host, "%", "%25") + u.Path
 }
 
-// String is the canonical form: ParsePeerURI(u.String()) == u. It is also
+// String is the canonical form: ParsePeer(u.String()) == u. It is also
 // how URIs appear in logs, the admin API and Generate's output.
-func (u PeerURI) String() string {
+func (u URI) String() string {
 	s := u.URL()
 	if u.Pinned() {
 		s += "?key=" + u.Key.String()
@@ -74,11 +81,11 @@ func (u PeerURI) String() string {
 }
 
 // MarshalText writes the canonical form.
-func (u PeerURI) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+func (u URI) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 
-// UnmarshalText parses like ParsePeerURI.
-func (u *PeerURI) UnmarshalText(b []byte) error {
-	p, err := ParsePeerURI(string(b))
+// UnmarshalText parses like ParsePeer.
+func (u *URI) UnmarshalText(b []byte) error {
+	p, err := ParsePeer(string(b))
 	if err != nil {
 		return err
 	}
@@ -86,45 +93,48 @@ func (u *PeerURI) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ParsePeerURI parses a static peer URI (see PeerURI). The host and a
+// ParsePeer parses a static peer URI (see URI). The host and a
 // non-zero port are required.
-func ParsePeerURI(s string) (PeerURI, error) {
-	u, err := parseURI(s)
+func ParsePeer(s string) (URI, error) {
+	u, err := Parse(s)
 	if err != nil {
-		return PeerURI{}, fmt.Errorf("peer URI %q: %w", s, err)
+		return URI{}, fmt.Errorf("peer URI %q: %w", s, err)
 	}
-	if err := checkStatic(u); err != nil {
-		return PeerURI{}, fmt.Errorf("peer URI %q: %w", s, err)
+	if err := CheckStatic(u); err != nil {
+		return URI{}, fmt.Errorf("peer URI %q: %w", s, err)
 	}
 	return u, nil
 }
 
-// ParseListenURI parses a listener URI. Unlike a static peer, the host may
+// ParseListen parses a listener URI. Unlike a static peer, the host may
 // be empty (all addresses, as in tcp://:65432), port 0 asks the kernel for a
 // free port, and a ?key= pin is refused: it would mean nothing here.
-func ParseListenURI(s string) (PeerURI, error) {
-	u, err := parseURI(s)
+func ParseListen(s string) (URI, error) {
+	u, err := Parse(s)
 	if err != nil {
-		return PeerURI{}, fmt.Errorf("listen URI %q: %w", s, err)
+		return URI{}, fmt.Errorf("listen URI %q: %w", s, err)
 	}
-	if err := checkListen(u); err != nil {
-		return PeerURI{}, fmt.Errorf("listen URI %q: %w", s, err)
+	if err := CheckListen(u); err != nil {
+		return URI{}, fmt.Errorf("listen URI %q: %w", s, err)
 	}
 	return u, nil
 }
 
-func parseURI(s string) (PeerURI, error) {
+// Parse checks only the syntax of s; whether a key pin or an empty host
+// is allowed depends on the use (CheckStatic, CheckListen). The config
+// parser uses it and reports the use's rule against the option's line.
+func Parse(s string) (URI, error) {
 	if s == "" {
-		return PeerURI{}, errors.New("empty")
+		return URI{}, errors.New("empty")
 	}
 	if strings.TrimSpace(s) != s {
-		return PeerURI{}, errors.New("leading or trailing spaces")
+		return URI{}, errors.New("leading or trailing spaces")
 	}
 	if !strings.Contains(s, "://") {
 		scheme, _, _ := strings.Cut(s, ":")
 		switch strings.ToLower(scheme) {
 		case SchemeTCP, SchemeWS, SchemeWSS:
-			return PeerURI{}, errors.New("missing // after the scheme")
+			return URI{}, errors.New("missing // after the scheme")
 		}
 		// Bare host:port means TCP, the way stock Pinecone takes peers.
 		// There is no URL escaping in that form, so an IPv6 zone's '%'
@@ -146,7 +156,7 @@ func parseURI(s string) (PeerURI, error) {
 			authority = hostport
 		}
 		if err := checkBareIPv6(strings.ToLower(scheme), authority); err != nil {
-			return PeerURI{}, err
+			return URI{}, err
 		}
 	}
 	pu, err := url.Parse(s)
@@ -155,29 +165,29 @@ func parseURI(s string) (PeerURI, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return PeerURI{}, err
+		return URI{}, err
 	}
-	u := PeerURI{Scheme: pu.Scheme}
+	u := URI{Scheme: pu.Scheme}
 	switch pu.Scheme {
 	case SchemeTCP, SchemeWS, SchemeWSS:
 	default:
-		return PeerURI{}, fmt.Errorf("unsupported scheme %q (want tcp, ws or wss)", pu.Scheme)
+		return URI{}, fmt.Errorf("unsupported scheme %q (want tcp, ws or wss)", pu.Scheme)
 	}
 	if pu.User != nil {
-		return PeerURI{}, errors.New("user information is not supported")
+		return URI{}, errors.New("user information is not supported")
 	}
 	if pu.Fragment != "" || strings.HasSuffix(s, "#") {
-		return PeerURI{}, errors.New("a #fragment is not allowed")
+		return URI{}, errors.New("a #fragment is not allowed")
 	}
 
 	host, port := pu.Hostname(), pu.Port()
 	if port == "" {
 		if strings.HasSuffix(pu.Host, ":") {
-			return PeerURI{}, errors.New("empty port")
+			return URI{}, errors.New("empty port")
 		}
 		switch pu.Scheme {
 		case SchemeTCP:
-			return PeerURI{}, errors.New("missing port (tcp needs host:port)")
+			return URI{}, errors.New("missing port (tcp needs host:port)")
 		case SchemeWS:
 			port = "80"
 		case SchemeWSS:
@@ -186,14 +196,14 @@ func parseURI(s string) (PeerURI, error) {
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
-		return PeerURI{}, fmt.Errorf("bad port %q", port)
+		return URI{}, fmt.Errorf("bad port %q", port)
 	}
 	u.Host = net.JoinHostPort(host, strconv.FormatUint(n, 10))
 
 	switch pu.Scheme {
 	case SchemeTCP:
 		if pu.Path != "" && pu.Path != "/" {
-			return PeerURI{}, fmt.Errorf("tcp takes no path (got %q)", pu.Path)
+			return URI{}, fmt.Errorf("tcp takes no path (got %q)", pu.Path)
 		}
 	default:
 		u.Path = pu.EscapedPath()
@@ -204,31 +214,51 @@ func parseURI(s string) (PeerURI, error) {
 
 	q, err := url.ParseQuery(pu.RawQuery)
 	if err != nil {
-		return PeerURI{}, fmt.Errorf("bad query: %w", err)
+		return URI{}, fmt.Errorf("bad query: %w", err)
 	}
 	for name, vals := range q {
 		if name != "key" {
-			return PeerURI{}, fmt.Errorf("unknown query parameter %q (only key= is understood)", name)
+			return URI{}, fmt.Errorf("unknown query parameter %q (only key= is understood)", name)
 		}
 		if len(vals) != 1 {
-			return PeerURI{}, errors.New("key= given more than once")
+			return URI{}, errors.New("key= given more than once")
 		}
 		if len(vals[0]) != 2*wire.KeySize {
-			return PeerURI{}, fmt.Errorf("key= must be %d hex characters, got %d", 2*wire.KeySize, len(vals[0]))
+			return URI{}, fmt.Errorf("key= must be %d hex characters, got %d", 2*wire.KeySize, len(vals[0]))
 		}
 		k, err := wire.ParsePublicKey(vals[0])
 		if err != nil {
-			return PeerURI{}, fmt.Errorf("key= is not hex: %q", vals[0])
+			return URI{}, fmt.Errorf("key= is not hex: %q", vals[0])
 		}
 		if k.IsZero() {
-			return PeerURI{}, errors.New("key= is the all-zero key")
+			return URI{}, errors.New("key= is the all-zero key")
 		}
 		u.Key = k
 	}
 	if strings.HasSuffix(s, "?") && pu.RawQuery == "" {
-		return PeerURI{}, errors.New("empty query after ?")
+		return URI{}, errors.New("empty query after ?")
 	}
 	return u, nil
+}
+
+// CheckStatic is what a static peer needs beyond URI syntax: somewhere to
+// dial.
+func CheckStatic(u URI) error {
+	if u.Hostname() == "" {
+		return errors.New("missing host")
+	}
+	if _, port, _ := net.SplitHostPort(u.Host); port == "0" {
+		return errors.New("port 0 cannot be dialled")
+	}
+	return nil
+}
+
+// CheckListen refuses a key pin on a listener: it would pin nothing.
+func CheckListen(u URI) error {
+	if u.Pinned() {
+		return errors.New("?key= pins a remote key and only applies to static peers")
+	}
+	return nil
 }
 
 // checkBareIPv6 refuses an IPv6 literal without brackets. Its last group

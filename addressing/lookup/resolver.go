@@ -1,4 +1,30 @@
-package addressing
+// Package lookup is the address lookup protocol: it resolves an overlay
+// address to the full key of the node that owns it, asking over the overlay,
+// and answers such lookups for this node's own key.
+//
+// SNEK routes a frame towards the smallest known key at or above its
+// destination and hands it to the application there even if the key does not
+// match (docs/protocol.md §5.3). Every key starting with prefix P sorts at or above
+// P ‖ 00…, and no key below it starts with P, so a lookup sent to that "lookup
+// key" (addressing.KeyPrefix.LookupKey) lands on the owner of P when it
+// exists. The owner answers with its full key; the Resolver accepts an answer
+// only for a pending lookup with the same nonce and only if the key really
+// starts with the prefix.
+//
+// On a fresh network the route a lookup needs may be missing at any node on
+// the way, and a request that finds no route is lost (at the origin as a
+// traffic_no_route drop; a node on the way with no closer route delivers
+// it to itself, which does not own the prefix, or drops it). Only the origin's
+// own route changes are visible here (Resolver.RoutesChanged), so a pending
+// lookup is also resent on a dense timer: every 500 ms for its first 4 s,
+// then every second until it gives up at 11 s. That costs 15 request frames
+// of well under 200 bytes each for an address nobody owns (4 with the 0/1/3/7 s
+// schedule it replaced, which left a route that formed just after a request
+// unused for up to 4 s), one lookup per destination at a time.
+//
+// The address arithmetic it relies on (key prefixes, lookup keys) is
+// package addressing; the message layouts are package envelope.
+package lookup
 
 import (
 	"crypto/rand"
@@ -7,9 +33,9 @@ import (
 	"io"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
@@ -18,8 +44,8 @@ import (
 // effort: loss is not reported. The callee owns payload.
 type SendFunc func(dst wire.PublicKey, payload []byte)
 
-// ResolverConfig tunes a Resolver. Zero fields take the defaults shown.
-type ResolverConfig struct {
+// Config tunes a Resolver. Zero fields take the defaults shown.
+type Config struct {
 	// CacheTTL is how long a resolved key is trusted without being
 	// re-proved (Learn) or looked up again. Default 10 minutes.
 	CacheTTL time.Duration
@@ -47,7 +73,7 @@ type ResolverConfig struct {
 	Rand io.Reader
 }
 
-func (c ResolverConfig) withDefaults() ResolverConfig {
+func (c Config) withDefaults() Config {
 	if c.CacheTTL <= 0 {
 		c.CacheTTL = 10 * time.Minute
 	}
@@ -69,15 +95,15 @@ func (c ResolverConfig) withDefaults() ResolverConfig {
 	return c
 }
 
-// ResolverCallbacks are called without any Resolver lock held, from the
+// Callbacks are called without any Resolver lock held, from the
 // goroutine that called HandlePayload, Tick or Learn. Any may be nil.
-type ResolverCallbacks struct {
+type Callbacks struct {
 	// Resolved receives the packets queued for a prefix, in arrival order,
 	// once its key is known. The callee owns the packets.
 	Resolved func(key wire.PublicKey, packets [][]byte)
 	// Unreachable receives the packets queued for a prefix whose lookup
 	// failed, for the daemon to answer with ICMPv6 Destination Unreachable.
-	Unreachable func(prefix KeyPrefix, packets [][]byte)
+	Unreachable func(prefix addressing.KeyPrefix, packets [][]byte)
 	// LookupDone reports that the lookup for prefix has ended: ok when a
 	// key owning it was found (an answer, or a handshake that proved one),
 	// false when the resolver gave up. It fires for every lookup, including
@@ -85,34 +111,7 @@ type ResolverCallbacks struct {
 	// waiting for one prefix learns its outcome at once. latency runs from
 	// the first request to the accepted answer or to giving up, for a
 	// latency histogram; prefix.Kind() tells node from subnet lookups.
-	LookupDone func(prefix KeyPrefix, latency time.Duration, ok bool)
-}
-
-// ResolverStats is a snapshot of the Resolver's counters.
-type ResolverStats struct {
-	CacheHits        uint64 // Resolve found a live cache entry
-	LookupsStarted   uint64
-	LookupsSucceeded uint64
-	LookupsTimedOut  uint64 // gave up after 11×RetryInterval
-	RequestsSent     uint64 // including retries
-	RouteRetries     uint64 // requests resent because the routes changed (RoutesChanged)
-
-	ResponsesAccepted    uint64
-	ResponsesUnsolicited uint64 // nonce of no pending lookup
-	ResponsesMismatch    uint64 // key does not match the prefix or the frame source
-
-	RequestsReceived uint64
-	RequestsAnswered uint64
-	RequestsNotOurs  uint64 // SNEK handed us a lookup for a prefix we do not own
-	Malformed        uint64 // payloads that failed to parse
-
-	DropQueueFull   uint64 // per-destination queue at MaxQueue
-	DropPendingFull uint64 // MaxPending destinations already pending
-	DropNotOverlay  uint64 // destination outside the overlay ranges
-	DropUnreachable uint64 // packets handed to Unreachable
-
-	CacheEntries int // current
-	Pending      int // current
+	LookupDone func(prefix addressing.KeyPrefix, latency time.Duration, ok bool)
 }
 
 type cacheEntry struct {
@@ -121,7 +120,7 @@ type cacheEntry struct {
 }
 
 type pendingLookup struct {
-	prefix  KeyPrefix
+	prefix  addressing.KeyPrefix
 	nonce   uint64
 	started time.Time
 	next    time.Time // when the next timed request is due
@@ -137,34 +136,29 @@ type pendingLookup struct {
 // use and runs no goroutines: retries happen in Tick.
 type Resolver struct {
 	self wire.PublicKey
-	cfg  ResolverConfig
+	cfg  Config
 	send SendFunc
-	cb   ResolverCallbacks
+	cb   Callbacks
 
 	mu        sync.RWMutex
-	cache     map[KeyPrefix]cacheEntry
-	pending   map[KeyPrefix]*pendingLookup
+	cache     map[addressing.KeyPrefix]cacheEntry
+	pending   map[addressing.KeyPrefix]*pendingLookup
 	byNonce   map[uint64]*pendingLookup
 	lastSweep time.Time
 
-	st struct {
-		cacheHits, started, succeeded, timedOut, requestsSent, routeRetries atomic.Uint64
-		accepted, unsolicited, mismatch                                     atomic.Uint64
-		reqReceived, reqAnswered, reqNotOurs, malformed                     atomic.Uint64
-		dropQueueFull, dropPendingFull, dropNotOverlay, dropUnreachable     atomic.Uint64
-	}
+	count counters
 }
 
-// NewResolver returns a resolver for a node with key self that sends lookup
+// New returns a resolver for a node with key self that sends lookup
 // messages through send.
-func NewResolver(self wire.PublicKey, cfg ResolverConfig, send SendFunc, cb ResolverCallbacks) *Resolver {
+func New(self wire.PublicKey, cfg Config, send SendFunc, cb Callbacks) *Resolver {
 	return &Resolver{
 		self:    self,
 		cfg:     cfg.withDefaults(),
 		send:    send,
 		cb:      cb,
-		cache:   make(map[KeyPrefix]cacheEntry),
-		pending: make(map[KeyPrefix]*pendingLookup),
+		cache:   make(map[addressing.KeyPrefix]cacheEntry),
+		pending: make(map[addressing.KeyPrefix]*pendingLookup),
 		byNonce: make(map[uint64]*pendingLookup),
 	}
 }
@@ -175,9 +169,9 @@ func NewResolver(self wire.PublicKey, cfg ResolverConfig, send SendFunc, cb Reso
 // Resolved or Unreachable callback. Packets that cannot be queued are
 // dropped and counted. A nil packet just starts a lookup (e.g. for a ping).
 func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.PublicKey, bool) {
-	p, ok := PrefixOf(dst)
+	p, ok := addressing.PrefixOf(dst)
 	if !ok {
-		r.st.dropNotOverlay.Add(1)
+		r.count.inc(DropNotOverlay)
 		return wire.PublicKey{}, false
 	}
 	if p.Matches(r.self) {
@@ -189,20 +183,20 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 	e, hit := r.cache[p]
 	r.mu.RUnlock()
 	if hit && now.Before(e.expires) {
-		r.st.cacheHits.Add(1)
+		r.count.inc(CacheHit)
 		return e.key, true
 	}
 
 	r.mu.Lock()
 	if e, hit := r.cache[p]; hit && now.Before(e.expires) {
 		r.mu.Unlock()
-		r.st.cacheHits.Add(1)
+		r.count.inc(CacheHit)
 		return e.key, true
 	}
 	if pl := r.pending[p]; pl != nil {
 		if packet != nil {
 			if len(pl.queue) >= r.cfg.MaxQueue {
-				r.st.dropQueueFull.Add(1)
+				r.count.inc(DropQueueFull)
 			} else {
 				pl.queue = append(pl.queue, append([]byte(nil), packet...))
 			}
@@ -213,7 +207,7 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 	if len(r.pending) >= r.cfg.MaxPending {
 		r.mu.Unlock()
 		if packet != nil {
-			r.st.dropPendingFull.Add(1)
+			r.count.inc(DropPendingFull)
 		}
 		return wire.PublicKey{}, false
 	}
@@ -228,7 +222,7 @@ func (r *Resolver) Resolve(now time.Time, dst netip.Addr, packet []byte) (wire.P
 	req := r.request(pl)
 	r.mu.Unlock()
 
-	r.st.started.Add(1)
+	r.count.inc(LookupStarted)
 	r.sendRequest(p, req)
 	return wire.PublicKey{}, false
 }
@@ -249,7 +243,7 @@ func (r *Resolver) newNonceLocked() uint64 {
 }
 
 func (r *Resolver) request(pl *pendingLookup) []byte {
-	b, err := envelope.LookupRequest{Kind: pl.prefix.kind, Nonce: pl.nonce, Prefix: pl.prefix.bytes[:pl.prefix.Len()]}.Append(nil)
+	b, err := envelope.LookupRequest{Kind: wireKind(pl.prefix.Kind()), Nonce: pl.nonce, Prefix: pl.prefix.Bytes()}.Append(nil)
 	if err != nil {
 		// Prefixes are built with valid kinds and lengths; this cannot
 		// happen, and if it did the lookup would simply time out.
@@ -258,11 +252,31 @@ func (r *Resolver) request(pl *pendingLookup) []byte {
 	return b
 }
 
-func (r *Resolver) sendRequest(p KeyPrefix, req []byte) {
+// wireKind is the lookup kind a request for a prefix of kind k carries.
+func wireKind(k addressing.Kind) envelope.LookupKind {
+	if k == addressing.KindSubnet {
+		return envelope.LookupSubnet
+	}
+	return envelope.LookupNode
+}
+
+// prefixKind is the prefix kind a lookup of kind k asks about; an unknown
+// lookup kind gives the invalid zero Kind, which no prefix has.
+func prefixKind(k envelope.LookupKind) addressing.Kind {
+	switch k {
+	case envelope.LookupNode:
+		return addressing.KindNode
+	case envelope.LookupSubnet:
+		return addressing.KindSubnet
+	}
+	return 0
+}
+
+func (r *Resolver) sendRequest(p addressing.KeyPrefix, req []byte) {
 	if req == nil {
 		return
 	}
-	r.st.requestsSent.Add(1)
+	r.count.inc(RequestSent)
 	r.send(p.LookupKey(), req)
 }
 
@@ -272,7 +286,7 @@ func (r *Resolver) sendRequest(p KeyPrefix, req []byte) {
 func (r *Resolver) HandlePayload(now time.Time, src wire.PublicKey, payload []byte) error {
 	t, err := envelope.ParseHeader(payload)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return err
 	}
 	switch t {
@@ -281,24 +295,24 @@ func (r *Resolver) HandlePayload(now time.Time, src wire.PublicKey, payload []by
 	case envelope.TypeLookupResponse:
 		return r.handleResponse(now, src, payload)
 	}
-	r.st.malformed.Add(1)
+	r.count.inc(Malformed)
 	return fmt.Errorf("resolver: %w: %s", envelope.ErrWrongType, t)
 }
 
 func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
 	req, err := envelope.ParseLookupRequest(payload)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return fmt.Errorf("lookup request from %s: %w", src, err)
 	}
-	r.st.reqReceived.Add(1)
-	p, err := NewKeyPrefix(req.Kind, req.Prefix)
+	r.count.inc(RequestReceived)
+	p, err := addressing.NewKeyPrefix(prefixKind(req.Kind), req.Prefix)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return err
 	}
 	if !p.Matches(r.self) {
-		r.st.reqNotOurs.Add(1)
+		r.count.inc(RequestNotOurs)
 		return nil
 	}
 	if src == r.self {
@@ -308,7 +322,7 @@ func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	r.st.reqAnswered.Add(1)
+	r.count.inc(RequestAnswered)
 	r.send(src, resp)
 	return nil
 }
@@ -316,27 +330,27 @@ func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
 func (r *Resolver) handleResponse(now time.Time, src wire.PublicKey, payload []byte) error {
 	resp, err := envelope.ParseLookupResponse(payload)
 	if err != nil {
-		r.st.malformed.Add(1)
+		r.count.inc(Malformed)
 		return fmt.Errorf("lookup response from %s: %w", src, err)
 	}
 	r.mu.Lock()
 	pl := r.byNonce[resp.Nonce]
 	if pl == nil {
 		r.mu.Unlock()
-		r.st.unsolicited.Add(1)
+		r.count.inc(ResponseUnsolicited)
 		return nil
 	}
-	if resp.Kind != pl.prefix.kind || !pl.prefix.Matches(resp.Key) || resp.Key != src {
+	if prefixKind(resp.Kind) != pl.prefix.Kind() || !pl.prefix.Matches(resp.Key) || resp.Key != src {
 		// The lookup stays pending: the real owner may still answer.
 		r.mu.Unlock()
-		r.st.mismatch.Add(1)
+		r.count.inc(ResponseMismatch)
 		return fmt.Errorf("lookup response from %s: key %s does not own %s", src, resp.Key, pl.prefix)
 	}
 	r.removePendingLocked(pl)
 	r.learnLocked(now, resp.Key)
 	r.mu.Unlock()
 
-	r.st.accepted.Add(1)
+	r.count.inc(ResponseAccepted)
 	r.finish(pl, resp.Key, now, true)
 	return nil
 }
@@ -348,13 +362,13 @@ func (r *Resolver) removePendingLocked(pl *pendingLookup) {
 
 func (r *Resolver) finish(pl *pendingLookup, key wire.PublicKey, now time.Time, ok bool) {
 	if ok {
-		r.st.succeeded.Add(1)
+		r.count.inc(LookupFound)
 		if r.cb.Resolved != nil && len(pl.queue) > 0 {
 			r.cb.Resolved(key, pl.queue)
 		}
 	} else {
-		r.st.timedOut.Add(1)
-		r.st.dropUnreachable.Add(uint64(len(pl.queue)))
+		r.count.inc(LookupTimedOut)
+		r.count.add(DropUnreachable, uint64(len(pl.queue)))
 		if r.cb.Unreachable != nil && len(pl.queue) > 0 {
 			r.cb.Unreachable(pl.prefix, pl.queue)
 		}
@@ -374,7 +388,7 @@ func (r *Resolver) Learn(now time.Time, key wire.PublicKey) {
 	var done []*pendingLookup
 	r.mu.Lock()
 	r.learnLocked(now, key)
-	for _, p := range [...]KeyPrefix{NodeKeyPrefix(key), SubnetKeyPrefix(key)} {
+	for _, p := range [...]addressing.KeyPrefix{addressing.NodeKeyPrefix(key), addressing.SubnetKeyPrefix(key)} {
 		if pl := r.pending[p]; pl != nil {
 			r.removePendingLocked(pl)
 			done = append(done, pl)
@@ -388,7 +402,7 @@ func (r *Resolver) Learn(now time.Time, key wire.PublicKey) {
 
 func (r *Resolver) learnLocked(now time.Time, key wire.PublicKey) {
 	exp := now.Add(r.cfg.CacheTTL)
-	for _, p := range [...]KeyPrefix{NodeKeyPrefix(key), SubnetKeyPrefix(key)} {
+	for _, p := range [...]addressing.KeyPrefix{addressing.NodeKeyPrefix(key), addressing.SubnetKeyPrefix(key)} {
 		if _, ok := r.cache[p]; !ok && len(r.cache) >= r.cfg.MaxCache {
 			r.evictLocked(now)
 		}
@@ -403,7 +417,7 @@ func (r *Resolver) evictLocked(now time.Time) {
 	if len(r.cache) < r.cfg.MaxCache {
 		return
 	}
-	var victim KeyPrefix
+	var victim addressing.KeyPrefix
 	var first time.Time
 	for p, e := range r.cache {
 		if first.IsZero() || e.expires.Before(first) {
@@ -426,7 +440,7 @@ func (r *Resolver) sweepLocked(now time.Time) {
 // expired or the key stopped answering.
 func (r *Resolver) Forget(key wire.PublicKey) {
 	r.mu.Lock()
-	for _, p := range [...]KeyPrefix{NodeKeyPrefix(key), SubnetKeyPrefix(key)} {
+	for _, p := range [...]addressing.KeyPrefix{addressing.NodeKeyPrefix(key), addressing.SubnetKeyPrefix(key)} {
 		if e, ok := r.cache[p]; ok && e.key == key {
 			delete(r.cache, p)
 		}
@@ -440,7 +454,7 @@ func (r *Resolver) Forget(key wire.PublicKey) {
 // tick interval.
 func (r *Resolver) Tick(now time.Time) {
 	type retry struct {
-		p   KeyPrefix
+		p   addressing.KeyPrefix
 		req []byte
 	}
 	var retries []retry
@@ -452,7 +466,7 @@ func (r *Resolver) Tick(now time.Time) {
 			r.removePendingLocked(pl)
 			failed = append(failed, pl)
 		case pl.routeRetry && now.Sub(pl.lastSent) >= r.routeRetryGap():
-			r.st.routeRetries.Add(1)
+			r.count.inc(RouteRetry)
 			fallthrough
 		case r.due(pl, now):
 			r.sentLocked(pl, now)
@@ -497,7 +511,7 @@ func (r *Resolver) RoutesChanged(now time.Time) (sent, owed int) {
 	}
 	r.mu.Unlock()
 	for i, pl := range resends {
-		r.st.routeRetries.Add(1)
+		r.count.inc(RouteRetry)
 		r.sendRequest(pl.prefix, reqs[i])
 	}
 	return len(resends), owed
@@ -529,7 +543,7 @@ func (r *Resolver) routeRetryGap() time.Duration { return r.cfg.RetryInterval / 
 
 // Lookup returns the cached key for dst without starting a lookup.
 func (r *Resolver) Lookup(now time.Time, dst netip.Addr) (wire.PublicKey, bool) {
-	p, ok := PrefixOf(dst)
+	p, ok := addressing.PrefixOf(dst)
 	if !ok {
 		return wire.PublicKey{}, false
 	}
@@ -543,29 +557,13 @@ func (r *Resolver) Lookup(now time.Time, dst netip.Addr) (wire.PublicKey, bool) 
 }
 
 // Stats returns a snapshot of the counters.
-func (r *Resolver) Stats() ResolverStats {
+func (r *Resolver) Stats() Stats {
+	var st Stats
 	r.mu.RLock()
-	entries, pending := len(r.cache), len(r.pending)
+	st.CacheEntries, st.Pending = len(r.cache), len(r.pending)
 	r.mu.RUnlock()
-	return ResolverStats{
-		CacheHits:            r.st.cacheHits.Load(),
-		LookupsStarted:       r.st.started.Load(),
-		LookupsSucceeded:     r.st.succeeded.Load(),
-		LookupsTimedOut:      r.st.timedOut.Load(),
-		RequestsSent:         r.st.requestsSent.Load(),
-		RouteRetries:         r.st.routeRetries.Load(),
-		ResponsesAccepted:    r.st.accepted.Load(),
-		ResponsesUnsolicited: r.st.unsolicited.Load(),
-		ResponsesMismatch:    r.st.mismatch.Load(),
-		RequestsReceived:     r.st.reqReceived.Load(),
-		RequestsAnswered:     r.st.reqAnswered.Load(),
-		RequestsNotOurs:      r.st.reqNotOurs.Load(),
-		Malformed:            r.st.malformed.Load(),
-		DropQueueFull:        r.st.dropQueueFull.Load(),
-		DropPendingFull:      r.st.dropPendingFull.Load(),
-		DropNotOverlay:       r.st.dropNotOverlay.Load(),
-		DropUnreachable:      r.st.dropUnreachable.Load(),
-		CacheEntries:         entries,
-		Pending:              pending,
+	for c := range numCounters {
+		st.Count[c] = r.count[c].Load()
 	}
+	return st
 }

@@ -1,4 +1,4 @@
-package addressing
+package lookup
 
 import (
 	"bytes"
@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -63,20 +65,20 @@ func (s *snek) run(now time.Time) {
 
 type record struct {
 	resolved    map[wire.PublicKey][][]byte
-	unreachable map[KeyPrefix][][]byte
-	done        []KeyPrefix
+	unreachable map[addressing.KeyPrefix][][]byte
+	done        []addressing.KeyPrefix
 	latencies   []time.Duration
 	oks         []bool
 }
 
-func (s *snek) add(key wire.PublicKey, cfg ResolverConfig) (*Resolver, *record) {
-	rec := &record{resolved: map[wire.PublicKey][][]byte{}, unreachable: map[KeyPrefix][][]byte{}}
-	r := NewResolver(key, cfg, s.sender(key), ResolverCallbacks{
+func (s *snek) add(key wire.PublicKey, cfg Config) (*Resolver, *record) {
+	rec := &record{resolved: map[wire.PublicKey][][]byte{}, unreachable: map[addressing.KeyPrefix][][]byte{}}
+	r := New(key, cfg, s.sender(key), Callbacks{
 		Resolved: func(k wire.PublicKey, p [][]byte) { rec.resolved[k] = append(rec.resolved[k], p...) },
-		Unreachable: func(p KeyPrefix, pk [][]byte) {
+		Unreachable: func(p addressing.KeyPrefix, pk [][]byte) {
 			rec.unreachable[p] = append(rec.unreachable[p], pk...)
 		},
-		LookupDone: func(p KeyPrefix, d time.Duration, ok bool) {
+		LookupDone: func(p addressing.KeyPrefix, d time.Duration, ok bool) {
 			rec.done = append(rec.done, p)
 			rec.latencies = append(rec.latencies, d)
 			rec.oks = append(rec.oks, ok)
@@ -99,13 +101,13 @@ func pkts(n int) [][]byte {
 func TestLookupSuccessNodeAndSubnet(t *testing.T) {
 	s := newSnek(t)
 	ka, kb, kc := keyFromSeed(1), keyFromSeed(2), keyFromSeed(3)
-	a, rec := s.add(ka, ResolverConfig{})
-	s.add(kb, ResolverConfig{})
-	s.add(kc, ResolverConfig{})
+	a, rec := s.add(ka, Config{})
+	s.add(kb, Config{})
+	s.add(kc, Config{})
 
 	in := pkts(3)
 	for _, p := range in {
-		if _, ok := a.Resolve(t0, NodeAddr(kb), p); ok {
+		if _, ok := a.Resolve(t0, addressing.NodeAddr(kb), p); ok {
 			t.Fatal("unknown address resolved without a lookup")
 		}
 	}
@@ -116,16 +118,16 @@ func TestLookupSuccessNodeAndSubnet(t *testing.T) {
 		t.Fatalf("resolved packets %x, want 3 in order", got)
 	}
 	if !slices.Equal(rec.oks, []bool{true}) || rec.latencies[0] != 40*time.Millisecond ||
-		!slices.Equal(rec.done, []KeyPrefix{NodeKeyPrefix(kb)}) {
+		!slices.Equal(rec.done, []addressing.KeyPrefix{addressing.NodeKeyPrefix(kb)}) {
 		t.Fatalf("lookup done hook %v %v %v", rec.done, rec.latencies, rec.oks)
 	}
-	if k, ok := a.Resolve(t0.Add(time.Second), NodeAddr(kb), []byte{0x60}); !ok || k != kb {
+	if k, ok := a.Resolve(t0.Add(time.Second), addressing.NodeAddr(kb), []byte{0x60}); !ok || k != kb {
 		t.Fatal("second resolve missed the cache")
 	}
 
 	// Subnet addresses resolve through a 56-bit lookup, and an answer for a
 	// node lookup also caches the subnet.
-	host := Subnet(kc).Addr().As16()
+	host := addressing.Subnet(kc).Addr().As16()
 	host[15] = 5
 	if _, ok := a.Resolve(t0, netip.AddrFrom16(host), []byte{0x60, 9}); ok {
 		t.Fatal("subnet resolved without a lookup")
@@ -134,14 +136,14 @@ func TestLookupSuccessNodeAndSubnet(t *testing.T) {
 	if len(rec.resolved[kc]) != 1 {
 		t.Fatalf("subnet lookup: %v", rec.resolved)
 	}
-	if k, ok := a.Lookup(t0, Subnet(kb).Addr()); !ok || k != kb {
+	if k, ok := a.Lookup(t0, addressing.Subnet(kb).Addr()); !ok || k != kb {
 		t.Fatal("node lookup answer did not cache the subnet")
 	}
 	st := a.Stats()
-	if st.LookupsStarted != 2 || st.LookupsSucceeded != 2 || st.ResponsesAccepted != 2 || st.RequestsSent != 2 || st.CacheHits != 1 || st.Pending != 0 {
+	if st.Count[LookupStarted] != 2 || st.Count[LookupFound] != 2 || st.Count[ResponseAccepted] != 2 || st.Count[RequestSent] != 2 || st.Count[CacheHit] != 1 || st.Pending != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if bs := s.nodes[kb].Stats(); bs.RequestsAnswered != 1 {
+	if bs := s.nodes[kb].Stats(); bs.Count[RequestAnswered] != 1 {
 		t.Fatalf("responder stats %+v", bs)
 	}
 }
@@ -159,7 +161,7 @@ func absentKeyBelow(t *testing.T, s *snek, succ wire.PublicKey) wire.PublicKey {
 	for i := 15; i < len(k); i++ {
 		k[i] = 0
 	}
-	if got, ok := s.successor(NodeKeyPrefix(k).LookupKey()); !ok || got != succ {
+	if got, ok := s.successor(addressing.NodeKeyPrefix(k).LookupKey()); !ok || got != succ {
 		t.Fatalf("test set-up: successor of %s is %s, want %s", k, got, succ)
 	}
 	return k
@@ -168,8 +170,8 @@ func absentKeyBelow(t *testing.T, s *snek, succ wire.PublicKey) wire.PublicKey {
 func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 	s := newSnek(t)
 	ka, km := keyFromSeed(1), keyFromSeed(4)
-	a, rec := s.add(ka, ResolverConfig{})
-	succ, _ := s.add(km, ResolverConfig{})
+	a, rec := s.add(ka, Config{})
+	succ, _ := s.add(km, Config{})
 	target := absentKeyBelow(t, s, km)
 	var nonce uint64
 	s.sniff = func(f frame) bool {
@@ -178,9 +180,9 @@ func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 		}
 		return true
 	}
-	a.Resolve(t0, NodeAddr(target), []byte{0x60})
+	a.Resolve(t0, addressing.NodeAddr(target), []byte{0x60})
 	s.run(t0)
-	if st := succ.Stats(); st.RequestsNotOurs != 1 || st.RequestsAnswered != 0 {
+	if st := succ.Stats(); st.Count[RequestNotOurs] != 1 || st.Count[RequestAnswered] != 0 {
 		t.Fatalf("successor answered a lookup for a prefix it does not own: %+v", st)
 	}
 
@@ -206,13 +208,13 @@ func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 	// Unsolicited: a nonce nobody asked with.
 	_ = a.HandlePayload(t0, target, forge(target, target, nonce+1, envelope.LookupNode))
 	st := a.Stats()
-	if st.ResponsesMismatch != 3 || st.ResponsesUnsolicited != 1 || st.ResponsesAccepted != 0 || st.Pending != 1 {
+	if st.Count[ResponseMismatch] != 3 || st.Count[ResponseUnsolicited] != 1 || st.Count[ResponseAccepted] != 0 || st.Pending != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 	if len(rec.resolved) != 0 {
 		t.Fatal("refused answers resolved packets")
 	}
-	if _, ok := a.Lookup(t0, NodeAddr(km)); ok {
+	if _, ok := a.Lookup(t0, addressing.NodeAddr(km)); ok {
 		t.Fatal("refused answer filled the cache")
 	}
 	// The real owner can still answer the same pending lookup.
@@ -224,7 +226,7 @@ func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 	}
 	// A second copy of the answer is now unsolicited.
 	_ = a.HandlePayload(t0, target, forge(target, target, nonce, envelope.LookupNode))
-	if a.Stats().ResponsesUnsolicited != 2 {
+	if a.Stats().Count[ResponseUnsolicited] != 2 {
 		t.Fatal("duplicate answer not counted as unsolicited")
 	}
 }
@@ -232,8 +234,8 @@ func TestPrefixMismatchAndUnsolicitedRefused(t *testing.T) {
 func TestRetriesThenUnreachable(t *testing.T) {
 	s := newSnek(t)
 	ka := keyFromSeed(1)
-	a, rec := s.add(ka, ResolverConfig{})
-	s.add(keyFromSeed(4), ResolverConfig{})
+	a, rec := s.add(ka, Config{})
+	s.add(keyFromSeed(4), Config{})
 	var requests []time.Duration
 	now := t0
 	s.sniff = func(f frame) bool {
@@ -245,7 +247,7 @@ func TestRetriesThenUnreachable(t *testing.T) {
 	target := absentKeyBelow(t, s, keyFromSeed(4))
 	in := pkts(5)
 	for _, p := range in {
-		a.Resolve(now, NodeAddr(target), p)
+		a.Resolve(now, addressing.NodeAddr(target), p)
 	}
 	for now = t0; now.Before(t0.Add(20 * time.Second)); now = now.Add(250 * time.Millisecond) {
 		a.Tick(now)
@@ -268,7 +270,7 @@ func TestRetriesThenUnreachable(t *testing.T) {
 	if now.Sub(t0) != 11*time.Second {
 		t.Fatalf("gave up at %v, want 11s", now.Sub(t0))
 	}
-	got := rec.unreachable[NodeKeyPrefix(target)]
+	got := rec.unreachable[addressing.NodeKeyPrefix(target)]
 	if len(got) != 5 {
 		t.Fatalf("unreachable got %d packets", len(got))
 	}
@@ -278,18 +280,18 @@ func TestRetriesThenUnreachable(t *testing.T) {
 		}
 	}
 	if !slices.Equal(rec.oks, []bool{false}) || rec.latencies[0] != 11*time.Second ||
-		!slices.Equal(rec.done, []KeyPrefix{NodeKeyPrefix(target)}) {
+		!slices.Equal(rec.done, []addressing.KeyPrefix{addressing.NodeKeyPrefix(target)}) {
 		t.Fatalf("lookup done hook %v %v %v", rec.done, rec.latencies, rec.oks)
 	}
 
 	st := a.Stats()
-	if st.LookupsTimedOut != 1 || st.DropUnreachable != 5 || st.RequestsSent != 15 || st.Pending != 0 {
+	if st.Count[LookupTimedOut] != 1 || st.Count[DropUnreachable] != 5 || st.Count[RequestSent] != 15 || st.Pending != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 
 	// A lookup started without packets (an admin lookup) is reported as
 	// given up too, for its prefix, though Unreachable has nothing to say.
-	sub, _ := PrefixOf(netip.MustParseAddr("fcff:ffff:ffff:ffff::1")) // above every key here
+	sub, _ := addressing.PrefixOf(netip.MustParseAddr("fcff:ffff:ffff:ffff::1")) // above every key here
 	a.Resolve(now, sub.Addr(), nil)
 	start := now
 	for ; now.Before(start.Add(20 * time.Second)); now = now.Add(250 * time.Millisecond) {
@@ -309,17 +311,17 @@ func TestRetriesThenUnreachable(t *testing.T) {
 
 func TestQueueBoundsAndDrops(t *testing.T) {
 	s := newSnek(t)
-	a, _ := s.add(keyFromSeed(1), ResolverConfig{MaxQueue: 4, MaxPending: 2})
+	a, _ := s.add(keyFromSeed(1), Config{MaxQueue: 4, MaxPending: 2})
 	var d1, d2, d3 wire.PublicKey
 	d1[0], d2[0], d3[0] = 1, 2, 3
 	for range 6 {
-		a.Resolve(t0, NodeAddr(d1), []byte{0x60})
+		a.Resolve(t0, addressing.NodeAddr(d1), []byte{0x60})
 	}
-	a.Resolve(t0, NodeAddr(d2), []byte{0x60})
-	a.Resolve(t0, NodeAddr(d3), []byte{0x60})
+	a.Resolve(t0, addressing.NodeAddr(d2), []byte{0x60})
+	a.Resolve(t0, addressing.NodeAddr(d3), []byte{0x60})
 	a.Resolve(t0, netip.MustParseAddr("2001:db8::1"), []byte{0x60})
 	st := a.Stats()
-	if st.DropQueueFull != 2 || st.DropPendingFull != 1 || st.DropNotOverlay != 1 || st.Pending != 2 {
+	if st.Count[DropQueueFull] != 2 || st.Count[DropPendingFull] != 1 || st.Count[DropNotOverlay] != 1 || st.Pending != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -327,13 +329,13 @@ func TestQueueBoundsAndDrops(t *testing.T) {
 func TestCacheExpiryAndLearn(t *testing.T) {
 	s := newSnek(t)
 	ka, kb := keyFromSeed(1), keyFromSeed(2)
-	a, rec := s.add(ka, ResolverConfig{CacheTTL: time.Minute})
-	s.add(kb, ResolverConfig{})
+	a, rec := s.add(ka, Config{CacheTTL: time.Minute})
+	s.add(kb, Config{})
 	a.Learn(t0, kb)
-	if k, ok := a.Resolve(t0.Add(59*time.Second), NodeAddr(kb), nil); !ok || k != kb {
+	if k, ok := a.Resolve(t0.Add(59*time.Second), addressing.NodeAddr(kb), nil); !ok || k != kb {
 		t.Fatal("learned key not cached")
 	}
-	if _, ok := a.Resolve(t0.Add(time.Minute), NodeAddr(kb), []byte{0x60, 1}); ok {
+	if _, ok := a.Resolve(t0.Add(time.Minute), addressing.NodeAddr(kb), []byte{0x60, 1}); ok {
 		t.Fatal("expired entry used")
 	}
 	// A session proving the key completes the pending lookup at once.
@@ -342,7 +344,7 @@ func TestCacheExpiryAndLearn(t *testing.T) {
 		t.Fatal("Learn did not flush the pending lookup")
 	}
 	a.Tick(t0.Add(2*time.Minute - time.Second))
-	if k, ok := a.Lookup(t0.Add(2*time.Minute-time.Second), NodeAddr(kb)); !ok || k != kb {
+	if k, ok := a.Lookup(t0.Add(2*time.Minute-time.Second), addressing.NodeAddr(kb)); !ok || k != kb {
 		t.Fatal("refreshed entry lost")
 	}
 	a.Tick(t0.Add(3 * time.Minute)) // sweeps run at most every 10 s
@@ -350,14 +352,14 @@ func TestCacheExpiryAndLearn(t *testing.T) {
 		t.Fatal("expired entries not swept")
 	}
 	a.Forget(kb)
-	if _, ok := a.Lookup(t0, NodeAddr(kb)); ok {
+	if _, ok := a.Lookup(t0, addressing.NodeAddr(kb)); ok {
 		t.Fatal("Forget kept the entry")
 	}
 }
 
 func TestCacheBound(t *testing.T) {
 	s := newSnek(t)
-	a, _ := s.add(keyFromSeed(1), ResolverConfig{MaxCache: 10})
+	a, _ := s.add(keyFromSeed(1), Config{MaxCache: 10})
 	for i := range 20 {
 		var k wire.PublicKey
 		k[0], k[1] = 0x80, byte(i)
@@ -379,12 +381,12 @@ func FuzzResolverHandlePayload(f *testing.F) {
 		var src wire.PublicKey
 		copy(src[:], srcBytes)
 		var sent []frame
-		r := NewResolver(self, ResolverConfig{}, func(dst wire.PublicKey, p []byte) {
+		r := New(self, Config{}, func(dst wire.PublicKey, p []byte) {
 			sent = append(sent, frame{dst: dst, payload: p})
-		}, ResolverCallbacks{})
+		}, Callbacks{})
 		var target wire.PublicKey
 		target[0] = 0x42
-		r.Resolve(t0, NodeAddr(target), []byte{0x60})
+		r.Resolve(t0, addressing.NodeAddr(target), []byte{0x60})
 		sent = sent[:0]
 		_ = r.HandlePayload(t0, src, payload)
 		for _, f := range sent {
@@ -393,8 +395,8 @@ func FuzzResolverHandlePayload(f *testing.F) {
 				t.Fatalf("sent something other than our own answer: %x", f.payload)
 			}
 		}
-		if st := r.Stats(); st.ResponsesAccepted > 0 {
-			if k, ok := r.Lookup(t0, NodeAddr(target)); !ok || !NodeKeyPrefix(target).Matches(k) || k != src {
+		if st := r.Stats(); st.Count[ResponseAccepted] > 0 {
+			if k, ok := r.Lookup(t0, addressing.NodeAddr(target)); !ok || !addressing.NodeKeyPrefix(target).Matches(k) || k != src {
 				t.Fatal("accepted an answer that does not own the prefix")
 			}
 		}
@@ -406,9 +408,9 @@ func FuzzResolverHandlePayload(f *testing.F) {
 // apart, restart the timer, and do not move the give-up time.
 func TestLookupRetriedWhenRoutesChange(t *testing.T) {
 	s := newSnek(t)
-	a, rec := s.add(keyFromSeed(1), ResolverConfig{})
+	a, rec := s.add(keyFromSeed(1), Config{})
 	kb := keyFromSeed(4)
-	s.add(kb, ResolverConfig{})
+	s.add(kb, Config{})
 	routeUp := false
 	var requests []time.Duration
 	now, base := t0, t0
@@ -426,7 +428,7 @@ func TestLookupRetriedWhenRoutesChange(t *testing.T) {
 			s.run(now)
 		}
 	}
-	a.Resolve(now, NodeAddr(kb), []byte{0x60, 1})
+	a.Resolve(now, addressing.NodeAddr(kb), []byte{0x60, 1})
 	s.run(now)
 	// A change 100 ms after the first request is too soon: the resend
 	// is owed and goes out with the tick at 250 ms.
@@ -451,7 +453,7 @@ func TestLookupRetriedWhenRoutesChange(t *testing.T) {
 	if len(rec.resolved[kb]) != 1 || !slices.Equal(rec.oks, []bool{true}) || rec.latencies[0] != 1600*time.Millisecond {
 		t.Fatalf("resolved %v, done %v after %v; want resolved at the route change, 1.6 s", rec.resolved, rec.oks, rec.latencies)
 	}
-	if st := a.Stats(); st.RouteRetries != 2 || st.RequestsSent != 5 {
+	if st := a.Stats(); st.Count[RouteRetry] != 2 || st.Count[RequestSent] != 5 {
 		t.Fatalf("stats %+v", st)
 	}
 
@@ -461,7 +463,7 @@ func TestLookupRetriedWhenRoutesChange(t *testing.T) {
 	start := t0.Add(time.Minute)
 	now, base = start, start
 	target := absentKeyBelow(t, s, kb)
-	a.Resolve(now, NodeAddr(target), nil)
+	a.Resolve(now, addressing.NodeAddr(target), nil)
 	s.run(now)
 	changes := []time.Duration{4250 * time.Millisecond, 9 * time.Second}
 	for now = start; len(rec.oks) < 2 && now.Before(start.Add(20*time.Second)); now = now.Add(250 * time.Millisecond) {
@@ -493,15 +495,15 @@ func TestLookupRetriedWhenRoutesChange(t *testing.T) {
 func TestLookupRequestSoonAfterRouteForms(t *testing.T) {
 	for up := time.Duration(0); up <= 10*time.Second; up += 250 * time.Millisecond {
 		s := newSnek(t)
-		a, rec := s.add(keyFromSeed(1), ResolverConfig{})
+		a, rec := s.add(keyFromSeed(1), Config{})
 		kb := keyFromSeed(4)
-		s.add(kb, ResolverConfig{})
+		s.add(kb, Config{})
 		now := t0
 		s.sniff = func(f frame) bool {
 			_, err := envelope.ParseLookupRequest(f.payload)
 			return err != nil || !now.Before(t0.Add(up))
 		}
-		a.Resolve(now, NodeAddr(kb), nil)
+		a.Resolve(now, addressing.NodeAddr(kb), nil)
 		for ; len(rec.oks) == 0; now = now.Add(250 * time.Millisecond) {
 			a.Tick(now)
 			s.run(now)
@@ -513,5 +515,43 @@ func TestLookupRequestSoonAfterRouteForms(t *testing.T) {
 		if !rec.oks[0] || rec.latencies[0]-up > bound {
 			t.Fatalf("route formed at %v: lookup ok=%v after %v, want answered within %v of the route", up, rec.oks[0], rec.latencies[0], bound)
 		}
+	}
+}
+
+func keyFromSeed(b byte) wire.PublicKey { return wire.PublicKeyOf(testhelp.SeedKey(b)) }
+
+// Every counter has a name and the names are distinct, since they are
+// metric label values; the classes give the label sets the dashboards and
+// alert rules expect (pineconed_lookups_total{result} and the lookup_…
+// drop reasons).
+func TestCounterTable(t *testing.T) {
+	seen := map[string]Counter{}
+	for c := range numCounters {
+		name := c.String()
+		if name == "" {
+			t.Errorf("counter %d has no name", c)
+		}
+		if o, dup := seen[name]; dup {
+			t.Errorf("counters %d and %d are both %q", o, c, name)
+		}
+		seen[name] = c
+	}
+	var st Stats
+	st.Count[LookupFound], st.Count[DropNotOverlay] = 3, 2
+	results := st.ByClass(Result)
+	if len(results) != 3 || results["found"] != 3 || results["timeout"] != 0 || results["cached"] != 0 {
+		t.Errorf("results %v", results)
+	}
+	drops := st.ByClass(Drop)
+	for _, want := range []string{"queue_full", "pending_full", "not_overlay", "unreachable", "malformed", "mismatch", "unsolicited"} {
+		if _, ok := drops[want]; !ok {
+			t.Errorf("drop %q missing from %v", want, drops)
+		}
+	}
+	if len(drops) != 7 || drops["not_overlay"] != 2 {
+		t.Errorf("drops %v", drops)
+	}
+	if Counter(200).String() != "counter_200" || Counter(200).Class() != Activity {
+		t.Error("an unknown counter must not panic or feed a metric")
 	}
 }

@@ -1,0 +1,66 @@
+// Package datapath is the packet path of a node: it carries IPv6 packets
+// between the TUN device and the overlay, through the address resolver
+// and the session layer, and owns the goroutines that do it. It is the
+// counterpart of yggdrasil's ipv6rwc; package daemon only builds a Path,
+// starts it and closes it.
+//
+// # One packet out
+//
+// The outbound goroutine (outboundLoop) reads batches from the TUN
+// (tun.Reader with a Filter: IPv6 only, destination in fd00::/8 or
+// fc00::/8, source our node address or our /64; everything else is
+// dropped and counted by tun). A packet to our own node address or /64
+// never enters the overlay, which would only bring it back: toSelf
+// answers it with ICMPv6 Address Unreachable (DropToSelf). Every other
+// packet's destination goes to lookup.Resolver.Resolve: a known key
+// goes on at once, an unknown one waits in the resolver's bounded queue
+// while it looks the address up, and comes back through onResolved (or,
+// when nobody owns the address, onLookupFailed answers it with Address
+// Unreachable). sendPacket compares the packet with the MTU the remote
+// announced in its handshake and answers a larger one with Packet Too Big
+// (DropPacketTooBig); the rest goes to session.Manager.Send.
+//
+// The session layer encrypts (handshaking first, with the packet queued)
+// into a buffer from internal/bufpool, leaving room in front for the frame
+// header, and calls Path.Send — the Path is its session.Transport — which
+// hands it to overlay.Node.SendBuffer: the node writes the Traffic header
+// in place and the link gives the buffer back to the pool once written,
+// so a packet is copied only by encryption and the socket write.
+// Handshake messages and the resolver's lookups take the same Send with no
+// headroom. A handshake given up comes back through Transport.Unreachable
+// as ICMPv6 Destination Unreachable (no route). ICMPv6 errors are
+// rate-limited by a tun.RateLimiter and never answer an ICMPv6 error.
+//
+// # One packet in
+//
+// The inbound goroutine (inboundLoop) reads overlay.Node.Deliveries and
+// handleDelivery sorts each payload by its envelope header: payloads
+// without our envelope marker (QUIC from stock applications, pineping) are
+// counted and dropped; lookups go to the resolver whatever the frame's
+// destination key (SNEK hands a lookup for a key that does not exist to
+// its successor, which may be us), requests within a per-source and global
+// rate limit; handshake messages for our key are copied into the bounded
+// session.HandshakeQueue, whose own goroutine (handshakeLoop) does their
+// Diffie-Hellman, so transport messages never wait behind them; transport
+// messages for our key go to session.Manager.HandlePayload, which
+// authenticates the sender, checks that the inner packet's source belongs
+// to it and calls Transport.Deliver, which queues it on the tun.Writer.
+// Every layer is done with the delivered buffer when it returns, and the
+// buffer goes back to the pool. A completed handshake
+// (Transport.Established) teaches the resolver the proven key.
+//
+// # Timers
+//
+// A timer goroutine (timerLoop) ticks the resolver every 250 ms and the
+// sessions (and Config.Tick) every second, and retries pending lookups as
+// soon as the overlay gains a route. Close stops every goroutine, closes
+// the TUN and waits.
+//
+// # Counters
+//
+// The path's own drop reasons are the Drop enum and its name table; their
+// labels ("daemon_to_self", …, "lookup_rate_limited") are those the
+// dashboards know. EachDrop reports them with the handshake queue's and
+// the ICMPv6 limiter's; the session layer's and the resolver's counters
+// are in their own Stats.
+package datapath

@@ -1,0 +1,84 @@
+package datapath
+
+import (
+	"time"
+
+	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/ratelimit"
+	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/wire"
+	"github.com/pineconed/pineconed/session"
+)
+
+// inboundLoop demultiplexes the payloads the overlay delivers to us.
+func (p *Path) inboundLoop() {
+	defer p.wg.Done()
+	deliveries := p.cfg.Overlay.Deliveries()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case dl := <-deliveries:
+			p.handleDelivery(time.Now(), dl)
+			// Every layer is done with the payload once it returns:
+			// the session and the resolver copy what they keep (the
+			// Noise state copies the ephemeral key), so handshake and
+			// lookup buffers go back to the pool like transport ones.
+			dl.Release()
+		}
+	}
+}
+
+// handleDelivery hands one delivered payload to its layer, which is done
+// with it when this returns. Transport messages are decrypted, checked and
+// copied to the TUN writer before HandlePayload returns; handshake
+// messages are copied into the handshake queue, so that their
+// Diffie-Hellman never holds up this goroutine and the transport messages
+// behind them.
+func (p *Path) handleDelivery(now time.Time, dl overlay.Delivery) {
+	if !envelope.IsEnvelope(dl.Payload) {
+		p.drops.inc(DropForeign)
+		return
+	}
+	t, err := envelope.ParseHeader(dl.Payload)
+	if err != nil {
+		p.drops.inc(DropBadEnvelope)
+		p.log.Debug("bad payload", "peer", dl.Source, "err", err)
+		return
+	}
+	switch {
+	case t == envelope.TypeLookupRequest || t == envelope.TypeLookupResponse:
+		// Lookups are addressed to a key that need not exist; SNEK hands
+		// them to its successor, which may be us. Requests cost us a
+		// reply: they are rate limited by source key and overall.
+		if t == envelope.TypeLookupRequest {
+			if v := p.lookups.Allow(now, dl.Source); v != ratelimit.Allowed {
+				p.drops.inc(DropLookupRateLimited)
+				return
+			}
+		}
+		err = p.resolver.HandlePayload(now, dl.Source, dl.Payload)
+	case dl.Destination != p.key:
+		p.drops.inc(DropMisrouted)
+		return
+	case session.IsHandshake(t):
+		p.hsq.Offer(dl.Source, dl.Payload) // a full queue counts its drop
+		return
+	case t == envelope.TypeTransport:
+		err = p.sessions.HandlePayload(now, dl.Source, dl.Payload)
+	default:
+		p.drops.inc(DropBadEnvelope)
+		return
+	}
+	if err != nil {
+		p.log.Debug("payload refused", "peer", dl.Source, "type", t.String(), "err", err)
+	}
+}
+
+// handshakeLoop does the session handshakes queued by handleDelivery.
+func (p *Path) handshakeLoop() {
+	defer p.wg.Done()
+	p.hsq.Run(p.stop, time.Now, func(src wire.PublicKey, err error) {
+		p.log.Debug("handshake refused", "peer", src, "err", err)
+	})
+}
