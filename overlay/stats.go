@@ -28,24 +28,14 @@ var nodeDropNames = [numNodeDrops]string{
 	dropEncode:            "encode",
 }
 
-// numTypes counts the known frame types plus one slot for unknown ones.
-const numTypes = int(wire.TypeWakeupBroadcast) + 2
-
 // typeCounters counts frames and bytes per frame type.
 type typeCounters struct {
-	frames [numTypes]atomic.Uint64
-	bytes  [numTypes]atomic.Uint64
-}
-
-func typeSlot(t wire.FrameType) int {
-	if int(t) < numTypes-1 {
-		return int(t)
-	}
-	return numTypes - 1
+	frames [wire.CountedTypes]atomic.Uint64
+	bytes  [wire.CountedTypes]atomic.Uint64
 }
 
 func (c *typeCounters) add(t wire.FrameType, n int) {
-	i := typeSlot(t)
+	i := wire.CountSlot(t)
 	c.frames[i].Add(1)
 	c.bytes[i].Add(uint64(n))
 }
@@ -57,11 +47,11 @@ type FrameCount struct {
 
 // typeCounts is a reading of typeCounters, kept as the baseline a port's
 // counters had when its current peering was attached.
-type typeCounts struct{ frames, bytes [numTypes]uint64 }
+type typeCounts struct{ frames, bytes [wire.CountedTypes]uint64 }
 
 func (c *typeCounters) load() typeCounts {
 	var v typeCounts
-	for i := range numTypes {
+	for i := range wire.CountedTypes {
 		v.frames[i], v.bytes[i] = c.frames[i].Load(), c.bytes[i].Load()
 	}
 	return v
@@ -69,19 +59,15 @@ func (c *typeCounters) load() typeCounts {
 
 // since is what was counted after base, by frame type name.
 func (v typeCounts) since(base typeCounts) map[string]FrameCount {
-	out := make(map[string]FrameCount, numTypes)
-	for i := range numTypes {
-		name := "unknown"
-		if i < numTypes-1 {
-			name = wire.FrameType(i).String()
-		}
-		out[name] = FrameCount{Frames: v.frames[i] - base.frames[i], Bytes: v.bytes[i] - base.bytes[i]}
+	out := make(map[string]FrameCount, wire.CountedTypes)
+	for i := range wire.CountedTypes {
+		out[wire.SlotName(i)] = FrameCount{Frames: v.frames[i] - base.frames[i], Bytes: v.bytes[i] - base.bytes[i]}
 	}
 	return out
 }
 
 func (v *typeCounts) add(o typeCounts) {
-	for i := range numTypes {
+	for i := range wire.CountedTypes {
 		v.frames[i] += o.frames[i]
 		v.bytes[i] += o.bytes[i]
 	}

@@ -36,26 +36,6 @@ var dropNames = [numDrops]string{
 // String is the reason's stable name, the key it has in Stats.Drops.
 func (d Drop) String() string { return enum.Name(dropNames[:], d, "drop") }
 
-// numTypes counts the frame types we keep apart in statistics: the five
-// known types and one bucket for every unknown type.
-const numTypes = int(wire.TypeWakeupBroadcast) + 2
-
-// typeIndex is the statistics slot of frame type t.
-func typeIndex(t wire.FrameType) int {
-	if int(t) < numTypes-1 {
-		return int(t)
-	}
-	return numTypes - 1
-}
-
-// typeName is the stable name of statistics slot i.
-func typeName(i int) string {
-	if i < numTypes-1 {
-		return wire.FrameType(i).String()
-	}
-	return "unknown"
-}
-
 type counter struct{ frames, bytes atomic.Uint64 }
 
 func (c *counter) add(n int) {
@@ -65,7 +45,7 @@ func (c *counter) add(n int) {
 
 type counters struct {
 	since   time.Time
-	in, out [numTypes]counter
+	in, out [wire.CountedTypes]counter
 	drops   [numDrops]atomic.Uint64
 	writes  atomic.Uint64
 }
@@ -117,12 +97,12 @@ func (c *Conn) Stats() Stats {
 		ProtocolQueuedBytes: c.protoQ.bytes.Load(),
 		TrafficQueuedBytes:  c.trafficQ.bytes.Load(),
 	}
-	for i := range numTypes {
+	for i := range wire.CountedTypes {
 		if f := c.stats.in[i].frames.Load(); f > 0 {
-			s.In[typeName(i)] = Counter{Frames: f, Bytes: c.stats.in[i].bytes.Load()}
+			s.In[wire.SlotName(i)] = Counter{Frames: f, Bytes: c.stats.in[i].bytes.Load()}
 		}
 		if f := c.stats.out[i].frames.Load(); f > 0 {
-			s.Out[typeName(i)] = Counter{Frames: f, Bytes: c.stats.out[i].bytes.Load()}
+			s.Out[wire.SlotName(i)] = Counter{Frames: f, Bytes: c.stats.out[i].bytes.Load()}
 		}
 	}
 	for d := range numDrops {
