@@ -36,21 +36,27 @@ const (
 	// the losses outside the windows come with peerings re-made after a
 	// long flap, which move the tree again.
 	soakMinSuccess = 0.95
-	// soakResourceSlack is how far goroutines, fds and the live heap may
-	// stay above their values before the flaps, once the mesh has healed;
-	// they have soakRecover to get there. The live heap is the heap the
-	// last collection found reachable (go_gc_heap_live_bytes), the leak
-	// criterion. RSS is logged, not checked: it also counts garbage not
-	// yet collected, up to the GC's heap goal (twice the live heap at GOGC
-	// 100), and freed heap the scavenger has not yet returned, so it says
-	// where a daemon is in its GC cycle (CONTRIBUTING.md, "The soak test",
-	// gives the measurements).
+	// soakResourceSlack is how far goroutines, fds, the live heap and
+	// (with -soak) RSS may stay above their values before the flaps, once
+	// the mesh has healed; they have soakRecover (past the runtime's 2 min
+	// forced collection) to get there. The live heap, what the last
+	// collection found reachable (go_gc_heap_live_bytes), is the leak
+	// criterion and is checked in every run. RSS also holds garbage not
+	// yet collected, up to the GC's goal (twice the live heap), and free
+	// heap the scavenger keeps (up to 10 % over the goal), so it is checked
+	// in the full soak only, against a baseline taken after two
+	// collections under traffic (see TestSoak). What RSS did (issue 12):
+	// file pages stay flat (12 MiB, the binary); the live heap of an idle
+	// daemon was 10.9 MiB, 8 MiB of it the TUN reader's GSO buffers (128
+	// of 64 KiB), so garbage could take 11 MiB more before a collection:
+	// RSS ended 45-70 % above a baseline taken before the heap had reached
+	// its goal once. The buffers are now sized by what a split can put in
+	// each (live heap 2.6 MiB, goal 5.7 MiB).
 	soakResourceSlack = 0.10
-	soakRecover       = 90 * time.Second
-	// soakGCWait bounds the wait, after the warm-up, for a collection in
-	// every daemon (measured: a daemon of this mesh collects about once a
-	// minute, its heap growing from 11 MiB live to a 21 MiB goal).
-	soakGCWait = 3 * time.Minute
+	soakRecover       = 150 * time.Second
+	// soakGCWait bounds the wait, after the warm-up, for the collections
+	// the baseline needs; the runtime forces one every 2 min.
+	soakGCWait = 5 * time.Minute
 )
 
 // TestSoak: ten nodes in a ring with three chords, peered over TCP and
@@ -59,9 +65,9 @@ const (
 // every 8-16 s, for 60 s (with -soak: -soak-for, 10 min by default, the
 // real soak). It reports and checks the share of pings answered outside
 // the 6 s after each link change, that the stream arrives intact, and that
-// each daemon's goroutines, open file descriptors and live heap come back
-// to at most 10 % above their values before the flaps once every node has
-// one link per edge again; RSS is reported.
+// each daemon's goroutines, open file descriptors, live heap (and, with
+// -soak, RSS) come back to at most 10 % above their values before the
+// flaps once every node has one link per edge again.
 func TestSoak(t *testing.T) {
 	needTool(t, "ping")
 	dur := soakShort
@@ -130,7 +136,6 @@ func TestSoak(t *testing.T) {
 	sink.WaitOutput(t, "ready", 15*time.Second)
 	source := src.StartHelper("tcpsource", "-to", netip.AddrPortFrom(dst.Addr, 7001).String(),
 		"-bytes", strconv.FormatInt(total, 10), "-rate", strconv.Itoa(soakStreamRate), "-seed", strconv.FormatUint(seed, 10), "-timeout", runFor.String())
-	trafficStarted := time.Now()
 	pingers := make([]*Bg, len(pairs))
 	for i, p := range pairs {
 		pingers[i] = p.from.StartBg("ping-"+p.from.Name+"-"+p.to.Name, "ping", "-6", "-n", "-D", "-O",
@@ -138,29 +143,37 @@ func TestSoak(t *testing.T) {
 	}
 
 	// Warm up with the traffic running, then take the baseline once every
-	// daemon has run a collection since the traffic started: the live
-	// heap is the one that collection marked, so it counts the sessions,
-	// routes and pooled buffers of a mesh at work, not a daemon that had
-	// just started.
-	started := make([]int, count)
+	// daemon has run a collection since the warm-up began (two with
+	// -soak): the live heap is the one that collection marked, so it
+	// counts the sessions, routes and pooled buffers of a mesh at work,
+	// not a daemon that had just started. RSS, checked with -soak, is the
+	// heap's high-water mark, and the heap reaches its GC goal once per
+	// cycle, so only after a whole cycle under traffic does RSS show the
+	// steady state rather than the warm-up.
+	warm := make([]soakResources, count)
 	for i, nd := range nodes {
-		started[i] = soakMeasure(nd).gcs
+		warm[i] = soakMeasure(nd)
 	}
+	warmed := time.Now()
 	time.Sleep(soakWarmUp)
-	waitFor(t, "a collection in every daemon since the traffic started", soakGCWait, 2*time.Second, func() (bool, string) {
+	waitAllPeered(peerTimeout)
+	needGCs := 1
+	if *soak {
+		needGCs = 2
+	}
+	waitFor(t, "collections in every daemon since the warm-up", soakGCWait, 2*time.Second, func() (bool, string) {
 		for i, nd := range nodes {
-			if soakMeasure(nd).gcs == started[i] {
-				return false, nd.Name + " has run no collection"
+			if got := soakMeasure(nd).gcs - warm[i].gcs; got < needGCs {
+				return false, fmt.Sprintf("%s: %d of %d collections since the warm-up", nd.Name, got, needGCs)
 			}
 		}
 		return true, ""
 	})
-	waitAllPeered(peerTimeout)
 	before := make([]soakResources, count)
 	for i, nd := range nodes {
 		before[i] = soakMeasure(nd)
 	}
-	t.Logf("baseline %v after the traffic started", time.Since(trafficStarted).Round(time.Second))
+	t.Logf("baseline %v after the warm-up began", time.Since(warmed).Round(time.Second))
 
 	var changes []time.Time
 	end := time.Now().Add(dur)
@@ -191,7 +204,7 @@ func TestSoak(t *testing.T) {
 		far = far[:0]
 		for i, nd := range nodes {
 			after[i] = soakMeasure(nd)
-			far = append(far, before[i].farFrom(after[i], nd.Name)...)
+			far = append(far, before[i].farFrom(after[i], nd.Name, *soak)...)
 		}
 		if len(far) == 0 || time.Now().After(recoverBy) {
 			break
@@ -248,14 +261,18 @@ func TestSoak(t *testing.T) {
 			b.goroutines, a.goroutines, b.fds, a.fds, mib(b.live), mib(a.live), a.gcs-b.gcs, mib(b.rss), mib(a.rss), 100*up, mib(b.rssAnon), mib(a.rssAnon), mib(b.rssFile), mib(a.rssFile),
 			mib(b.heap), mib(a.heap), mib(b.alloc), mib(a.alloc), mib(b.retained), mib(a.retained), mib(b.released), mib(a.released), mib(b.stacks), mib(a.stacks), mib(b.goal), mib(a.goal))
 	}
-	t.Logf("SOAK RSS after the flaps: %+.0f %% on average over the %d daemons, %+.0f %% at most (reported, not checked); %d of them collected since the baseline (the others' live heap is still the baseline's)",
+	t.Logf("SOAK RSS after the flaps: %+.0f %% on average over the %d daemons, %+.0f %% at most (checked with -soak); %d of them collected since the baseline (the others' live heap is still the baseline's)",
 		100*rssUp, count, 100*rssUpMax, collected)
 	if len(far) > 0 {
 		t.Errorf("%v after the last flap, resources still more than %.0f %% above their values before the flaps:\n%s",
 			recovered.Round(time.Second), 100*soakResourceSlack, strings.Join(far, "\n"))
 	} else {
-		t.Logf("goroutines, fds and live heap of all %d daemons at most %.0f %% above their values before the flaps %v after the last flap",
-			count, 100*soakResourceSlack, recovered.Round(time.Second))
+		what := "goroutines, fds and live heap"
+		if *soak {
+			what += " and RSS"
+		}
+		t.Logf("%s of all %d daemons at most %.0f %% above their values before the flaps %v after the last flap",
+			what, count, 100*soakResourceSlack, recovered.Round(time.Second))
 	}
 }
 
@@ -277,10 +294,10 @@ type soakResources struct {
 }
 
 // farFrom lists the resources of after that are more than
-// soakResourceSlack above r's. Fewer goroutines or fds than at the start
+// soakResourceSlack above r's; RSS only when withRSS. Fewer goroutines or fds than at the start
 // is no leak (the start can catch a handshake or a lookup in progress), so
 // only growth counts.
-func (r soakResources) farFrom(after soakResources, name string) []string {
+func (r soakResources) farFrom(after soakResources, name string, withRSS bool) []string {
 	type check struct {
 		what          string
 		before, after float64
@@ -289,6 +306,9 @@ func (r soakResources) farFrom(after soakResources, name string) []string {
 		{"goroutines", float64(r.goroutines), float64(after.goroutines)},
 		{"open fds", float64(r.fds), float64(after.fds)},
 		{"live heap bytes", float64(r.live), float64(after.live)},
+	}
+	if withRSS {
+		checks = append(checks, check{"RSS bytes", float64(r.rss), float64(after.rss)})
 	}
 	var far []string
 	for _, c := range checks {
@@ -313,7 +333,7 @@ func soakMeasure(nd *Node) soakResources {
 		goroutines: int(get("go_goroutines")),
 		fds:        int(get("process_open_fds")),
 		live:       int64(get("go_gc_heap_live_bytes")),
-		gcs:        int(get("go_gc_duration_seconds_count")),
+		gcs:        int(get("go_gc_cycles_total_gc_cycles_total")),
 		rss:        int64(get("process_resident_memory_bytes")),
 		heap:       int64(get("go_memstats_heap_inuse_bytes")),
 		alloc:      int64(get("go_memstats_heap_alloc_bytes")),
