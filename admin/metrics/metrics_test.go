@@ -296,9 +296,9 @@ func gauge(t *testing.T, m *metrics.Metrics, name string) float64 {
 }
 
 // TestRuntimeHeapMetricsMove: the live heap follows what the program holds
-// across a collection, up and down, and
-// freed heap handed back to the OS shows as released: the series the soak
-// test reads to tell a leak from garbage.
+// across a collection, up and down, and freed heap handed back to the OS
+// shows as released (TestRuntimeMemoryMetrics checks that the series are
+// there; this that they move).
 func TestRuntimeHeapMetricsMove(t *testing.T) {
 	m := metrics.New("v0", (&fakeSource{stats: initialStats()}).Stats)
 	const held = 64 << 20
