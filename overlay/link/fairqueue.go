@@ -21,6 +21,16 @@ const (
 	// most one bulk frame, and buckets of small frames get their bytes'
 	// share without the bookkeeping of a quantum per frame.
 	fairQuantum = 16 << 10
+	// sparseFrame is the largest frame that counts as interactive: a ping,
+	// a keystroke, a TCP acknowledgement, wrapped in a session and a
+	// Traffic frame. The link cannot see the flows inside a session (the
+	// payload is encrypted), so small frames between two keys are kept
+	// apart from the large ones between the same keys: a ping to a node
+	// that is also receiving a bulk copy does not wait behind the copy.
+	// The reordering this allows within a session is at most one queue's
+	// length (DefaultTrafficQueue frames), well inside the session's
+	// replay window.
+	sparseFrame = 512
 )
 
 // fairQueue is the link's traffic queue: deficit round robin over
@@ -60,8 +70,9 @@ func newFairQueue(frames, bytes int) *fairQueue {
 	}
 }
 
-// flowBucket picks frame's bucket from its source and destination keys.
-// A frame too short or malformed to hold them (Send has checked only the
+// flowBucket picks frame's bucket from its source and destination keys,
+// and for a frame of at most sparseFrame bytes another bucket than the
+// large frames between the same keys use. A frame too short or malformed to hold them (Send has checked only the
 // header) goes to bucket 0: the writer sends it like any other.
 func flowBucket(frame []byte) int {
 	// header, payload length, then two length-prefixed coordinate lists.
@@ -77,7 +88,11 @@ func flowBucket(frame []byte) int {
 	}
 	// Keys are uniformly random: eight bytes of each are hash enough.
 	h := binary.LittleEndian.Uint64(frame[off:]) ^ binary.LittleEndian.Uint64(frame[off+wire.KeySize:])*0x9e3779b97f4a7c15
-	return int((h >> 32) % fairBuckets)
+	b := (h >> 32) % fairBuckets
+	if len(frame) <= sparseFrame {
+		b = (b + 1 + (h>>8)%(fairBuckets-1)) % fairBuckets
+	}
+	return int(b)
 }
 
 // push queues frame, making room as the type comment says. It reports

@@ -29,15 +29,16 @@ func trafficTo(t testing.TB, dst wire.PublicKey, n int, fill byte) []byte {
 	return b
 }
 
-// twoFlows returns two destination keys whose frames from keyA fall in
-// different buckets.
+// twoFlows returns two destination keys such that the large frames from
+// keyA to bulk fall in another bucket than frames of any size to small:
+// the tests must not depend on a collision of the hash.
 func twoFlows(t testing.TB) (bulk, small wire.PublicKey) {
 	t.Helper()
 	bulk = wire.PublicKeyOf(testhelp.SeedKey(10))
-	b := flowBucket(trafficTo(t, bulk, 1, 0))
+	b := flowBucket(trafficTo(t, bulk, 60000, 0))
 	for seed := 11; seed < 100; seed++ {
 		small = wire.PublicKeyOf(testhelp.SeedKey(byte(seed)))
-		if flowBucket(trafficTo(t, small, 1, 0)) != b {
+		if flowBucket(trafficTo(t, small, 1, 0)) != b && flowBucket(trafficTo(t, small, 1000, 0)) != b {
 			return bulk, small
 		}
 	}
@@ -99,6 +100,27 @@ func TestSmallFrameOvertakesBulk(t *testing.T) {
 		}
 	}
 	t.Fatal("small frame never written")
+}
+
+// TestSmallFrameOvertakesBulkToSameKey: a ping to the node that a bulk copy
+// goes to is not held behind the copy either, although both travel
+// between the same two keys.
+func TestSmallFrameOvertakesBulkToSameKey(t *testing.T) {
+	big, small := trafficTo(t, keyB, 60000, 1), trafficTo(t, keyB, 100, 2)
+	if len(small) > sparseFrame || flowBucket(big) == flowBucket(small) {
+		t.Fatalf("small frame (%d bytes) in bucket %d, bulk in %d", len(small), flowBucket(small), flowBucket(big))
+	}
+	q := newFairQueue(DefaultTrafficQueue, DefaultTrafficQueueBytes)
+	for range 40 {
+		q.push(trafficTo(t, keyB, 60000, 1))
+	}
+	q.push(small)
+	for range 2 {
+		if len(q.pop()) == len(small) {
+			return
+		}
+	}
+	t.Fatal("small frame not among the first two out")
 }
 
 // TestFullQueueEvictsFattestFlow checks the bounds: with the byte budget
