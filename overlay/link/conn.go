@@ -390,7 +390,7 @@ func (c *Conn) readLoop() {
 				return
 			}
 		}
-		c.stats.in[typeIndex(h.Type)].add(h.Length)
+		c.stats.in[wire.CountSlot(h.Type)].add(h.Length)
 		select {
 		case <-c.closing:
 			return
@@ -513,7 +513,7 @@ func (c *Conn) writeLoop() {
 			c.Close(err)
 			return
 		}
-		c.stats.out[typeIndex(t)].add(len(frame))
+		c.stats.out[wire.CountSlot(t)].add(len(frame))
 		if keepalive {
 			c.recv.KeepaliveSent(c.port, len(frame))
 		}
