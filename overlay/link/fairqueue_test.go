@@ -137,14 +137,14 @@ func TestFullQueueEvictsFattestFlow(t *testing.T) {
 		n++
 	}
 	st := c.Stats()
-	if st.Drops[DropTrafficQueueFull] != 1 || st.TrafficQueued != n || st.TrafficQueuedBytes > 1<<20 {
+	if st.Drops[DropTrafficQueueFull.String()] != 1 || st.TrafficQueued != n || st.TrafficQueuedBytes > 1<<20 {
 		t.Fatalf("after filling with %d bulk frames: %+v", n, st)
 	}
 	if !c.Send(trafficTo(t, smallKey, 40, 2), false) {
 		t.Fatal("small frame of another flow refused")
 	}
 	st = c.Stats()
-	if st.Drops[DropTrafficQueueFull] != 2 || st.TrafficQueued != n || st.TrafficQueuedBytes > 1<<20 {
+	if st.Drops[DropTrafficQueueFull.String()] != 2 || st.TrafficQueued != n || st.TrafficQueuedBytes > 1<<20 {
 		t.Fatalf("after the small frame: %+v", st)
 	}
 }
