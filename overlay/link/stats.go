@@ -85,6 +85,7 @@ type Stats struct {
 
 // Stats returns a snapshot of the link's counters.
 func (c *Conn) Stats() Stats {
+	trafficFrames, trafficBytes := c.trafficQ.queued()
 	s := Stats{
 		ConnectedSince: c.stats.since,
 		In:             map[string]Counter{},
@@ -92,10 +93,10 @@ func (c *Conn) Stats() Stats {
 		Drops:          map[string]uint64{},
 		Writes:         c.stats.writes.Load(),
 		ProtocolQueued: len(c.protoQ.ch),
-		TrafficQueued:  len(c.trafficQ.ch),
+		TrafficQueued:  trafficFrames,
 
 		ProtocolQueuedBytes: c.protoQ.bytes.Load(),
-		TrafficQueuedBytes:  c.trafficQ.bytes.Load(),
+		TrafficQueuedBytes:  trafficBytes,
 	}
 	for i := range wire.CountedTypes {
 		if f := c.stats.in[i].frames.Load(); f > 0 {
