@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,6 +276,56 @@ func TestPageBesideMetrics(t *testing.T) {
 			t.Errorf("page %t: GET /api/status: %d %q", withPage, resp.StatusCode, body)
 		}
 		srv.Close()
+	}
+}
+
+// gauge reads one unlabelled gauge from a gather of m's registry.
+func gauge(t *testing.T, m *metrics.Metrics, name string) float64 {
+	t.Helper()
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s in a scrape", name)
+	return 0
+}
+
+// TestRuntimeHeapMetricsMove: the live heap follows what the program holds
+// across a collection, up and down, and freed heap handed back to the OS
+// shows as released (TestRuntimeMemoryMetrics checks that the series are
+// there; this that they move).
+func TestRuntimeHeapMetricsMove(t *testing.T) {
+	m := metrics.New("v0", (&fakeSource{stats: initialStats()}).Stats)
+	const held = 64 << 20
+	runtime.GC()
+	live0 := gauge(t, m, "go_gc_heap_live_bytes")
+	buf := make([]byte, held)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	runtime.GC()
+	live1 := gauge(t, m, "go_gc_heap_live_bytes")
+	if live1 < live0+held*0.9 {
+		t.Errorf("holding %d MiB: live heap %.1f → %.1f MiB", held>>20, live0/(1<<20), live1/(1<<20))
+	}
+	if goal := gauge(t, m, "go_gc_heap_goal_bytes"); goal < live1 {
+		t.Errorf("heap goal %.1f MiB below the live heap %.1f MiB", goal/(1<<20), live1/(1<<20))
+	}
+	runtime.KeepAlive(buf)
+	released0 := gauge(t, m, "go_memory_classes_heap_released_bytes")
+	buf = nil
+	debug.FreeOSMemory() // a collection, then every free page back to the OS
+	live2 := gauge(t, m, "go_gc_heap_live_bytes")
+	if live2 > live1-held*0.9 {
+		t.Errorf("after dropping %d MiB: live heap %.1f → %.1f MiB", held>>20, live1/(1<<20), live2/(1<<20))
+	}
+	if released := gauge(t, m, "go_memory_classes_heap_released_bytes"); released < released0+held*0.9 {
+		t.Errorf("after freeing %d MiB to the OS: released %.1f → %.1f MiB", held>>20, released0/(1<<20), released/(1<<20))
 	}
 }
 
