@@ -152,6 +152,7 @@ func (n *Network) lossCause(fate *probeFate, to *Node, keys []wire.PublicKey) st
 					c = LossDeadEndSuccessorStale
 				}
 			}
+			c += n.bootstrapEnd(to, fate.at)
 		} else {
 			c = LossDeadEndElsewhere
 		}
@@ -163,6 +164,36 @@ func (n *Network) lossCause(fate *probeFate, to *Node, keys []wire.PublicKey) st
 		c = "tree→" + c
 	}
 	return c
+}
+
+// bootstrapEnd says where the valid routes the destination's bootstraps
+// laid end, seen from its successor succ: " (bootstrap ends above the
+// successor)" when they all end at nodes with higher keys (the greedy
+// bootstrap missed succ), " (bootstrap ends nowhere)" when no node holds
+// a valid route to it, and "" otherwise.
+func (n *Network) bootstrapEnd(dst, succ *Node) string {
+	now, found, above := n.Now(), false, true
+	for _, node := range n.nodes {
+		if node.removed || node == dst {
+			continue
+		}
+		for _, e := range node.Router.SNEKEntries(now) {
+			if e.Originator != dst.Key || (e.Destination != router.LocalPort && e.Destination != router.NoPort) {
+				continue
+			}
+			found = true
+			if !succ.Key.Less(node.Key) {
+				above = false
+			}
+		}
+	}
+	switch {
+	case !found:
+		return " (bootstrap ends nowhere)"
+	case above:
+		return " (bootstrap ends above the successor)"
+	}
+	return ""
 }
 
 // liveKeys is the sorted keys of the nodes still in the network.

@@ -85,7 +85,8 @@ func mapsEqual(a, b Losses) bool {
 // TestLossCause checks the classification of a probe's last hop: a drop
 // names the Router's reason, a delivery at the destination's successor
 // without a route to it is a successor dead end, anywhere else a dead end
-// elsewhere, and frames that had come by tree say so.
+// elsewhere, and frames that had come by tree say so. Nothing has run, so
+// no node holds a route to the destination.
 func TestLossCause(t *testing.T) {
 	net := New(Config{})
 	nodes, err := net.Build(Line(6), 1, 0)
@@ -103,7 +104,7 @@ func TestLossCause(t *testing.T) {
 		{nil, LossInFlight},
 		{&probeFate{at: succ}, LossInFlight},
 		{&probeFate{at: other, dropped: true, reason: "watermark"}, "drop:watermark"},
-		{&probeFate{at: succ, delivered: true}, LossDeadEndSuccessor},
+		{&probeFate{at: succ, delivered: true}, LossDeadEndSuccessor + " (bootstrap ends nowhere)"},
 		{&probeFate{at: other, delivered: true}, LossDeadEndElsewhere},
 		{&probeFate{at: other, delivered: true, byTree: true}, "tree→" + LossDeadEndElsewhere},
 		{&probeFate{at: other, dropped: true, reason: "ingress", byTree: true, fellBack: true}, "tree_fallback→drop:ingress"},
