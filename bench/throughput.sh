@@ -241,8 +241,10 @@ for p in $paths; do ping_times "$ns_a" "${target[$p]}" 20 0.1 "$work/idle-$p"; d
 # $work/load-KEY, each daemon's CPU ticks to cpu[KEY,daemon] and raising
 # peak[daemon] to the largest VmRSS sampled every 0.2 s meanwhile.
 declare -A rates retr cpu peak wall
+# A fourth argument "noping" runs the stream without pings: the baseline
+# for "the stream keeps >= 90 % of its throughput under pings".
 measure() {
-	local key=$1 path=$2 streams=$3 n sampler client rate re out t0
+	local key=$1 path=$2 streams=$3 pings=${4:-ping} n sampler client rate re out t0
 	local srv=${server[$path]} a=${target[$path]}
 	local -A before
 	t0=$(date +%s%N)
@@ -267,8 +269,10 @@ measure() {
 	client=$!
 	# Pings over the stream's steady part: from 0.5 s in, to 0.5 s before
 	# its end.
-	sleep 0.5
-	ping_times "$ns_a" "$a" $(((DURATION * 10 - 10) / 2 > 0 ? (DURATION * 10 - 10) / 2 : 1)) 0.2 "$work/load-$key"
+	if [[ $pings == ping ]]; then
+		sleep 0.5
+		ping_times "$ns_a" "$a" $(((DURATION * 10 - 10) / 2 > 0 ? (DURATION * 10 - 10) / 2 : 1)) 0.2 "$work/load-$key"
+	fi
 	wait "$client" || {
 		echo "iperf3 to $a failed:" >&2
 		cat "$work/iperf3-client.out" >&2
@@ -300,10 +304,12 @@ measure() {
 # Rounds interleave the paths, so that a noisy neighbour on a shared
 # machine hits all of them alike; the medians are compared.
 for round in $(seq "$ROUNDS"); do
-	echo "round $round/$ROUNDS: $paths, 1 and 4 streams (${DURATION} s each)…" >&2
+	echo "round $round/$ROUNDS: $paths, 1 stream with and without pings, 4 and 8 streams (${DURATION} s each)…" >&2
 	for p in $paths; do
 		measure "$p" "$p" 1
+		measure "$p-np" "$p" 1 noping
 		measure "$p-P4" "$p" 4
+		measure "$p-P8" "$p" 8
 	done
 done
 
@@ -333,7 +339,7 @@ involved() {
 # cores KEY: CPU cores in use by the path's daemons, averaged over its runs.
 cores() {
 	local n t=0
-	for n in $(involved "${1%-P4}"); do t=$((t + cpu[$1,$n])); done
+	for n in $(involved "${1%-P[48]}"); do t=$((t + cpu[$1,$n])); done
 	awk -v t="$t" -v k="$clk_tck" -v ms="${wall[$1]}" 'BEGIN { printf "%.2f", t / k / (ms / 1000) }'
 }
 label() {
@@ -348,6 +354,8 @@ declare -A med
 for p in $paths; do
 	med[$p]=$(median "${rates[$p]}")
 	med[$p-P4]=$(median "${rates[$p-P4]}")
+	med[$p-P8]=$(median "${rates[$p-P8]}")
+	med[$p-np]=$(median "${rates[$p-np]}")
 done
 
 echo
@@ -358,25 +366,26 @@ mtus="MTU: veth $(mtu "$ns_a" "pb${tag}l1a"), pineconed TUN $(mtu "$ns_a" pcd0)"
 echo "$mtus"
 [[ -n $wg_note ]] && echo "wireguard-go: $wg_note"
 echo
-printf '%-26s %9s %9s %9s %7s %7s %10s   %s\n' "path" "1 stream" "-P 4" "P4/1" "retr" "retrP4" "Mbit/s/core" "each 1-stream run"
+printf '%-26s %9s %9s %9s %9s %9s %9s %7s %7s %10s   %s\n' "path" "1 stream" "no ping" "ping/no" "-P 4" "-P 8" "P8/1" "retr" "retrP4" "Mbit/s/core" "each 1-stream run"
 for p in $paths; do
 	c=$(cores "$p")
 	if [[ $p == veth ]]; then mpc="-"; else mpc=$(div "${med[$p]}" "$c"); fi
-	printf '%-26s %9s %9s %9s %7s %7s %10s   %s\n' "$(label "$p")" "${med[$p]}" "${med[$p-P4]}" \
-		"$(div "${med[$p-P4]}" "${med[$p]}")" "${retr[$p]}" "${retr[$p-P4]}" "$mpc" "${rates[$p]}"
+	printf '%-26s %9s %9s %9s %9s %9s %9s %7s %7s %10s   %s\n' "$(label "$p")" "${med[$p]}" "${med[$p-np]}" \
+		"$(div "${med[$p]}" "${med[$p-np]}")" "${med[$p-P4]}" "${med[$p-P8]}" \
+		"$(div "${med[$p-P8]}" "${med[$p]}")" "${retr[$p]}" "${retr[$p-P4]}" "$mpc" "${rates[$p]}"
 done
 echo
 echo "ping RTT (median / p90, loss):"
-printf '%-26s %-30s %-34s %-34s\n' "path" "idle" "during 1 stream" "during -P 4"
+printf '%-26s %-30s %-34s %-34s %-34s\n' "path" "idle" "during 1 stream" "during -P 4" "during -P 8"
 for p in $paths; do
-	printf '%-26s %-30s %-34s %-34s\n' "$(label "$p")" "$(rtt "$work/idle-$p")" "$(rtt "$work/load-$p")" "$(rtt "$work/load-$p-P4")"
+	printf '%-26s %-30s %-34s %-34s %-34s\n' "$(label "$p")" "$(rtt "$work/idle-$p")" "$(rtt "$work/load-$p")" "$(rtt "$work/load-$p-P4")" "$(rtt "$work/load-$p-P8")"
 done
 echo
 echo "daemon CPU, cores in use during the path's runs (user+sys / wall), and VmRSS:"
-printf '%-26s %8s %8s\n' "path" "1 stream" "-P 4"
+printf '%-26s %8s %8s %8s\n' "path" "1 stream" "-P 4" "-P 8"
 for p in $paths; do
 	[[ $p == veth ]] && continue
-	printf '%-26s %8s %8s\n' "$(label "$p")" "$(cores "$p")" "$(cores "$p-P4")"
+	printf '%-26s %8s %8s %8s\n' "$(label "$p")" "$(cores "$p")" "$(cores "$p-P4")" "$(cores "$p-P8")"
 done
 for n in $daemons; do
 	case $n in w?) what="wireguard-go ${n#w}" ;; *) what="pineconed $n" ;; esac
@@ -395,3 +404,34 @@ if [[ -n $wg_go ]]; then
 	ratio_line "pineconed 1 hop / wireguard-go" pcd1 wg1
 	printf '  %-32s %s\n' "Mbit/s per core, pcd / wg" "$(div "$(div "${med[pcd1]}" "$(cores pcd1)")" "$(div "${med[wg1]}" "$(cores wg1)")")"
 fi
+
+# goal LABEL VALUE OP LIMIT: one line of the summary against issue 14's goals.
+goal() {
+	local verdict
+	verdict=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { if (v == "" || v == "-") { print "n/a"; exit }
+		ok = (op == ">=") ? (v + 0 >= l + 0) : (v + 0 <= l + 0); print ok ? "met" : "NOT met" }')
+	printf '  %-44s %10s  (goal %s %s)  %s\n' "$1" "$2" "$3" "$4" "$verdict"
+}
+load_pct() { sort -g "$1" | awk -v q="$2" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+	if (q == 50) { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; exit }
+	k = int(0.9 * NR + 0.999); if (k < 1) k = 1; print v[k] }'; }
+loss_pct() { awk '{ s += $1; r += $2 } END { printf "%.1f", s ? 100 * (s - r) / s : 100 }' "$1.loss"; }
+echo
+echo "summary against the issue 14 goals:"
+goal "1 hop / veth (1 stream)" "$(div "${med[pcd1]}" "${med[veth]}")" ">=" 0.4
+goal "2 hops / 1 hop (1 stream)" "$(div "${med[pcd2]}" "${med[pcd1]}")" ">=" 0.8
+goal "idle RTT 1 hop, ms" "$(rtt_med "$work/idle-pcd1")" "<=" 0.3
+goal "idle RTT, 2nd hop adds, ms" "$(awk -v a="$(rtt_med "$work/idle-pcd2")" -v b="$(rtt_med "$work/idle-pcd1")" 'BEGIN { printf "%.3f", a - b }')" "<=" 0.1
+goal "loaded RTT 1 hop median, ms" "$(load_pct "$work/load-pcd1" 50)" "<=" 1
+goal "loaded RTT 1 hop p90, ms" "$(load_pct "$work/load-pcd1" 90)" "<=" 2
+goal "loaded ping loss 1 hop, %" "$(loss_pct "$work/load-pcd1")" "<=" 0
+goal "loaded RTT 2 hops median, ms" "$(load_pct "$work/load-pcd2" 50)" "<=" 2
+goal "1 hop stream with pings / without" "$(div "${med[pcd1]}" "${med[pcd1-np]}")" ">=" 0.9
+goal "1 hop -P 4 / 1 stream" "$(div "${med[pcd1-P4]}" "${med[pcd1]}")" ">=" 1
+goal "1 hop -P 8 / 1 stream" "$(div "${med[pcd1-P8]}" "${med[pcd1]}")" ">=" 1
+if [[ -n $wg_go ]]; then
+	goal "Mbit/s per core, pineconed / wireguard-go" "$(div "$(div "${med[pcd1]}" "$(cores pcd1)")" "$(div "${med[wg1]}" "$(cores wg1)")")" ">=" 1
+fi
+for n in a b c; do
+	goal "idle VmRSS pineconed $n, MiB" $((idle_rss[$n] / 1024)) "<=" 20
+done

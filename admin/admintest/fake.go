@@ -130,7 +130,7 @@ func (b *Backend) Peers(ctx context.Context) ([]admin.Peer, error) {
 	return []admin.Peer{
 		{
 			Port: 1, PublicKey: ParentKey, Address: ParentAddress,
-			URI: "tcp://[fd00::2]:65432", Transport: admin.TransportTCP,
+			URI: "tcp://[fd00::2]:65432", Transport: admin.TransportTCP, Origin: "static",
 			UptimeSeconds: 185, FramesIn: 1000, FramesOut: 900,
 			BytesIn: 1258291, BytesOut: 2048, Drops: map[string]uint64{"queue_full": 3},
 			Coords: []uint64{2}, IsParent: true, Name: ParentName,

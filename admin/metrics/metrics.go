@@ -29,11 +29,17 @@
 //	pineconed_tun_bytes_total{direction}               counter
 //	pineconed_stats_errors_total                       counter (failed snapshots)
 //
-// plus the standard go_* and process_* collectors.
+// plus the standard go_* and process_* collectors, and the Go runtime's
+// own view of its memory (RuntimeMetrics), which is what tells a leak from
+// garbage the collector has not reached yet: a process's RSS follows the
+// heap up to the GC's goal and back only as fast as the scavenger
+// releases pages, so only the heap found live by the last collection
+// (go_gc_heap_live_bytes) grows with held state.
 package metrics
 
 import (
 	"context"
+	"regexp"
 	"runtime"
 	"sort"
 	"sync/atomic"
@@ -57,6 +63,29 @@ const SnapshotTimeout = 5 * time.Second
 // instead of only in +Inf.
 var LookupBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 30}
 
+// RuntimeMetrics are the runtime/metrics names exported besides the Go
+// collector's defaults, with the names Prometheus gives them:
+//
+//	/gc/heap/live:bytes                 go_gc_heap_live_bytes: heap marked live by the last GC
+//	/gc/heap/goal:bytes                 go_gc_heap_goal_bytes: heap size at which the next GC ends
+//	/gc/cycles/total:gc-cycles          go_gc_cycles_total_gc_cycles_total: GCs run
+//	/memory/classes/heap/free:bytes     go_memory_classes_heap_free_bytes: free heap still mapped (in RSS if touched)
+//	/memory/classes/heap/released:bytes go_memory_classes_heap_released_bytes: free heap given back to the OS
+//	/memory/classes/total:bytes         go_memory_classes_total_bytes: all memory the runtime has mapped
+//
+// (go_gc_gogc_percent and go_gc_gomemlimit_bytes, the collector's
+// settings, are among the defaults.) Heap goal less live heap is the room
+// garbage may take before the next collection; free less released is what
+// the scavenger has yet to give back.
+var RuntimeMetrics = []string{
+	"/gc/heap/live:bytes",
+	"/gc/heap/goal:bytes",
+	"/gc/cycles/total:gc-cycles",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/total:bytes",
+}
+
 // Metrics owns a private Prometheus registry holding pineconed's metrics.
 type Metrics struct {
 	reg     *prometheus.Registry
@@ -76,8 +105,12 @@ func New(version string, source admin.StatsSource) *Metrics {
 			Buckets:   LookupBuckets,
 		}, []string{"result"}),
 	}
+	rules := make([]collectors.GoRuntimeMetricsRule, len(RuntimeMetrics))
+	for i, name := range RuntimeMetrics {
+		rules[i] = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile("^" + regexp.QuoteMeta(name) + "$")}
+	}
 	reg.MustRegister(
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(rules...)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStatsCollector(version, source),
 		m.lookups,
