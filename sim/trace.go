@@ -27,6 +27,8 @@ type probeFate struct {
 	// crossed to get there.
 	at   *Node
 	hops uint16
+	// prev is the node at handed it on, nil for its source.
+	prev *Node
 	// dropped is set when at dropped it, with the Router's reason.
 	dropped bool
 	reason  string
@@ -75,6 +77,10 @@ func (n *Network) traceTraffic(node *Node, f *wire.Traffic, hops uint16, call fu
 	if fate == nil {
 		fate = &probeFate{}
 		n.fates[id] = fate
+	}
+	fate.prev = nil
+	if hops > 0 {
+		fate.prev = fate.at
 	}
 	fate.at, fate.hops, fate.byTree = node, hops, byTree
 	fate.dropped, fate.delivered, fate.reason = true, false, ""
@@ -140,6 +146,9 @@ func (n *Network) lossCause(fate *probeFate, to *Node, keys []wire.PublicKey) st
 		return LossInFlight
 	case fate.dropped:
 		c = "drop:" + fate.reason
+		if fate.reason == router.DropIngress.String() && fate.prev != nil {
+			c += n.bounceRoute(fate.at, fate.prev, to)
+		}
 	default:
 		i, found := slices.BinarySearchFunc(keys, to.Key, func(a, b wire.PublicKey) int { return a.Compare(b) })
 		if found {
@@ -194,6 +203,36 @@ func (n *Network) bootstrapEnd(dst, succ *Node) string {
 		return " (bootstrap ends above the successor)"
 	}
 	return ""
+}
+
+// bounceRoute says, for a frame to dst that at would send straight back
+// to prev, whether at's choice was one of its routes leading through prev
+// (the closest valid route at or above dst's key, found among its SNEK
+// entries), and whether prev holds a route to that originator too. ""
+// when it was not a route (a peer's key or ancestry).
+func (n *Network) bounceRoute(at, prev, dst *Node) string {
+	now := n.Now()
+	var best *router.SNEKEntryView
+	entries := at.Router.SNEKEntries(now)
+	for i := range entries {
+		e := &entries[i]
+		if e.Originator.Less(dst.Key) || (best != nil && !e.Originator.Less(best.Originator)) {
+			continue
+		}
+		best = e
+	}
+	if best == nil || at.LinkOn(best.Source) == nil {
+		return " (no route: by a peer's key or ancestry)"
+	}
+	if far, _ := at.LinkOn(best.Source).Far(at); far != prev {
+		return " (closest route not via the previous hop)"
+	}
+	for _, e := range prev.Router.SNEKEntries(now) {
+		if e.Originator == best.Originator {
+			return " (route via the previous hop, which has one too)"
+		}
+	}
+	return " (route via the previous hop, which has none)"
 }
 
 // liveKeys is the sorted keys of the nodes still in the network.
