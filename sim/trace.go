@@ -228,9 +228,15 @@ func (n *Network) bounceRoute(at, prev, dst *Node) string {
 		return " (closest route not via the previous hop)"
 	}
 	for _, e := range prev.Router.SNEKEntries(now) {
-		if e.Originator == best.Originator {
-			return " (route via the previous hop, which has one too)"
+		if e.Originator != best.Originator {
+			continue
 		}
+		if l := prev.LinkOn(e.Source); l != nil {
+			if far, _ := l.Far(prev); far == at {
+				return " (route via the previous hop, whose route leads back here: a route loop)"
+			}
+		}
+		return " (route via the previous hop, which has one too)"
 	}
 	return " (route via the previous hop, which has none)"
 }
