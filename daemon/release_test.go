@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func TestDeliveriesReleased(t *testing.T) {
 	// refused: an initiation from our own key, a lookup we sent).
 	for range 3000 {
 		for _, p := range [][]byte{initMsg, lookup} {
-			if err := node.SendTo(n.d.key, p); err != nil {
+			if err := node.SendBuffer(n.d.key, bytes.Clone(p), 0); err != nil {
 				t.Fatal(err)
 			}
 		}

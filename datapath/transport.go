@@ -17,7 +17,7 @@ import (
 // resolver (off 0) and of the session layer (handshakes with off 0,
 // transport messages in a pool buffer with off bytes of headroom). With
 // off 0 there is no room for the frame header and the node builds the
-// frame in a buffer of its own, as SendTo does, so one call serves both.
+// frame in a buffer of its own, so one call serves both.
 // The overlay is best effort and reports only payloads too large for one
 // frame, which happens when the real coordinates are longer than
 // CoordAllowance.

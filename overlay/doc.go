@@ -4,7 +4,7 @@
 // payloads addressed to it.
 //
 // Where it sits in the data path: the session layer hands an encrypted
-// payload to Node.SendTo, which wraps it in a Traffic frame and queues it on
+// payload to Node.SendBuffer, which wraps it in a Traffic frame and queues it on
 // the link of the next hop. Links (overlay/link, over TCP or WebSocket) hand
 // every frame they read to Node.Receive. Traffic is forwarded there and then,
 // from the calling goroutine, using an immutable routing snapshot published

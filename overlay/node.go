@@ -93,6 +93,9 @@ type Node struct {
 	// the link of each port. Both are read without mu.
 	snap  atomic.Pointer[router.Snapshot]
 	ports [router.MaxPort + 1]atomic.Pointer[peer]
+	// portStats count each port's frames over all its peerings; the
+	// node's frame totals are their sum.
+	portStats [router.MaxPort + 1]portCounters
 
 	deliveries chan Delivery
 	// deliveryBytes is the buffer capacity of the deliveries queued or
@@ -117,7 +120,10 @@ type peer struct {
 	// detaching is set once the node has asked the link to close, so a
 	// second protocol error does not close it again.
 	detaching atomic.Bool
-	counters  linkCounters
+	// counters are the port's (see portCounters); base is their reading
+	// when this peering was attached.
+	counters *portCounters
+	base     portBaseline
 }
 
 // New starts a node with the given identity. Close stops it.
@@ -203,7 +209,8 @@ func (n *Node) Attach(info PeerInfo, l Link) (router.Port, error) {
 	if free == 0 {
 		return 0, fmt.Errorf("attach %s: %w (%d ports)", info.Key, ErrNoFreePort, router.MaxPort)
 	}
-	p := &peer{port: free, info: info, link: l, since: n.now()}
+	c := &n.portStats[free]
+	p := &peer{port: free, info: info, link: l, since: n.now(), counters: c, base: c.load()}
 	n.ports[free].Store(p)
 	n.apply(n.router.PeerUp(n.now(), free, info.Key, info.Type))
 	// overlay/peers logs the user-facing "peer connected" line; this one
@@ -252,7 +259,6 @@ func (n *Node) Receive(port router.Port, frame []byte) error {
 	}
 	t := m.Type()
 	p.counters.in.add(t, len(frame))
-	n.stats.in.add(t, len(frame))
 	if f, ok := m.(*wire.Traffic); ok {
 		n.forward(f, port, nil)
 		return nil
@@ -284,33 +290,22 @@ func (n *Node) Receive(port router.Port, frame []byte) error {
 // itself: links send their keepalives without the node (see
 // overlay/link), and the node's frames_out counters must include them.
 func (n *Node) KeepaliveSent(port router.Port, size int) {
-	if p := n.peerAt(port); p != nil {
-		p.counters.out.add(wire.TypeKeepalive, size)
+	if port != 0 && port <= router.MaxPort {
+		n.portStats[port].out.add(wire.TypeKeepalive, size)
 	}
-	n.stats.out.add(wire.TypeKeepalive, size)
 }
 
-// SendTo sends payload to the node with key dst, by tree coordinates when
-// they are known and by SNEK otherwise. Like the reference it is best
-// effort: a frame dropped for lack of a route or a full queue is counted,
-// not reported. It reports only payloads too large for one frame. The
-// caller keeps payload.
-func (n *Node) SendTo(dst wire.PublicKey, payload []byte) error {
-	s := n.snap.Load()
-	f := s.NewTraffic(n.now(), dst, payload)
-	if len(payload) > wire.MaxFrameSize-f.Overhead() {
-		return fmt.Errorf("%d bytes to %s: %w", len(payload), dst, ErrTooLarge)
-	}
-	n.forward(&f, router.LocalPort, nil)
-	return nil
-}
-
-// SendBuffer is SendTo for a payload at buf[off:] in a buffer from
-// internal/bufpool, whose off bytes in front of the payload are free: the
-// frame header is written there, so the frame is built without copying
-// the payload (when the header needs more room, the frame is built in a
-// new buffer). SendBuffer owns buf from the call on, even when it returns
-// an error.
+// SendBuffer sends the payload at buf[off:] to the node with key dst, by
+// tree coordinates when they are known and by SNEK otherwise. buf comes
+// from internal/bufpool (or is the caller's to give away) and its off
+// bytes in front of the payload are free: the frame header is written
+// there, so the frame is built without copying the payload (when the
+// header needs more room, or off is 0, the frame is built in a new
+// buffer). SendBuffer owns buf from the call on, even when it returns an
+// error; a caller that keeps its payload passes a copy. Like the reference
+// it is best effort: a frame dropped for lack of a route or a full queue
+// is counted, not reported. It reports only payloads too large for one
+// frame.
 func (n *Node) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
 	s := n.snap.Load()
 	f := s.NewTraffic(n.now(), dst, buf[off:])
@@ -322,7 +317,7 @@ func (n *Node) SendBuffer(dst wire.PublicKey, buf []byte, off int) error {
 	return nil
 }
 
-// MaxPayload is the largest payload SendTo accepts when neither side's
+// MaxPayload is the largest payload SendBuffer accepts when neither side's
 // coordinates need more than coordBytes bytes each.
 func MaxPayload(coordBytes int) int { return wire.MaxTrafficPayload(coordBytes) }
 
@@ -409,11 +404,9 @@ func (n *Node) RoutesChanged() <-chan struct{} { return n.routes }
 func (n *Node) send(p *peer, t wire.FrameType, frame []byte, protocol bool) {
 	if !p.link.Send(frame, protocol) {
 		p.counters.queueDrops.Add(1)
-		n.stats.drop(dropLinkQueueFull)
 		return
 	}
 	p.counters.out.add(t, len(frame))
-	n.stats.out.add(t, len(frame))
 }
 
 func (n *Node) peerAt(port router.Port) *peer {

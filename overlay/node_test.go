@@ -129,7 +129,7 @@ func waitDelivery(t *testing.T, src, dst *Node, payload []byte, limit time.Durat
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(limit)
-	if err := src.SendTo(dst.PublicKey(), payload); err != nil {
+	if err := src.SendBuffer(dst.PublicKey(), bytes.Clone(payload), 0); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -139,7 +139,7 @@ func waitDelivery(t *testing.T, src, dst *Node, payload []byte, limit time.Durat
 				return time.Since(start)
 			}
 		case <-tick.C:
-			if err := src.SendTo(dst.PublicKey(), payload); err != nil {
+			if err := src.SendBuffer(dst.PublicKey(), bytes.Clone(payload), 0); err != nil {
 				t.Fatal(err)
 			}
 		case <-deadline:
@@ -267,12 +267,12 @@ func TestOriginNames(t *testing.T) {
 	}
 }
 
-func TestSendToRefusesOversizePayload(t *testing.T) {
+func TestSendBufferRefusesOversizePayload(t *testing.T) {
 	a := newNode(t, 1, Config{})
-	if err := a.SendTo(wire.PublicKeyOf(testhelp.SeedKey(2)), make([]byte, 65535)); !errors.Is(err, ErrTooLarge) {
+	if err := a.SendBuffer(wire.PublicKeyOf(testhelp.SeedKey(2)), make([]byte, 65535), 0); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversize payload: %v", err)
 	}
-	if err := a.SendTo(wire.PublicKeyOf(testhelp.SeedKey(2)), make([]byte, MaxPayload(64))); err != nil {
+	if err := a.SendBuffer(wire.PublicKeyOf(testhelp.SeedKey(2)), make([]byte, MaxPayload(64)), 0); err != nil {
 		t.Fatalf("MaxPayload-sized payload: %v", err)
 	}
 }
@@ -280,7 +280,7 @@ func TestSendToRefusesOversizePayload(t *testing.T) {
 func TestDeliveryQueueIsBounded(t *testing.T) {
 	a := newNode(t, 1, Config{DeliveryQueue: 4})
 	for i := 0; i < 10; i++ {
-		a.SendTo(a.PublicKey(), []byte{byte(i)})
+		a.SendBuffer(a.PublicKey(), []byte{byte(i)}, 0)
 	}
 	if got := len(a.Deliveries()); got != 4 {
 		t.Fatalf("%d deliveries queued, want 4", got)
@@ -296,7 +296,7 @@ func TestDeliveryQueueIsBounded(t *testing.T) {
 func TestDeliveryQueueCountsBufferBytes(t *testing.T) {
 	a := newNode(t, 1, Config{DeliveryQueue: 1000, DeliveryQueueBytes: 256 << 10})
 	for range 500 {
-		a.SendTo(a.PublicKey(), []byte{1})
+		a.SendBuffer(a.PublicKey(), []byte{1}, 0)
 	}
 	if got := len(a.Deliveries()); got != 500 {
 		t.Fatalf("%d small deliveries queued, want all 500 (248 bytes each)", got)
@@ -306,7 +306,7 @@ func TestDeliveryQueueCountsBufferBytes(t *testing.T) {
 	}
 	big := make([]byte, 60<<10)
 	for range 10 {
-		a.SendTo(a.PublicKey(), big)
+		a.SendBuffer(a.PublicKey(), bytes.Clone(big), 0)
 	}
 	// 256 KiB holds three 64 KiB buffers, not four.
 	if got := len(a.Deliveries()); got != 3 {
@@ -317,12 +317,12 @@ func TestDeliveryQueueCountsBufferBytes(t *testing.T) {
 	}
 	// A payload the receiver holds still counts; a released one does not.
 	held := <-a.Deliveries()
-	a.SendTo(a.PublicKey(), big)
+	a.SendBuffer(a.PublicKey(), bytes.Clone(big), 0)
 	if got := len(a.Deliveries()); got != 2 {
 		t.Fatalf("%d queued while one is held, want 2", got)
 	}
 	held.Release()
-	a.SendTo(a.PublicKey(), big)
+	a.SendBuffer(a.PublicKey(), bytes.Clone(big), 0)
 	if got := len(a.Deliveries()); got != 3 {
 		t.Fatalf("%d queued after Release, want 3", got)
 	}
@@ -343,7 +343,7 @@ func TestConcurrentSendAndChurn(t *testing.T) {
 					return
 				default:
 				}
-				a.SendTo(c.PublicKey(), []byte(fmt.Sprintf("%d/%d", i, j)))
+				a.SendBuffer(c.PublicKey(), []byte(fmt.Sprintf("%d/%d", i, j)), 0)
 				if j%64 == 0 {
 					runtime.Gosched()
 				}

@@ -60,11 +60,10 @@ type Stats struct {
 	RootChanges uint64
 	// Depth is the length of our coordinates; IsRoot is true without a
 	// parent.
-	Depth        int
-	IsRoot       bool
-	SNEKEntries  int
-	PeersByTrans map[string]int
-	Router       router.Stats
+	Depth       int
+	IsRoot      bool
+	SNEKEntries int
+	Router      router.Stats
 }
 
 // Self returns this node's key, root, coordinates and parent.
@@ -122,8 +121,8 @@ func (n *Node) Peers() []PeerStatus {
 		byKey[p.info.Key]++
 		out = append(out, PeerStatus{
 			Port: v.Port, Info: p.info, Since: p.since, Link: p.link, Router: v,
-			In: p.counters.in.snapshot(), Out: p.counters.out.snapshot(),
-			QueueDrops: p.counters.queueDrops.Load(),
+			In: p.counters.in.load().since(p.base.in), Out: p.counters.out.load().since(p.base.out),
+			QueueDrops: p.counters.queueDrops.Load() - p.base.queueDrops,
 		})
 	}
 	for i := range out {
@@ -152,11 +151,19 @@ func (n *Node) Stats() Stats {
 	entries := len(n.router.SNEKEntries(n.now()))
 	rs := n.router.Stats()
 	n.mu.Unlock()
+	// The totals are summed from the ports, where each frame was counted.
+	var in, out typeCounts
+	var queueDrops uint64
+	for i := range n.portStats {
+		in.add(n.portStats[i].in.load())
+		out.add(n.portStats[i].out.load())
+		queueDrops += n.portStats[i].queueDrops.Load()
+	}
 	st := Stats{
-		FramesIn: n.stats.in.snapshot(), FramesOut: n.stats.out.snapshot(),
+		FramesIn: in.since(typeCounts{}), FramesOut: out.since(typeCounts{}),
 		Drops: map[string]uint64{}, RootChanges: n.stats.rootChanges.Load(),
 		Depth: len(coords), IsRoot: isRoot, SNEKEntries: entries,
-		PeersByTrans: map[string]int{}, Router: rs,
+		Router: rs,
 	}
 	for k, v := range rs.Drops {
 		st.Drops[k] += v
@@ -165,10 +172,7 @@ func (n *Node) Stats() Stats {
 	for i, name := range nodeDropNames {
 		st.Drops[name] += n.stats.drops[i].Load()
 	}
-	for i := range n.ports {
-		if p := n.ports[i].Load(); p != nil {
-			st.PeersByTrans[p.info.Transport]++
-		}
-	}
+	// A refused Send is counted once, on its port.
+	st.Drops[nodeDropNames[dropLinkQueueFull]] += queueDrops
 	return st
 }

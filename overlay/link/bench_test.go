@@ -1,6 +1,7 @@
 package link
 
 import (
+	"bufio"
 	"io"
 	"runtime"
 	"sync/atomic"
@@ -104,4 +105,65 @@ func benchThroughput(b *testing.B, size int, next func() []byte) {
 	b.ReportMetric(rate/1e6, "MB/s")
 	b.ReportMetric(rate/base, "ratio_to_raw_tcp")
 	b.ReportMetric(float64(st.Out["traffic"].Frames)/float64(max(st.Writes, 1)), "frames/write")
+}
+
+// BenchmarkSmallBehindBulk measures what the fair queue is for: a small
+// frame (40-byte payload) to the bulk flow's own destination, queued behind
+// 2.4 MB of bulk frames, over loopback TCP read as fast as the reader can.
+// The baseline, measured in the same iteration, is a frame just over
+// sparseFrame to the same destination, which shares the bulk frames'
+// bucket and so waits first in, first out behind the whole backlog as
+// every frame did before the fair queue. It reports the time from Start
+// until that frame is read and the bytes read before it, for both, and
+// the ratio of the times.
+func BenchmarkSmallBehindBulk(b *testing.B) {
+	bulkKey := keyB
+	var fairNs, fifoNs, fairAhead, fifoAhead float64
+	for range b.N {
+		ns, ahead := smallBehindBulk(b, bulkKey, 40)
+		fairNs, fairAhead = fairNs+ns, fairAhead+ahead
+		ns, ahead = smallBehindBulk(b, bulkKey, sparseFrame)
+		fifoNs, fifoAhead = fifoNs+ns, fifoAhead+ahead
+	}
+	n := float64(b.N)
+	b.ReportMetric(fairNs/n/1e3, "small_us")
+	b.ReportMetric(fifoNs/n/1e3, "fifo_us")
+	b.ReportMetric(fairNs/fifoNs, "delay_ratio")
+	b.ReportMetric(fairAhead/n, "small_bytes_ahead")
+	b.ReportMetric(fifoAhead/n, "fifo_bytes_ahead")
+}
+
+// smallBehindBulk queues 40 bulk frames to dst and then one frame with a
+// payload of payload bytes to dst on a fresh link, starts it, and returns
+// how long that frame took to be read and how many bytes came before it.
+func smallBehindBulk(b *testing.B, dst wire.PublicKey, payload int) (ns, ahead float64) {
+	x, raw := tcpConns(b)
+	c := New(x, keyB, Config{KeepaliveInterval: -1})
+	for i := range 40 {
+		c.Send(trafficTo(b, dst, 60000, byte(i)), false)
+	}
+	small := trafficTo(b, dst, payload, 0xaa)
+	c.Send(small, false)
+	defer func() { c.Close(nil); <-c.Done() }()
+	br := bufio.NewReaderSize(raw, 64<<10)
+	hdr := make([]byte, wire.HeaderSize)
+	start := time.Now()
+	c.Start(1, &countingSwitch{})
+	read := 0
+	for {
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			b.Fatal(err)
+		}
+		h, err := wire.ParseHeader(hdr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if h.Length == len(small) {
+			return float64(time.Since(start).Nanoseconds()), float64(read)
+		}
+		if _, err := br.Discard(h.Length - wire.HeaderSize); err != nil {
+			b.Fatal(err)
+		}
+		read += h.Length
+	}
 }

@@ -169,7 +169,7 @@ type Conn struct {
 	log    *slog.Logger
 
 	protoQ   queue
-	trafficQ queue
+	trafficQ *fairQueue
 
 	mu      sync.Mutex
 	closed  bool
@@ -195,7 +195,7 @@ func New(nc net.Conn, remote wire.PublicKey, cfg Config) *Conn {
 		cfg:      cfg,
 		log:      cfg.Logger.With("peer", remote, "remote", nc.RemoteAddr().String()),
 		protoQ:   newQueue(cfg.ProtocolQueue, cfg.ProtocolQueueBytes),
-		trafficQ: newQueue(cfg.TrafficQueue, cfg.TrafficQueueBytes),
+		trafficQ: newFairQueue(cfg.TrafficQueue, cfg.TrafficQueueBytes),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -282,17 +282,25 @@ func (c *Conn) Send(frame []byte, protocol bool) bool {
 		return false
 	default:
 	}
-	q, full := &c.trafficQ, DropTrafficQueueFull
-	if protocol {
-		q, full = &c.protoQ, DropProtocolQueueFull
-	}
 	frame = bufpool.Shrink(frame)
-	if !q.push(frame) {
-		c.stats.drop(full)
-		bufpool.Put(frame)
-		return false
+	if protocol {
+		if !c.protoQ.push(frame) {
+			c.stats.drop(DropProtocolQueueFull)
+			bufpool.Put(frame)
+			return false
+		}
+		return true
 	}
-	return true
+	ok, evicted := c.trafficQ.push(frame)
+	if evicted != nil {
+		c.stats.drop(DropTrafficQueueFull)
+		recycle(evicted)
+	}
+	if !ok {
+		c.stats.drop(DropTrafficQueueFull)
+		bufpool.Put(frame)
+	}
+	return ok
 }
 
 // queue is one of a link's send queues: a channel bounded in frames, and
@@ -382,7 +390,7 @@ func (c *Conn) readLoop() {
 				return
 			}
 		}
-		c.stats.in[typeIndex(h.Type)].add(h.Length)
+		c.stats.in[wire.CountSlot(h.Type)].add(h.Length)
 		select {
 		case <-c.closing:
 			return
@@ -460,46 +468,41 @@ func (c *Conn) writeLoop() {
 	}
 	for {
 		var frame []byte
-		var from *queue // nil for a keepalive
 		keepalive := false
+		// Protocol frames first; then traffic in the fair queue's order.
 		select {
 		case frame = <-c.protoQ.ch:
-			from = &c.protoQ
+			c.protoQ.taken(frame)
 		default:
-			select {
-			case frame = <-c.protoQ.ch:
-				from = &c.protoQ
-			case frame = <-c.trafficQ.ch:
-				from = &c.trafficQ
-			default:
-				// Both queues are empty: this is the moment to put
-				// everything buffered on the wire in one write.
-				if bw.Buffered() > 0 {
-					if err := bw.Flush(); err != nil {
-						c.Close(err)
-						return
-					}
-					lastWrite = time.Now()
-				}
-				select {
-				case frame = <-c.protoQ.ch:
-					from = &c.protoQ
-				case frame = <-c.trafficQ.ch:
-					from = &c.trafficQ
-				case <-idle:
-					if wait := ka - time.Since(lastWrite); wait > 0 {
-						timer.Reset(wait)
-						continue
-					}
-					timer.Reset(ka)
-					frame, keepalive = keepaliveFrame, true
-				case <-c.closing:
+			frame = c.trafficQ.pop()
+		}
+		if frame == nil {
+			// Both queues are empty: this is the moment to put
+			// everything buffered on the wire in one write.
+			if bw.Buffered() > 0 {
+				if err := bw.Flush(); err != nil {
+					c.Close(err)
 					return
 				}
+				lastWrite = time.Now()
 			}
-		}
-		if from != nil {
-			from.taken(frame)
+			select {
+			case frame = <-c.protoQ.ch:
+				c.protoQ.taken(frame)
+			case <-c.trafficQ.ready:
+				// A token may outlive the frames it announced
+				// (taken by an earlier pop): look again.
+				continue
+			case <-idle:
+				if wait := ka - time.Since(lastWrite); wait > 0 {
+					timer.Reset(wait)
+					continue
+				}
+				timer.Reset(ka)
+				frame, keepalive = keepaliveFrame, true
+			case <-c.closing:
+				return
+			}
 		}
 		_, err := bw.Write(frame)
 		t := wire.FrameType(frame[5])
@@ -510,7 +513,7 @@ func (c *Conn) writeLoop() {
 			c.Close(err)
 			return
 		}
-		c.stats.out[typeIndex(t)].add(len(frame))
+		c.stats.out[wire.CountSlot(t)].add(len(frame))
 		if keepalive {
 			c.recv.KeepaliveSent(c.port, len(frame))
 		}

@@ -329,7 +329,7 @@ func TestQueueFullDrops(t *testing.T) {
 		t.Fatalf("traffic queue took %d of 12 frames, want 8", ok)
 	}
 	st := a.Stats()
-	if st.Drops[DropProtocolQueueFull] != 6 || st.Drops[DropTrafficQueueFull] != 4 {
+	if st.Drops[DropProtocolQueueFull.String()] != 6 || st.Drops[DropTrafficQueueFull.String()] != 4 {
 		t.Fatalf("drops %v", st.Drops)
 	}
 	// The byte cap: 8 frames of 50 use 400 of 1000 bytes; a frame of 700
@@ -341,7 +341,7 @@ func TestQueueFullDrops(t *testing.T) {
 	if !b.Send(testframe.Of(wire.TypeTraffic, 400, 0), false) {
 		t.Fatal("a frame within the byte cap refused")
 	}
-	if st := b.Stats(); st.Drops[DropTrafficQueueFull] != 1 || st.TrafficQueued != 2 {
+	if st := b.Stats(); st.Drops[DropTrafficQueueFull.String()] != 1 || st.TrafficQueued != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -381,7 +381,7 @@ func TestQueueBytesCountCapacity(t *testing.T) {
 		}
 	}
 	// 900 bytes fit 1 016-byte buffers: two in 3 000 bytes, not three.
-	if st := a.Stats(); ok != 2 || st.ProtocolQueuedBytes != 2*1016 || st.Drops[DropProtocolQueueFull] != 3 {
+	if st := a.Stats(); ok != 2 || st.ProtocolQueuedBytes != 2*1016 || st.Drops[DropProtocolQueueFull.String()] != 3 {
 		t.Fatalf("protocol queue took %d frames holding %d bytes, drops %v", ok, st.ProtocolQueuedBytes, st.Drops)
 	}
 }
@@ -403,11 +403,11 @@ func TestSendRefusesMalformed(t *testing.T) {
 			t.Fatalf("malformed frame %d accepted", i)
 		}
 	}
-	if n := a.Stats().Drops[DropMalformed]; n != uint64(len(bad)) {
+	if n := a.Stats().Drops[DropMalformed.String()]; n != uint64(len(bad)) {
 		t.Fatalf("malformed drops %d, want %d", n, len(bad))
 	}
 	a.Close(nil)
-	if a.Send(testframe.Of(wire.TypeTraffic, 12, 0), false) || a.Stats().Drops[DropClosed] != 1 {
+	if a.Send(testframe.Of(wire.TypeTraffic, 12, 0), false) || a.Stats().Drops[DropClosed.String()] != 1 {
 		t.Fatal("send after close not refused and counted")
 	}
 }

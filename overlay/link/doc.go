@@ -10,7 +10,12 @@
 // filling our memory. Outbound, the node queues encoded frames with Send;
 // the writer goroutine drains the protocol queue before the traffic queue,
 // writes into a buffer and flushes only when both queues are empty, so a
-// busy link pays one system call for many frames.
+// busy link pays one system call for many frames. The traffic queue is a
+// fair queue (deficit round robin over a few buckets chosen by the frame's
+// keys, small frames apart from large ones), so a bulk transfer's backlog
+// does not sit in front of every other frame; on TCP the kernel's unsent
+// queue is kept short (NotSentLowat), so the backlog waits in our queues,
+// where that order applies, rather than in the socket's.
 //
 // Deadlines follow one contract on every transport: a read deadline is set
 // before each frame is read and cleared once it has been read, a write

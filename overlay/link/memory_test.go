@@ -136,7 +136,7 @@ func TestSlowReadersHoldBoundedHeap(t *testing.T) {
 func waitRoute(t *testing.T, n, r *overlay.Node) {
 	t.Helper()
 	testhelp.WaitFor(t, fmt.Sprintf("a route from %s to %s", n.PublicKey(), r.PublicKey()), 10*time.Second, func() bool {
-		if err := n.SendTo(r.PublicKey(), []byte("ping")); err != nil {
+		if err := n.SendBuffer(r.PublicKey(), []byte("ping"), 0); err != nil {
 			t.Fatal(err)
 		}
 		select {

@@ -21,6 +21,9 @@ import (
 // for every connection accepted from it: Linux copies the option to the
 // accepted socket. The function may also be called on a connected socket's
 // RawConn (net.TCPConn.SyscallConn) to change the value of that connection.
+//
+// It also sets TCP_NOTSENT_LOWAT to NotSentLowat (see there), copied to
+// accepted sockets in the same way.
 func ControlTCP(userTimeout time.Duration) func(network, address string, c syscall.RawConn) error {
 	if userTimeout <= 0 {
 		userTimeout = limits.DefaultPeerTimeout
@@ -34,16 +37,31 @@ func ControlTCP(userTimeout time.Duration) func(network, address string, c sysca
 		}
 		var serr error
 		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms)
+			if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms); err != nil {
+				serr = fmt.Errorf("TCP_USER_TIMEOUT: %w", err)
+				return
+			}
+			if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, NotSentLowat); err != nil {
+				serr = fmt.Errorf("TCP_NOTSENT_LOWAT: %w", err)
+			}
 		}); err != nil {
-			return fmt.Errorf("TCP_USER_TIMEOUT: %w", err)
+			return fmt.Errorf("peering socket options: %w", err)
 		}
-		if serr != nil {
-			return fmt.Errorf("TCP_USER_TIMEOUT: %w", serr)
-		}
-		return nil
+		return serr
 	}
 }
+
+// NotSentLowat is the TCP_NOTSENT_LOWAT of peering sockets: the kernel
+// accepts more bytes from the writer only while fewer than this many are
+// still unsent. Without it the send buffer grows (autotuning) to megabytes,
+// and every frame the link writer hands over, however urgent, waits
+// behind all of them first in, first out; with it the backlog stays in the
+// link's own queues, where protocol frames go first and traffic is served
+// fairly per destination. Bytes sent but not yet acknowledged do not count,
+// so the congestion window is not limited: 128 KiB is two full writer
+// buffers, enough to keep a fast link busy between two wakeups of the
+// writer, and about 0.1 ms of delay at 10 Gbit/s.
+const NotSentLowat = 128 << 10
 
 // TCPKeepAlive is the kernel's TCP keepalive on peerings: a probe after 1 s
 // without anything received, then every second. Probes cost a bare TCP

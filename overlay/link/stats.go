@@ -4,41 +4,37 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/enum"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
-// Drop reasons, the keys of Stats.Drops.
+// Drop is a reason Send refused a frame; it indexes the link's drop
+// counters and dropNames, whose entries are the keys of Stats.Drops.
+type Drop uint8
+
 const (
 	// DropProtocolQueueFull: Send found the protocol queue full.
-	DropProtocolQueueFull = "protocol_queue_full"
+	DropProtocolQueueFull Drop = iota
 	// DropTrafficQueueFull: Send found the traffic queue full, by frames or
 	// by bytes.
-	DropTrafficQueueFull = "traffic_queue_full"
+	DropTrafficQueueFull
 	// DropClosed: Send was called after Close.
-	DropClosed = "closed"
+	DropClosed
 	// DropMalformed: Send was given bytes that are not one whole frame.
-	DropMalformed = "malformed"
+	DropMalformed
+	numDrops
 )
 
-var dropReasons = [...]string{DropProtocolQueueFull, DropTrafficQueueFull, DropClosed, DropMalformed}
-
-// numTypes counts the frame types we keep apart in statistics: the five
-// known types and one bucket for every unknown type.
-const numTypes = int(wire.TypeWakeupBroadcast) + 2
-
-func typeIndex(t wire.FrameType) int {
-	if int(t) < numTypes-1 {
-		return int(t)
-	}
-	return numTypes - 1
+// dropNames are the stable names of Drop: admin replies and metric labels.
+var dropNames = [numDrops]string{
+	DropProtocolQueueFull: "protocol_queue_full",
+	DropTrafficQueueFull:  "traffic_queue_full",
+	DropClosed:            "closed",
+	DropMalformed:         "malformed",
 }
 
-func typeName(i int) string {
-	if i < numTypes-1 {
-		return wire.FrameType(i).String()
-	}
-	return "unknown"
-}
+// String is the reason's stable name, the key it has in Stats.Drops.
+func (d Drop) String() string { return enum.Name(dropNames[:], d, "drop") }
 
 type counter struct{ frames, bytes atomic.Uint64 }
 
@@ -49,19 +45,12 @@ func (c *counter) add(n int) {
 
 type counters struct {
 	since   time.Time
-	in, out [numTypes]counter
-	drops   [len(dropReasons)]atomic.Uint64
+	in, out [wire.CountedTypes]counter
+	drops   [numDrops]atomic.Uint64
 	writes  atomic.Uint64
 }
 
-func (s *counters) drop(reason string) {
-	for i, r := range dropReasons {
-		if r == reason {
-			s.drops[i].Add(1)
-			return
-		}
-	}
-}
+func (s *counters) drop(d Drop) { s.drops[d].Add(1) }
 
 // Counter is a number of frames and their total size in bytes.
 type Counter struct {
@@ -79,7 +68,7 @@ type Stats struct {
 	// "wakeup_broadcast", "unknown"). Types never seen are absent.
 	In  map[string]Counter `json:"in"`
 	Out map[string]Counter `json:"out"`
-	// Drops counts frames Send refused, keyed by the Drop* reasons.
+	// Drops counts frames Send refused, keyed by Drop.String.
 	// Reasons that never happened are absent.
 	Drops map[string]uint64 `json:"drops"`
 	// Writes counts writes to the connection. Frames out divided by writes
@@ -96,6 +85,7 @@ type Stats struct {
 
 // Stats returns a snapshot of the link's counters.
 func (c *Conn) Stats() Stats {
+	trafficFrames, trafficBytes := c.trafficQ.queued()
 	s := Stats{
 		ConnectedSince: c.stats.since,
 		In:             map[string]Counter{},
@@ -103,22 +93,22 @@ func (c *Conn) Stats() Stats {
 		Drops:          map[string]uint64{},
 		Writes:         c.stats.writes.Load(),
 		ProtocolQueued: len(c.protoQ.ch),
-		TrafficQueued:  len(c.trafficQ.ch),
+		TrafficQueued:  trafficFrames,
 
 		ProtocolQueuedBytes: c.protoQ.bytes.Load(),
-		TrafficQueuedBytes:  c.trafficQ.bytes.Load(),
+		TrafficQueuedBytes:  trafficBytes,
 	}
-	for i := range numTypes {
+	for i := range wire.CountedTypes {
 		if f := c.stats.in[i].frames.Load(); f > 0 {
-			s.In[typeName(i)] = Counter{Frames: f, Bytes: c.stats.in[i].bytes.Load()}
+			s.In[wire.SlotName(i)] = Counter{Frames: f, Bytes: c.stats.in[i].bytes.Load()}
 		}
 		if f := c.stats.out[i].frames.Load(); f > 0 {
-			s.Out[typeName(i)] = Counter{Frames: f, Bytes: c.stats.out[i].bytes.Load()}
+			s.Out[wire.SlotName(i)] = Counter{Frames: f, Bytes: c.stats.out[i].bytes.Load()}
 		}
 	}
-	for i, r := range dropReasons {
-		if n := c.stats.drops[i].Load(); n > 0 {
-			s.Drops[r] = n
+	for d := range numDrops {
+		if n := c.stats.drops[d].Load(); n > 0 {
+			s.Drops[d.String()] = n
 		}
 	}
 	return s

@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"bytes"
 	"log/slog"
 	"runtime"
 	"runtime/metrics"
@@ -66,10 +67,10 @@ func TestChurnLeavesNoLiveHeap(t *testing.T) {
 		}
 		testhelp.WaitFor(t, "B peered with A", 10*time.Second, func() bool { return len(mb.Peers()) == 1 })
 		for range 10 {
-			if err := nodeB.SendTo(nodeC.PublicKey(), payload); err != nil {
+			if err := nodeB.SendBuffer(nodeC.PublicKey(), bytes.Clone(payload), 0); err != nil {
 				t.Fatal(err)
 			}
-			if err := nodeC.SendTo(nodeB.PublicKey(), payload[:100]); err != nil {
+			if err := nodeC.SendBuffer(nodeB.PublicKey(), bytes.Clone(payload[:100]), 0); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(2 * time.Millisecond)

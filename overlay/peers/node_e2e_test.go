@@ -37,7 +37,7 @@ func TestNodesOverRealLinks(t *testing.T) {
 		// Routes take a moment to form; resend until one gets through.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			if err := from.SendTo(to.PublicKey(), payload); err != nil {
+			if err := from.SendBuffer(to.PublicKey(), bytes.Clone(payload), 0); err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -89,7 +89,7 @@ func TestNodesOverRealLinks(t *testing.T) {
 	// A stream of payloads from A to C arrives complete and in order.
 	const n = 500
 	for i := range n {
-		if err := nodeA.SendTo(nodeC.PublicKey(), []byte(fmt.Sprintf("%04d", i))); err != nil {
+		if err := nodeA.SendBuffer(nodeC.PublicKey(), []byte(fmt.Sprintf("%04d", i)), 0); err != nil {
 			t.Fatal(err)
 		}
 		if i%50 == 49 {

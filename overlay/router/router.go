@@ -341,7 +341,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 		t = m.Type()
 	}
 	if from == LocalPort || from > MaxPort || r.peers[from] == nil {
-		r.stats.in[typeIndex(t)].Add(1)
+		r.stats.in[wire.CountSlot(t)].Add(1)
 		r.stats.drop(DropUnknownPort)
 		return r.end()
 	}
@@ -350,7 +350,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 		r.applyVerdict(f, r.Publish(now).Route(now, f, from))
 		return r.end()
 	}
-	r.stats.in[typeIndex(t)].Add(1)
+	r.stats.in[wire.CountSlot(t)].Add(1)
 	switch m := m.(type) {
 	case *wire.TreeAnnouncement:
 		r.handleAnnouncement(now, p, m)
@@ -529,7 +529,7 @@ func (r *Router) sendMany(ports []Port, m wire.Message) {
 }
 
 func (r *Router) queue(port Port, t wire.FrameType, frame []byte) {
-	r.stats.out[typeIndex(t)].Add(1)
+	r.stats.out[wire.CountSlot(t)].Add(1)
 	r.out = append(r.out, Action{Kind: ActionSend, Port: port, Frame: frame, Type: t, Protocol: t.IsProtocol()})
 }
 

@@ -147,27 +147,10 @@ func (e *ProtocolError) Error() string {
 
 func (e *ProtocolError) Unwrap() error { return e.Err }
 
-// numFrameTypes counts types 0–4 plus one bucket for all unknown types.
-const numFrameTypes = int(wire.TypeWakeupBroadcast) + 2
-
-func typeIndex(t wire.FrameType) int {
-	if int(t) < numFrameTypes-1 {
-		return int(t)
-	}
-	return numFrameTypes - 1
-}
-
-func typeName(i int) string {
-	if i == numFrameTypes-1 {
-		return "unknown"
-	}
-	return wire.FrameType(i).String()
-}
-
 // counters are shared by a Router and all its Snapshots: the data plane
 // counts without the control lock, so they are atomics.
 type counters struct {
-	in, out       [numFrameTypes]atomic.Uint64
+	in, out       [wire.CountedTypes]atomic.Uint64
 	drops         [numDropReasons]atomic.Uint64
 	disconnects   [numDisconnectReasons]atomic.Uint64
 	delivered     atomic.Uint64
@@ -218,10 +201,10 @@ func (c *counters) snapshot() Stats {
 	}
 	for i := range c.in {
 		if v := c.in[i].Load(); v > 0 {
-			s.FramesIn[typeName(i)] = v
+			s.FramesIn[wire.SlotName(i)] = v
 		}
 		if v := c.out[i].Load(); v > 0 {
-			s.FramesOut[typeName(i)] = v
+			s.FramesOut[wire.SlotName(i)] = v
 		}
 	}
 	// Every reason, zeros too: a counter series that exists from the

@@ -193,3 +193,24 @@ func (u *Unknown) Type() FrameType { return u.FrameType }
 func (u *Unknown) Append(dst []byte) ([]byte, error) {
 	return dst, fmt.Errorf("cannot encode a frame of unknown type %d", u.FrameType)
 }
+
+// CountedTypes is how many frame types statistics keep apart: the five
+// known types, and one slot that every unknown type shares.
+const CountedTypes = int(TypeWakeupBroadcast) + 2
+
+// CountSlot is t's slot in a per-type counter array of CountedTypes.
+func CountSlot(t FrameType) int {
+	if int(t) < CountedTypes-1 {
+		return int(t)
+	}
+	return CountedTypes - 1
+}
+
+// SlotName is the stable name of counter slot i, a metric label and admin
+// key: the type's String, or "unknown" for the shared slot.
+func SlotName(i int) string {
+	if i < CountedTypes-1 {
+		return FrameType(i).String()
+	}
+	return "unknown"
+}
