@@ -47,6 +47,10 @@ type Experiment struct {
 	// TickJitter is Config.TickJitter (0: DefaultTickJitter, negative:
 	// lockstep ticks); the jitter is seeded with Seed.
 	TickJitter time.Duration
+	// TraceLosses turns the loss tracer on (Network.TraceLosses): every
+	// lost first packet and reply is given a cause, counted in
+	// Result.LateLosses and Result.SteadyLosses.
+	TraceLosses bool
 	// ConvergeLimit bounds the wait for convergence; 0 means 5 minutes.
 	ConvergeLimit time.Duration
 	// Window is the steady-state window for control traffic and delivery;
@@ -154,6 +158,12 @@ type Result struct {
 	// ColdStart is the share of round trips delivered in each cold-start
 	// round (T in seconds from the start).
 	ColdStart []Point `json:"cold_start"`
+	// LateLosses counts, with Experiment.TraceLosses, the lost requests
+	// and replies by cause in the cold-start rounds from the first with
+	// ≥ 99 % on: why the last first packets are late.
+	LateLosses Losses `json:"late_losses,omitempty"`
+	// SteadyLosses counts the same over the steady-state window.
+	SteadyLosses Losses `json:"steady_losses,omitempty"`
 	// Steady-state delivery over the window's probe rounds.
 	SteadyRounds     int     `json:"steady_rounds"`
 	SteadyRequests   float64 `json:"steady_first_packet_ratio"`
@@ -242,6 +252,10 @@ func (x Experiment) Run() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if x.TraceLosses {
+		net.TraceLosses(true)
+		res.LateLosses, res.SteadyLosses = Losses{}, Losses{}
+	}
 	var largest []*Node
 	for _, c := range net.Components() {
 		if len(c) > len(largest) {
@@ -290,6 +304,9 @@ func (x Experiment) Run() (*Result, error) {
 		if res.Converge99Seconds < 0 && float64(ok) >= 0.99*float64(len(pairs)) {
 			res.Converge99Seconds = at.Seconds()
 		}
+		if res.Converge99Seconds >= 0 && r.Losses != nil {
+			res.LateLosses.Merge(r.Losses)
+		}
 		progress(net, fmt.Sprintf("cold start: %d/%d pairs", ok, len(pairs)))
 		if ok == len(pairs) {
 			res.ConvergeSeconds = at.Seconds()
@@ -321,6 +338,9 @@ func (x Experiment) Run() (*Result, error) {
 		net.ForgetCoords()
 		r := net.Probe(pairs, window)
 		res.SteadyRounds++
+		if r.Losses != nil {
+			res.SteadyLosses.Merge(r.Losses)
+		}
 		requests += r.Requests
 		trips += roundTrips(r)
 		for i := range pairs {

@@ -98,6 +98,9 @@ type ProbeResult struct {
 	RepliesByTree int
 	// Failed lists the pairs whose request or reply was lost.
 	Failed []Pair
+	// Losses counts the lost requests and replies by cause while the loss
+	// tracer is on (Network.TraceLosses); nil otherwise.
+	Losses Losses
 	// RequestHops and ReplyHops are, by pair, the links the request and
 	// the reply crossed, or -1 when it did not reach its node.
 	RequestHops, ReplyHops []int
@@ -193,6 +196,9 @@ func (n *Network) Probe(pairs []Pair, window time.Duration) ProbeResult {
 		} else {
 			res.Failed = append(res.Failed, p)
 		}
+	}
+	if n.fates != nil {
+		res.Losses = n.attributeLosses(round, pairs, requests, replies)
 	}
 	return res
 }

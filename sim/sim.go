@@ -237,6 +237,9 @@ type Network struct {
 	nodes      []*Node
 	deliveries []Delivery
 	stats      Stats
+	// fates is the loss tracer's record of probe frames, nil while it is
+	// off (trace.go).
+	fates map[probeID]*probeFate
 }
 
 // New returns an empty network at the start of its clock.
@@ -382,6 +385,16 @@ func (n *Network) RemoveNode(node *Node) {
 // SendTraffic, the WriteTo of the reference).
 func (n *Network) Send(from *Node, to wire.PublicKey, payload []byte) {
 	if from.removed {
+		return
+	}
+	if n.fates != nil {
+		f := wire.Traffic{Destination: to, Payload: payload}
+		if c, ok := from.Router.CoordCache().Get(to, n.Now()); ok {
+			f.DestinationCoords = c
+		}
+		n.apply(from, n.traceTraffic(from, &f, 0, func() []router.Action {
+			return from.Router.SendTraffic(n.Now(), to, payload)
+		}), 0)
 		return
 	}
 	n.apply(from, from.Router.SendTraffic(n.Now(), to, payload), 0)
@@ -559,6 +572,15 @@ func (n *Network) Step() bool {
 			// A link reader that cannot parse a frame drops the peer.
 			n.stats.DecodeErrors++
 			n.Disconnect(e.link)
+			return true
+		}
+		if f, ok := m.(*wire.Traffic); ok && n.fates != nil {
+			// The tracer looks at the frame as it arrived: the Router
+			// updates it in place.
+			in := *f
+			n.apply(node, n.traceTraffic(node, &in, e.hops, func() []router.Action {
+				return node.Router.HandleFrame(n.Now(), e.port, m)
+			}), e.hops)
 			return true
 		}
 		n.apply(node, node.Router.HandleFrame(n.Now(), e.port, m), e.hops)

@@ -93,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	wakeupRefresh := fs.Duration("wakeup-refresh", 0, "tuned timers: mean period of each node's periodic wakeup flood (0: the router's default, negative: none)")
 	fastWindow := fs.Duration("fast-bootstrap-window", 0, "tuned timers: how long after a parent, root or descending change a node bootstraps every second (0: the router's default, negative: never)")
 	tickJitter := fs.Duration("tick-jitter", sim.DefaultTickJitter, "each router tick comes late by up to this much, seeded (negative: lockstep ticks)")
+	traceLosses := fs.Bool("trace-losses", false, "follow every probe hop by hop and print why each lost first packet or reply was lost, counted by cause, for the late cold-start rounds (from the first ≥ 99 % round) and the steady state")
 	window := fs.Duration("window", time.Minute, "steady-state window for control traffic, delivery and stretch")
 	recovery := fs.Duration("recovery", time.Minute, "how long delivery is followed after each failure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -153,6 +154,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	x := sim.Experiment{Graph: g, Seed: *seed, Pairs: *pairs, Latency: *latency, Signatures: *sigs,
 		WakeupOriginators: *wakeups, Window: *window, Recovery: *recovery,
 		ReferenceTimers: *refTimers, WakeupRefresh: *wakeupRefresh, FastBootstrapWindow: *fastWindow, TickJitter: *tickJitter,
+		TraceLosses: *traceLosses,
 		Progress: func(p sim.Progress) {
 			if time.Since(lastProgress) < *progressEvery {
 				return
@@ -171,6 +173,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		WallSeconds: time.Since(begin).Seconds(), UserCPUSeconds: userCPU(), PeakRSSBytes: peakRSS(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		StretchSNEK: cdf(res.StretchSNEKSamples), StretchTree: cdf(res.StretchTreeSamples)}
 	printReport(stdout, &rep)
+	if *traceLosses {
+		printLosses(stdout, "losses in cold-start rounds from the first ≥ 99 % one", res.LateLosses)
+		printLosses(stdout, "losses in the steady state", res.SteadyLosses)
+	}
 	if *jsonOut != "" {
 		b, err := json.MarshalIndent(&rep, "", "  ")
 		if err != nil {

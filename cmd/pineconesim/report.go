@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -106,6 +107,27 @@ func printReport(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(tw, "failures\t%s; %s\n", r.Result.LinkFailure.What, r.Result.NodeFailure.What)
 	tw.Flush()
+}
+
+// printLosses prints the loss tracer's counts by cause, most frequent
+// first.
+func printLosses(w io.Writer, title string, l sim.Losses) {
+	total := 0
+	causes := make([]string, 0, len(l))
+	for k, v := range l {
+		causes = append(causes, k)
+		total += v
+	}
+	slices.SortFunc(causes, func(a, b string) int {
+		if l[a] != l[b] {
+			return l[b] - l[a]
+		}
+		return strings.Compare(a, b)
+	})
+	fmt.Fprintf(w, "%s: %d\n", title, total)
+	for _, k := range causes {
+		fmt.Fprintf(w, "  %6d  %s\n", l[k], k)
+	}
 }
 
 // writeResults writes docs/simulation/RESULTS.md: one column per graph.
