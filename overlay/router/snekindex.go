@@ -2,6 +2,7 @@ package router
 
 import (
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -121,12 +122,10 @@ func (s *Snapshot) nextHopTraffic(now time.Time, dest wire.PublicKey, w wire.Wat
 			if !e.origin.Less(b.bestKey) && e.origin != dest {
 				break
 			}
-			v := e.ver.Load()
-			if !now.Before(v.expires) || (wire.Watermark{Key: e.origin, Seq: v.seq}).WorseThan(w) {
-				continue
+			if v, ok := usableRoute(e.ver, e.origin, now, w); ok {
+				b.take(e.origin, v.seq, e.source)
+				break
 			}
-			b.take(e.origin, v.seq, e.source)
-			break
 		}
 	}
 	return s.preferLink(&b)
@@ -165,14 +164,23 @@ func (s *Snapshot) nextHopBootstrap(now time.Time, dest wire.PublicKey, w wire.W
 	}
 	for ; j < len(routes) && routes[j].origin.Less(b.bestKey); j++ {
 		e := routes[j]
-		v := e.ver.Load()
-		if !now.Before(v.expires) || (wire.Watermark{Key: e.origin, Seq: v.seq}).WorseThan(w) {
-			continue
+		if v, ok := usableRoute(&e.ver, e.origin, now, w); ok {
+			b.take(e.origin, v.seq, e.source)
+			break
 		}
-		b.take(e.origin, v.seq, e.source)
-		break
 	}
 	return s.preferLink(&b)
+}
+
+// usableRoute is a SNEK route's current version, and whether the route
+// may carry a frame with watermark w at now: not expired, and its own
+// watermark no worse than the frame's (docs/protocol.md §6.3).
+func usableRoute(ver *atomic.Pointer[routeVersion], origin wire.PublicKey, now time.Time, w wire.Watermark) (*routeVersion, bool) {
+	v := ver.Load()
+	if !now.Before(v.expires) || (wire.Watermark{Key: origin, Seq: v.seq}).WorseThan(w) {
+		return nil, false
+	}
+	return v, true
 }
 
 // preferLink ends the indexed searches: of several links to the best key,
