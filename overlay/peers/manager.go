@@ -361,13 +361,23 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	m.mu.Lock()
 	m.reserved--
 	closed := m.closed
+	// allowed_keys again, now that the peering is in the node's registry:
+	// a reload that tightened the list between check and Attach swept the
+	// registry before this peering was in it. Either this sees the new
+	// list, or the reload's sweep (after its update under m.mu) sees the
+	// peering.
+	allowed := m.allowedLocked(info)
 	if !closed {
 		m.live++
 	}
 	m.mu.Unlock()
 	c.Start(port, m.sw)
-	if closed {
+	switch {
+	case closed:
 		c.Close(ErrClosed)
+	case !allowed:
+		log.Info("closing peering no longer in allowed_keys", "peer", key, "port", uint8(port))
+		c.Close(ErrNotAllowed)
 	}
 	start := time.Now()
 	// The one line per peering event that the daemon logs at info level

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -479,4 +480,41 @@ func TestRefusedByAllowedKeysNotLoggedConnected(t *testing.T) {
 	if st := mb.List(); !strings.Contains(st[0].LastError, "refused by the remote?") {
 		t.Fatalf("status %+v", st)
 	}
+}
+
+// attachHookNode is a fakeNode that runs a hook at the start of Attach:
+// what lands between the manager's checks and the node's registry.
+type attachHookNode struct {
+	*fakeNode
+	beforeAttach func()
+}
+
+func (n *attachHookNode) Attach(info overlay.PeerInfo, l overlay.Link) (router.Port, error) {
+	if n.beforeAttach != nil {
+		n.beforeAttach()
+	}
+	return n.fakeNode.Attach(info, l)
+}
+
+// A reload that tightens allowed_keys while a peering has passed the
+// check but is not yet attached (so the reload's sweep cannot see it)
+// still ends that peering: it does not slip in under the old list.
+func TestAllowedKeysTightenedDuringAttach(t *testing.T) {
+	testhelp.CheckNoLeak(t)
+	na := &attachHookNode{fakeNode: newFakeNode()}
+	log, _ := testhelp.NewLogger(t)
+	ma := startManager(t, Config{PrivateKey: privA, Listen: mkURIs("tcp://127.0.0.1:0"), Logger: log}, na)
+	var once sync.Once
+	na.beforeAttach = func() { once.Do(func() { ma.SetAllowedKeys([]wire.PublicKey{keyC}) }) }
+	newManager(t, Config{Static: mkURIs(ma.ListenAddrs()[0].String()),
+		Backoff: Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}}, privB)
+	testhelp.WaitFor(t, "B's peering attached and then closed as not allowed", 5*time.Second, func() bool {
+		for _, err := range na.detachReasons() {
+			if errors.Is(err, ErrNotAllowed) {
+				return true
+			}
+		}
+		return false
+	})
+	testhelp.WaitFor(t, "no peering left on A", 5*time.Second, func() bool { return na.live() == 0 })
 }
