@@ -297,15 +297,10 @@ func TestDaemonAdminAPI(t *testing.T) {
 	}
 
 	// Metrics over HTTP.
-	resp, err := http.Get("http://" + b.d.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrapeMetrics(t, b.d)
 	for _, want := range []string{`pineconed_build_info{`, `pineconed_peers{transport="tcp"} 1`, `pineconed_handshakes_total{result="ok"}`,
 		`pineconed_lookup_duration_seconds_bucket{result="found"`} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}

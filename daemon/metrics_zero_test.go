@@ -19,16 +19,7 @@ import (
 // `pineconed_peers == 0` can fire.
 func TestMetricsZeroSeries(t *testing.T) {
 	a := startNode(t, "")
-	resp, err := http.Get("http://" + a.d.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(body)
+	text := scrapeMetrics(t, a.d)
 	for _, want := range []string{
 		`pineconed_peers{transport="tcp"} 0`,
 		`pineconed_peers{transport="ws"} 0`,
@@ -81,4 +72,19 @@ func TestStaticPeerDownListed(t *testing.T) {
 	if st.StaticPeers[admin.StaticStateConnected] != 0 || st.StaticPeers[admin.StaticStateDialling]+st.StaticPeers[admin.StaticStateWaiting] != 1 {
 		t.Fatalf("static_peers %v", st.StaticPeers)
 	}
+}
+
+// scrapeMetrics fetches the daemon's /metrics page as Prometheus would.
+func scrapeMetrics(t *testing.T, d *Daemon) string {
+	t.Helper()
+	resp, err := http.Get("http://" + d.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -28,16 +26,7 @@ func trafficIn(t *testing.T, ctx context.Context, n *testNode) (stats, peers uin
 	for _, p := range ps {
 		peers += p.FramesIn
 	}
-	resp, err := http.Get("http://" + n.d.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(scrapeMetrics(t, n.d), "\n") {
 		if strings.HasPrefix(l, `pineconed_frames_total{direction="in",type="traffic"} `) {
 			metric = strings.Fields(l)[1]
 		}
