@@ -106,7 +106,14 @@ func TestSeveralListeners(t *testing.T) {
 	if len(peers) != 4 || peers[0].Port != 1 || peers[3].Port != 4 {
 		t.Fatalf("peers: %+v", peers)
 	}
-	if st := peers[0].Stats; st.In["tree_announcement"].Frames != 1 || st.Out["tree_announcement"].Frames != 1 {
+	// The peering is live once both ends attached; A's first announcement
+	// may still be on the wire, so wait for it rather than race it.
+	var st link.Stats
+	testhelp.WaitFor(t, "the first announcement each way in the link stats", 5*time.Second, func() bool {
+		st = mb.Peers()[0].Stats
+		return st.In["tree_announcement"].Frames >= 1 && st.Out["tree_announcement"].Frames >= 1
+	})
+	if st.In["tree_announcement"].Frames != 1 || st.Out["tree_announcement"].Frames != 1 {
 		t.Fatalf("link stats not exposed: %+v", st)
 	}
 }
