@@ -167,6 +167,9 @@ type Router struct {
 	routesChanged bool
 	// clones is, per port, the evidence of a clone of our key.
 	clones [MaxPort + 1]cloneWatch
+	// annOut is, per port, what we last announced on it and whether the
+	// peer's answer to it is still to come (tree.go, isEcho).
+	annOut [MaxPort + 1]annOutState
 
 	out []Action
 }
@@ -288,6 +291,7 @@ func (r *Router) PeerDown(now time.Time, port Port) []Action {
 func (r *Router) removePeer(now time.Time, port Port) {
 	r.peers[port] = nil
 	r.clones[port] = cloneWatch{}
+	r.annOut[port] = annOutState{}
 	r.npeers--
 	r.dirty, r.tableDirty = true, true
 	r.deleteRoutes(func(e *snekEntry) bool { return e.source == port || e.dest == port })
