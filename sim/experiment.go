@@ -127,6 +127,9 @@ type Recovery struct {
 	Seconds99 float64 `json:"seconds_to_99"`
 	// Seconds100 is the same for a round with 100 %, -1 if none.
 	Seconds100 float64 `json:"seconds_to_first_100"`
+	// Losses counts, with Experiment.TraceLosses, the lost requests and
+	// replies of all rounds by cause.
+	Losses Losses `json:"losses,omitempty"`
 }
 
 // Result holds every figure of an Experiment.
@@ -467,6 +470,12 @@ func (x Experiment) recover(net *Network, all []Pair, window time.Duration, what
 		at := net.Elapsed() - start
 		net.ForgetCoords()
 		r := net.Probe(pairs, window)
+		if r.Losses != nil {
+			if rec.Losses == nil {
+				rec.Losses = Losses{}
+			}
+			rec.Losses.Merge(r.Losses)
+		}
 		ratio := float64(roundTrips(r)) / float64(max(1, len(pairs)))
 		rec.Series = append(rec.Series, Point{T: at.Seconds(), Ratio: ratio, Pairs: len(pairs)})
 		rec.Min = min(rec.Min, ratio)
