@@ -37,6 +37,7 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/defaults"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -74,24 +75,12 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.CacheTTL <= 0 {
-		c.CacheTTL = 10 * time.Minute
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = time.Second
-	}
-	if c.MaxQueue <= 0 {
-		c.MaxQueue = 64
-	}
-	if c.MaxPending <= 0 {
-		c.MaxPending = 256
-	}
-	if c.MaxCache <= 0 {
-		c.MaxCache = 16384
-	}
-	if c.Rand == nil {
-		c.Rand = rand.Reader
-	}
+	defaults.IfNotPositive(&c.CacheTTL, 10*time.Minute)
+	defaults.IfNotPositive(&c.RetryInterval, time.Second)
+	defaults.IfNotPositive(&c.MaxQueue, 64)
+	defaults.IfNotPositive(&c.MaxPending, 256)
+	defaults.IfNotPositive(&c.MaxCache, 16384)
+	defaults.IfZero(&c.Rand, rand.Reader)
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/defaults"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/peers/peeruri"
@@ -33,18 +34,10 @@ const (
 )
 
 func (b Backoff) withDefaults() Backoff {
-	if b.Min <= 0 {
-		b.Min = DefaultBackoffMin
-	}
-	if b.Max <= 0 {
-		b.Max = DefaultBackoffMax
-	}
-	if b.Max < b.Min {
-		b.Max = b.Min
-	}
-	if b.Stable <= 0 {
-		b.Stable = DefaultBackoffStable
-	}
+	defaults.IfNotPositive(&b.Min, DefaultBackoffMin)
+	defaults.IfNotPositive(&b.Max, DefaultBackoffMax)
+	b.Max = max(b.Max, b.Min)
+	defaults.IfNotPositive(&b.Stable, DefaultBackoffStable)
 	return b
 }
 
