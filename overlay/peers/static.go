@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -175,10 +176,7 @@ func (m *Manager) Remove(u peeruri.URI) error {
 // List returns the static peers' status, ordered by URI.
 func (m *Manager) List() []StaticPeer {
 	m.mu.Lock()
-	sps := make([]*staticPeer, 0, len(m.static))
-	for _, sp := range m.static {
-		sps = append(sps, sp)
-	}
+	sps := slices.Collect(maps.Values(m.static))
 	m.mu.Unlock()
 	out := make([]StaticPeer, 0, len(sps))
 	for _, sp := range sps {
