@@ -60,8 +60,12 @@
 //   - Reparent wait: a parent that re-signs the same root update with a new
 //     path (it moved in the tree) is followed at once; the reference
 //     becomes root for ReparentWait (1 s), which is bad news for its whole
-//     subtree in turn. An identical repeat, a weaker root or a loop still
-//     wait as in the reference.
+//     subtree in turn. So is the parent's identical answer to an
+//     announcement of ours with a weaker root that crossed its own (within
+//     ReparentWait of it): at a cold start nearly every node got one, and
+//     the tree took three ReparentWait rounds to form instead of one. Other
+//     identical repeats, a weaker root or a loop still wait as in the
+//     reference.
 //
 // All other timers (announcement refresh and timeout, route expiry, the
 // coordinate cache, the wakeup repeat guard and seen expiry) are the

@@ -320,9 +320,8 @@ func (r *Router) decide(now time.Time, p *peerInfo, last wire.Root, first, moved
 			// subtree below for a second or more. The new path is loop-free
 			// (it does not hold our key) and as fresh as the parent's
 			// choice, so we follow the parent at once and pass the update
-			// on. An identical copy is still bad news: ignoring it formed
-			// the tree faster but made recovery from a failure three times
-			// slower in the simulator (docs/simulation/README.md).
+			// on. An identical copy is still bad news unless it answers an
+			// announcement of ours that crossed the parent's (isEcho).
 			r.dirty = true
 			r.sendAnnouncementToAll()
 		case !loop && delta == 0 && a.root.Seq == last.Seq && r.isEcho(now, p.port, a.root):
