@@ -327,6 +327,7 @@ func (r *Router) decide(now time.Time, p *peerInfo, last wire.Root, first, moved
 		case !loop && delta == 0 && a.root.Seq == last.Seq && r.isEcho(now, p.port, a.root):
 			// The parent's answer to an announcement of ours that crossed
 			// its own (isEcho): nothing has changed.
+		case loop && r.reselectAfterLoop(now):
 		case loop, delta < 0, delta == 0 && a.root.Seq == last.Seq:
 			// Bad news from the parent: our path to the root is broken or
 			// the parent only re-signed an old update.
@@ -355,6 +356,28 @@ func (r *Router) decide(now time.Time, p *peerInfo, last wire.Root, first, moved
 			r.bootstrapSoon(now)
 		}
 	}
+}
+
+// reselectAfterLoop is what the tuned Router does when the parent's
+// announcement comes back through us: if another peer offers the same
+// root, loop-free and no older, it takes that peer at once instead of
+// becoming root for ReparentWait (the reference), and reports true.
+func (r *Router) reselectAfterLoop(now time.Time) bool {
+	if r.opts.ReferenceTimers {
+		return false
+	}
+	root := r.currentRoot()
+	for _, q := range r.peers {
+		if q == nil || q.ann == nil || q.port == r.parent || q.ann.root.Key != root.Key || q.ann.root.Seq < root.Seq ||
+			q.ann.hasKey(r.key) || now.Sub(q.ann.received) >= AnnouncementTimeout {
+			continue
+		}
+		if r.selectParent(now) {
+			r.bootstrapSoon(now)
+		}
+		return true
+	}
+	return false
 }
 
 // becomeRoot makes this node the root of its own tree with a new sequence

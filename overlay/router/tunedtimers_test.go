@@ -246,3 +246,39 @@ func TestCrossingAnswerIsNotBadNews(t *testing.T) {
 		}
 	}
 }
+
+// TestParentLoopTakesAnotherPeer: the parent's new path runs through us
+// (it took an older announcement of ours). The reference becomes root for
+// ReparentWait; tuned, a peer that offers the same root loop-free is taken
+// at once, and with none the node still waits.
+func TestParentLoopTakesAnotherPeer(t *testing.T) {
+	// M's new path: C, D, A (us), M.
+	looped := rootedAt(privC, 1, 4).Signed(privD, 5).Signed(privA, 7).Signed(privM, 1)
+	for _, tc := range []struct {
+		name     string
+		ref, alt bool
+	}{{"tuned", false, true}, {"tuned, no other peer", false, false}, {"reference", true, true}} {
+		r := New(privA, Options{DisableWakeups: true, ReferenceTimers: tc.ref})
+		r.PeerUp(t0, 1, keyM, PeerRemote)
+		r.PeerUp(t0, 2, keyB, PeerRemote)
+		mustNoDisconnect(t, feed(t, r, t0, 1, rootedAt(privC, 1, 1).Signed(privM, 1)))
+		if tc.alt {
+			mustNoDisconnect(t, feed(t, r, t0, 2, rootedAt(privC, 1, 3).Signed(privB, 1)))
+		}
+		if r.Parent() != 1 {
+			t.Fatalf("%s: set-up: parent %v", tc.name, r.Parent())
+		}
+		now := t0.Add(1300 * time.Millisecond)
+		mustNoDisconnect(t, feed(t, r, now, 1, looped))
+		wantWait := tc.ref || !tc.alt
+		if wantWait {
+			if r.Parent() != NoPort || !r.waiting {
+				t.Errorf("%s: parent %v, waiting %v after the parent's loop; want bad news", tc.name, r.Parent(), r.waiting)
+			}
+			continue
+		}
+		if r.Parent() != 2 || r.waiting || r.Root() != (wire.Root{Key: keyC, Seq: 1}) || !r.Coords().Equal(wire.Coordinates{3, 1}) {
+			t.Errorf("%s: parent %v, waiting %v, root %v, coords %v; want B on port 2 at once", tc.name, r.Parent(), r.waiting, r.Root(), r.Coords())
+		}
+	}
+}
