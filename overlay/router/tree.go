@@ -73,7 +73,12 @@ func (r *Router) sendAnnouncement(a *wire.TreeAnnouncement, sig wire.Signature, 
 	hops := make([]wire.AnnouncementHop, len(a.Hops), len(a.Hops)+1)
 	copy(hops, a.Hops)
 	hops = append(hops, wire.AnnouncementHop{Port: uint64(port), Key: r.key, Signature: sig})
-	r.annOut[port].note(r.clock, a.Root)
+	o := r.annOut[port]
+	if o == nil {
+		o = &annOutState{}
+		r.annOut[port] = o
+	}
+	o.note(r.clock, a.Root)
 	r.send(port, &wire.TreeAnnouncement{Root: a.Root, Hops: hops})
 }
 
@@ -121,8 +126,8 @@ func (o *annOutState) note(now time.Time, root wire.Root) {
 // round trip; a repeat with no weaker announcement of ours in the
 // ReparentWait before it is still bad news.
 func (r *Router) isEcho(now time.Time, port Port, root wire.Root) bool {
-	o := &r.annOut[port]
-	return !r.opts.ReferenceTimers && o.root.Key == root.Key && !o.weakerAt.IsZero() && now.Sub(o.weakerAt) < ReparentWait
+	o := r.annOut[port]
+	return !r.opts.ReferenceTimers && o != nil && o.root.Key == root.Key && !o.weakerAt.IsZero() && now.Sub(o.weakerAt) < ReparentWait
 }
 
 // sendAnnouncementToAll re-signs the current root announcement for every
