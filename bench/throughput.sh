@@ -17,6 +17,8 @@
 #     bench/throughput.sh   # a second line of namespaces runs these binaries
 #                           # (paths alt1, alt2), measured in the same rounds
 #   PATHS="pcd2 alt2" KINDS="1 P4" bench/throughput.sh   # only these
+#   PROFILE_DIR=/tmp/prof bench/throughput.sh   # CPU profile of every daemon
+#                           # on a pineconed path during its first 1-stream run
 #
 # Needs ip (iproute2), iperf3, ping, go. For wireguard-go also the `wg`
 # tool (apt-get install wireguard-tools) and the wireguard-go binary
@@ -184,7 +186,14 @@ if [[ -n $wg_go ]] && ! command -v wg >/dev/null; then
 fi
 
 # One pineconed per namespace: a dials b, b dials c.
-declare -A dpid
+declare -A dpid dns
+if [[ -n ${PROFILE_DIR:-} ]]; then
+	command -v curl >/dev/null || {
+		echo "throughput.sh: PROFILE_DIR needs curl" >&2
+		exit 2
+	}
+	mkdir -p "$PROFILE_DIR"
+fi
 start_daemon() { # start_daemon NAME NS STATIC_URI [BINDIR]
 	local name=$1 ns=$2 static=$3 bin=${4:-$work} dir="$work/$1"
 	mkdir -p "$dir"
@@ -204,8 +213,9 @@ socket = "$dir/admin.sock"
 listen = ""
 EOF
 	# ip netns exec execs the daemon: $! is its PID.
-	ip netns exec "$ns" "$bin/pineconed" -config "$dir/pineconed.toml" >"$dir/pineconed.log" 2>&1 &
-	dpid[$name]=$!
+	# Each namespace has its own loopback: the same pprof port in all.
+	ip netns exec "$ns" "$bin/pineconed" -config "$dir/pineconed.toml" ${PROFILE_DIR:+-debug-pprof 127.0.0.1:6060} >"$dir/pineconed.log" 2>&1 &
+	dpid[$name]=$! dns[$name]=$ns
 	wait_until "pineconed in $ns to answer" 200 "$bin/pineconectl" --socket "$dir/admin.sock" status ||
 		{ cat "$dir/pineconed.log" >&2; exit 1; }
 }
@@ -296,6 +306,17 @@ for n in $daemons; do idle_rss[$n]=$(rss_kib "${dpid[$n]}"); done
 echo "idle ping (20 × 0.1 s per path)…" >&2
 for p in $paths; do ping_times "${from[$p]}" "${target[$p]}" 20 0.1 "$work/idle-$p"; done
 
+# involved PATH: the daemons that carry the path's packets.
+involved() {
+	case $1 in
+	veth) echo "" ;;
+	wg1) echo "wa wb" ;;
+	pcd1) echo "a b" ;;
+	pcd2) echo "a b c" ;;
+	alt1) echo "xa xb" ;;
+	alt2) echo "xa xb xc" ;;
+	esac
+}
 # measure KEY PATH STREAMS: one iperf3 run of STREAMS parallel streams from
 # a to the path's target with ping (every 0.2 s) meanwhile, adding its
 # Mbit/s to rates[KEY], its retransmits to retr[KEY], the pings to
@@ -328,6 +349,16 @@ measure() {
 	wait_until "iperf3 server on $a" 100 sh -c "ip netns exec '$srv' ss -Hltn 'sport = :5201' | grep -q ."
 	in_ns "$cl" iperf3 -c "$a" -t "$DURATION" -P "$streams" -f m >"$work/iperf3-client.out" 2>&1 &
 	client=$!
+	# The first 1-stream run of a pineconed path: profile its daemons.
+	local profs=""
+	if [[ -n ${PROFILE_DIR:-} && ($key == pcd? || $key == alt?) && ! -e $PROFILE_DIR/$key.done ]]; then
+		touch "$PROFILE_DIR/$key.done"
+		for n in $(involved "$path"); do
+			in_ns "${dns[$n]}" curl -sS -m $((DURATION + 10)) -o "$PROFILE_DIR/$key-$n.pprof" \
+				"http://127.0.0.1:6060/debug/pprof/profile?seconds=$((DURATION > 2 ? DURATION - 1 : 1))" &
+			profs+=" $!"
+		done
+	fi
 	# Pings over the stream's steady part: from 0.5 s in, to 0.5 s before
 	# its end.
 	if [[ $pings == ping ]]; then
@@ -339,6 +370,7 @@ measure() {
 		cat "$work/iperf3-client.out" >&2
 		exit 1
 	}
+	for n in $profs; do wait "$n" || echo "throughput.sh: a CPU profile failed" >&2; done
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
 	out=$(cat "$work/iperf3-client.out")
@@ -364,9 +396,36 @@ measure() {
 
 # Rounds interleave the paths, so that a noisy neighbour on a shared
 # machine hits all of them alike; the medians are compared.
-for round in $(seq "$ROUNDS"); do
-	echo "round $round/$ROUNDS: $paths; runs: $KINDS (${DURATION} s each)…" >&2
+# With ALT binaries each pineconed path runs next to its ALT twin, and
+# which of the two goes first alternates by round, so that a load that
+# changes within a round does not favour one of them.
+round_order() { # round_order ROUND
+	local p order=""
 	for p in $paths; do
+		case $p in
+		alt?) ;;
+		pcd?)
+			if [[ " $paths " != *" alt${p#pcd} "* ]]; then
+				order+=" $p"
+			elif (($1 % 2)); then
+				order+=" $p alt${p#pcd}"
+			else
+				order+=" alt${p#pcd} $p"
+			fi
+			;;
+		*) order+=" $p" ;;
+		esac
+	done
+	# An ALT path whose twin is not measured runs on its own.
+	for p in $paths; do
+		[[ $p == alt? && " $paths " != *" pcd${p#alt} "* ]] && order+=" $p"
+	done
+	echo "$order"
+}
+for round in $(seq "$ROUNDS"); do
+	order=$(round_order "$round")
+	echo "round $round/$ROUNDS:$order; runs: $KINDS (${DURATION} s each)…" >&2
+	for p in $order; do
 		for k in $KINDS; do
 			case $k in
 			1) measure "$p" "$p" 1 ;;
@@ -402,17 +461,6 @@ rtt() {
 rtt_med() { sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mtu() { ip -n "$1" -o link show dev "$2" | awk '{ for (i = 1; i < NF; i++) if ($i == "mtu") print $(i+1) }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || a == "-" || b == "" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-# involved PATH: the daemons that carry the path's packets.
-involved() {
-	case $1 in
-	veth) echo "" ;;
-	wg1) echo "wa wb" ;;
-	pcd1) echo "a b" ;;
-	pcd2) echo "a b c" ;;
-	alt1) echo "xa xb" ;;
-	alt2) echo "xa xb xc" ;;
-	esac
-}
 # cores KEY: CPU cores in use by the path's daemons, averaged over its runs.
 cores() {
 	local n t=0
