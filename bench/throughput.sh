@@ -518,6 +518,19 @@ for n in $daemons; do
 	case $n in w?) what="wireguard-go ${n#w}" ;; *) what="pineconed $n" ;; esac
 	printf '%-16s idle %4d MiB, peak %4d MiB\n' "$what" $((idle_rss[$n] / 1024)) $((peak[$n] / 1024))
 done
+# Where the frames the runs lost were dropped: full link queues (the
+# DROPS column of pineconectl peers, summed over the daemon's peerings)
+# and a full TUN transmit ring (the kernel's TX dropped of pcd0).
+echo
+echo "drops over all runs: link queues (pineconectl peers) / TUN transmit ring (ip -s link):"
+for n in a b c xa xb xc; do
+	[[ -n ${dpid[$n]:-} ]] || continue
+	bin=$work
+	[[ $n == x? ]] && bin=$work/alt
+	lq=$("$bin/pineconectl" --socket "$work/$n/admin.sock" peers 2>/dev/null | awk 'NR > 1 { s += $(NF - 1) } END { print s + 0 }')
+	tq=$(ip -n "${dns[$n]}" -s link show dev pcd0 | awk '/TX:/ { getline; print $4; exit }')
+	printf '  pineconed %-3s %8s / %s\n' "$n" "$lq" "$tq"
+done
 echo
 echo "ratios (throughput, 1 stream / -P 4; idle RTT median):"
 ratio_line() { # ratio_line LABEL NUM DEN
