@@ -484,6 +484,8 @@ type frameWriter struct {
 	// pointing into scratch and into the large frames held (their buffers
 	// capBytes in all), which go back to the pool after the write.
 	// smallTail: the last piece is in scratch and ends at its end.
+	// Frames of up to copyUpTo bytes are copied.
+	copyUpTo  int
 	iov       net.Buffers
 	scratch   []byte
 	held      [][]byte
@@ -505,6 +507,9 @@ func newFrameWriter(c *Conn) *frameWriter {
 	if _, ok := c.nc.(*net.TCPConn); ok {
 		w.vectored = true
 		w.scratch = make([]byte, 0, c.cfg.WriteBuffer)
+		// A copied frame must fit in an empty scratch buffer: append
+		// never moves it, so the pieces already made stay valid.
+		w.copyUpTo = min(copyMax, c.cfg.WriteBuffer)
 	} else {
 		w.bw = bufio.NewWriterSize(deadlineWriter{c}, c.cfg.WriteBuffer)
 	}
@@ -526,7 +531,7 @@ func (w *frameWriter) add(frame []byte) error {
 		bufpool.Put(frame)
 		return err
 	}
-	if len(frame) <= copyMax {
+	if len(frame) <= w.copyUpTo {
 		if len(w.scratch)+len(frame) > cap(w.scratch) {
 			if err := w.flush(); err != nil {
 				bufpool.Put(frame)

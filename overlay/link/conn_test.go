@@ -547,9 +547,17 @@ func TestKeepalivesCountedByNode(t *testing.T) {
 // sides of copyMax, some a byte either side of it and some as large as a
 // frame gets, arrives whole and in order, in far fewer writes than frames.
 func TestVectoredWriterKeepsFrames(t *testing.T) {
+	// The default write size, and one smaller than copyMax, where frames
+	// the default copies are held instead.
+	for _, wb := range []int{0, 1000} {
+		t.Run(fmt.Sprintf("WriteBuffer=%d", wb), func(t *testing.T) { vectoredWriterKeepsFrames(t, wb) })
+	}
+}
+
+func vectoredWriterKeepsFrames(t *testing.T, writeBuffer int) {
 	testhelp.CheckNoLeak(t)
 	x, raw := tcpConns(t)
-	a := New(x, keyB, Config{KeepaliveInterval: -1})
+	a := New(x, keyB, Config{KeepaliveInterval: -1, WriteBuffer: writeBuffer})
 	if !a.writerIsVectored() {
 		t.Fatal("the writer of a TCP link does not use writev")
 	}
