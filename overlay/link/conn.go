@@ -484,9 +484,10 @@ type frameWriter struct {
 	// pointing into scratch and into the large frames held (their buffers
 	// capBytes in all), which go back to the pool after the write.
 	// smallTail: the last piece is in scratch and ends at its end.
-	// Frames of up to copyUpTo bytes are copied.
+	// Frames of up to copyUpTo bytes are copied. out is the writev's
+	// copy of iov.
 	copyUpTo  int
-	iov       net.Buffers
+	iov, out  net.Buffers
 	scratch   []byte
 	held      [][]byte
 	size      int
@@ -581,8 +582,8 @@ func (w *frameWriter) flush() error {
 	}
 	// WriteTo consumes the slice it is given: give it a copy of w.iov,
 	// whose array the next write reuses.
-	iov := w.iov
-	_, err := w.c.write(w.size, func() (int64, error) { return iov.WriteTo(w.c.nc) })
+	w.out = w.iov
+	_, err := w.c.write(w.size, func() (int64, error) { return w.out.WriteTo(w.c.nc) })
 	for _, f := range w.held {
 		bufpool.Put(f)
 	}
