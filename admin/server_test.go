@@ -601,23 +601,28 @@ func TestIdleAndAbusiveConnectionsCannotLockOut(t *testing.T) {
 }
 
 // A client that sends no complete first request within
-// FirstRequestTimeout is dropped, however it trickles its bytes.
+// FirstRequestTimeout is dropped, however it trickles its bytes: it keeps
+// trickling until the server has closed its connection, so a deadline
+// renewed by each byte would keep it connected past the wait's limit of
+// 25 timeouts.
 func TestSilentClientDropped(t *testing.T) {
 	s, _ := startServer(t, admin.ServerConfig{FirstRequestTimeout: 200 * time.Millisecond})
 	rc := dialRaw(t, s.Path())
-	start := time.Now()
-	for i := 0; i < 20; i++ {
-		if _, err := rc.c.Write([]byte(" ")); err != nil {
-			break
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
+	waitOpenConns(t, s, 1)
+	testhelp.WaitEvery(t, "the server to drop a client trickling a byte every 30 ms", 5*time.Second, 30*time.Millisecond, func() bool {
+		_, _ = rc.c.Write([]byte(" ")) // fails once the server has closed
+		return s.OpenConns() == 0
+	})
 	if _, err := rc.r.ReadByte(); err == nil {
 		t.Fatal("server sent something to a client that never finished a request")
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("dropped only after %v", took)
-	}
+}
+
+// waitOpenConns waits until n connections hold a slot on s.
+func waitOpenConns(t *testing.T, s *admin.Server, n int) {
+	t.Helper()
+	testhelp.WaitFor(t, fmt.Sprintf("%d open admin connections", n), 5*time.Second, func() bool { return s.OpenConns() == n },
+		func() string { return fmt.Sprintf("%d open", s.OpenConns()) })
 }
 
 // A lookup whose client hung up is cancelled: its slot is free for the
@@ -673,8 +678,12 @@ func TestClientRedialsAfterIdleDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(200 * time.Millisecond)
+	// The connection is admitted, then dropped for idling: only then is
+	// the next request the one that must redial.
+	waitOpenConns(t, s, 1)
+	waitOpenConns(t, s, 0)
 	if _, err := c.Self(context.Background()); err != nil {
 		t.Fatalf("after the server dropped the idle connection: %v", err)
 	}
+	waitOpenConns(t, s, 1)
 }
