@@ -2,12 +2,14 @@ package peers
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
+	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -63,18 +65,25 @@ func TestAddRemoveListener(t *testing.T) {
 		}
 	}
 
-	// The peerings made through them are the same ones, and they work.
-	time.Sleep(200 * time.Millisecond)
-	if p, ok := na.portFor(keyB); !ok || p != pb {
-		t.Fatalf("B's peering changed: port %d, %v (was %d)", p, ok, pb)
-	}
-	if p, ok := na.portFor(keyC); !ok || p != pc {
-		t.Fatalf("C's peering changed: port %d, %v (was %d)", p, ok, pc)
-	}
-	if r := na.detachReasons(); len(r) != 0 {
-		t.Fatalf("peerings ended: %v", r)
-	}
+	// The peerings made through them work, and are the same ones: a frame
+	// each way over each of them comes first, so that a peering the removal
+	// had closed has ended (its link stops with the close) by the time its
+	// port and the detaches are checked.
 	f := testframe.Of(wire.TypeTraffic, 100, 0x42)
+	for _, c := range []struct {
+		n    *fakeNode
+		port router.Port
+		key  wire.PublicKey
+	}{{nb, pb, keyB}, {nc, pc, keyC}} {
+		toA, _ := c.n.portFor(keyA)
+		before := len(c.n.got(toA))
+		if !na.send(c.port, f) {
+			t.Fatal("send refused")
+		}
+		testhelp.WaitFor(t, fmt.Sprintf("frame from A to %s over a peering of a removed listener", c.key), 5*time.Second, func() bool {
+			return len(c.n.got(toA)) > before
+		})
+	}
 	for _, c := range []struct {
 		n   *fakeNode
 		key wire.PublicKey
@@ -87,6 +96,15 @@ func TestAddRemoveListener(t *testing.T) {
 		testhelp.WaitFor(t, "frame over a peering of a removed listener", 5*time.Second, func() bool {
 			return len(na.got(pb))+len(na.got(pc)) > before
 		})
+	}
+	if p, ok := na.portFor(keyB); !ok || p != pb {
+		t.Fatalf("B's peering changed: port %d, %v (was %d)", p, ok, pb)
+	}
+	if p, ok := na.portFor(keyC); !ok || p != pc {
+		t.Fatalf("C's peering changed: port %d, %v (was %d)", p, ok, pc)
+	}
+	if r := na.detachReasons(); len(r) != 0 {
+		t.Fatalf("peerings ended: %v", r)
 	}
 
 	// Added again on the same address: accepts again.
