@@ -78,9 +78,15 @@ func testFramesCountedOnce(t *testing.T) {
 
 // TestTotalsSurviveDetach: the node totals keep a departed peering's
 // frames, and a new peering on the same port starts from zero.
-func TestTotalsSurviveDetach(t *testing.T) {
+func TestTotalsSurviveDetach(t *testing.T) { synctest.Test(t, testTotalsSurviveDetach) }
+
+// testTotalsSurviveDetach runs in a synctest bubble: b counts a frame it
+// forwards just after handing it to the link, so c may hold the frame
+// before b's count moved; once every goroutine waits, it has.
+func testTotalsSurviveDetach(t *testing.T) {
 	a, b, c := line(t)
 	waitDelivery(t, a, c, []byte("route up"), 20*time.Second)
+	synctest.Wait()
 	st := b.Stats()
 	in, out := st.FramesIn["traffic"].Frames, st.FramesOut["traffic"].Frames
 	if in == 0 || out == 0 {
