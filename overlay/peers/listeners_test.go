@@ -42,7 +42,10 @@ func TestAddRemoveListener(t *testing.T) {
 
 	_, nb := newManager(t, Config{Static: mkURIs("tcp://" + tcpAddr)}, privB)
 	_, nc := newManager(t, Config{Static: mkURIs("ws://" + wsAddr + "/pc")}, privC)
-	testhelp.WaitFor(t, "peerings through the new listeners", 5*time.Second, func() bool { return na.live() == 2 })
+	// Both ends attached: A's two peerings, and B's and C's one each.
+	testhelp.WaitFor(t, "peerings through the new listeners", 5*time.Second, func() bool {
+		return na.live() == 2 && nb.live() == 1 && nc.live() == 1
+	})
 	pb, _ := na.portFor(keyB)
 	pc, _ := na.portFor(keyC)
 
@@ -69,7 +72,8 @@ func TestAddRemoveListener(t *testing.T) {
 	// each way over each of them comes first, so that a peering the removal
 	// had closed has ended (its link stops with the close) by the time its
 	// port and the detaches are checked.
-	f := testframe.Of(wire.TypeTraffic, 100, 0x42)
+	// A fresh frame for every Send: the link owns what it is given.
+	frame := func() []byte { return testframe.Of(wire.TypeTraffic, 100, 0x42) }
 	for _, c := range []struct {
 		n    *fakeNode
 		port router.Port
@@ -77,7 +81,7 @@ func TestAddRemoveListener(t *testing.T) {
 	}{{nb, pb, keyB}, {nc, pc, keyC}} {
 		toA, _ := c.n.portFor(keyA)
 		before := len(c.n.got(toA))
-		if !na.send(c.port, f) {
+		if !na.send(c.port, frame()) {
 			t.Fatal("send refused")
 		}
 		testhelp.WaitFor(t, fmt.Sprintf("frame from A to %s over a peering of a removed listener", c.key), 5*time.Second, func() bool {
@@ -90,7 +94,7 @@ func TestAddRemoveListener(t *testing.T) {
 	}{{nb, keyA}, {nc, keyA}} {
 		p, _ := c.n.portFor(c.key)
 		before := len(na.got(pb)) + len(na.got(pc))
-		if !c.n.send(p, f) {
+		if !c.n.send(p, frame()) {
 			t.Fatal("send refused")
 		}
 		testhelp.WaitFor(t, "frame over a peering of a removed listener", 5*time.Second, func() bool {
