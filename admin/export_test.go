@@ -1,10 +1,32 @@
 package admin
 
-// OpenConns is how many connections hold a slot: a connection leaves the
-// count once its handler has closed it, which is the event the tests of
-// the server's timeouts wait for instead of sleeping past them.
-func (s *Server) OpenConns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+import (
+	"net"
+	"syscall"
+)
+
+// ServerClosed reports whether the server has closed c's connection: a
+// peek at the socket, which takes nothing from the stream, reads its end.
+// It is the event the test of the client's redial waits for, where a
+// sleep past the server's timeout could still find the connection open.
+func (c *Client) ServerClosed() bool {
+	c.connMu.Lock()
+	conn := c.conn
+	c.connMu.Unlock()
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	closed := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		closed = n == 0 && err == nil
+		return true // done: never wait for the socket to become readable
+	})
+	return closed
 }
