@@ -57,6 +57,9 @@ func testFramesCountedOnce(t *testing.T) {
 			}
 			d.Release()
 		}
+		// b counts a frame it forwards just after handing it to the link,
+		// so c may hold the frame first: wait for every count to land.
+		synctest.Wait()
 		n := uint64(N)
 		for _, tc := range []struct {
 			name string
@@ -80,9 +83,8 @@ func testFramesCountedOnce(t *testing.T) {
 // frames, and a new peering on the same port starts from zero.
 func TestTotalsSurviveDetach(t *testing.T) { synctest.Test(t, testTotalsSurviveDetach) }
 
-// testTotalsSurviveDetach runs in a synctest bubble: b counts a frame it
-// forwards just after handing it to the link, so c may hold the frame
-// before b's count moved; once every goroutine waits, it has.
+// testTotalsSurviveDetach runs in a synctest bubble, to wait for b's
+// counts to land as testFramesCountedOnce does.
 func testTotalsSurviveDetach(t *testing.T) {
 	a, b, c := line(t)
 	waitDelivery(t, a, c, []byte("route up"), 20*time.Second)
