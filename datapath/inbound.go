@@ -19,14 +19,21 @@ func (p *Path) inboundLoop() {
 		case <-p.stop:
 			return
 		case dl := <-deliveries:
-			p.handleDelivery(time.Now(), dl)
-			// Every layer is done with the payload once it returns:
-			// the session and the resolver copy what they keep (the
-			// Noise state copies the ephemeral key), so handshake and
-			// lookup buffers go back to the pool like transport ones.
-			dl.Release()
+			p.receive(dl)
 		}
 	}
+}
+
+// receive handles one delivered payload, on the inbound goroutine or, for
+// the payloads an overlay hands over directly (directOverlay), on the
+// goroutine of the link that read it.
+func (p *Path) receive(dl overlay.Delivery) {
+	p.handleDelivery(time.Now(), dl)
+	// Every layer is done with the payload once it returns: the session
+	// and the resolver copy what they keep (the Noise state copies the
+	// ephemeral key), so handshake and lookup buffers go back to the pool
+	// like transport ones.
+	dl.Release()
 }
 
 // handleDelivery hands one delivered payload to its layer, which is done

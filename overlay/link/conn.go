@@ -136,8 +136,13 @@ var (
 // Receiver is the part of the node a running link reports to.
 type Receiver interface {
 	// Receive takes one whole frame read from the peer on port. The frame
-	// is only valid during the call. A non-nil error is a protocol
-	// violation: the link closes with that error as its reason.
+	// is an internal/bufpool buffer (from bufpool.Alloc) that the receiver
+	// owns from the call on: it may change it, keep it or hand it on, and
+	// gives it to bufpool.Put when done (a receiver that forgets costs the
+	// pool a buffer, nothing more). The link reads every frame into a
+	// buffer of its own, so that a delivered or forwarded frame is never
+	// copied out of the one the socket filled. A non-nil error is a
+	// protocol violation: the link closes with that error as its reason.
 	Receive(port router.Port, frame []byte) error
 	// KeepaliveSent counts one Keepalive of size bytes that the link made
 	// itself and wrote on port. The node counts the frames it queues with
@@ -352,7 +357,7 @@ func (c *Conn) run() {
 
 func (c *Conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, c.cfg.ReadBuffer)
-	buf := make([]byte, 0, 2048)
+	var hdr [wire.HeaderSize]byte
 	for {
 		var deadline time.Time
 		if c.cfg.ReadTimeout > 0 {
@@ -362,23 +367,21 @@ func (c *Conn) readLoop() {
 				return
 			}
 		}
-		buf = buf[:wire.HeaderSize]
-		if n, err := io.ReadFull(br, buf); err != nil {
+		if n, err := io.ReadFull(br, hdr[:]); err != nil {
 			c.Close(c.readError(err, deadline, n, wire.HeaderSize))
 			return
 		}
-		h, err := wire.ParseHeader(buf)
+		h, err := wire.ParseHeader(hdr[:])
 		if err != nil {
 			c.Close(fmt.Errorf("%w: %w", ErrBadFrame, err))
 			return
 		}
-		if h.Length > cap(buf) {
-			nb := make([]byte, h.Length)
-			copy(nb, buf)
-			buf = nb
-		}
-		buf = buf[:h.Length]
+		// The receiver owns the frame (see Receiver): a new pool buffer
+		// per frame, of the smallest class that holds it.
+		buf := bufpool.Alloc(h.Length)
+		copy(buf, hdr[:])
 		if n, err := io.ReadFull(br, buf[wire.HeaderSize:]); err != nil {
+			bufpool.Put(buf)
 			c.Close(c.readError(err, deadline, wire.HeaderSize+n, h.Length))
 			return
 		}
@@ -386,6 +389,7 @@ func (c *Conn) readLoop() {
 		// package doc), even while Receive holds the reader up.
 		if !deadline.IsZero() {
 			if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+				bufpool.Put(buf)
 				c.Close(fmt.Errorf("read: clear deadline: %w", err))
 				return
 			}
@@ -393,6 +397,7 @@ func (c *Conn) readLoop() {
 		c.stats.in[wire.CountSlot(h.Type)].add(h.Length)
 		select {
 		case <-c.closing:
+			bufpool.Put(buf)
 			return
 		default:
 		}
