@@ -68,15 +68,20 @@ type Delivery struct {
 	held *atomic.Int64
 }
 
-// Buffer is the internal/bufpool buffer the payload lies in, from its
-// start: a receiver that hands the payload on without copying it (to a
-// writer that gives it to bufpool.Put once done) hands on this buffer, and
-// does not call Release then.
-func (d Delivery) Buffer() []byte {
-	if d.buf != nil {
-		return d.buf
+// Take hands the internal/bufpool buffer the payload lies in (from its
+// start) to the caller instead of the pool: a receiver that passes the
+// payload on without copying it (to a writer that gives the buffer to
+// bufpool.Put once done) takes it. Its bytes leave the delivery queue's
+// budget as with Release. Call exactly one of Take and Release.
+func (d Delivery) Take() []byte {
+	b := d.buf
+	if b == nil {
+		b = d.Payload
 	}
-	return d.Payload
+	if d.held != nil {
+		d.held.Add(-int64(cap(b)))
+	}
+	return b
 }
 
 // Release gives the payload's buffer back to the pool and its bytes back
@@ -84,13 +89,7 @@ func (d Delivery) Buffer() []byte {
 // every Delivery it took from Node.Deliveries, when it no longer uses the
 // payload; until then the payload counts against DeliveryQueueBytes, so a
 // receiver that holds on to payloads eventually sees new ones dropped.
-func (d Delivery) Release() {
-	b := d.Buffer()
-	if d.held != nil {
-		d.held.Add(-int64(cap(b)))
-	}
-	bufpool.Put(b)
-}
+func (d Delivery) Release() { bufpool.Put(d.Take()) }
 
 // Node is a running Pinecone node. All methods are safe for concurrent use.
 type Node struct {
@@ -450,7 +449,7 @@ func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
 // to this node: from the call on, each is handed to f on the goroutine of
 // the link that read it instead of waiting in the Deliveries queue for
 // another goroutine, which saves a goroutine hand-off per packet. f owns
-// each Delivery (it calls Release, or hands Delivery.Buffer on) and should
+// each Delivery (it calls Release, or Take) and should
 // not block: the link reads nothing more until it returns. It may run on
 // several links' goroutines at once. Payloads the node delivers from
 // elsewhere (a send to our own key, the router's own deliveries) still go

@@ -159,12 +159,23 @@ func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64,
 	kp.peer.bytesOut.Add(uint64(n))
 }
 
+// OpenTransport handles a transport message from src as HandlePayload
+// does, except that an IPv6 packet in it is returned instead of passed to
+// Transport.Deliver: the packet path then hands the buffer it lies in on
+// as it is. The packet aliases payload (decrypted in place) and its source
+// address has been checked; it is nil for a keepalive, an echo or a
+// refused message (err says why; refusals are counted in Stats).
+func (m *Manager) OpenTransport(now time.Time, src wire.PublicKey, payload []byte) ([]byte, error) {
+	return m.handleTransport(now, src, payload)
+}
+
 // handleTransport authenticates a transport message, lets it move the
-// peer's timers and keypairs, and hands its inner message on.
-func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []byte) error {
+// peer's timers and keypairs, and handles its inner message: an IPv6
+// packet is returned for the caller to deliver.
+func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []byte) ([]byte, error) {
 	kp, plain, err := m.openTransport(now, src, payload)
 	if err != nil {
-		return fmt.Errorf("transport from %s: %w", src, err)
+		return nil, fmt.Errorf("transport from %s: %w", src, err)
 	}
 	m.st.add(BytesIn, uint64(len(payload)))
 	p := kp.peer
@@ -174,19 +185,20 @@ func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []b
 	p.mu.Lock()
 	if p.dead {
 		p.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	p.receivedLocked(now, kp, len(plain) > 0, &a)
 	p.mu.Unlock()
 	m.run(&a)
 
 	if len(plain) == 0 {
-		return nil
+		return nil, nil
 	}
-	if err := m.handleInner(now, src, plain); err != nil {
-		return fmt.Errorf("transport from %s: %w", src, err)
+	pkt, err := m.handleInner(now, src, plain)
+	if err != nil {
+		return nil, fmt.Errorf("transport from %s: %w", src, err)
 	}
-	return nil
+	return pkt, nil
 }
 
 // openTransport finds the keypair a transport message from src names,
@@ -254,23 +266,23 @@ func (p *peer) receivedLocked(now time.Time, kp *keypair, data bool, a *actions)
 	}
 }
 
-// handleInner hands on a decrypted inner message from src: an IPv6 packet
-// whose source belongs to src to Transport.Deliver, an echo request
-// answered, an echo reply to Transport.EchoReply.
-func (m *Manager) handleInner(now time.Time, src wire.PublicKey, plain []byte) error {
+// handleInner handles a decrypted inner message from src: an IPv6 packet
+// whose source belongs to src is returned, an echo request answered, an
+// echo reply handed to Transport.EchoReply.
+func (m *Manager) handleInner(now time.Time, src wire.PublicKey, plain []byte) ([]byte, error) {
 	in, err := envelope.ParseInner(plain)
 	if err != nil {
 		m.st.inc(BadInner)
-		return err
+		return nil, err
 	}
 	switch in.Type {
 	case envelope.InnerIPv6:
 		if err := addressing.CheckSource(in.Data, src); err != nil {
 			m.st.inc(BadSource)
-			return err
+			return nil, err
 		}
 		m.st.inc(PacketsIn)
-		m.tr.Deliver(src, in.Data)
+		return in.Data, nil
 	case envelope.InnerEchoRequest:
 		m.st.inc(EchoRequestsIn)
 		m.sendInner(now, src, envelope.InnerEchoReply, binary.BigEndian.AppendUint64(nil, in.EchoID), in.Data)
@@ -278,7 +290,7 @@ func (m *Manager) handleInner(now time.Time, src wire.PublicKey, plain []byte) e
 		m.st.inc(EchoRepliesIn)
 		m.tr.EchoReply(src, in.EchoID, in.Data)
 	}
-	return nil
+	return nil, nil
 }
 
 // keypair is one direction pair of transport keys.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/pineconed/pineconed/internal/bufpool"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
 
@@ -14,6 +15,11 @@ import (
 // (10 bytes) in front of each packet, in place; 16 keeps the packet start
 // aligned.
 const writeOffset = 16
+
+// WriteHeadroom is how far into its buffer a packet given to
+// Writer.WriteBuffer must start: the device writes its own header in front
+// of the packet, in place.
+const WriteHeadroom = writeOffset
 
 // maxIPv6Packet is the largest non-jumbo IPv6 packet.
 const maxIPv6Packet = IPv6HeaderLen + 0xffff
@@ -186,14 +192,16 @@ const largePacket = 4096
 // merged into one super-packet, so the kernel's stack handles one skb instead
 // of dozens.
 //
-// Queued packets are held in two kinds of buffers: small packets in small
+// Queued packets are held in three kinds of buffers: small packets in small
 // buffers (pool) that flush copies into the batch's write buffers, large
 // ones (largePacket and up) in write-ready buffers (bigPool) that hold the
-// packet at writeOffset and go to the device as they are.
+// packet at writeOffset and go to the device as they are, and the
+// internal/bufpool buffers of WriteBuffer, which go to the device as they
+// are when GRO has room in them and are copied like small ones otherwise.
 type Writer struct {
 	dev     wgtun.Device
 	c       *counters
-	queue   chan *[]byte
+	queue   chan queued
 	pool    sync.Pool
 	bigPool sync.Pool
 	bigCap  int
@@ -208,7 +216,16 @@ type Writer struct {
 	// Owned by the loop goroutine.
 	backing [][]byte
 	bufs    [][]byte
-	batch   []*[]byte
+	batch   []queued
+}
+
+// queued is one packet waiting in the Writer's queue: in a buffer of the
+// writer's pools (bp, the packet at 0 in pool's, at writeOffset in
+// bigPool's), or with bp nil in an internal/bufpool buffer buf, at off.
+type queued struct {
+	bp     *[]byte
+	buf    []byte
+	off, n int
 }
 
 func newWriter(dev wgtun.Device, c *counters, cfg WriterConfig) *Writer {
@@ -225,12 +242,12 @@ func newWriter(dev wgtun.Device, c *counters, cfg WriterConfig) *Writer {
 	w := &Writer{
 		dev:     dev,
 		c:       c,
-		queue:   make(chan *[]byte, cfg.QueueLen),
+		queue:   make(chan queued, cfg.QueueLen),
 		stop:    make(chan struct{}),
 		gro:     gro,
 		backing: make([][]byte, cfg.MaxBatch),
 		bufs:    make([][]byte, 0, cfg.MaxBatch),
-		batch:   make([]*[]byte, 0, cfg.MaxBatch),
+		batch:   make([]queued, 0, cfg.MaxBatch),
 	}
 	w.pool.New = func() any {
 		b := make([]byte, 0, 2048)
@@ -263,34 +280,88 @@ func (w *Writer) Write(pkt []byte) bool {
 		return false
 	default:
 	}
-	var bp *[]byte
+	q := queued{n: len(pkt)}
 	if len(pkt) >= largePacket && writeOffset+len(pkt) <= w.bigCap {
-		bp = w.bigPool.Get().(*[]byte)
-		*bp = append((*bp)[:writeOffset], pkt...)
+		q.bp = w.bigPool.Get().(*[]byte)
+		*q.bp = append((*q.bp)[:writeOffset], pkt...)
+		q.off = writeOffset
 	} else {
-		bp = w.pool.Get().(*[]byte)
-		*bp = append((*bp)[:0], pkt...)
+		q.bp = w.pool.Get().(*[]byte)
+		*q.bp = append((*q.bp)[:0], pkt...)
+	}
+	return w.enqueue(q)
+}
+
+// WriteBuffer queues pkt for the TUN without copying it, and reports
+// whether it was queued. pkt must lie in buf, an internal/bufpool buffer
+// given from its start, at least WriteHeadroom bytes in (the packet path
+// hands over the buffer a link read the packet's frame into, decrypted in
+// place). The Writer owns buf from the call on, queued or not, and gives it
+// to bufpool.Put once written or dropped. A pkt outside buf or too close to
+// its start is copied as Write does.
+func (w *Writer) WriteBuffer(buf, pkt []byte) bool {
+	off := cap(buf) - cap(pkt)
+	if len(pkt) == 0 || off < writeOffset || off+len(pkt) > len(buf) || &buf[off] != &pkt[0] {
+		ok := w.Write(pkt)
+		bufpool.Put(buf)
+		return ok
+	}
+	if _, err := ParseIPv6(pkt); err != nil {
+		bufpool.Put(buf)
+		w.c.drop(reasonForParseError(err), 1)
+		return false
 	}
 	select {
-	case w.queue <- bp:
+	case <-w.stop:
+		bufpool.Put(buf)
+		w.c.drop(DropClosed, 1)
+		return false
+	default:
+	}
+	return w.enqueue(queued{buf: buf, off: off, n: len(pkt)})
+}
+
+// enqueue queues q, or drops it when the queue is full.
+func (w *Writer) enqueue(q queued) bool {
+	select {
+	case w.queue <- q:
 		return true
 	default:
-		w.release(bp)
+		w.release(q)
 		w.c.drop(DropQueueFull, 1)
 		return false
 	}
 }
 
-// ready reports whether a queued buffer holds its packet at writeOffset,
-// ready for the device, rather than at 0.
-func (w *Writer) ready(bp *[]byte) bool { return cap(*bp) == w.bigCap }
+// ready reports whether a queued packet goes to the device in its own
+// buffer, with writeOffset bytes in front of it: a bigPool buffer, or a
+// bufpool buffer when GRO is off or has as much room in it as in a
+// bigPool buffer (a large bufpool buffer; GRO appends the payloads of later
+// segments of a flow to the first one's buffer, in place).
+func (w *Writer) ready(q queued) bool {
+	if q.bp != nil {
+		return cap(*q.bp) == w.bigCap
+	}
+	return !w.gro || cap(q.buf)-q.off >= maxIPv6Packet
+}
+
+// packet is the queued packet's bytes.
+func (q queued) packet() []byte {
+	if q.bp != nil {
+		return (*q.bp)[q.off : q.off+q.n]
+	}
+	return q.buf[q.off : q.off+q.n]
+}
 
 // release gives a queued buffer back to its pool.
-func (w *Writer) release(bp *[]byte) {
-	if w.ready(bp) {
-		w.bigPool.Put(bp)
-	} else {
-		w.pool.Put(bp)
+func (w *Writer) release(q queued) {
+	switch {
+	case q.bp == nil:
+		bufpool.Put(q.buf)
+	case cap(*q.bp) == w.bigCap:
+		w.bigPool.Put(q.bp)
+	default:
+		w.pool.Put(q.bp)
 	}
 }
 
@@ -314,14 +385,14 @@ func (w *Writer) loop() {
 		select {
 		case <-w.stop:
 			return
-		case bp := <-w.queue:
-			w.batch = append(w.batch[:0], bp)
+		case q := <-w.queue:
+			w.batch = append(w.batch[:0], q)
 		}
 	fill:
 		for len(w.batch) < cap(w.batch) {
 			select {
-			case bp := <-w.queue:
-				w.batch = append(w.batch, bp)
+			case q := <-w.queue:
+				w.batch = append(w.batch, q)
 			default:
 				break fill
 			}
@@ -341,13 +412,17 @@ func (w *Writer) loop() {
 func (w *Writer) flush() error {
 	w.bufs = w.bufs[:0]
 	var bytes uint64
-	for i, bp := range w.batch {
-		if w.ready(bp) {
-			w.bufs = append(w.bufs, *bp)
-			bytes += uint64(len(*bp) - writeOffset)
+	for i, q := range w.batch {
+		n := q.n
+		bytes += uint64(n)
+		if w.ready(q) {
+			if q.bp != nil {
+				w.bufs = append(w.bufs, *q.bp)
+			} else {
+				w.bufs = append(w.bufs, q.buf[q.off-writeOffset:q.off+n])
+			}
 			continue
 		}
-		n := len(*bp)
 		need := writeOffset + n
 		if w.gro {
 			need = w.bigCap
@@ -356,15 +431,14 @@ func (w *Writer) flush() error {
 			w.backing[i] = make([]byte, need)
 		}
 		b := w.backing[i][:writeOffset+n]
-		copy(b[writeOffset:], *bp)
+		copy(b[writeOffset:], q.packet())
 		w.bufs = append(w.bufs, b)
-		bytes += uint64(n)
 	}
 	count := len(w.batch)
 	_, err := w.dev.Write(w.bufs, writeOffset)
 	// The device is done with every buffer, including the ready ones.
-	for _, bp := range w.batch {
-		w.release(bp)
+	for _, q := range w.batch {
+		w.release(q)
 	}
 	w.batch = w.batch[:0]
 	w.c.writeBatches.Add(1)
@@ -385,8 +459,8 @@ func (w *Writer) flush() error {
 func (w *Writer) drainClosed() {
 	for {
 		select {
-		case bp := <-w.queue:
-			w.release(bp)
+		case q := <-w.queue:
+			w.release(q)
 			w.c.drop(DropClosed, 1)
 		default:
 			return
