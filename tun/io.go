@@ -333,16 +333,23 @@ func (w *Writer) enqueue(q queued) bool {
 	}
 }
 
+// groRoom is the room from a packet's start that makes its buffer good
+// enough for GRO, which appends the payloads of later segments of a flow
+// to the first one's buffer, in place, as far as the buffer has room: 60
+// KiB is nearly all of the 64 KiB a super-packet reaches, and every large
+// internal/bufpool buffer has it beyond a frame's headers (their headroom
+// shrinks with the frame headers written in them, so few have a full
+// maxIPv6Packet).
+const groRoom = 60 << 10
+
 // ready reports whether a queued packet goes to the device in its own
 // buffer, with writeOffset bytes in front of it: a bigPool buffer, or a
-// bufpool buffer when GRO is off or has as much room in it as in a
-// bigPool buffer (a large bufpool buffer; GRO appends the payloads of later
-// segments of a flow to the first one's buffer, in place).
+// bufpool buffer when GRO is off or has groRoom in it (a large one).
 func (w *Writer) ready(q queued) bool {
 	if q.bp != nil {
 		return cap(*q.bp) == w.bigCap
 	}
-	return !w.gro || cap(q.buf)-q.off >= maxIPv6Packet
+	return !w.gro || cap(q.buf)-q.off >= groRoom
 }
 
 // packet is the queued packet's bytes.

@@ -54,6 +54,8 @@ func TestWriteBufferWritesInPlace(t *testing.T) {
 		inPlace bool
 	}{
 		{"large buffer, GRO", 128, bufpool.Get(), 200, true},
+		// A large buffer a frame was built in has less headroom.
+		{"recycled large buffer, GRO", 128, bufpool.Get()[bufpool.MaxHeadroom-bufpool.MinHeadroom:], 200, true},
 		{"class buffer, GRO", 128, bufpool.Alloc(1016), 100, false},
 		{"class buffer, no GRO", 1, bufpool.Alloc(1016), 100, true},
 		{"no headroom", 1, bufpool.Alloc(1016), WriteHeadroom - 1, false},
