@@ -380,7 +380,7 @@ func (c *Conn) readLoop() {
 		// per frame, of the smallest class that holds it.
 		buf := bufpool.Alloc(h.Length)
 		copy(buf, hdr[:])
-		if n, err := io.ReadFull(br, buf[wire.HeaderSize:]); err != nil {
+		if n, err := readBody(br, c.nc, buf[wire.HeaderSize:]); err != nil {
 			bufpool.Put(buf)
 			c.Close(c.readError(err, deadline, wire.HeaderSize+n, h.Length))
 			return
@@ -406,6 +406,35 @@ func (c *Conn) readLoop() {
 			return
 		}
 	}
+}
+
+// directRead is the size from which the rest of a frame body that the
+// read buffer does not hold is read from the connection straight into the
+// frame's own buffer: a bufio.Reader reads directly only into a slice at
+// least as large as its buffer, which no frame is (64 KiB), so large
+// frames were copied once more, out of the read buffer. Smaller rests go
+// through the buffer, which gathers many small frames per system call.
+const directRead = 16 << 10
+
+// readBody fills b, the body of a frame: first with what br has buffered,
+// then, when at least directRead bytes remain, straight from nc (br is
+// empty then, so nothing is read out of order), else through br.
+func readBody(br *bufio.Reader, nc net.Conn, b []byte) (int, error) {
+	n := 0
+	if k := min(br.Buffered(), len(b)); k > 0 {
+		// Buffered bytes come without a system call or an error.
+		n, _ = br.Read(b[:k])
+	}
+	var err error
+	var m int
+	switch rest := len(b) - n; {
+	case rest == 0:
+	case rest >= directRead:
+		m, err = io.ReadFull(nc, b[n:])
+	default:
+		m, err = io.ReadFull(br, b[n:])
+	}
+	return n + m, err
 }
 
 // readError turns a failed read of a frame into the reason the link ends.
