@@ -51,17 +51,16 @@ func (p *Path) toSelf(now time.Time, pkt []byte) {
 	})
 }
 
-// sendPacket hands one IPv6 packet for key to the session layer, or answers
-// it with Packet Too Big when the remote announced a smaller MTU.
+// sendPacket hands one IPv6 packet for key to the session layer, and
+// answers it with Packet Too Big when the session layer says the remote
+// announced a smaller MTU.
 func (p *Path) sendPacket(now time.Time, key wire.PublicKey, pkt []byte) {
-	if mtu, ok := p.sessions.PeerMTU(key); ok && mtu >= tun.MinMTU && len(pkt) > mtu {
+	if mtu := p.sessions.Send(now, key, pkt); mtu > 0 {
 		p.drops.inc(DropPacketTooBig)
 		p.icmpError(now, pkt, func(dst []byte) ([]byte, error) {
 			return tun.PacketTooBig(dst, p.addr, mtu, pkt)
 		})
-		return
 	}
-	p.sessions.Send(now, key, pkt)
 }
 
 // onResolved sends the packets that waited for a lookup.

@@ -46,3 +46,26 @@ func TestOpenTransportReturnsThePacket(t *testing.T) {
 		t.Fatalf("replays %d, want 1", st.Counts[Replays])
 	}
 }
+
+// Send holds back a packet larger than the MTU the peer announced and
+// returns that MTU (the packet path answers Packet Too Big); packets that
+// fit go out and Send returns 0.
+func TestSendReturnsPeerMTUForTooLargePacket(t *testing.T) {
+	f := newFabric(t)
+	now := time.Unix(1000, 0)
+	a, b := f.add(1, Config{}), f.add(2, Config{MTU: 1400})
+	establish(t, f, now, a, b)
+
+	fits := packet(a.key, b.key, 1)
+	if mtu := a.m.Send(now, b.key, fits); mtu != 0 {
+		t.Fatalf("a fitting packet: Send = %d, want 0", mtu)
+	}
+	big := append(packet(a.key, b.key, 2), make([]byte, 1400)...)
+	if mtu := a.m.Send(now, b.key, big); mtu != 1400 {
+		t.Fatalf("a %d-byte packet: Send = %d, want the peer's 1400", len(big), mtu)
+	}
+	f.run(now)
+	if len(b.got) != 1 || b.got[0] != 1 {
+		t.Fatalf("b got %v, want only the packet that fits", b.got)
+	}
+}

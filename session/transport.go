@@ -19,14 +19,23 @@ import (
 // Transport messages: sealing and sending, opening and the replay
 // window, the inner messages, and the actions a locked section decides.
 
+// minPeerMTU is the smallest MTU a peer may announce and have Send hold
+// packets to: the IPv6 minimum link MTU (RFC 8200 §5). A smaller one is
+// not believed.
+const minPeerMTU = 1280
+
 // Send encrypts an IPv6 packet for dst, starting (and queueing behind) a
 // handshake if there is no usable session. It never blocks on the network.
-func (m *Manager) Send(now time.Time, dst wire.PublicKey, packet []byte) {
+// A packet larger than the MTU dst announced in its handshake is not sent:
+// Send returns that MTU (else 0), for the caller to answer with Packet Too
+// Big. The check takes the same lookup and lock as the send, so a packet
+// costs one of each.
+func (m *Manager) Send(now time.Time, dst wire.PublicKey, packet []byte) (peerMTU int) {
 	if len(packet) > MaxPacket {
 		m.st.inc(DropTooBig)
-		return
+		return 0
 	}
-	m.sendInner(now, dst, envelope.InnerIPv6, packet, nil)
+	return m.sendInner(now, dst, envelope.InnerIPv6, packet, nil)
 }
 
 // SendEcho sends an echo request carrying id and data to dst; the reply
@@ -80,7 +89,9 @@ func (m *Manager) run(a *actions) {
 	}
 }
 
-func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, body []byte) {
+// sendInner sends one inner message to dst. An IPv6 packet (head) larger
+// than the MTU dst announced is not sent, and that MTU is returned.
+func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, body []byte) (peerMTU int) {
 	var p *peer
 	var err error
 	for range 3 {
@@ -91,7 +102,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 			} else {
 				m.st.inc(DropBadKey)
 			}
-			return
+			return 0
 		}
 		p.mu.Lock()
 		if !p.dead {
@@ -104,7 +115,12 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 		// Lost the race against idle expiry three times in a row; the
 		// packet is dropped rather than spinning.
 		m.st.inc(DropTooManyPeer)
-		return
+		return 0
+	}
+	if typ == envelope.InnerIPv6 && p.peerMTU >= minPeerMTU && len(head) > p.peerMTU {
+		mtu := p.peerMTU
+		p.mu.Unlock()
+		return mtu
 	}
 	a := actions{dst: dst}
 	// We have something to say to this peer: it is ours, not a stranger's
@@ -133,7 +149,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 		}
 		p.mu.Unlock()
 		m.run(&a)
-		return
+		return 0
 	}
 	p.noteSendLocked(now, true)
 	if p.hs == nil && p.needRekeyLocked(now, kp, counter) {
@@ -146,6 +162,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 		m.st.inc(PacketsOut)
 	}
 	m.run(&a)
+	return 0
 }
 
 // sendTransport seals one transport message into a pool buffer, leaving
