@@ -120,11 +120,13 @@ func (r *Reader) Read() ([][]byte, []Header, error) {
 		// super-packet is gone. Not fatal.
 		r.c.drop(DropTooManySegments, 1)
 	}
-	r.c.readBatches.Add(1)
+	// The counters move once per batch, not per packet: they are shared
+	// atomics that the admin and metrics readers touch too.
+	var packets, bytes uint64
 	for i := 0; i < n && i < len(r.bufs); i++ {
 		size := r.sizes[i]
-		r.c.readPackets.Add(1)
-		r.c.readBytes.Add(uint64(max(size, 0)))
+		packets++
+		bytes += uint64(max(size, 0))
 		if size < 0 || size > r.bufLen {
 			// The kernel offered more than a buffer holds (the MTU was
 			// raised behind our back); the copy was cut short.
@@ -140,6 +142,9 @@ func (r *Reader) Read() ([][]byte, []Header, error) {
 		r.pkts = append(r.pkts, pkt)
 		r.headers = append(r.headers, h)
 	}
+	r.c.readBatches.Add(1)
+	r.c.readPackets.Add(packets)
+	r.c.readBytes.Add(bytes)
 	return r.pkts, r.headers, nil
 }
 
