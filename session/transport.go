@@ -330,8 +330,15 @@ func newKeypair(p *peer, remote uint32, sendKey, recvKey [32]byte, now time.Time
 	return &keypair{peer: p, remote: remote, send: s, recv: r, created: now, initiator: initiator}
 }
 
-func nonceFor(counter uint64) [chacha20poly1305.NonceSize]byte {
-	var n [chacha20poly1305.NonceSize]byte
+// nonces recycles the nonce buffers of seal and open: a nonce handed to
+// the cipher.AEAD interface escapes to the heap, so one built on the stack
+// would cost an allocation per message.
+var nonces = sync.Pool{New: func() any { return new([chacha20poly1305.NonceSize]byte) }}
+
+// nonceFor returns a pooled nonce for counter; give it back to nonces.
+func nonceFor(counter uint64) *[chacha20poly1305.NonceSize]byte {
+	n := nonces.Get().(*[chacha20poly1305.NonceSize]byte)
+	clear(n[:4])
 	binary.LittleEndian.PutUint64(n[4:], counter)
 	return n
 }
@@ -355,13 +362,17 @@ func (kp *keypair) seal(dst []byte, counter uint64, typ byte, head, body []byte)
 		buf = append(append(append(buf, typ), head...), body...)
 	}
 	nonce := nonceFor(counter)
-	return kp.send.Seal(buf[:hdr], nonce[:], buf[hdr:], buf[:hdr])
+	msg := kp.send.Seal(buf[:hdr], nonce[:], buf[hdr:], buf[:hdr])
+	nonces.Put(nonce)
+	return msg
 }
 
 // open decrypts ct in place.
 func (kp *keypair) open(counter uint64, ct, ad []byte) ([]byte, error) {
 	nonce := nonceFor(counter)
-	return kp.recv.Open(ct[:0], nonce[:], ct, ad)
+	plain, err := kp.recv.Open(ct[:0], nonce[:], ct, ad)
+	nonces.Put(nonce)
+	return plain, err
 }
 
 func (p *peer) enqueueLocked(inner []byte) {
