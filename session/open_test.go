@@ -69,3 +69,32 @@ func TestSendReturnsPeerMTUForTooLargePacket(t *testing.T) {
 		t.Fatalf("b got %v, want only the packet that fits", b.got)
 	}
 }
+
+// SendFramed sends what Send sends, sealing the packet from where it lies
+// behind its free byte.
+func TestSendFramedMatchesSend(t *testing.T) {
+	f := newFabric(t)
+	now := time.Unix(1000, 0)
+	a, b := f.add(1, Config{}), f.add(2, Config{})
+	establish(t, f, now, a, b)
+
+	pkt := packet(a.key, b.key, 9)
+	framed := append([]byte{0xee}, pkt...)
+	if mtu := a.m.SendFramed(now, b.key, framed); mtu != 0 {
+		t.Fatalf("SendFramed = %d", mtu)
+	}
+	if !bytes.Equal(framed[1:], pkt) {
+		t.Fatal("SendFramed changed the packet")
+	}
+	a.m.Send(now, b.key, packet(a.key, b.key, 10))
+	f.run(now)
+	if len(b.got) != 2 || b.got[0] != 9 || b.got[1] != 10 {
+		t.Fatalf("b got %v, want 9 then 10", b.got)
+	}
+	if got := a.m.SendFramed(now, b.key, nil); got != 0 {
+		t.Fatalf("SendFramed(nil) = %d", got)
+	}
+	if st := a.m.Stats(); st.Counts[DropTooBig] != 1 {
+		t.Fatalf("an empty framed message counted %d too_big, want 1", st.Counts[DropTooBig])
+	}
+}

@@ -35,7 +35,20 @@ func (m *Manager) Send(now time.Time, dst wire.PublicKey, packet []byte) (peerMT
 		m.st.inc(DropTooBig)
 		return 0
 	}
-	return m.sendInner(now, dst, envelope.InnerIPv6, packet, nil)
+	return m.sendInner(now, dst, envelope.InnerIPv6, packet, nil, nil)
+}
+
+// SendFramed is Send for a packet with one byte of room in front of it:
+// framed[1:] is the IPv6 packet and framed[0] is free (SendFramed writes
+// the inner type byte there), so that the packet is sealed from where it
+// lies, straight into the message, instead of being copied next to that
+// byte first. The TUN reader leaves that byte (tun.Reader.Framed).
+func (m *Manager) SendFramed(now time.Time, dst wire.PublicKey, framed []byte) (peerMTU int) {
+	if len(framed) < 1 || len(framed)-1 > MaxPacket {
+		m.st.inc(DropTooBig)
+		return 0
+	}
+	return m.sendInner(now, dst, envelope.InnerIPv6, framed[1:], nil, framed)
 }
 
 // SendEcho sends an echo request carrying id and data to dst; the reply
@@ -45,7 +58,7 @@ func (m *Manager) SendEcho(now time.Time, dst wire.PublicKey, id uint64, data []
 		m.st.inc(DropTooBig)
 		return
 	}
-	m.sendInner(now, dst, envelope.InnerEchoRequest, binary.BigEndian.AppendUint64(nil, id), data)
+	m.sendInner(now, dst, envelope.InnerEchoRequest, binary.BigEndian.AppendUint64(nil, id), data, nil)
 }
 
 // outbound is one message to seal and send once locks are released.
@@ -72,10 +85,11 @@ func (m *Manager) run(a *actions) {
 	}
 	for _, o := range a.out {
 		if o.inner == nil {
-			m.sendTransport(a.dst, o.kp, o.counter, 0, nil, nil)
+			m.sendTransport(a.dst, o.kp, o.counter, 0, nil, nil, nil)
 			m.st.inc(KeepalivesSent)
 		} else {
-			m.sendTransport(a.dst, o.kp, o.counter, o.inner[0], o.inner[1:], nil)
+			// The queued copy has its type byte in front: framed.
+			m.sendTransport(a.dst, o.kp, o.counter, o.inner[0], o.inner[1:], nil, o.inner)
 			if o.inner[0] == envelope.InnerIPv6 {
 				m.st.inc(PacketsOut)
 			}
@@ -89,9 +103,11 @@ func (m *Manager) run(a *actions) {
 	}
 }
 
-// sendInner sends one inner message to dst. An IPv6 packet (head) larger
-// than the MTU dst announced is not sent, and that MTU is returned.
-func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, body []byte) (peerMTU int) {
+// sendInner sends one inner message to dst: typ, head and body. framed,
+// when not nil, is head with a free byte in front of it (SendFramed). An
+// IPv6 packet (head) larger than the MTU dst announced is not sent, and
+// that MTU is returned.
+func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, body, framed []byte) (peerMTU int) {
 	var p *peer
 	var err error
 	for range 3 {
@@ -157,7 +173,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 	}
 	p.mu.Unlock()
 
-	m.sendTransport(dst, kp, counter, typ, head, body)
+	m.sendTransport(dst, kp, counter, typ, head, body, framed)
 	if typ == envelope.InnerIPv6 {
 		m.st.inc(PacketsOut)
 	}
@@ -166,11 +182,18 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 }
 
 // sendTransport seals one transport message into a pool buffer, leaving
-// the room in front for the overlay's frame header, and sends it.
-func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64, typ byte, head, body []byte) {
+// the room in front for the overlay's frame header, and sends it. framed,
+// when not nil, is the inner message with a free byte in front for typ
+// (head must be framed[1:] and body empty), sealed from where it lies.
+func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64, typ byte, head, body, framed []byte) {
 	buf := bufpool.Get()
 	off := bufpool.Headroom(buf)
-	n := len(kp.seal(buf[off:off], counter, typ, head, body))
+	var n int
+	if framed != nil {
+		n = len(kp.sealFramed(buf[off:off], counter, typ, framed))
+	} else {
+		n = len(kp.seal(buf[off:off], counter, typ, head, body))
+	}
 	m.tr.Send(dst, buf[:off+n], off)
 	m.st.add(BytesOut, uint64(n))
 	kp.peer.bytesOut.Add(uint64(n))
@@ -302,7 +325,7 @@ func (m *Manager) handleInner(now time.Time, src wire.PublicKey, plain []byte) (
 		return in.Data, nil
 	case envelope.InnerEchoRequest:
 		m.st.inc(EchoRequestsIn)
-		m.sendInner(now, src, envelope.InnerEchoReply, binary.BigEndian.AppendUint64(nil, in.EchoID), in.Data)
+		m.sendInner(now, src, envelope.InnerEchoReply, binary.BigEndian.AppendUint64(nil, in.EchoID), in.Data, nil)
 	case envelope.InnerEchoReply:
 		m.st.inc(EchoRepliesIn)
 		m.tr.EchoReply(src, in.EchoID, in.Data)
@@ -363,6 +386,19 @@ func (kp *keypair) seal(dst []byte, counter uint64, typ byte, head, body []byte)
 	}
 	nonce := nonceFor(counter)
 	msg := kp.send.Seal(buf[:hdr], nonce[:], buf[hdr:], buf[:hdr])
+	nonces.Put(nonce)
+	return msg
+}
+
+// sealFramed is seal for an inner message that has a free byte in front:
+// framed[0] becomes typ and framed is encrypted from where it lies into
+// dst's free capacity, which must hold the whole message and must not
+// overlap framed.
+func (kp *keypair) sealFramed(dst []byte, counter uint64, typ byte, framed []byte) []byte {
+	framed[0] = typ
+	hdr := envelope.AppendTransportHeader(dst[len(dst):], kp.remote, counter)
+	nonce := nonceFor(counter)
+	msg := kp.send.Seal(hdr, nonce[:], framed, hdr)
 	nonces.Put(nonce)
 	return msg
 }

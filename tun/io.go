@@ -29,6 +29,10 @@ const maxIPv6Packet = IPv6HeaderLen + 0xffff
 // errors is not.
 const maxConsecutiveReadErrors = 100
 
+// readRoom is the byte the Reader leaves free in front of every packet in
+// its buffer, for the session layer's inner type byte (Framed).
+const readRoom = 1
+
 // Reader reads batches of packets from the TUN into buffers it reuses. One
 // Reader per device; its methods are not safe for concurrent use.
 type Reader struct {
@@ -39,6 +43,7 @@ type Reader struct {
 	bufs    [][]byte
 	sizes   []int
 	pkts    [][]byte
+	framed  [][]byte // pkts with the readRoom byte in front
 	headers []Header
 	errRun  int
 }
@@ -54,16 +59,18 @@ func newReader(dev wgtun.Device, c *counters, mtu int, f Filter) *Reader {
 		bufs:    make([][]byte, n),
 		sizes:   make([]int, n),
 		pkts:    make([][]byte, 0, n),
+		framed:  make([][]byte, 0, n),
 		headers: make([]Header, 0, n),
 	}
 	// One allocation for all buffers keeps them close together.
 	sizes := readBufSizes(n, bufLen)
 	total := 0
 	for _, s := range sizes {
-		total += s
+		total += readRoom + s
 	}
 	backing := make([]byte, total)
 	for i, s := range sizes {
+		s += readRoom
 		r.bufs[i], backing = backing[:s:s], backing[s:]
 	}
 	return r
@@ -106,8 +113,8 @@ func readBufSizes(n, bufLen int) []int {
 // os.ErrClosed once the device is closed; other errors are counted and
 // returned too, and the caller may go on reading (Run does).
 func (r *Reader) Read() ([][]byte, []Header, error) {
-	r.pkts, r.headers = r.pkts[:0], r.headers[:0]
-	n, err := r.dev.Read(r.bufs, r.sizes, 0)
+	r.pkts, r.framed, r.headers = r.pkts[:0], r.framed[:0], r.headers[:0]
+	n, err := r.dev.Read(r.bufs, r.sizes, readRoom)
 	if err != nil && !errors.Is(err, wgtun.ErrTooManySegments) {
 		if errors.Is(err, os.ErrClosed) {
 			return nil, nil, os.ErrClosed
@@ -133,13 +140,15 @@ func (r *Reader) Read() ([][]byte, []Header, error) {
 			r.c.drop(DropOversize, 1)
 			continue
 		}
-		pkt := r.bufs[i][:size]
+		framed := r.bufs[i][:readRoom+size]
+		pkt := framed[readRoom:]
 		h, reason := r.filter.Classify(pkt)
 		if reason != Accept {
 			r.c.drop(reason, 1)
 			continue
 		}
 		r.pkts = append(r.pkts, pkt)
+		r.framed = append(r.framed, framed)
 		r.headers = append(r.headers, h)
 	}
 	r.c.readBatches.Add(1)
@@ -147,6 +156,12 @@ func (r *Reader) Read() ([][]byte, []Header, error) {
 	r.c.readBytes.Add(bytes)
 	return r.pkts, r.headers, nil
 }
+
+// Framed is packet i of the last Read (or of the batch Run is handing
+// over) with one free byte in front of it: the session layer writes its
+// inner type byte there and seals the packet where it lies
+// (session.Manager.SendFramed). Valid as long as the packet is.
+func (r *Reader) Framed(i int) []byte { return r.framed[i] }
 
 // Run reads until the device is closed, calling fn with each non-empty batch
 // of accepted packets (valid only during the call). It returns nil when the
