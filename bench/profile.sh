@@ -17,9 +17,12 @@
 #   PATH-D.allocs0/1.pb.gz allocation profiles before and after that window
 #                         (go tool pprof -sample_index=alloc_objects
 #                         -diff_base PATH-D.allocs0.pb.gz PATH-D.allocs1.pb.gz)
-#   PATH-D.packets        TUN rx/tx packets and the runtime's Mallocs (all
-#                         allocations, not sampled) before and after the window
+#   PATH-D.packets        TUN rx/tx packets, the runtime's Mallocs (all
+#                         allocations, not sampled) and the read/write system
+#                         calls (/proc/PID/io) before and after the window
 #   PATH.iperf3           the iperf3 client's output
+#   idle-a.*              the same for daemon a with no traffic: the control
+#                         for the profiler's own allocations
 #   loadavg               /proc/loadavg at the start and end of each window
 # Summaries: `go tool pprof -top PATH-D.cpu.pb.gz` (bench/PROFILE.md says
 # how the stages are grouped).
@@ -48,19 +51,21 @@ command -v curl >/dev/null || {
 }
 out=$PROFDIR
 pprof_url=http://127.0.0.1:6060/debug/pprof
-declare -A ns=([a]=$NS_A [b]=$NS_B [c]=$NS_C)
+declare -A ns=([a]=$NS_A [b]=$NS_B [c]=$NS_C) pid=([a]=$PID_A [b]=$PID_B [c]=$PID_C)
 
 # fetch D WHAT FILE: one pprof endpoint of daemon D into FILE, bounded.
 fetch() {
 	ip netns exec "${ns[$1]}" curl -sf --max-time $((SECONDS_CPU + 20)) -o "$3" "$pprof_url/$2"
 }
-# packets D: "rx tx mallocs": packets of D's TUN, and the allocations the
-# daemon made since it started (runtime.MemStats.Mallocs, exact where the
-# heap profile only samples).
+# packets D: "rx tx mallocs syscr syscw": packets of D's TUN, the
+# allocations the daemon made since it started (runtime.MemStats.Mallocs,
+# exact where the heap profile only samples), and its read and write
+# system calls (/proc/PID/io: TUN, sockets and all).
 packets() {
 	local m
 	m=$(ip netns exec "${ns[$1]}" curl -sf --max-time 10 "$pprof_url/allocs?debug=1" | awk '/^# Mallocs = / { print $4 }')
-	echo "$(ip netns exec "${ns[$1]}" awk '/pcd0:/ { sub(/.*pcd0:/, ""); print $2, $10 }' /proc/net/dev) $m"
+	echo "$(ip netns exec "${ns[$1]}" awk '/pcd0:/ { sub(/.*pcd0:/, ""); print $2, $10 }' /proc/net/dev) $m" \
+		"$(awk '/^syscr:/ { r = $2 } /^syscw:/ { w = $2 } END { print r, w }' "/proc/${pid[$1]}/io")"
 }
 
 # profile PATH TARGET_NS ADDRESS DAEMONS…
@@ -95,6 +100,13 @@ profile() {
 	wait || true
 }
 
+# The control: the same CPU profile of an idle daemon, so that the
+# allocations the profiler and its HTTP handler make themselves can be
+# told from the data path's (idle-a.packets).
+echo "idle: profiling a with no traffic for ${SECONDS_CPU} s…" >&2
+echo "before $(packets a)" >"$out/idle-a.packets"
+fetch a "profile?seconds=$SECONDS_CPU" "$out/idle-a.cpu.pb.gz"
+echo "after $(packets a)" >>"$out/idle-a.packets"
 echo "1 hop: profiling a (sender) and b (receiver) for ${SECONDS_CPU} s…" >&2
 profile pcd1 "$NS_B" "$ADDR_B" a b
 echo "2 hops: profiling a, b (middle) and c for ${SECONDS_CPU} s…" >&2
