@@ -98,12 +98,14 @@ func Belongs(a netip.Addr, k [32]byte) bool {
 // Kind says which kind of address a key prefix comes from.
 type Kind uint8
 
-// Prefix kinds. The zero Kind is invalid.
+// Prefix kinds. The zero Kind is invalid. The values are also the kind
+// byte of a lookup on the wire (envelope.LookupKind is this type), so they
+// never change.
 const (
 	// KindNode: a node address, carrying 15 key bytes.
-	KindNode Kind = iota + 1
+	KindNode Kind = 1
 	// KindSubnet: a /64 subnet, carrying 7 key bytes.
-	KindSubnet
+	KindSubnet Kind = 2
 )
 
 // PrefixLen is the number of key bytes an address of this kind carries, or

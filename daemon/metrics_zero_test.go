@@ -3,7 +3,6 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -77,14 +76,6 @@ func TestStaticPeerDownListed(t *testing.T) {
 // scrapeMetrics fetches the daemon's /metrics page as Prometheus would.
 func scrapeMetrics(t *testing.T, d *Daemon) string {
 	t.Helper()
-	resp, err := http.Get("http://" + d.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, body := testhelp.Fetch(t, http.DefaultClient, http.MethodGet, "http://"+d.MetricsAddr()+"/metrics", nil)
 	return string(body)
 }

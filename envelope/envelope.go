@@ -54,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -100,40 +101,22 @@ func (t Type) String() string {
 	return fmt.Sprintf("type_%d", uint8(t))
 }
 
-// LookupKind says which address family a lookup is for.
-type LookupKind uint8
+// LookupKind says which address family a lookup is for: it is the kind
+// of the address whose owner the lookup asks about, so the prefix length
+// a request carries is its PrefixLen (0 for an unknown kind), and its
+// value is the kind byte on the wire (addressing fixes KindNode at 1 and
+// KindSubnet at 2 for this reason).
+type LookupKind = addressing.Kind
 
-// Lookup kinds, with the key prefix length each carries.
+// Lookup kinds, named as a lookup's body speaks of them.
 const (
 	// LookupNode asks for the key whose first 15 bytes are the prefix: the
 	// owner of a node address.
-	LookupNode LookupKind = 1
+	LookupNode = addressing.KindNode
 	// LookupSubnet asks for the key whose first 7 bytes are the prefix: the
 	// owner of a /64 subnet.
-	LookupSubnet LookupKind = 2
+	LookupSubnet = addressing.KindSubnet
 )
-
-// PrefixLen is the number of key bytes a lookup of this kind carries, or 0
-// for an unknown kind.
-func (k LookupKind) PrefixLen() int {
-	switch k {
-	case LookupNode:
-		return 15
-	case LookupSubnet:
-		return 7
-	}
-	return 0
-}
-
-func (k LookupKind) String() string {
-	switch k {
-	case LookupNode:
-		return "node"
-	case LookupSubnet:
-		return "subnet"
-	}
-	return fmt.Sprintf("kind_%d", uint8(k))
-}
 
 // Sizes of the fixed-length parts.
 const (

@@ -68,6 +68,10 @@ func TestRoundTrips(t *testing.T) {
 		t.Fatalf("node request %+v %v", r, err)
 	}
 	sub := mustAppend(LookupRequest{Kind: LookupSubnet, Nonce: 9, Prefix: key[:7]}.Append(nil))
+	// The kind bytes are the protocol's; other nodes parse them.
+	if node[HeaderSize] != 1 || sub[HeaderSize] != 2 {
+		t.Fatalf("kind bytes node %d, subnet %d, want 1 and 2", node[HeaderSize], sub[HeaderSize])
+	}
 	if r, err := ParseLookupRequest(sub); err != nil || r.Kind != LookupSubnet || !bytes.Equal(r.Prefix, key[:7]) {
 		t.Fatalf("subnet request %+v %v", r, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/defaults"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -91,52 +92,29 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	d := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
 	if c.MTU <= 0 {
 		c.MTU = 1280
 	}
 	if c.MTU > 65535 {
 		c.MTU = 65535
 	}
-	d(&c.RekeyAfterTime, 120*time.Second)
-	d(&c.RejectAfterTime, 180*time.Second)
-	d(&c.RekeyTimeout, 5*time.Second)
-	d(&c.HandshakeGiveUp, 90*time.Second)
-	d(&c.KeepaliveTimeout, 10*time.Second)
-	d(&c.IdleTimeout, 180*time.Second)
-	if c.RekeyAfterMessages == 0 {
-		c.RekeyAfterMessages = 1 << 60
-	}
-	if c.RejectAfterMessages == 0 {
-		c.RejectAfterMessages = ^uint64(0) - (1 << 13)
-	}
-	if c.MaxQueue <= 0 {
-		c.MaxQueue = 64
-	}
-	if c.MaxPeers <= 0 {
-		c.MaxPeers = 4096
-	}
+	defaults.IfNotPositive(&c.RekeyAfterTime, 120*time.Second)
+	defaults.IfNotPositive(&c.RejectAfterTime, 180*time.Second)
+	defaults.IfNotPositive(&c.RekeyTimeout, 5*time.Second)
+	defaults.IfNotPositive(&c.HandshakeGiveUp, 90*time.Second)
+	defaults.IfNotPositive(&c.KeepaliveTimeout, 10*time.Second)
+	defaults.IfNotPositive(&c.IdleTimeout, 180*time.Second)
+	defaults.IfZero(&c.RekeyAfterMessages, 1<<60)
+	defaults.IfZero(&c.RejectAfterMessages, ^uint64(0)-(1<<13))
+	defaults.IfNotPositive(&c.MaxQueue, 64)
+	defaults.IfNotPositive(&c.MaxPeers, 4096)
 	if c.MaxHalfOpen <= 0 || c.MaxHalfOpen > c.MaxPeers {
 		c.MaxHalfOpen = max(1, c.MaxPeers/4)
 	}
-	if c.InitiationRate <= 0 {
-		c.InitiationRate = 200
-	}
-	if c.InitiationBurst <= 0 {
-		c.InitiationBurst = 50
-	}
-	if c.PerSourceRate <= 0 {
-		c.PerSourceRate = 5
-	}
-	if c.PerSourceBurst <= 0 {
-		c.PerSourceBurst = 10
-	}
-	if c.Rand == nil {
-		c.Rand = rand.Reader
-	}
+	defaults.IfNotPositive(&c.InitiationRate, 200)
+	defaults.IfNotPositive(&c.InitiationBurst, 50)
+	defaults.IfNotPositive(&c.PerSourceRate, 5)
+	defaults.IfNotPositive(&c.PerSourceBurst, 10)
+	defaults.IfZero(&c.Rand, rand.Reader)
 	return c
 }

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -26,10 +28,7 @@ type Info struct {
 // Sessions lists every peer with state.
 func (m *Manager) Sessions(now time.Time) []Info {
 	m.mu.RLock()
-	peers := make([]*peer, 0, len(m.peers))
-	for _, p := range m.peers {
-		peers = append(peers, p)
-	}
+	peers := slices.Collect(maps.Values(m.peers))
 	m.mu.RUnlock()
 	out := make([]Info, 0, len(peers))
 	for _, p := range peers {

@@ -1,23 +1,17 @@
 package session
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
+)
 
 // TestCounterTable: every counter has a name, names are unique, and the
 // drops are exactly the session_… reasons the dashboards and alerts know
 // (contrib/grafana, contrib/prometheus; admin/metrics/metricstest checks
 // them against the registry).
 func TestCounterTable(t *testing.T) {
-	seen := map[string]Counter{}
-	for c := range NumCounters {
-		name := c.String()
-		if name == "" {
-			t.Errorf("counter %d has no name", c)
-		}
-		if o, dup := seen[name]; dup {
-			t.Errorf("counters %d and %d are both %q", o, c, name)
-		}
-		seen[name] = c
-	}
+	testhelp.CheckNames(t, NumCounters)
 	want := []string{"queue_full", "too_many_peers", "too_big", "bad_key", "unreachable",
 		"unknown_index", "decrypt_failed", "replay", "too_old", "expired", "malformed",
 		"bad_inner", "bad_source", "initiation_rate_limited", "need_cookie",

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -65,21 +66,9 @@ func TestTraceLossesInFlight(t *testing.T) {
 	net.TraceLosses(true)
 	net.ForgetCoords()
 	r := net.Probe([]Pair{{nodes[0], nodes[3]}, {nodes[3], nodes[0]}}, 10*time.Millisecond)
-	if want := (Losses{"request " + LossInFlight: 2}); !mapsEqual(r.Losses, want) {
+	if want := (Losses{"request " + LossInFlight: 2}); !maps.Equal(r.Losses, want) {
 		t.Errorf("losses %v, want %v", r.Losses, want)
 	}
-}
-
-func mapsEqual(a, b Losses) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestLossCause checks the classification of a probe's last hop: a drop

@@ -37,6 +37,7 @@ import (
 
 	"github.com/pineconed/pineconed/addressing"
 	"github.com/pineconed/pineconed/envelope"
+	"github.com/pineconed/pineconed/internal/defaults"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -74,24 +75,12 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.CacheTTL <= 0 {
-		c.CacheTTL = 10 * time.Minute
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = time.Second
-	}
-	if c.MaxQueue <= 0 {
-		c.MaxQueue = 64
-	}
-	if c.MaxPending <= 0 {
-		c.MaxPending = 256
-	}
-	if c.MaxCache <= 0 {
-		c.MaxCache = 16384
-	}
-	if c.Rand == nil {
-		c.Rand = rand.Reader
-	}
+	defaults.IfNotPositive(&c.CacheTTL, 10*time.Minute)
+	defaults.IfNotPositive(&c.RetryInterval, time.Second)
+	defaults.IfNotPositive(&c.MaxQueue, 64)
+	defaults.IfNotPositive(&c.MaxPending, 256)
+	defaults.IfNotPositive(&c.MaxCache, 16384)
+	defaults.IfZero(&c.Rand, rand.Reader)
 	return c
 }
 
@@ -243,33 +232,13 @@ func (r *Resolver) newNonceLocked() uint64 {
 }
 
 func (r *Resolver) request(pl *pendingLookup) []byte {
-	b, err := envelope.LookupRequest{Kind: wireKind(pl.prefix.Kind()), Nonce: pl.nonce, Prefix: pl.prefix.Bytes()}.Append(nil)
+	b, err := envelope.LookupRequest{Kind: pl.prefix.Kind(), Nonce: pl.nonce, Prefix: pl.prefix.Bytes()}.Append(nil)
 	if err != nil {
 		// Prefixes are built with valid kinds and lengths; this cannot
 		// happen, and if it did the lookup would simply time out.
 		return nil
 	}
 	return b
-}
-
-// wireKind is the lookup kind a request for a prefix of kind k carries.
-func wireKind(k addressing.Kind) envelope.LookupKind {
-	if k == addressing.KindSubnet {
-		return envelope.LookupSubnet
-	}
-	return envelope.LookupNode
-}
-
-// prefixKind is the prefix kind a lookup of kind k asks about; an unknown
-// lookup kind gives the invalid zero Kind, which no prefix has.
-func prefixKind(k envelope.LookupKind) addressing.Kind {
-	switch k {
-	case envelope.LookupNode:
-		return addressing.KindNode
-	case envelope.LookupSubnet:
-		return addressing.KindSubnet
-	}
-	return 0
 }
 
 func (r *Resolver) sendRequest(p addressing.KeyPrefix, req []byte) {
@@ -306,7 +275,7 @@ func (r *Resolver) handleRequest(src wire.PublicKey, payload []byte) error {
 		return fmt.Errorf("lookup request from %s: %w", src, err)
 	}
 	r.count.inc(RequestReceived)
-	p, err := addressing.NewKeyPrefix(prefixKind(req.Kind), req.Prefix)
+	p, err := addressing.NewKeyPrefix(req.Kind, req.Prefix)
 	if err != nil {
 		r.count.inc(Malformed)
 		return err
@@ -340,7 +309,7 @@ func (r *Resolver) handleResponse(now time.Time, src wire.PublicKey, payload []b
 		r.count.inc(ResponseUnsolicited)
 		return nil
 	}
-	if prefixKind(resp.Kind) != pl.prefix.Kind() || !pl.prefix.Matches(resp.Key) || resp.Key != src {
+	if resp.Kind != pl.prefix.Kind() || !pl.prefix.Matches(resp.Key) || resp.Key != src {
 		// The lookup stays pending: the real owner may still answer.
 		r.mu.Unlock()
 		r.count.inc(ResponseMismatch)

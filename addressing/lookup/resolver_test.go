@@ -525,17 +525,7 @@ func keyFromSeed(b byte) wire.PublicKey { return wire.PublicKeyOf(testhelp.SeedK
 // alert rules expect (pineconed_lookups_total{result} and the lookup_…
 // drop reasons).
 func TestCounterTable(t *testing.T) {
-	seen := map[string]Counter{}
-	for c := range numCounters {
-		name := c.String()
-		if name == "" {
-			t.Errorf("counter %d has no name", c)
-		}
-		if o, dup := seen[name]; dup {
-			t.Errorf("counters %d and %d are both %q", o, c, name)
-		}
-		seen[name] = c
-	}
+	testhelp.CheckNames(t, numCounters)
 	var st Stats
 	st.Count[LookupFound], st.Count[DropNotOverlay] = 3, 2
 	results := st.ByClass(Result)

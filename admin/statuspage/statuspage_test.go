@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -20,25 +19,15 @@ import (
 	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
+// get requests path from srv, with host as the Host header unless it is
+// empty.
 func get(t *testing.T, srv *httptest.Server, method, path, host string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if host != "" {
-		req.Host = host
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
+	return testhelp.Fetch(t, srv.Client(), method, srv.URL+path, func(req *http.Request) {
+		if host != "" {
+			req.Host = host
+		}
+	})
 }
 
 // TestPageHeadersAndMethods checks the safety properties: every response

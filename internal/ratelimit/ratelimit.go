@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/defaults"
 	"golang.org/x/time/rate"
 )
 
@@ -80,21 +81,11 @@ type entry struct {
 // New returns a Limiter with cfg. Non-positive fields get 1 (rates and
 // bursts) or 1024 (MaxKeys).
 func New[K comparable](cfg Config) *Limiter[K] {
-	if cfg.PerKey <= 0 {
-		cfg.PerKey = 1
-	}
-	if cfg.PerKeyBurst <= 0 {
-		cfg.PerKeyBurst = 1
-	}
-	if cfg.Global <= 0 {
-		cfg.Global = 1
-	}
-	if cfg.GlobalBurst <= 0 {
-		cfg.GlobalBurst = 1
-	}
-	if cfg.MaxKeys <= 0 {
-		cfg.MaxKeys = 1024
-	}
+	defaults.IfNotPositive(&cfg.PerKey, 1)
+	defaults.IfNotPositive(&cfg.PerKeyBurst, 1)
+	defaults.IfNotPositive(&cfg.Global, 1)
+	defaults.IfNotPositive(&cfg.GlobalBurst, 1)
+	defaults.IfNotPositive(&cfg.MaxKeys, 1024)
 	return &Limiter[K]{
 		cfg:    cfg,
 		refill: time.Duration(float64(cfg.PerKeyBurst) / cfg.PerKey * float64(time.Second)),

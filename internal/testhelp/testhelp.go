@@ -1,7 +1,8 @@
 // Package testhelp holds the helpers that the tests of several packages
 // share: the protocol's seeded test keys, polling for a condition, the
 // goroutine-leak check, hex as the protocol document writes it, the module
-// root, and a log capture. Only tests import it.
+// root, a log capture, one HTTP request read whole, and the check that an
+// enumeration's names are distinct. Only tests import it.
 //
 // It imports nothing from this module, so that any package's internal
 // tests (overlay/wire's included) can use it without an import cycle.

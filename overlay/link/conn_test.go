@@ -52,29 +52,10 @@ func startPair(t *testing.T, cfg Config, x, y net.Conn) (a, b *Conn, sa, sb *fak
 	return a, b, sa, sb
 }
 
-// tcpConns returns both ends of a loopback TCP connection.
+// tcpConns returns both ends of a plain loopback TCP connection.
 func tcpConns(t testing.TB) (client, server net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
+	return tcpConnsWith(t, net.ListenConfig{}, net.Dialer{})
 }
 
 // nonKeepalive filters keepalives out of what a switch received.

@@ -1,7 +1,6 @@
 package link
 
 import (
-	"context"
 	"net"
 	"syscall"
 	"testing"
@@ -32,29 +31,9 @@ func tcpSockopt(t *testing.T, c net.Conn, opt int) int {
 // connection, the dialed one and the one accepted from a listener made
 // with ControlTCP, carry the user timeout and the short unsent queue.
 func TestControlTCPSetsOptions(t *testing.T) {
-	ctx := context.Background()
-	lc := net.ListenConfig{Control: ControlTCP(1500 * time.Millisecond)}
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	d := net.Dialer{Control: ControlTCP(1500 * time.Millisecond)}
-	client, err := d.DialContext(ctx, "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server := <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	defer server.Close()
+	client, server := tcpConnsWith(t,
+		net.ListenConfig{Control: ControlTCP(1500 * time.Millisecond)},
+		net.Dialer{Control: ControlTCP(1500 * time.Millisecond)})
 	for name, c := range map[string]net.Conn{"dialed": client, "accepted": server} {
 		if got := tcpSockopt(t, c, unix.TCP_NOTSENT_LOWAT); got != NotSentLowat {
 			t.Errorf("%s: TCP_NOTSENT_LOWAT = %d, want %d", name, got, NotSentLowat)

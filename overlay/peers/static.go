@@ -3,12 +3,14 @@ package peers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/defaults"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/peers/peeruri"
@@ -33,18 +35,10 @@ const (
 )
 
 func (b Backoff) withDefaults() Backoff {
-	if b.Min <= 0 {
-		b.Min = DefaultBackoffMin
-	}
-	if b.Max <= 0 {
-		b.Max = DefaultBackoffMax
-	}
-	if b.Max < b.Min {
-		b.Max = b.Min
-	}
-	if b.Stable <= 0 {
-		b.Stable = DefaultBackoffStable
-	}
+	defaults.IfNotPositive(&b.Min, DefaultBackoffMin)
+	defaults.IfNotPositive(&b.Max, DefaultBackoffMax)
+	b.Max = max(b.Max, b.Min)
+	defaults.IfNotPositive(&b.Stable, DefaultBackoffStable)
 	return b
 }
 
@@ -182,10 +176,7 @@ func (m *Manager) Remove(u peeruri.URI) error {
 // List returns the static peers' status, ordered by URI.
 func (m *Manager) List() []StaticPeer {
 	m.mu.Lock()
-	sps := make([]*staticPeer, 0, len(m.static))
-	for _, sp := range m.static {
-		sps = append(sps, sp)
-	}
+	sps := slices.Collect(maps.Values(m.static))
 	m.mu.Unlock()
 	out := make([]StaticPeer, 0, len(sps))
 	for _, sp := range sps {

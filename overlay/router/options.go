@@ -1,6 +1,10 @@
 package router
 
-import "time"
+import (
+	"time"
+
+	"github.com/pineconed/pineconed/internal/defaults"
+)
 
 // Protocol timers (docs/protocol.md §4.8, §5.6, §6.2, §7). They are the reference's
 // values. Those that other nodes depend on are not configurable: nodes that
@@ -153,23 +157,13 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.MaxSNEKEntries <= 0 {
-		o.MaxSNEKEntries = DefaultMaxSNEKEntries
-	}
-	if o.MaxWakeupSeen <= 0 {
-		o.MaxWakeupSeen = DefaultMaxWakeupSeen
-	}
-	if o.CoordCacheSize <= 0 {
-		o.CoordCacheSize = DefaultCoordCacheSize
-	}
-	if o.WakeupRefresh == 0 {
-		o.WakeupRefresh = DefaultWakeupRefresh
-	}
-	if o.FastBootstrapWindow == 0 {
-		o.FastBootstrapWindow = DefaultFastBootstrapWindow
-	}
-	if o.SnapshotInterval == 0 {
-		o.SnapshotInterval = DefaultSnapshotInterval
-	}
+	defaults.IfNotPositive(&o.MaxSNEKEntries, DefaultMaxSNEKEntries)
+	defaults.IfNotPositive(&o.MaxWakeupSeen, DefaultMaxWakeupSeen)
+	defaults.IfNotPositive(&o.CoordCacheSize, DefaultCoordCacheSize)
+	// A negative value of these three has its own meaning (see their
+	// fields), so only zero takes the default.
+	defaults.IfZero(&o.WakeupRefresh, DefaultWakeupRefresh)
+	defaults.IfZero(&o.FastBootstrapWindow, DefaultFastBootstrapWindow)
+	defaults.IfZero(&o.SnapshotInterval, DefaultSnapshotInterval)
 	return o
 }

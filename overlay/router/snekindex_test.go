@@ -72,35 +72,16 @@ func randomSnapshot(rng *rand.Rand, now time.Time) *Snapshot {
 // indexed search used for traffic picks exactly the next hop and watermark
 // of the literal algorithm of §5.3, with the routes walked in random order.
 func TestTrafficSearchMatchesLiteral(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	now := t0
-	n := 200_000
-	if testing.Short() {
-		n = 20_000
-	}
-	kinds := map[Port]int{}
-	for i := 0; i < n; i++ {
-		s := randomSnapshot(rng, now)
-		dest := wire.PublicKey{byte(rng.IntN(9)) << 4}
-		if rng.IntN(3) == 0 {
-			dest[31] = byte(rng.IntN(2))
-		}
-		w := wire.StartWatermark
-		if rng.IntN(2) == 0 {
-			w = wire.Watermark{Key: wire.PublicKey{byte(1+rng.IntN(7)) << 4}, Seq: uint64(rng.IntN(4))}
-		}
-		gotPort, gotWM := s.nextHopTraffic(now, dest, w)
-		lit := *s
-		lit.entries = append([]snapEntry(nil), s.entries...)
-		rng.Shuffle(len(lit.entries), func(i, j int) { lit.entries[i], lit.entries[j] = lit.entries[j], lit.entries[i] })
-		wantPort, wantWM := lit.nextHopSNEK(now, dest, false, w)
-		if gotPort != wantPort || gotWM != wantWM {
-			t.Fatalf("case %d: indexed search gives %v %x/%d, literal %v %x/%d\nown %x root %x parent %v dest %x wm %x/%d",
-				i, gotPort, gotWM.Key[:1], gotWM.Seq, wantPort, wantWM.Key[:1], wantWM.Seq, s.key[:1], s.root.Key[:1], s.parent, dest[:1], w.Key[:1], w.Seq)
-		}
-		kinds[min(gotPort, 9)]++
-	}
-	t.Logf("%d cases; next hops by port (0 = local, 9 = higher): %v", n, kinds)
+	kinds := checkSearchMatchesLiteral(t, rand.New(rand.NewPCG(1, 2)), false,
+		func(rng *rand.Rand, _ *Snapshot, dest *wire.PublicKey) {
+			if rng.IntN(3) == 0 {
+				dest[31] = byte(rng.IntN(2))
+			}
+		},
+		func(s *Snapshot, now time.Time, dest wire.PublicKey, w wire.Watermark) (Port, wire.Watermark) {
+			return s.nextHopTraffic(now, dest, w)
+		})
+	t.Logf("next hops by port (0 = local, 9 = higher): %v", kinds)
 }
 
 // BenchmarkSNEKSearch compares the literal walk (the baseline) with the
@@ -166,7 +147,36 @@ func BenchmarkSNEKSearch(b *testing.B) {
 // literal algorithm of §5.3 in bootstrap mode, with the routes walked in
 // random order.
 func TestBootstrapSearchMatchesLiteral(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
+	kinds := checkSearchMatchesLiteral(t, rand.New(rand.NewPCG(5, 6)), true,
+		func(rng *rand.Rand, s *Snapshot, dest *wire.PublicKey) {
+			switch rng.IntN(4) {
+			case 0:
+				dest[31] = byte(rng.IntN(2))
+			case 1:
+				*dest = s.key // our own bootstrap
+			}
+		},
+		func(s *Snapshot, now time.Time, dest wire.PublicKey, w wire.Watermark) (Port, wire.Watermark) {
+			return s.nextHopBootstrap(now, dest, w, routesOf(s))
+		})
+	if len(kinds) < 4 {
+		t.Fatalf("next hops by port %v: the cases do not exercise the search", kinds)
+	}
+	t.Logf("next hops by port (0 = local, 9 = higher, %d = none): %v", NoPort, kinds)
+}
+
+// checkSearchMatchesLiteral runs one indexed search against the literal
+// walk (nextHopSNEK in the given mode) on random snapshots, with the
+// literal walk's routes shuffled so that its result cannot depend on
+// their order. adjust varies each case's destination (its first byte is
+// random already), so that each search meets the edge cases it has. It
+// fails the test on the first case where the two disagree, and returns
+// how many cases ended at each next hop (ports above 8 counted as 9).
+func checkSearchMatchesLiteral(t *testing.T, rng *rand.Rand, bootstrap bool,
+	adjust func(rng *rand.Rand, s *Snapshot, dest *wire.PublicKey),
+	indexed func(s *Snapshot, now time.Time, dest wire.PublicKey, w wire.Watermark) (Port, wire.Watermark),
+) map[Port]int {
+	t.Helper()
 	now := t0
 	n := 200_000
 	if testing.Short() {
@@ -176,31 +186,24 @@ func TestBootstrapSearchMatchesLiteral(t *testing.T) {
 	for i := 0; i < n; i++ {
 		s := randomSnapshot(rng, now)
 		dest := wire.PublicKey{byte(rng.IntN(9)) << 4}
-		switch rng.IntN(4) {
-		case 0:
-			dest[31] = byte(rng.IntN(2))
-		case 1:
-			dest = s.key // our own bootstrap
-		}
+		adjust(rng, s, &dest)
 		w := wire.StartWatermark
 		if rng.IntN(2) == 0 {
 			w = wire.Watermark{Key: wire.PublicKey{byte(1+rng.IntN(7)) << 4}, Seq: uint64(rng.IntN(4))}
 		}
-		gotPort, gotWM := s.nextHopBootstrap(now, dest, w, routesOf(s))
+		gotPort, gotWM := indexed(s, now, dest, w)
 		lit := *s
 		lit.entries = append([]snapEntry(nil), s.entries...)
 		rng.Shuffle(len(lit.entries), func(i, j int) { lit.entries[i], lit.entries[j] = lit.entries[j], lit.entries[i] })
-		wantPort, wantWM := lit.nextHopSNEK(now, dest, true, w)
+		wantPort, wantWM := lit.nextHopSNEK(now, dest, bootstrap, w)
 		if gotPort != wantPort || gotWM != wantWM {
 			t.Fatalf("case %d: indexed search gives %v %x/%d, literal %v %x/%d\nown %x root %x parent %v dest %x wm %x/%d",
 				i, gotPort, gotWM.Key[:1], gotWM.Seq, wantPort, wantWM.Key[:1], wantWM.Seq, s.key[:1], s.root.Key[:1], s.parent, dest[:1], w.Key[:1], w.Seq)
 		}
 		kinds[min(gotPort, 9)]++
 	}
-	if len(kinds) < 4 {
-		t.Fatalf("next hops by port %v: the cases do not exercise the search", kinds)
-	}
-	t.Logf("%d cases; next hops by port (0 = local, 9 = higher, %d = none): %v", n, NoPort, kinds)
+	t.Logf("%d cases", n)
+	return kinds
 }
 
 // routesOf gives a snapshot's sorted entries as Router routes sharing

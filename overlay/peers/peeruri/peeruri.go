@@ -96,26 +96,25 @@ func (u *URI) UnmarshalText(b []byte) error {
 // ParsePeer parses a static peer URI (see URI). The host and a
 // non-zero port are required.
 func ParsePeer(s string) (URI, error) {
-	u, err := Parse(s)
-	if err != nil {
-		return URI{}, fmt.Errorf("peer URI %q: %w", s, err)
-	}
-	if err := CheckStatic(u); err != nil {
-		return URI{}, fmt.Errorf("peer URI %q: %w", s, err)
-	}
-	return u, nil
+	return parseFor(s, "peer", CheckStatic)
 }
 
 // ParseListen parses a listener URI. Unlike a static peer, the host may
 // be empty (all addresses, as in tcp://:65432), port 0 asks the kernel for a
 // free port, and a ?key= pin is refused: it would mean nothing here.
 func ParseListen(s string) (URI, error) {
+	return parseFor(s, "listen", CheckListen)
+}
+
+// parseFor parses s and checks it against one use's rule, naming the use
+// and s in the error.
+func parseFor(s, use string, check func(URI) error) (URI, error) {
 	u, err := Parse(s)
-	if err != nil {
-		return URI{}, fmt.Errorf("listen URI %q: %w", s, err)
+	if err == nil {
+		err = check(u)
 	}
-	if err := CheckListen(u); err != nil {
-		return URI{}, fmt.Errorf("listen URI %q: %w", s, err)
+	if err != nil {
+		return URI{}, fmt.Errorf("%s URI %q: %w", use, s, err)
 	}
 	return u, nil
 }
