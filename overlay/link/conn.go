@@ -360,7 +360,7 @@ func (c *Conn) readLoop() {
 	var hdr [wire.HeaderSize]byte
 	for {
 		var deadline time.Time
-		if c.cfg.ReadTimeout > 0 {
+		if c.cfg.ReadTimeout > 0 && !frameBuffered(br) {
 			deadline = time.Now().Add(c.cfg.ReadTimeout)
 			if err := c.nc.SetReadDeadline(deadline); err != nil {
 				c.Close(c.readError(err, time.Time{}, 0, wire.HeaderSize))
@@ -406,6 +406,24 @@ func (c *Conn) readLoop() {
 			return
 		}
 	}
+}
+
+// frameBuffered reports whether br already holds the whole next frame. Such
+// a frame has arrived, and reading it cannot block, so it needs no read
+// deadline: small frames come dozens to a socket read, and setting and
+// clearing a deadline (two timer updates and a clock read) for each was
+// most of what the link itself spent on them.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < wire.HeaderSize {
+		return false
+	}
+	b, err := br.Peek(wire.HeaderSize)
+	if err != nil {
+		return false
+	}
+	h, err := wire.ParseHeader(b)
+	return err == nil && h.Length <= n
 }
 
 // directRead is the size from which the rest of a frame body that the
