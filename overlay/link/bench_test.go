@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/internal/bufpool"
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -108,9 +109,10 @@ func benchThroughput(b *testing.B, size int, next func() []byte) {
 		}
 	}
 	want := int64(b.N) * int64(size)
-	for sw.bytes.Load() < want {
-		time.Sleep(100 * time.Microsecond)
-	}
+	// A fine poll interval: the wait is inside the timed span.
+	testhelp.WaitEvery(b, "every byte at the far switch", time.Minute, 100*time.Microsecond, func() bool {
+		return sw.bytes.Load() >= want
+	})
 	el := time.Since(start)
 	b.StopTimer()
 	rate := float64(want) / el.Seconds()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,4 +225,27 @@ func mkURIs(ss ...string) []peeruri.URI {
 		out[i] = mkURI(s)
 	}
 	return out
+}
+
+// refusals counts the "refusing peer" lines in buf that name key and give
+// reason: the manager logs every refusal at debug level.
+func refusals(buf *testhelp.LogBuffer, key wire.PublicKey, reason error) int {
+	n := 0
+	for _, l := range buf.Lines(`msg="refusing peer"`) {
+		if strings.Contains(l, "peer="+key.String()) && strings.Contains(l, reason.Error()) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitRefusals waits until buf holds more refusals of key for reason than
+// it does now: the event a test of "stays out" waits for, since each one
+// is a retry that was checked and turned away.
+func waitRefusals(t *testing.T, buf *testhelp.LogBuffer, key wire.PublicKey, reason error, more int) {
+	t.Helper()
+	want := refusals(buf, key, reason) + more
+	testhelp.WaitFor(t, fmt.Sprintf("%d more refusals of %s (%v)", more, key, reason), 10*time.Second,
+		func() bool { return refusals(buf, key, reason) >= want },
+		func() string { return fmt.Sprintf("%d of %d", refusals(buf, key, reason), want) })
 }

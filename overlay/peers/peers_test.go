@@ -200,7 +200,7 @@ func TestAllowedKeys(t *testing.T) {
 	}
 	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privC)
 	testhelp.WaitFor(t, "C accepted", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
-	time.Sleep(100 * time.Millisecond)
+	waitRefusals(t, buf, keyB, ErrNotAllowed, 2)
 	na.mu.Lock()
 	defer na.mu.Unlock()
 	for _, info := range na.attaches {
@@ -433,13 +433,14 @@ var _ link.Receiver = Switch(nil)
 // refused peer in.
 func TestReloadPolicy(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), MaxPeers: 1}, privA)
+	log, buf := testhelp.NewLogger(t)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), MaxPeers: 1, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
 	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privB)
 	testhelp.WaitFor(t, "B in", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
 	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privC)
-	time.Sleep(100 * time.Millisecond)
+	waitRefusals(t, buf, keyC, ErrTooManyPeers, 2)
 	if _, ok := na.portFor(keyC); ok {
 		t.Fatal("C in above max_peers 1")
 	}
@@ -460,7 +461,7 @@ func TestReloadPolicy(t *testing.T) {
 	if !found {
 		t.Fatalf("detach reasons %v", na.detachReasons())
 	}
-	time.Sleep(200 * time.Millisecond) // B keeps retrying and keeps being refused
+	waitRefusals(t, buf, keyB, ErrNotAllowed, 2) // B keeps retrying and keeps being refused
 	if _, ok := na.portFor(keyB); ok {
 		t.Fatal("B back in although not allowed")
 	}
