@@ -16,12 +16,16 @@
 // goes on at once, an unknown one waits in the resolver's bounded queue
 // while it looks the address up, and comes back through onResolved (or,
 // when nobody owns the address, onLookupFailed answers it with Address
-// Unreachable). sendPacket compares the packet with the MTU the remote
-// announced in its handshake and answers a larger one with Packet Too Big
-// (DropPacketTooBig); the rest goes to session.Manager.Send.
+// Unreachable). sendPacket hands the packet to session.Manager.SendFramed
+// (a packet that waited for a lookup, which is a copy, to Send), which
+// compares it with the MTU the remote announced in its handshake under the
+// same lookup and lock it sends with; a larger one is answered with Packet
+// Too Big (DropPacketTooBig).
 //
 // The session layer encrypts (handshaking first, with the packet queued)
-// into a buffer from internal/bufpool, leaving room in front for the frame
+// from the TUN reader's buffer, which leaves a byte in front of each packet
+// for the inner type byte (tun.Reader.Framed), straight into a buffer from
+// internal/bufpool, leaving room in front for the frame
 // header, and calls Path.Send — the Path is its session.Transport — which
 // hands it to overlay.Node.SendBuffer: the node writes the Traffic header
 // in place and the link gives the buffer back to the pool once written,
