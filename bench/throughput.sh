@@ -13,6 +13,14 @@
 #   LOGDIR=/tmp/bench-logs bench/throughput.sh   # keep iperf3 and daemon logs
 #   WIREGUARD_GO=/path/wireguard bench/throughput.sh
 #   WIREGUARD_GO=none bench/throughput.sh        # skip wireguard-go
+#   PINECONED_ARGS="-debug-pprof 127.0.0.1:6060" bench/throughput.sh
+#                                      # extra flags for every pineconed
+#   HOOK=bench/profile.sh bench/throughput.sh    # set up, run HOOK, clean up
+#
+# With HOOK set, the namespaces and daemons are set up as for a run, then
+# HOOK runs with NS_A NS_B NS_C, ADDR_B ADDR_C (overlay addresses) and
+# PID_A PID_B PID_C (the daemons) in its environment instead of the
+# measurements, and the script exits with its status after cleaning up.
 #
 # Needs ip (iproute2), iperf3, ping, go. For wireguard-go also the `wg`
 # tool (apt-get install wireguard-tools) and the wireguard-go binary
@@ -170,7 +178,9 @@ socket = "$dir/admin.sock"
 listen = ""
 EOF
 	# ip netns exec execs the daemon: $! is its PID.
-	ip netns exec "$ns" "$work/pineconed" -config "$dir/pineconed.toml" >"$dir/pineconed.log" 2>&1 &
+	# PINECONED_ARGS is split on spaces on purpose: a list of flags.
+	# shellcheck disable=SC2086
+	ip netns exec "$ns" "$work/pineconed" -config "$dir/pineconed.toml" ${PINECONED_ARGS:-} >"$dir/pineconed.log" 2>&1 &
 	dpid[$name]=$!
 	wait_until "pineconed in $ns to answer" 200 "$work/pineconectl" --socket "$dir/admin.sock" status ||
 		{ cat "$dir/pineconed.log" >&2; exit 1; }
@@ -203,6 +213,12 @@ if [[ -n $wg_go ]]; then
 	wait_until "a to reach b over wireguard-go" 300 in_ns "$ns_a" ping -6 -c 1 -W 1 "$wg_addr_b"
 fi
 daemons="a b c"
+if [[ -n ${HOOK:-} ]]; then
+	status=0
+	NS_A=$ns_a NS_B=$ns_b NS_C=$ns_c ADDR_B=$addr_b ADDR_C=$addr_c \
+		PID_A=${dpid[a]} PID_B=${dpid[b]} PID_C=${dpid[c]} "$HOOK" || status=$?
+	exit "$status"
+fi
 [[ -n $wg_go ]] && daemons+=" wa wb"
 
 clk_tck=$(getconf CLK_TCK)
