@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -624,30 +623,4 @@ func (m *Manager) Connected(key wire.PublicKey, iface string) bool {
 		}
 	}
 	return false
-}
-
-// Peer is one running peering as the link sees it.
-type Peer struct {
-	overlay.PeerInfo
-	// Port is the node's port for the peering.
-	Port router.Port
-	// Remote is the transport's remote address.
-	Remote string
-	// Stats are the link's counters.
-	Stats link.Stats
-}
-
-// Peers lists the running peerings this manager's links carry, ordered by
-// port, from the Switch's registry.
-func (m *Manager) Peers() []Peer {
-	var out []Peer
-	for _, p := range m.sw.Peerings() {
-		c, ok := p.Link.(*link.Conn)
-		if !ok {
-			continue
-		}
-		out = append(out, Peer{PeerInfo: p.Info, Port: p.Port, Remote: c.RemoteAddr().String(), Stats: c.Stats()})
-	}
-	slices.SortFunc(out, func(a, b Peer) int { return int(a.Port) - int(b.Port) })
-	return out
 }
