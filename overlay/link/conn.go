@@ -394,7 +394,6 @@ func (c *Conn) readLoop() {
 				return
 			}
 		}
-		c.stats.in[wire.CountSlot(h.Type)].add(h.Length)
 		select {
 		case <-c.closing:
 			bufpool.Put(buf)
@@ -557,7 +556,6 @@ func (c *Conn) writeLoop() {
 			}
 		}
 		_, err := bw.Write(frame)
-		t := wire.FrameType(frame[5])
 		// bw has copied or written the frame: it is free. (Put ignores
 		// keepaliveFrame, far smaller than a pool buffer.)
 		bufpool.Put(frame)
@@ -565,7 +563,6 @@ func (c *Conn) writeLoop() {
 			c.Close(err)
 			return
 		}
-		c.stats.out[wire.CountSlot(t)].add(len(frame))
 		if keepalive {
 			c.recv.KeepaliveSent(c.port, len(frame))
 		}
