@@ -19,6 +19,14 @@
 #   PATHS="pcd2 alt2" KINDS="1 P4" bench/throughput.sh   # only these
 #   PROFILE_DIR=/tmp/prof bench/throughput.sh   # CPU profile of every daemon
 #                           # on a pineconed path during its first 1-stream run
+#   PINECONED_ARGS="-debug-pprof 127.0.0.1:6060" bench/throughput.sh
+#                                      # extra flags for every pineconed
+#   HOOK=bench/profile.sh bench/throughput.sh    # set up, run HOOK, clean up
+#
+# With HOOK set, the namespaces and daemons are set up as for a run, then
+# HOOK runs with NS_A NS_B NS_C, ADDR_B ADDR_C (overlay addresses) and
+# PID_A PID_B PID_C (the daemons) in its environment instead of the
+# measurements, and the script exits with its status after cleaning up.
 #
 # Needs ip (iproute2), iperf3, ping, go. For wireguard-go also the `wg`
 # tool (apt-get install wireguard-tools) and the wireguard-go binary
@@ -214,7 +222,9 @@ listen = ""
 EOF
 	# ip netns exec execs the daemon: $! is its PID.
 	# Each namespace has its own loopback: the same pprof port in all.
-	ip netns exec "$ns" "$bin/pineconed" -config "$dir/pineconed.toml" ${PROFILE_DIR:+-debug-pprof 127.0.0.1:6060} >"$dir/pineconed.log" 2>&1 &
+	# PINECONED_ARGS is split on spaces on purpose: a list of flags.
+	# shellcheck disable=SC2086
+	ip netns exec "$ns" "$bin/pineconed" -config "$dir/pineconed.toml" ${PROFILE_DIR:+-debug-pprof 127.0.0.1:6060} ${PINECONED_ARGS:-} >"$dir/pineconed.log" 2>&1 &
 	dpid[$name]=$! dns[$name]=$ns
 	wait_until "pineconed in $ns to answer" 200 "$bin/pineconectl" --socket "$dir/admin.sock" status ||
 		{ cat "$dir/pineconed.log" >&2; exit 1; }
@@ -258,6 +268,12 @@ if [[ -n $wg_go ]]; then
 	wait_until "a to reach b over wireguard-go" 300 in_ns "$ns_a" ping -6 -c 1 -W 1 "$wg_addr_b"
 fi
 daemons="a b c"
+if [[ -n ${HOOK:-} ]]; then
+	status=0
+	NS_A=$ns_a NS_B=$ns_b NS_C=$ns_c ADDR_B=$addr_b ADDR_C=$addr_c \
+		PID_A=${dpid[a]} PID_B=${dpid[b]} PID_C=${dpid[c]} "$HOOK" || status=$?
+	exit "$status"
+fi
 [[ -n $wg_go ]] && daemons+=" wa wb"
 [[ -n $alt ]] && daemons+=" xa xb xc"
 

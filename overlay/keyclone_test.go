@@ -62,7 +62,18 @@ func testKeyCloneLoggedOnceNamingTheLink(t *testing.T) {
 	first.peer.wg.Wait()
 	testhelp.WaitFor(t, "the clone alone", 10*time.Second, func() bool { return clone.Self().Peers == 0 && b.Self().Peers == 1 })
 	connect(t, clone, b)
-	testhelp.WaitFor(t, "a sees the clone's sequence", 10*time.Second, func() bool { return a.Self().Root.Seq < b.Self().Root.Seq })
+	// The evidence must be on a's port before the clock moves: b having
+	// the clone's sequence is not enough, its announcement to a may still
+	// be in flight, and a would then start the confirmation window at the
+	// advanced time and never reach its end.
+	testhelp.WaitFor(t, "a holds b's announcement of the clone's sequence", 10*time.Second, func() bool {
+		for _, p := range a.Peers() {
+			if p.Port == ab.localPort && p.Router.HasAnnouncement && p.Router.Root.Key == a.PublicKey() && p.Router.Root.Seq > a.Self().Root.Seq {
+				return true
+			}
+		}
+		return false
+	})
 	if n := len(buf.Lines("level=ERROR")); n != 0 {
 		t.Fatalf("%d ERROR lines before router.KeyCloneConfirm:\n%s", n, buf)
 	}

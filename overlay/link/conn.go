@@ -138,8 +138,13 @@ var (
 // Receiver is the part of the node a running link reports to.
 type Receiver interface {
 	// Receive takes one whole frame read from the peer on port. The frame
-	// is only valid during the call. A non-nil error is a protocol
-	// violation: the link closes with that error as its reason.
+	// is an internal/bufpool buffer (from bufpool.Alloc) that the receiver
+	// owns from the call on: it may change it, keep it or hand it on, and
+	// gives it to bufpool.Put when done (a receiver that forgets costs the
+	// pool a buffer, nothing more). The link reads every frame into a
+	// buffer of its own, so that a delivered or forwarded frame is never
+	// copied out of the one the socket filled. A non-nil error is a
+	// protocol violation: the link closes with that error as its reason.
 	Receive(port router.Port, frame []byte) error
 	// KeepaliveSent counts one Keepalive of size bytes that the link made
 	// itself and wrote on port. The node counts the frames it queues with
@@ -354,33 +359,31 @@ func (c *Conn) run() {
 
 func (c *Conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, c.cfg.ReadBuffer)
-	buf := make([]byte, 0, 2048)
+	var hdr [wire.HeaderSize]byte
 	for {
 		var deadline time.Time
-		if c.cfg.ReadTimeout > 0 {
+		if c.cfg.ReadTimeout > 0 && !frameBuffered(br) {
 			deadline = time.Now().Add(c.cfg.ReadTimeout)
 			if err := c.nc.SetReadDeadline(deadline); err != nil {
 				c.Close(c.readError(err, time.Time{}, 0, wire.HeaderSize))
 				return
 			}
 		}
-		buf = buf[:wire.HeaderSize]
-		if n, err := io.ReadFull(br, buf); err != nil {
+		if n, err := io.ReadFull(br, hdr[:]); err != nil {
 			c.Close(c.readError(err, deadline, n, wire.HeaderSize))
 			return
 		}
-		h, err := wire.ParseHeader(buf)
+		h, err := wire.ParseHeader(hdr[:])
 		if err != nil {
 			c.Close(fmt.Errorf("%w: %w", ErrBadFrame, err))
 			return
 		}
-		if h.Length > cap(buf) {
-			nb := make([]byte, h.Length)
-			copy(nb, buf)
-			buf = nb
-		}
-		buf = buf[:h.Length]
-		if n, err := io.ReadFull(br, buf[wire.HeaderSize:]); err != nil {
+		// The receiver owns the frame (see Receiver): a new pool buffer
+		// per frame, of the smallest class that holds it.
+		buf := bufpool.Alloc(h.Length)
+		copy(buf, hdr[:])
+		if n, err := readBody(br, c.nc, buf[wire.HeaderSize:]); err != nil {
+			bufpool.Put(buf)
 			c.Close(c.readError(err, deadline, wire.HeaderSize+n, h.Length))
 			return
 		}
@@ -388,13 +391,14 @@ func (c *Conn) readLoop() {
 		// package doc), even while Receive holds the reader up.
 		if !deadline.IsZero() {
 			if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+				bufpool.Put(buf)
 				c.Close(fmt.Errorf("read: clear deadline: %w", err))
 				return
 			}
 		}
-		c.stats.in[wire.CountSlot(h.Type)].add(h.Length)
 		select {
 		case <-c.closing:
+			bufpool.Put(buf)
 			return
 		default:
 		}
@@ -403,6 +407,53 @@ func (c *Conn) readLoop() {
 			return
 		}
 	}
+}
+
+// frameBuffered reports whether br already holds the whole next frame. Such
+// a frame has arrived, and reading it cannot block, so it needs no read
+// deadline: small frames come dozens to a socket read, and setting and
+// clearing a deadline (two timer updates and a clock read) for each was
+// most of what the link itself spent on them.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < wire.HeaderSize {
+		return false
+	}
+	b, err := br.Peek(wire.HeaderSize)
+	if err != nil {
+		return false
+	}
+	h, err := wire.ParseHeader(b)
+	return err == nil && h.Length <= n
+}
+
+// directRead is the size from which the rest of a frame body that the
+// read buffer does not hold is read from the connection straight into the
+// frame's own buffer: a bufio.Reader reads directly only into a slice at
+// least as large as its buffer, which no frame is (64 KiB), so large
+// frames were copied once more, out of the read buffer. Smaller rests go
+// through the buffer, which gathers many small frames per system call.
+const directRead = 16 << 10
+
+// readBody fills b, the body of a frame: first with what br has buffered,
+// then, when at least directRead bytes remain, straight from nc (br is
+// empty then, so nothing is read out of order), else through br.
+func readBody(br *bufio.Reader, nc net.Conn, b []byte) (int, error) {
+	n := 0
+	if k := min(br.Buffered(), len(b)); k > 0 {
+		// Buffered bytes come without a system call or an error.
+		n, _ = br.Read(b[:k])
+	}
+	var err error
+	var m int
+	switch rest := len(b) - n; {
+	case rest == 0:
+	case rest >= directRead:
+		m, err = io.ReadFull(nc, b[n:])
+	default:
+		m, err = io.ReadFull(br, b[n:])
+	}
+	return n + m, err
 }
 
 // readError turns a failed read of a frame into the reason the link ends.
@@ -643,12 +694,11 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		}
-		t, n := wire.FrameType(frame[5]), len(frame)
+		n := len(frame)
 		if err := w.add(frame); err != nil {
 			c.Close(err)
 			return
 		}
-		c.stats.out[wire.CountSlot(t)].add(n)
 		if keepalive {
 			c.recv.KeepaliveSent(c.port, n)
 		}

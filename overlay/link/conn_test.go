@@ -103,13 +103,6 @@ func TestFramesBothWays(t *testing.T) {
 			if !bytes.Equal(nonKeepalive(sa.got(1))[0], ann) {
 				t.Fatal("announcement differs")
 			}
-			st := a.Stats()
-			if st.Out["traffic"].Frames != 51 || st.In["tree_announcement"].Frames != 1 || st.In["tree_announcement"].Bytes != 142 {
-				t.Fatalf("stats: %+v", st)
-			}
-			if sb := b.Stats(); sb.In["traffic"] != st.Out["traffic"] {
-				t.Fatalf("B read %+v, A wrote %+v", sb.In["traffic"], st.Out["traffic"])
-			}
 		})
 	}
 }
@@ -125,13 +118,19 @@ func TestKeepaliveAfterIdle(t *testing.T) {
 // is the bubble's clock, so the check holds however loaded the machine is.
 func testKeepaliveAfterIdle(t *testing.T) {
 	cfg := fastConfig() // keepalive 50ms, read timeout 300ms
-	a, _, sa, sb := pipePair(t, cfg)
+	_, _, sa, sb := pipePair(t, cfg)
 	time.Sleep(time.Second) // more than three read timeouts
 	synctest.Wait()
-	// Every keepalive A wrote was reported to its switch, which counts
-	// them for the node's frames_out.
-	if out := a.Stats().Out["keepalive"]; out.Bytes == 0 || int(out.Bytes) != sa.keepaliveBytes(1) {
-		t.Fatalf("A wrote keepalives %+v, reported %d bytes of them", out, sa.keepaliveBytes(1))
+	// Every keepalive a side wrote was reported to its own switch, which
+	// counts them for the node's frames_out: with both sides at rest, what
+	// each reported is what the other received.
+	for _, c := range []struct {
+		name     string
+		from, to *fakeSwitch
+	}{{"A", sa, sb}, {"B", sb, sa}} {
+		if got, want := c.from.keepaliveBytes(1), len(c.to.got(1))*len(keepaliveFrame); got == 0 || got != want {
+			t.Fatalf("%s reported %d keepalive bytes, the other side received %d", c.name, got, want)
+		}
 	}
 	for name, s := range map[string]*fakeSwitch{"A": sa, "B": sb} {
 		if d := s.detaches(1); len(d) > 0 {
@@ -159,16 +158,18 @@ func TestNoKeepaliveWhileBusy(t *testing.T) {
 // cannot stretch the 20 ms gaps past the keepalive interval.
 func testNoKeepaliveWhileBusy(t *testing.T) {
 	cfg := Config{KeepaliveInterval: 200 * time.Millisecond}
-	a, _, _, sb := pipePair(t, cfg)
+	a, _, sa, sb := pipePair(t, cfg)
 	stop := time.Now().Add(time.Second)
 	for time.Now().Before(stop) {
 		a.Send(testframe.Of(wire.TypeTraffic, 100, 1), false)
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := a.Stats().Out["keepalive"].Frames; n != 0 {
-		t.Fatalf("%d keepalives sent on a busy link", n)
+	synctest.Wait()
+	got := sb.got(1)
+	if n := len(got) - len(nonKeepalive(got)); n != 0 || sa.keepaliveBytes(1) != 0 {
+		t.Fatalf("%d keepalives received from a busy link, %d bytes of them reported", n, sa.keepaliveBytes(1))
 	}
-	if len(sb.got(1)) < 10 {
+	if len(got) < 10 {
 		t.Fatal("traffic did not arrive")
 	}
 }
@@ -531,11 +532,12 @@ func TestKeepalivesCountedByNode(t *testing.T) {
 	}
 	l.Start(port, node)
 	remote := New(y, keyA, fastConfig())
-	remote.Start(1, newFakeSwitch())
+	heard := newFakeSwitch()
+	remote.Start(1, heard)
 	defer func() { remote.Close(nil); <-remote.Done() }()
 
 	testhelp.WaitFor(t, "keepalives from the node's link", 5*time.Second, func() bool {
-		return l.Stats().Out["keepalive"].Frames >= 3
+		return keepalivesGot(heard) >= 3
 	})
 	peers := node.Peers()
 	if len(peers) != 1 || peers[0].Out["keepalive"].Frames == 0 {
@@ -543,10 +545,17 @@ func TestKeepalivesCountedByNode(t *testing.T) {
 	}
 	l.Close(nil)
 	<-l.Done()
-	written := l.Stats().Out["keepalive"]
+	// The remote's reader ends on the closed pipe, after every frame that
+	// crossed it has been received.
+	<-remote.Done()
+	arrived := uint64(keepalivesGot(heard))
 	got := node.Stats().FramesOut["keepalive"]
-	if got.Frames != written.Frames || got.Bytes != written.Bytes || got.Bytes != got.Frames*wire.HeaderSize {
-		t.Fatalf("node counts keepalives out %+v, the link wrote %+v", got, written)
+	// The link reports a keepalive once it is in the write buffer, before
+	// the flush that puts it on the pipe, and flushes before it makes the
+	// next: the close can catch at most one reported keepalive short of
+	// the remote.
+	if got.Frames < arrived || got.Frames > arrived+1 || got.Bytes != got.Frames*wire.HeaderSize {
+		t.Fatalf("node counts keepalives out %+v, the remote received %d", got, arrived)
 	}
 }
 

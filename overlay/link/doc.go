@@ -19,7 +19,8 @@
 // where that order applies, rather than in the socket's.
 //
 // Deadlines follow one contract on every transport: a read deadline is set
-// before each frame is read and cleared once it has been read, a write
+// before each frame is read and cleared once it has been read (a frame
+// already whole in the read buffer needs none: it has arrived), a write
 // deadline is set before each write to the connection and cleared once the
 // write returns, so an idle link holds no deadline at all. Renewing alone
 // is not enough: on TCP an expired deadline with no operation in progress

@@ -77,15 +77,17 @@ func TestManyInboundLANNeighbours(t *testing.T) {
 		c.Start(port, n)
 		links = append(links, c)
 	}
-	testhelp.WaitFor(t, "every neighbour peered", 10*time.Second, func() bool { return len(m.Peers()) >= neighbours },
-		func() string { return fmt.Sprintf("%d of %d", len(m.Peers()), neighbours) })
+	testhelp.WaitFor(t, "every neighbour peered", 10*time.Second, func() bool { return len(hub.Peerings()) >= neighbours },
+		func() string { return fmt.Sprintf("%d of %d", len(hub.Peerings()), neighbours) })
 	// They stay up: each neighbour hears from the hub over its link, which
 	// a refused neighbour's link, closed by the hub, would not; one ending
 	// stops the wait at once.
-	heard := func(c *link.Conn) bool {
-		for _, fc := range c.Stats().In {
-			if fc.Frames > 0 {
-				return true
+	heard := func(n *overlay.Node) bool {
+		for _, p := range n.Peers() {
+			for _, fc := range p.In {
+				if fc.Frames > 0 {
+					return true
+				}
 			}
 		}
 		return false
@@ -100,20 +102,20 @@ func TestManyInboundLANNeighbours(t *testing.T) {
 				return true
 			default:
 			}
-			all = all && heard(c)
+			all = all && heard(nodes[i])
 		}
 		return all
 	})
 	if len(ended) > 0 {
 		t.Fatalf("neighbour %d's link ended", ended[0])
 	}
-	ps := m.Peers()
+	ps := hub.Peerings()
 	if len(ps) != neighbours {
 		t.Fatalf("%d of %d LAN neighbours peered (handshake slots: %d)", len(ps), neighbours, maxInboundHandshakes)
 	}
 	for _, p := range ps {
-		if p.Type != router.PeerMulticast || p.Origin != overlay.OriginLAN || p.Interface != "lan0" || !p.Inbound {
-			t.Fatalf("peering %+v is not an inbound LAN peering on lan0", p.PeerInfo)
+		if p.Info.Type != router.PeerMulticast || p.Info.Origin != overlay.OriginLAN || p.Info.Interface != "lan0" || !p.Info.Inbound {
+			t.Fatalf("peering %+v is not an inbound LAN peering on lan0", p.Info)
 		}
 	}
 	if refused := logs.Lines("too many handshakes"); len(refused) > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -146,6 +147,17 @@ func (n *fakeNode) got(port router.Port) [][]byte {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([][]byte(nil), n.frames[port]...)
+}
+
+// remote is the remote address of the link attached on port, or "" when
+// there is none or it is not a *link.Conn.
+func (n *fakeNode) remote(port router.Port) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c, ok := n.links[port].(*link.Conn); ok {
+		return c.RemoteAddr().String()
+	}
+	return ""
 }
 
 func (n *fakeNode) info(port router.Port) overlay.PeerInfo {
