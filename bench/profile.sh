@@ -64,6 +64,7 @@ fetch() {
 packets() {
 	local m
 	m=$(ip netns exec "${ns[$1]}" curl -sf --max-time 10 "$pprof_url/allocs?debug=1" | awk '/^# Mallocs = / { print $4 }')
+	# shellcheck disable=SC2016 # awk's own fields, read inside the namespace
 	echo "$(ip netns exec "${ns[$1]}" awk '/pcd0:/ { sub(/.*pcd0:/, ""); print $2, $10 }' /proc/net/dev) $m" \
 		"$(awk '/^syscr:/ { r = $2 } /^syscw:/ { w = $2 } END { print r, w }' "/proc/${pid[$1]}/io")"
 }
