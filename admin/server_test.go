@@ -601,22 +601,32 @@ func TestIdleAndAbusiveConnectionsCannotLockOut(t *testing.T) {
 }
 
 // A client that sends no complete first request within
-// FirstRequestTimeout is dropped, however it trickles its bytes.
+// FirstRequestTimeout is dropped, however it trickles its bytes: it keeps
+// trickling until the server has closed its connection, so a deadline
+// renewed by each byte would keep it connected past the wait's limit of
+// 25 timeouts.
 func TestSilentClientDropped(t *testing.T) {
 	s, _ := startServer(t, admin.ServerConfig{FirstRequestTimeout: 200 * time.Millisecond})
 	rc := dialRaw(t, s.Path())
-	start := time.Now()
-	for i := 0; i < 20; i++ {
-		if _, err := rc.c.Write([]byte(" ")); err != nil {
-			break
+	// The read ends when the server closes the connection (or, wrongly,
+	// sends something); dialRaw's deadline bounds it.
+	read := make(chan error, 1)
+	go func() {
+		_, err := rc.r.ReadByte()
+		read <- err
+	}()
+	var err error
+	testhelp.WaitEvery(t, "the server to drop a client trickling a byte every 30 ms", 5*time.Second, 30*time.Millisecond, func() bool {
+		_, _ = rc.c.Write([]byte(" ")) // fails once the server has closed
+		select {
+		case err = <-read:
+			return true
+		default:
+			return false
 		}
-		time.Sleep(30 * time.Millisecond)
-	}
-	if _, err := rc.r.ReadByte(); err == nil {
+	})
+	if err == nil {
 		t.Fatal("server sent something to a client that never finished a request")
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("dropped only after %v", took)
 	}
 }
 
@@ -673,7 +683,9 @@ func TestClientRedialsAfterIdleDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(200 * time.Millisecond)
+	// Only once the server has closed the idle connection is the next
+	// request the one that must redial.
+	testhelp.WaitFor(t, "the server to drop the idle connection", 5*time.Second, c.ServerClosed)
 	if _, err := c.Self(context.Background()); err != nil {
 		t.Fatalf("after the server dropped the idle connection: %v", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 func TestLockKeyExclusive(t *testing.T) {
@@ -57,8 +59,7 @@ func TestLockKeyNamesHolder(t *testing.T) {
 		cancel()
 		cmd.Wait()
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testhelp.WaitEvery(t, "flock(1) to take the lock", 10*time.Second, 20*time.Millisecond, func() bool {
 		l, err := LockKey(path)
 		// Before flock(1) gets there, we win: let go at once.
 		l.Release()
@@ -67,12 +68,8 @@ func TestLockKeyNamesHolder(t *testing.T) {
 			if want := fmt.Sprintf("process %d", cmd.Process.Pid); !strings.Contains(err.Error(), want) {
 				t.Fatalf("error %q does not name %s", err, want)
 			}
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("flock(1) did not take the lock within 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err != nil
+	})
 	_ = os.Remove(path)
 }

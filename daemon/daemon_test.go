@@ -419,14 +419,24 @@ func TestReload(t *testing.T) {
 
 	// allowed_keys on a, without b's key, ends b's inbound peering there
 	// and keeps it out; max_peers is applied to the peer manager and node.
+	// At debug level a logs every refusal (at info, one a minute per
+	// host), so the test sees b's re-dial after its back-off being refused.
 	cfgA := strings.Replace(readFile(t, a.path), "[peers]\n",
 		fmt.Sprintf("[peers]\nallowed_keys = [%q]\nmax_peers = 5\n", strings.Repeat("ab", 32)), 1)
+	cfgA = strings.Replace(cfgA, `log_level = "info"`, `log_level = "debug"`, 1)
 	writeFile(t, a.path, cfgA)
 	if err := a.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	testhelp.WaitFor(t, "disallowed peering to end", 10*time.Second, func() bool { return len(a.d.node.Peers()) == 0 })
-	time.Sleep(1500 * time.Millisecond) // b re-dials after its back-off
+	testhelp.WaitFor(t, "b's re-dial refused by allowed_keys", 20*time.Second, func() bool {
+		for _, l := range a.logs.Lines(`msg="refusing peer"`) {
+			if strings.Contains(l, peers.ErrNotAllowed.Error()) {
+				return true
+			}
+		}
+		return false
+	})
 	if n := len(a.d.node.Peers()); n != 0 {
 		t.Fatalf("a has %d peerings after allowed_keys excluded b", n)
 	}

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/admin"
+	"github.com/pineconed/pineconed/internal/testhelp"
 )
 
 // TestNamespacesPing runs two daemons (the built binary) in two network
@@ -63,11 +63,11 @@ func TestNamespacesPing(t *testing.T) {
 
 	type node struct {
 		ns, sock, addr string
-		log            *bytes.Buffer
+		log            *testhelp.LogBuffer // written by the process's output copiers
 	}
 	start := func(name, ns, peersTOML string) node {
 		t.Helper()
-		n := node{ns: ns, sock: filepath.Join(dir, name+".sock"), log: &bytes.Buffer{}}
+		n := node{ns: ns, sock: filepath.Join(dir, name+".sock"), log: &testhelp.LogBuffer{}}
 		cfg := fmt.Sprintf(`private_key_file = %q
 [tun]
 name = "pcn%s"
@@ -112,22 +112,23 @@ listen = ""
 				t.Errorf("%s left its TUN: %s", name, out)
 			}
 		})
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		var lastErr error
+		testhelp.WaitEvery(t, name+" to answer on its admin socket", 10*time.Second, 50*time.Millisecond, func() bool {
 			c, err := admin.Dial(n.sock)
-			if err == nil {
-				s, err := c.Self(context.Background())
-				c.Close()
-				if err == nil {
-					n.addr = s.Address
-					return n
-				}
+			if err != nil {
+				lastErr = err
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not come up: %v\n%s", name, err, n.log)
+			defer c.Close()
+			s, err := c.Self(context.Background())
+			if err != nil {
+				lastErr = err
+				return false
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			n.addr = s.Address
+			return true
+		}, func() string { return fmt.Sprintf("last error: %v\n%s", lastErr, n.log) })
+		return n
 	}
 	a := start("a", nsA, `listen = ["tcp://[fd00:5a::1]:65432"]`)
 	b := start("b", nsB, `static = ["tcp://[fd00:5a::1]:65432"]`)
@@ -136,15 +137,12 @@ listen = ""
 		t.Helper()
 		var out []byte
 		var err error
-		// The peering and the first lookup take a moment; give ping a few
-		// tries before calling it a failure.
-		for try := 0; try < 5; try++ {
+		// The peering and the first lookup take a moment; ping is retried
+		// until it answers.
+		testhelp.WaitEvery(t, fmt.Sprintf("ping %s from %s", to, from.ns), 30*time.Second, 100*time.Millisecond, func() bool {
 			out, err = exec.Command("ip", "netns", "exec", from.ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "3", to).CombinedOutput()
-			if err == nil {
-				return
-			}
-		}
-		t.Fatalf("ping %s from %s: %v\n%s", to, from.ns, err, out)
+			return err == nil
+		}, func() string { return fmt.Sprintf("%v\n%s", err, out) })
 	}
 	ping(b, a.addr)
 	ping(a, b.addr)

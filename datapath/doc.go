@@ -16,12 +16,16 @@
 // goes on at once, an unknown one waits in the resolver's bounded queue
 // while it looks the address up, and comes back through onResolved (or,
 // when nobody owns the address, onLookupFailed answers it with Address
-// Unreachable). sendPacket compares the packet with the MTU the remote
-// announced in its handshake and answers a larger one with Packet Too Big
-// (DropPacketTooBig); the rest goes to session.Manager.Send.
+// Unreachable). sendPacket hands the packet to session.Manager.SendFramed
+// (a packet that waited for a lookup, which is a copy, to Send), which
+// compares it with the MTU the remote announced in its handshake under the
+// same lookup and lock it sends with; a larger one is answered with Packet
+// Too Big (DropPacketTooBig).
 //
 // The session layer encrypts (handshaking first, with the packet queued)
-// into a buffer from internal/bufpool, leaving room in front for the frame
+// from the TUN reader's buffer, which leaves a byte in front of each packet
+// for the inner type byte (tun.Reader.Framed), straight into a buffer from
+// internal/bufpool, leaving room in front for the frame
 // header, and calls Path.Send — the Path is its session.Transport — which
 // hands it to overlay.Node.SendBuffer: the node writes the Traffic header
 // in place and the link gives the buffer back to the pool once written,
@@ -33,8 +37,12 @@
 //
 // # One packet in
 //
-// The inbound goroutine (inboundLoop) reads overlay.Node.Deliveries and
-// handleDelivery sorts each payload by its envelope header: payloads
+// A link reads each frame into a pool buffer of its own and the overlay
+// node hands the payload routed to us, still in that buffer, straight to
+// the path on the link's goroutine (overlay.Node.HandleDeliveries; payloads
+// the node delivers from elsewhere, and those of an overlay without it,
+// come through Deliveries to the inbound goroutine, inboundLoop). Either
+// way handleDelivery sorts each payload by its envelope header: payloads
 // without our envelope marker (QUIC from stock applications, pineping) are
 // counted and dropped; lookups go to the resolver whatever the frame's
 // destination key (SNEK hands a lookup for a key that does not exist to
@@ -42,11 +50,12 @@
 // rate limit; handshake messages for our key are copied into the bounded
 // session.HandshakeQueue, whose own goroutine (handshakeLoop) does their
 // Diffie-Hellman, so transport messages never wait behind them; transport
-// messages for our key go to session.Manager.HandlePayload, which
-// authenticates the sender, checks that the inner packet's source belongs
-// to it and calls Transport.Deliver, which queues it on the tun.Writer.
-// Every layer is done with the delivered buffer when it returns, and the
-// buffer goes back to the pool. A completed handshake
+// messages for our key go to session.Manager.OpenTransport, which
+// authenticates the sender, decrypts in place and checks that the inner
+// packet's source belongs to it, and the packet goes to the tun.Writer in
+// the buffer the link filled (WriteBuffer): one goroutine hand-off, and no
+// copy between the socket's read buffer and the TUN for a large packet.
+// Other payloads go back to the pool once handled. A completed handshake
 // (Transport.Established) teaches the resolver the proven key.
 //
 // # Timers

@@ -379,15 +379,15 @@ func hasEstablished(infos []session.Info, key wire.PublicKey) bool {
 // establishFlood sets up the honest session a→b before any flood.
 func establishFlood(t testing.TB, a, b *floodNode) {
 	t.Helper()
-	for range 50 {
+	testhelp.WaitFor(t, "a session between the honest nodes", 5*time.Second, func() bool {
 		a.d.sessions.SendEcho(time.Now(), b.d.key, 1, nil)
 		select {
 		case <-a.echoes:
-			return
+			return true
 		case <-time.After(100 * time.Millisecond):
+			return false
 		}
-	}
-	t.Fatal("no session between the honest nodes")
+	})
 }
 
 // floodRatios runs trials pairs of an unloaded and a loaded phase of

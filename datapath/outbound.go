@@ -27,7 +27,7 @@ func (p *Path) outboundLoop() {
 			}
 			key, ok := p.resolver.Resolve(now, hdrs[i].Dst, pkt)
 			if ok {
-				p.sendPacket(now, key, pkt)
+				p.sendPacket(now, key, pkt, r.Framed(i))
 			}
 		}
 	})
@@ -51,23 +51,29 @@ func (p *Path) toSelf(now time.Time, pkt []byte) {
 	})
 }
 
-// sendPacket hands one IPv6 packet for key to the session layer, or answers
-// it with Packet Too Big when the remote announced a smaller MTU.
-func (p *Path) sendPacket(now time.Time, key wire.PublicKey, pkt []byte) {
-	if mtu, ok := p.sessions.PeerMTU(key); ok && mtu >= tun.MinMTU && len(pkt) > mtu {
+// sendPacket hands one IPv6 packet for key to the session layer, and
+// answers it with Packet Too Big when the session layer says the remote
+// announced a smaller MTU. framed, when not nil, is pkt with a free byte
+// in front (tun.Reader.Framed), which spares the session layer a copy.
+func (p *Path) sendPacket(now time.Time, key wire.PublicKey, pkt, framed []byte) {
+	var mtu int
+	if framed != nil {
+		mtu = p.sessions.SendFramed(now, key, framed)
+	} else {
+		mtu = p.sessions.Send(now, key, pkt)
+	}
+	if mtu > 0 {
 		p.drops.inc(DropPacketTooBig)
 		p.icmpError(now, pkt, func(dst []byte) ([]byte, error) {
 			return tun.PacketTooBig(dst, p.addr, mtu, pkt)
 		})
-		return
 	}
-	p.sessions.Send(now, key, pkt)
 }
 
 // onResolved sends the packets that waited for a lookup.
 func (p *Path) onResolved(key wire.PublicKey, packets [][]byte) {
 	now := time.Now()
 	for _, pkt := range packets {
-		p.sendPacket(now, key, pkt)
+		p.sendPacket(now, key, pkt, nil)
 	}
 }

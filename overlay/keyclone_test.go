@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -13,7 +14,7 @@ import (
 )
 
 // fakeClock is a clock the test moves forward; the nodes' tick loops run
-// on real timers and read it.
+// on their timers (the synctest bubble's) and read it.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -37,6 +38,13 @@ func (c *fakeClock) advance(d time.Duration) {
 // sequence it never issued: a logs one ERROR naming the link to b, and
 // keeps the link.
 func TestKeyCloneLoggedOnceNamingTheLink(t *testing.T) {
+	synctest.Test(t, testKeyCloneLoggedOnceNamingTheLink)
+}
+
+// testKeyCloneLoggedOnceNamingTheLink runs in a synctest bubble: a sleep
+// of more than the tick interval is then sure to see every node's tick
+// loop run, however loaded the machine, and takes no real time.
+func testKeyCloneLoggedOnceNamingTheLink(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	la, buf := testhelp.NewLogger(t)
 	a := newNode(t, 1, Config{Logger: la, Now: clk.now})
@@ -54,7 +62,18 @@ func TestKeyCloneLoggedOnceNamingTheLink(t *testing.T) {
 	first.peer.wg.Wait()
 	testhelp.WaitFor(t, "the clone alone", 10*time.Second, func() bool { return clone.Self().Peers == 0 && b.Self().Peers == 1 })
 	connect(t, clone, b)
-	testhelp.WaitFor(t, "a sees the clone's sequence", 10*time.Second, func() bool { return a.Self().Root.Seq < b.Self().Root.Seq })
+	// The evidence must be on a's port before the clock moves: b having
+	// the clone's sequence is not enough, its announcement to a may still
+	// be in flight, and a would then start the confirmation window at the
+	// advanced time and never reach its end.
+	testhelp.WaitFor(t, "a holds b's announcement of the clone's sequence", 10*time.Second, func() bool {
+		for _, p := range a.Peers() {
+			if p.Port == ab.localPort && p.Router.HasAnnouncement && p.Router.Root.Key == a.PublicKey() && p.Router.Root.Seq > a.Self().Root.Seq {
+				return true
+			}
+		}
+		return false
+	})
 	if n := len(buf.Lines("level=ERROR")); n != 0 {
 		t.Fatalf("%d ERROR lines before router.KeyCloneConfirm:\n%s", n, buf)
 	}
@@ -71,10 +90,11 @@ func TestKeyCloneLoggedOnceNamingTheLink(t *testing.T) {
 	// same link; ticks go on. Nothing more is logged.
 	for range 2 {
 		clk.advance(router.AnnouncementInterval)
-		time.Sleep(1100 * time.Millisecond) // at least one tick of each loop
+		time.Sleep(1100 * time.Millisecond) // one tick of each loop, in the bubble's time
 		clk.advance(router.KeyCloneConfirm)
 		time.Sleep(1100 * time.Millisecond)
 	}
+	synctest.Wait()
 	if lines := buf.Lines("another node uses our public key"); len(lines) != 1 {
 		t.Errorf("%d clone lines, want 1:\n%s", len(lines), strings.Join(lines, "\n"))
 	}

@@ -56,12 +56,32 @@ type Delivery struct {
 	// SNEK hands a frame for a key that does not exist to that key's
 	// successor, which address lookups rely on.
 	Destination wire.PublicKey
-	// Payload is owned by the receiver until it calls Release. It is
-	// built in the smallest internal/bufpool buffer that holds it.
+	// Payload is owned by the receiver until it calls Release, which may
+	// change it in place (decrypt it). It lies in an internal/bufpool
+	// buffer: for a frame from a link, the very buffer the link read the
+	// frame into, so a delivered payload is never copied.
 	Payload []byte
 
+	// buf is the pool buffer Payload lies in; nil means Payload itself.
+	buf []byte
 	// held is the node's count of delivery bytes not yet released.
 	held *atomic.Int64
+}
+
+// Take hands the internal/bufpool buffer the payload lies in (from its
+// start) to the caller instead of the pool: a receiver that passes the
+// payload on without copying it (to a writer that gives the buffer to
+// bufpool.Put once done) takes it. Its bytes leave the delivery queue's
+// budget as with Release. Call exactly one of Take and Release.
+func (d Delivery) Take() []byte {
+	b := d.buf
+	if b == nil {
+		b = d.Payload
+	}
+	if d.held != nil {
+		d.held.Add(-int64(cap(b)))
+	}
+	return b
 }
 
 // Release gives the payload's buffer back to the pool and its bytes back
@@ -69,12 +89,7 @@ type Delivery struct {
 // every Delivery it took from Node.Deliveries, when it no longer uses the
 // payload; until then the payload counts against DeliveryQueueBytes, so a
 // receiver that holds on to payloads eventually sees new ones dropped.
-func (d Delivery) Release() {
-	if d.held != nil {
-		d.held.Add(-int64(cap(d.Payload)))
-	}
-	bufpool.Put(d.Payload)
-}
+func (d Delivery) Release() { bufpool.Put(d.Take()) }
 
 // Node is a running Pinecone node. All methods are safe for concurrent use.
 type Node struct {
@@ -98,6 +113,9 @@ type Node struct {
 	portStats [router.MaxPort + 1]portCounters
 
 	deliveries chan Delivery
+	// direct, when set, takes the payloads links bring to us on their own
+	// goroutines (HandleDeliveries).
+	direct atomic.Pointer[func(Delivery)]
 	// deliveryBytes is the buffer capacity of the deliveries queued or
 	// held by the receiver and not yet released.
 	deliveryBytes atomic.Int64
@@ -245,24 +263,32 @@ func (n *Node) Detach(port router.Port, reason error) {
 	n.logger.Debug("port detached", "port", uint8(port), "peer", p.info.Key.String(), "uri", p.info.URI, "reason", errString(reason))
 }
 
-// Receive handles one whole frame read from the link on port. frame is only
-// read during the call. A non-nil error means the peer broke the protocol
-// and the link must close with that reason.
+// Receive handles one whole frame read from the link on port. It owns frame,
+// an internal/bufpool buffer (the link.Receiver contract): a Traffic frame
+// is delivered or forwarded in it, anything else goes back to the pool
+// once handled. A non-nil error means the peer broke the protocol and the
+// link must close with that reason.
 func (n *Node) Receive(port router.Port, frame []byte) error {
 	p := n.peerAt(port)
 	if p == nil {
+		bufpool.Put(frame)
 		return fmt.Errorf("frame on %s, which has no peering", port)
 	}
 	m, err := wire.Decode(frame)
 	if err != nil {
+		bufpool.Put(frame)
 		return fmt.Errorf("malformed frame from %s: %w", p.info.Key, err)
 	}
 	t := m.Type()
 	p.counters.in.add(t, len(frame))
 	if f, ok := m.(*wire.Traffic); ok {
-		n.forward(f, port, nil)
+		// The payload ends the frame; the header in front of it is the
+		// room a forwarded frame's new header is written in.
+		n.forward(f, port, frame[:len(frame)-len(f.Payload)])
 		return nil
 	}
+	// The router copies what it keeps of a frame.
+	defer bufpool.Put(frame)
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -323,12 +349,25 @@ func MaxPayload(coordBytes int) int { return wire.MaxTrafficPayload(coordBytes) 
 
 // forward routes a Traffic frame with the current snapshot, from the
 // calling goroutine. room, when not nil, is the free part of a bufpool
-// buffer that f.Payload directly follows; forward owns that buffer.
+// buffer that f.Payload directly follows; forward owns that buffer, and
+// delivers or forwards the payload in it.
 func (n *Node) forward(f *wire.Traffic, from router.Port, room []byte) {
 	v := n.snap.Load().Route(n.now(), f, from)
 	switch v.Kind {
 	case router.VerdictDeliver:
-		n.deliver(f.Source, f.Destination, f.Payload)
+		if from == router.LocalPort {
+			// A send to ourselves: queued as a copy in the smallest
+			// buffer that holds it (a sender's large buffer would
+			// count 64 KiB against the queue for a lookup), never
+			// handed to the direct receiver, so that the sender is
+			// not called back while it sends.
+			n.deliver(f.Source, f.Destination, f.Payload, nil, false)
+			break
+		}
+		// From a link: the payload goes on in the buffer the link read
+		// it into, on the link's goroutine if a direct receiver waits.
+		n.deliver(f.Source, f.Destination, f.Payload, room[:len(room)+len(f.Payload)], true)
+		return
 	case router.VerdictForward:
 		p := n.peerAt(v.Port)
 		if p == nil {
@@ -363,13 +402,27 @@ func (n *Node) forward(f *wire.Traffic, from router.Port, room []byte) {
 	bufpool.Put(room)
 }
 
-// deliver queues a copy of payload for the application, in the smallest
-// internal/bufpool buffer that holds it, if the delivery queue's bounds in
+// deliver hands payload to the application. buf, when not nil, is the
+// bufpool buffer payload lies in, which deliver owns, and the payload goes
+// on in it; otherwise payload is only read during the call and is copied
+// into the smallest bufpool buffer that holds it. With direct set and a
+// receiver registered by HandleDeliveries, the receiver takes it on this
+// goroutine; otherwise it is queued on Deliveries if the queue's bounds in
 // payloads and in buffer bytes allow.
-func (n *Node) deliver(src, dst wire.PublicKey, payload []byte) {
-	buf := bufpool.Alloc(len(payload))
-	copy(buf, payload)
-	d := Delivery{Source: src, Destination: dst, Payload: buf, held: &n.deliveryBytes}
+func (n *Node) deliver(src, dst wire.PublicKey, payload, buf []byte, direct bool) {
+	if buf == nil {
+		buf = bufpool.Alloc(len(payload))
+		copy(buf, payload)
+		payload = buf
+	}
+	d := Delivery{Source: src, Destination: dst, Payload: payload, buf: buf}
+	if direct {
+		if f := n.direct.Load(); f != nil {
+			(*f)(d)
+			return
+		}
+	}
+	d.held = &n.deliveryBytes
 	size := int64(cap(buf))
 	if n.deliveryBytes.Add(size) <= int64(n.cfg.DeliveryQueueBytes) {
 		select {
@@ -391,6 +444,24 @@ func (n *Node) DeliveryBytes() int64 { return n.deliveryBytes.Load() }
 // closed; select on it together with your own stop signal. Release every
 // Delivery taken from it.
 func (n *Node) Deliveries() <-chan Delivery { return n.deliveries }
+
+// HandleDeliveries makes f the receiver of the payloads that links bring
+// to this node: from the call on, each is handed to f on the goroutine of
+// the link that read it instead of waiting in the Deliveries queue for
+// another goroutine, which saves a goroutine hand-off per packet. f owns
+// each Delivery (it calls Release, or Take) and should
+// not block: the link reads nothing more until it returns. It may run on
+// several links' goroutines at once. Payloads the node delivers from
+// elsewhere (a send to our own key, the router's own deliveries) still go
+// to Deliveries, so its reader keeps reading it. nil queues everything
+// again; a call of the old f may still be running when this returns.
+func (n *Node) HandleDeliveries(f func(Delivery)) {
+	if f == nil {
+		n.direct.Store(nil)
+		return
+	}
+	n.direct.Store(&f)
+}
 
 // RoutesChanged signals that the node has gained a route since the last
 // receive: a tree parent, a peer's first announcement, a new SNEK route or
@@ -439,7 +510,7 @@ func (n *Node) do(a router.Action) {
 			n.send(p, a.Type, a.Frame, a.Protocol)
 		}
 	case router.ActionDeliver:
-		n.deliver(a.Source, a.Destination, a.Payload)
+		n.deliver(a.Source, a.Destination, a.Payload, nil, false)
 	case router.ActionDisconnect:
 		if p := n.peerAt(a.Port); p != nil && !p.detaching.Swap(true) {
 			n.logger.Warn("dropping peer for a protocol error", "port", uint8(a.Port), "peer", p.info.Key.String(), "reason", errString(a.Reason))

@@ -121,31 +121,30 @@ func line(t *testing.T) (a, b, c *Node) {
 	return a, b, c
 }
 
-// waitDelivery sends payload from src to dst once a second until it
+// waitDelivery sends payload from src to dst every 200 ms until it
 // arrives, for at most limit, and returns how long that took.
 func waitDelivery(t *testing.T, src, dst *Node, payload []byte, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(limit)
-	if err := src.SendBuffer(dst.PublicKey(), bytes.Clone(payload), 0); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		select {
-		case d := <-dst.Deliveries():
-			if d.Source == src.PublicKey() && bytes.Equal(d.Payload, payload) {
-				return time.Since(start)
-			}
-		case <-tick.C:
-			if err := src.SendBuffer(dst.PublicKey(), bytes.Clone(payload), 0); err != nil {
-				t.Fatal(err)
-			}
-		case <-deadline:
-			t.Fatalf("%q from %s to %s not delivered within %s", payload, src.PublicKey(), dst.PublicKey(), limit)
+	testhelp.WaitFor(t, fmt.Sprintf("%q from %s to %s", payload, src.PublicKey(), dst.PublicKey()), limit, func() bool {
+		if err := src.SendBuffer(dst.PublicKey(), bytes.Clone(payload), 0); err != nil {
+			t.Fatal(err)
 		}
-	}
+		resend := time.After(200 * time.Millisecond)
+		for {
+			select {
+			case d := <-dst.Deliveries():
+				got := d.Source == src.PublicKey() && bytes.Equal(d.Payload, payload)
+				d.Release()
+				if got {
+					return true
+				}
+			case <-resend:
+				return false
+			}
+		}
+	})
+	return time.Since(start)
 }
 
 func TestNodesRouteOverALine(t *testing.T) {
@@ -249,13 +248,11 @@ func TestPeerStatusFollowsPortReuse(t *testing.T) {
 }
 
 func TestOriginNames(t *testing.T) {
-	seen := map[string]bool{}
+	testhelp.CheckNames(t, numOrigins)
 	for o := range numOrigins {
-		name := o.String()
-		if name == "" || name == "unknown" || seen[name] {
-			t.Fatalf("origin %d has name %q", o, name)
+		if o.String() == "unknown" {
+			t.Errorf("origin %d is named unknown, the out-of-table name", o)
 		}
-		seen[name] = true
 	}
 	if got := Origin(200).String(); got != "unknown" {
 		t.Fatalf("out-of-table origin named %q", got)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
@@ -28,12 +29,18 @@ func trafficTotals(n *Node) frameTotals {
 // checks that every exposed counter moved by exactly N: a frame is counted
 // once where it crosses a port, and the node totals are derived from the
 // ports, not counted a second time beside them.
-func TestFramesCountedOnce(t *testing.T) {
+func TestFramesCountedOnce(t *testing.T) { synctest.Test(t, testFramesCountedOnce) }
+
+// testFramesCountedOnce runs in a synctest bubble (the nodes and their
+// links are goroutines, channels and timers), so that it can wait for the
+// line to be quiet rather than sleep and hope it is.
+func testFramesCountedOnce(t *testing.T) {
 	a, b, c := line(t)
 	waitDelivery(t, a, c, []byte("route up"), 20*time.Second)
-	// The line is quiet once the first delivery is in: nothing else sends
-	// Traffic, and stray resends of the probe have arrived or been dropped.
-	time.Sleep(300 * time.Millisecond)
+	// Once every goroutine waits, nothing is in flight: stray resends of
+	// the probe have arrived or been dropped, and nothing else sends
+	// Traffic.
+	synctest.Wait()
 	for len(c.Deliveries()) > 0 {
 		d := <-c.Deliveries()
 		d.Release()
@@ -50,6 +57,9 @@ func TestFramesCountedOnce(t *testing.T) {
 			}
 			d.Release()
 		}
+		// b counts a frame it forwards just after handing it to the link,
+		// so c may hold the frame first: wait for every count to land.
+		synctest.Wait()
 		n := uint64(N)
 		for _, tc := range []struct {
 			name string
@@ -71,9 +81,14 @@ func TestFramesCountedOnce(t *testing.T) {
 
 // TestTotalsSurviveDetach: the node totals keep a departed peering's
 // frames, and a new peering on the same port starts from zero.
-func TestTotalsSurviveDetach(t *testing.T) {
+func TestTotalsSurviveDetach(t *testing.T) { synctest.Test(t, testTotalsSurviveDetach) }
+
+// testTotalsSurviveDetach runs in a synctest bubble, to wait for b's
+// counts to land as testFramesCountedOnce does.
+func testTotalsSurviveDetach(t *testing.T) {
 	a, b, c := line(t)
 	waitDelivery(t, a, c, []byte("route up"), 20*time.Second)
+	synctest.Wait()
 	st := b.Stats()
 	in, out := st.FramesIn["traffic"].Frames, st.FramesOut["traffic"].Frames
 	if in == 0 || out == 0 {

@@ -40,11 +40,13 @@ func BenchmarkSendReceive1400(b *testing.B) {
 	px, py := testhelp.SeedKey(1), testhelp.SeedKey(2)
 	kx, ky := wire.PublicKeyOf(px), wire.PublicKeyOf(py)
 	tx, ty := &direct{src: kx}, &direct{src: ky}
-	x, err := NewManager(px, Config{}, tx)
+	// Both announce an MTU that the packet fits: Send holds back larger
+	// ones for Packet Too Big.
+	x, err := NewManager(px, Config{MTU: size}, tx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	y, err := NewManager(py, Config{}, ty)
+	y, err := NewManager(py, Config{MTU: size}, ty)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -79,19 +79,20 @@ func TestConcurrentSendAndReceive(t *testing.T) {
 			}
 		}()
 	}
+	// Open the sessions first, so the burst measures the data path rather
+	// than the handshake queue.
+	for _, pair := range [][2]*qnode{{a, b}, {b, a}} {
+		pair[0].m.SendEcho(time.Now(), pair[1].key, 0, nil)
+		testhelp.WaitFor(t, "an established session", 5*time.Second, func() bool {
+			si := pair[0].m.Sessions(time.Now())
+			return len(si) == 1 && si[0].State == "established"
+		})
+	}
 	var senders sync.WaitGroup
 	for _, pair := range [][2]*qnode{{a, b}, {a, b}, {b, a}, {b, a}} {
 		senders.Add(1)
 		go func() { // TUN reader goroutines
 			defer senders.Done()
-			// Open the session first, so the burst measures the data path
-			// rather than the handshake queue.
-			pair[0].m.SendEcho(time.Now(), pair[1].key, 0, nil)
-			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-				if si := pair[0].m.Sessions(time.Now()); len(si) == 1 && si[0].State == "established" {
-					break
-				}
-			}
 			for i := range 3000 {
 				pair[0].m.Send(time.Now(), pair[1].key, packet(pair[0].key, pair[1].key, uint32(i)))
 				if i%100 == 0 {
@@ -102,10 +103,9 @@ func TestConcurrentSendAndReceive(t *testing.T) {
 		}()
 	}
 	senders.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && (len(a.inbox) > 0 || len(b.inbox) > 0) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testhelp.WaitFor(t, "the overlay's queues to drain", 20*time.Second, func() bool {
+		return len(a.inbox) == 0 && len(b.inbox) == 0
+	})
 	close(stop)
 	wg.Wait()
 	if a.got.Load() == 0 || b.got.Load() == 0 {

@@ -52,7 +52,11 @@ func (m *Manager) HandlePayload(now time.Time, src wire.PublicKey, payload []byt
 	case envelope.TypeHandshakeResponse:
 		return m.handleResponse(now, src, payload)
 	case envelope.TypeTransport:
-		return m.handleTransport(now, src, payload)
+		pkt, err := m.handleTransport(now, src, payload)
+		if pkt != nil {
+			m.tr.Deliver(src, pkt)
+		}
+		return err
 	}
 	m.st.inc(Malformed)
 	return fmt.Errorf("session: %w: %s", envelope.ErrWrongType, t)

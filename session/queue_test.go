@@ -2,6 +2,7 @@ package session
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pineconed/pineconed/envelope"
@@ -12,7 +13,12 @@ import (
 // reused at once), refuses and counts messages beyond its size and
 // payloads too long to be handshakes, and Run hands what it holds to the
 // Manager until stopped.
-func TestHandshakeQueue(t *testing.T) {
+func TestHandshakeQueue(t *testing.T) { synctest.Test(t, testHandshakeQueue) }
+
+// testHandshakeQueue runs in a synctest bubble, so that it can wait for Run
+// to have handled everything queued (Run blocked on the empty queue)
+// rather than poll the counters.
+func testHandshakeQueue(t *testing.T) {
 	f := newFabric(t)
 	a, b := f.add(1, Config{}), f.add(2, Config{})
 	q := b.m.NewHandshakeQueue(2)
@@ -42,10 +48,7 @@ func TestHandshakeQueue(t *testing.T) {
 		defer close(done)
 		q.Run(stop, func() time.Time { return t0 }, func(wire.PublicKey, error) { errs++ })
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for b.m.Stats().Counts[ResponsesSent]+b.m.Stats().Counts[ReplayedInits] < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	synctest.Wait()
 	close(stop)
 	<-done
 	// The first copy is answered; the second is the same initiation, a

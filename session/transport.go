@@ -19,14 +19,36 @@ import (
 // Transport messages: sealing and sending, opening and the replay
 // window, the inner messages, and the actions a locked section decides.
 
+// minPeerMTU is the smallest MTU a peer may announce and have Send hold
+// packets to: the IPv6 minimum link MTU (RFC 8200 §5). A smaller one is
+// not believed.
+const minPeerMTU = 1280
+
 // Send encrypts an IPv6 packet for dst, starting (and queueing behind) a
 // handshake if there is no usable session. It never blocks on the network.
-func (m *Manager) Send(now time.Time, dst wire.PublicKey, packet []byte) {
+// A packet larger than the MTU dst announced in its handshake is not sent:
+// Send returns that MTU (else 0), for the caller to answer with Packet Too
+// Big. The check takes the same lookup and lock as the send, so a packet
+// costs one of each.
+func (m *Manager) Send(now time.Time, dst wire.PublicKey, packet []byte) (peerMTU int) {
 	if len(packet) > MaxPacket {
 		m.st.inc(DropTooBig)
-		return
+		return 0
 	}
-	m.sendInner(now, dst, envelope.InnerIPv6, packet, nil)
+	return m.sendInner(now, dst, envelope.InnerIPv6, packet, nil, nil)
+}
+
+// SendFramed is Send for a packet with one byte of room in front of it:
+// framed[1:] is the IPv6 packet and framed[0] is free (SendFramed writes
+// the inner type byte there), so that the packet is sealed from where it
+// lies, straight into the message, instead of being copied next to that
+// byte first. The TUN reader leaves that byte (tun.Reader.Framed).
+func (m *Manager) SendFramed(now time.Time, dst wire.PublicKey, framed []byte) (peerMTU int) {
+	if len(framed) < 1 || len(framed)-1 > MaxPacket {
+		m.st.inc(DropTooBig)
+		return 0
+	}
+	return m.sendInner(now, dst, envelope.InnerIPv6, framed[1:], nil, framed)
 }
 
 // SendEcho sends an echo request carrying id and data to dst; the reply
@@ -36,7 +58,7 @@ func (m *Manager) SendEcho(now time.Time, dst wire.PublicKey, id uint64, data []
 		m.st.inc(DropTooBig)
 		return
 	}
-	m.sendInner(now, dst, envelope.InnerEchoRequest, binary.BigEndian.AppendUint64(nil, id), data)
+	m.sendInner(now, dst, envelope.InnerEchoRequest, binary.BigEndian.AppendUint64(nil, id), data, nil)
 }
 
 // outbound is one message to seal and send once locks are released.
@@ -63,10 +85,11 @@ func (m *Manager) run(a *actions) {
 	}
 	for _, o := range a.out {
 		if o.inner == nil {
-			m.sendTransport(a.dst, o.kp, o.counter, 0, nil, nil)
+			m.sendTransport(a.dst, o.kp, o.counter, 0, nil, nil, nil)
 			m.st.inc(KeepalivesSent)
 		} else {
-			m.sendTransport(a.dst, o.kp, o.counter, o.inner[0], o.inner[1:], nil)
+			// The queued copy has its type byte in front: framed.
+			m.sendTransport(a.dst, o.kp, o.counter, o.inner[0], o.inner[1:], nil, o.inner)
 			if o.inner[0] == envelope.InnerIPv6 {
 				m.st.inc(PacketsOut)
 			}
@@ -80,7 +103,11 @@ func (m *Manager) run(a *actions) {
 	}
 }
 
-func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, body []byte) {
+// sendInner sends one inner message to dst: typ, head and body. framed,
+// when not nil, is head with a free byte in front of it (SendFramed). An
+// IPv6 packet (head) larger than the MTU dst announced is not sent, and
+// that MTU is returned.
+func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, body, framed []byte) (peerMTU int) {
 	var p *peer
 	var err error
 	for range 3 {
@@ -91,7 +118,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 			} else {
 				m.st.inc(DropBadKey)
 			}
-			return
+			return 0
 		}
 		p.mu.Lock()
 		if !p.dead {
@@ -104,7 +131,12 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 		// Lost the race against idle expiry three times in a row; the
 		// packet is dropped rather than spinning.
 		m.st.inc(DropTooManyPeer)
-		return
+		return 0
+	}
+	if typ == envelope.InnerIPv6 && p.peerMTU >= minPeerMTU && len(head) > p.peerMTU {
+		mtu := p.peerMTU
+		p.mu.Unlock()
+		return mtu
 	}
 	a := actions{dst: dst}
 	// We have something to say to this peer: it is ours, not a stranger's
@@ -133,7 +165,7 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 		}
 		p.mu.Unlock()
 		m.run(&a)
-		return
+		return 0
 	}
 	p.noteSendLocked(now, true)
 	if p.hs == nil && p.needRekeyLocked(now, kp, counter) {
@@ -141,30 +173,49 @@ func (m *Manager) sendInner(now time.Time, dst wire.PublicKey, typ byte, head, b
 	}
 	p.mu.Unlock()
 
-	m.sendTransport(dst, kp, counter, typ, head, body)
+	m.sendTransport(dst, kp, counter, typ, head, body, framed)
 	if typ == envelope.InnerIPv6 {
 		m.st.inc(PacketsOut)
 	}
 	m.run(&a)
+	return 0
 }
 
 // sendTransport seals one transport message into a pool buffer, leaving
-// the room in front for the overlay's frame header, and sends it.
-func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64, typ byte, head, body []byte) {
+// the room in front for the overlay's frame header, and sends it. framed,
+// when not nil, is the inner message with a free byte in front for typ
+// (head must be framed[1:] and body empty), sealed from where it lies.
+func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64, typ byte, head, body, framed []byte) {
 	buf := bufpool.Get()
 	off := bufpool.Headroom(buf)
-	n := len(kp.seal(buf[off:off], counter, typ, head, body))
+	var n int
+	if framed != nil {
+		n = len(kp.sealFramed(buf[off:off], counter, typ, framed))
+	} else {
+		n = len(kp.seal(buf[off:off], counter, typ, head, body))
+	}
 	m.tr.Send(dst, buf[:off+n], off)
 	m.st.add(BytesOut, uint64(n))
 	kp.peer.bytesOut.Add(uint64(n))
 }
 
+// OpenTransport handles a transport message from src as HandlePayload
+// does, except that an IPv6 packet in it is returned instead of passed to
+// Transport.Deliver: the packet path then hands the buffer it lies in on
+// as it is. The packet aliases payload (decrypted in place) and its source
+// address has been checked; it is nil for a keepalive, an echo or a
+// refused message (err says why; refusals are counted in Stats).
+func (m *Manager) OpenTransport(now time.Time, src wire.PublicKey, payload []byte) ([]byte, error) {
+	return m.handleTransport(now, src, payload)
+}
+
 // handleTransport authenticates a transport message, lets it move the
-// peer's timers and keypairs, and hands its inner message on.
-func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []byte) error {
+// peer's timers and keypairs, and handles its inner message: an IPv6
+// packet is returned for the caller to deliver.
+func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []byte) ([]byte, error) {
 	kp, plain, err := m.openTransport(now, src, payload)
 	if err != nil {
-		return fmt.Errorf("transport from %s: %w", src, err)
+		return nil, fmt.Errorf("transport from %s: %w", src, err)
 	}
 	m.st.add(BytesIn, uint64(len(payload)))
 	p := kp.peer
@@ -174,19 +225,20 @@ func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []b
 	p.mu.Lock()
 	if p.dead {
 		p.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	p.receivedLocked(now, kp, len(plain) > 0, &a)
 	p.mu.Unlock()
 	m.run(&a)
 
 	if len(plain) == 0 {
-		return nil
+		return nil, nil
 	}
-	if err := m.handleInner(now, src, plain); err != nil {
-		return fmt.Errorf("transport from %s: %w", src, err)
+	pkt, err := m.handleInner(now, src, plain)
+	if err != nil {
+		return nil, fmt.Errorf("transport from %s: %w", src, err)
 	}
-	return nil
+	return pkt, nil
 }
 
 // openTransport finds the keypair a transport message from src names,
@@ -254,31 +306,31 @@ func (p *peer) receivedLocked(now time.Time, kp *keypair, data bool, a *actions)
 	}
 }
 
-// handleInner hands on a decrypted inner message from src: an IPv6 packet
-// whose source belongs to src to Transport.Deliver, an echo request
-// answered, an echo reply to Transport.EchoReply.
-func (m *Manager) handleInner(now time.Time, src wire.PublicKey, plain []byte) error {
+// handleInner handles a decrypted inner message from src: an IPv6 packet
+// whose source belongs to src is returned, an echo request answered, an
+// echo reply handed to Transport.EchoReply.
+func (m *Manager) handleInner(now time.Time, src wire.PublicKey, plain []byte) ([]byte, error) {
 	in, err := envelope.ParseInner(plain)
 	if err != nil {
 		m.st.inc(BadInner)
-		return err
+		return nil, err
 	}
 	switch in.Type {
 	case envelope.InnerIPv6:
 		if err := addressing.CheckSource(in.Data, src); err != nil {
 			m.st.inc(BadSource)
-			return err
+			return nil, err
 		}
 		m.st.inc(PacketsIn)
-		m.tr.Deliver(src, in.Data)
+		return in.Data, nil
 	case envelope.InnerEchoRequest:
 		m.st.inc(EchoRequestsIn)
-		m.sendInner(now, src, envelope.InnerEchoReply, binary.BigEndian.AppendUint64(nil, in.EchoID), in.Data)
+		m.sendInner(now, src, envelope.InnerEchoReply, binary.BigEndian.AppendUint64(nil, in.EchoID), in.Data, nil)
 	case envelope.InnerEchoReply:
 		m.st.inc(EchoRepliesIn)
 		m.tr.EchoReply(src, in.EchoID, in.Data)
 	}
-	return nil
+	return nil, nil
 }
 
 // keypair is one direction pair of transport keys.
@@ -301,8 +353,15 @@ func newKeypair(p *peer, remote uint32, sendKey, recvKey [32]byte, now time.Time
 	return &keypair{peer: p, remote: remote, send: s, recv: r, created: now, initiator: initiator}
 }
 
-func nonceFor(counter uint64) [chacha20poly1305.NonceSize]byte {
-	var n [chacha20poly1305.NonceSize]byte
+// nonces recycles the nonce buffers of seal and open: a nonce handed to
+// the cipher.AEAD interface escapes to the heap, so one built on the stack
+// would cost an allocation per message.
+var nonces = sync.Pool{New: func() any { return new([chacha20poly1305.NonceSize]byte) }}
+
+// nonceFor returns a pooled nonce for counter; give it back to nonces.
+func nonceFor(counter uint64) *[chacha20poly1305.NonceSize]byte {
+	n := nonces.Get().(*[chacha20poly1305.NonceSize]byte)
+	clear(n[:4])
 	binary.LittleEndian.PutUint64(n[4:], counter)
 	return n
 }
@@ -326,13 +385,30 @@ func (kp *keypair) seal(dst []byte, counter uint64, typ byte, head, body []byte)
 		buf = append(append(append(buf, typ), head...), body...)
 	}
 	nonce := nonceFor(counter)
-	return kp.send.Seal(buf[:hdr], nonce[:], buf[hdr:], buf[:hdr])
+	msg := kp.send.Seal(buf[:hdr], nonce[:], buf[hdr:], buf[:hdr])
+	nonces.Put(nonce)
+	return msg
+}
+
+// sealFramed is seal for an inner message that has a free byte in front:
+// framed[0] becomes typ and framed is encrypted from where it lies into
+// dst's free capacity, which must hold the whole message and must not
+// overlap framed.
+func (kp *keypair) sealFramed(dst []byte, counter uint64, typ byte, framed []byte) []byte {
+	framed[0] = typ
+	hdr := envelope.AppendTransportHeader(dst[len(dst):], kp.remote, counter)
+	nonce := nonceFor(counter)
+	msg := kp.send.Seal(hdr, nonce[:], framed, hdr)
+	nonces.Put(nonce)
+	return msg
 }
 
 // open decrypts ct in place.
 func (kp *keypair) open(counter uint64, ct, ad []byte) ([]byte, error) {
 	nonce := nonceFor(counter)
-	return kp.recv.Open(ct[:0], nonce[:], ct, ad)
+	plain, err := kp.recv.Open(ct[:0], nonce[:], ct, ad)
+	nonces.Put(nonce)
+	return plain, err
 }
 
 func (p *peer) enqueueLocked(inner []byte) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/pineconed/pineconed/internal/bufpool"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 )
 
@@ -15,6 +16,11 @@ import (
 // aligned.
 const writeOffset = 16
 
+// WriteHeadroom is how far into its buffer a packet given to
+// Writer.WriteBuffer must start: the device writes its own header in front
+// of the packet, in place.
+const WriteHeadroom = writeOffset
+
 // maxIPv6Packet is the largest non-jumbo IPv6 packet.
 const maxIPv6Packet = IPv6HeaderLen + 0xffff
 
@@ -22,6 +28,10 @@ const maxIPv6Packet = IPv6HeaderLen + 0xffff
 // fails: a few malformed GSO packets are survivable, an fd that only returns
 // errors is not.
 const maxConsecutiveReadErrors = 100
+
+// readRoom is the byte the Reader leaves free in front of every packet in
+// its buffer, for the session layer's inner type byte (Framed).
+const readRoom = 1
 
 // Reader reads batches of packets from the TUN into buffers it reuses. One
 // Reader per device; its methods are not safe for concurrent use.
@@ -33,6 +43,7 @@ type Reader struct {
 	bufs    [][]byte
 	sizes   []int
 	pkts    [][]byte
+	framed  [][]byte // pkts with the readRoom byte in front
 	headers []Header
 	errRun  int
 }
@@ -48,16 +59,18 @@ func newReader(dev wgtun.Device, c *counters, mtu int, f Filter) *Reader {
 		bufs:    make([][]byte, n),
 		sizes:   make([]int, n),
 		pkts:    make([][]byte, 0, n),
+		framed:  make([][]byte, 0, n),
 		headers: make([]Header, 0, n),
 	}
 	// One allocation for all buffers keeps them close together.
 	sizes := readBufSizes(n, bufLen)
 	total := 0
 	for _, s := range sizes {
-		total += s
+		total += readRoom + s
 	}
 	backing := make([]byte, total)
 	for i, s := range sizes {
+		s += readRoom
 		r.bufs[i], backing = backing[:s:s], backing[s:]
 	}
 	return r
@@ -100,8 +113,8 @@ func readBufSizes(n, bufLen int) []int {
 // os.ErrClosed once the device is closed; other errors are counted and
 // returned too, and the caller may go on reading (Run does).
 func (r *Reader) Read() ([][]byte, []Header, error) {
-	r.pkts, r.headers = r.pkts[:0], r.headers[:0]
-	n, err := r.dev.Read(r.bufs, r.sizes, 0)
+	r.pkts, r.framed, r.headers = r.pkts[:0], r.framed[:0], r.headers[:0]
+	n, err := r.dev.Read(r.bufs, r.sizes, readRoom)
 	if err != nil && !errors.Is(err, wgtun.ErrTooManySegments) {
 		if errors.Is(err, os.ErrClosed) {
 			return nil, nil, os.ErrClosed
@@ -114,28 +127,41 @@ func (r *Reader) Read() ([][]byte, []Header, error) {
 		// super-packet is gone. Not fatal.
 		r.c.drop(DropTooManySegments, 1)
 	}
-	r.c.readBatches.Add(1)
+	// The counters move once per batch, not per packet: they are shared
+	// atomics that the admin and metrics readers touch too.
+	var packets, bytes uint64
 	for i := 0; i < n && i < len(r.bufs); i++ {
 		size := r.sizes[i]
-		r.c.readPackets.Add(1)
-		r.c.readBytes.Add(uint64(max(size, 0)))
+		packets++
+		bytes += uint64(max(size, 0))
 		if size < 0 || size > r.bufLen {
 			// The kernel offered more than a buffer holds (the MTU was
 			// raised behind our back); the copy was cut short.
 			r.c.drop(DropOversize, 1)
 			continue
 		}
-		pkt := r.bufs[i][:size]
+		framed := r.bufs[i][:readRoom+size]
+		pkt := framed[readRoom:]
 		h, reason := r.filter.Classify(pkt)
 		if reason != Accept {
 			r.c.drop(reason, 1)
 			continue
 		}
 		r.pkts = append(r.pkts, pkt)
+		r.framed = append(r.framed, framed)
 		r.headers = append(r.headers, h)
 	}
+	r.c.readBatches.Add(1)
+	r.c.readPackets.Add(packets)
+	r.c.readBytes.Add(bytes)
 	return r.pkts, r.headers, nil
 }
+
+// Framed is packet i of the last Read (or of the batch Run is handing
+// over) with one free byte in front of it: the session layer writes its
+// inner type byte there and seals the packet where it lies
+// (session.Manager.SendFramed). Valid as long as the packet is.
+func (r *Reader) Framed(i int) []byte { return r.framed[i] }
 
 // Run reads until the device is closed, calling fn with each non-empty batch
 // of accepted packets (valid only during the call). It returns nil when the
@@ -186,14 +212,16 @@ const largePacket = 4096
 // merged into one super-packet, so the kernel's stack handles one skb instead
 // of dozens.
 //
-// Queued packets are held in two kinds of buffers: small packets in small
+// Queued packets are held in three kinds of buffers: small packets in small
 // buffers (pool) that flush copies into the batch's write buffers, large
 // ones (largePacket and up) in write-ready buffers (bigPool) that hold the
-// packet at writeOffset and go to the device as they are.
+// packet at writeOffset and go to the device as they are, and the
+// internal/bufpool buffers of WriteBuffer, which go to the device as they
+// are when GRO has room in them and are copied like small ones otherwise.
 type Writer struct {
 	dev     wgtun.Device
 	c       *counters
-	queue   chan *[]byte
+	queue   chan queued
 	pool    sync.Pool
 	bigPool sync.Pool
 	bigCap  int
@@ -208,7 +236,16 @@ type Writer struct {
 	// Owned by the loop goroutine.
 	backing [][]byte
 	bufs    [][]byte
-	batch   []*[]byte
+	batch   []queued
+}
+
+// queued is one packet waiting in the Writer's queue: in a buffer of the
+// writer's pools (bp, the packet at 0 in pool's, at writeOffset in
+// bigPool's), or with bp nil in an internal/bufpool buffer buf, at off.
+type queued struct {
+	bp     *[]byte
+	buf    []byte
+	off, n int
 }
 
 func newWriter(dev wgtun.Device, c *counters, cfg WriterConfig) *Writer {
@@ -225,12 +262,12 @@ func newWriter(dev wgtun.Device, c *counters, cfg WriterConfig) *Writer {
 	w := &Writer{
 		dev:     dev,
 		c:       c,
-		queue:   make(chan *[]byte, cfg.QueueLen),
+		queue:   make(chan queued, cfg.QueueLen),
 		stop:    make(chan struct{}),
 		gro:     gro,
 		backing: make([][]byte, cfg.MaxBatch),
 		bufs:    make([][]byte, 0, cfg.MaxBatch),
-		batch:   make([]*[]byte, 0, cfg.MaxBatch),
+		batch:   make([]queued, 0, cfg.MaxBatch),
 	}
 	w.pool.New = func() any {
 		b := make([]byte, 0, 2048)
@@ -263,34 +300,95 @@ func (w *Writer) Write(pkt []byte) bool {
 		return false
 	default:
 	}
-	var bp *[]byte
+	q := queued{n: len(pkt)}
 	if len(pkt) >= largePacket && writeOffset+len(pkt) <= w.bigCap {
-		bp = w.bigPool.Get().(*[]byte)
-		*bp = append((*bp)[:writeOffset], pkt...)
+		q.bp = w.bigPool.Get().(*[]byte)
+		*q.bp = append((*q.bp)[:writeOffset], pkt...)
+		q.off = writeOffset
 	} else {
-		bp = w.pool.Get().(*[]byte)
-		*bp = append((*bp)[:0], pkt...)
+		q.bp = w.pool.Get().(*[]byte)
+		*q.bp = append((*q.bp)[:0], pkt...)
+	}
+	return w.enqueue(q)
+}
+
+// WriteBuffer queues pkt for the TUN without copying it, and reports
+// whether it was queued. pkt must lie in buf, an internal/bufpool buffer
+// given from its start, at least WriteHeadroom bytes in (the packet path
+// hands over the buffer a link read the packet's frame into, decrypted in
+// place). The Writer owns buf from the call on, queued or not, and gives it
+// to bufpool.Put once written or dropped. A pkt outside buf or too close to
+// its start is copied as Write does.
+func (w *Writer) WriteBuffer(buf, pkt []byte) bool {
+	off := cap(buf) - cap(pkt)
+	if len(pkt) == 0 || off < writeOffset || off+len(pkt) > len(buf) || &buf[off] != &pkt[0] {
+		ok := w.Write(pkt)
+		bufpool.Put(buf)
+		return ok
+	}
+	if _, err := ParseIPv6(pkt); err != nil {
+		bufpool.Put(buf)
+		w.c.drop(reasonForParseError(err), 1)
+		return false
 	}
 	select {
-	case w.queue <- bp:
+	case <-w.stop:
+		bufpool.Put(buf)
+		w.c.drop(DropClosed, 1)
+		return false
+	default:
+	}
+	return w.enqueue(queued{buf: buf, off: off, n: len(pkt)})
+}
+
+// enqueue queues q, or drops it when the queue is full.
+func (w *Writer) enqueue(q queued) bool {
+	select {
+	case w.queue <- q:
 		return true
 	default:
-		w.release(bp)
+		w.release(q)
 		w.c.drop(DropQueueFull, 1)
 		return false
 	}
 }
 
-// ready reports whether a queued buffer holds its packet at writeOffset,
-// ready for the device, rather than at 0.
-func (w *Writer) ready(bp *[]byte) bool { return cap(*bp) == w.bigCap }
+// groRoom is the room from a packet's start that makes its buffer good
+// enough for GRO, which appends the payloads of later segments of a flow
+// to the first one's buffer, in place, as far as the buffer has room: 60
+// KiB is nearly all of the 64 KiB a super-packet reaches, and every large
+// internal/bufpool buffer has it beyond a frame's headers (their headroom
+// shrinks with the frame headers written in them, so few have a full
+// maxIPv6Packet).
+const groRoom = 60 << 10
+
+// ready reports whether a queued packet goes to the device in its own
+// buffer, with writeOffset bytes in front of it: a bigPool buffer, or a
+// bufpool buffer when GRO is off or has groRoom in it (a large one).
+func (w *Writer) ready(q queued) bool {
+	if q.bp != nil {
+		return cap(*q.bp) == w.bigCap
+	}
+	return !w.gro || cap(q.buf)-q.off >= groRoom
+}
+
+// packet is the queued packet's bytes.
+func (q queued) packet() []byte {
+	if q.bp != nil {
+		return (*q.bp)[q.off : q.off+q.n]
+	}
+	return q.buf[q.off : q.off+q.n]
+}
 
 // release gives a queued buffer back to its pool.
-func (w *Writer) release(bp *[]byte) {
-	if w.ready(bp) {
-		w.bigPool.Put(bp)
-	} else {
-		w.pool.Put(bp)
+func (w *Writer) release(q queued) {
+	switch {
+	case q.bp == nil:
+		bufpool.Put(q.buf)
+	case cap(*q.bp) == w.bigCap:
+		w.bigPool.Put(q.bp)
+	default:
+		w.pool.Put(q.bp)
 	}
 }
 
@@ -314,14 +412,14 @@ func (w *Writer) loop() {
 		select {
 		case <-w.stop:
 			return
-		case bp := <-w.queue:
-			w.batch = append(w.batch[:0], bp)
+		case q := <-w.queue:
+			w.batch = append(w.batch[:0], q)
 		}
 	fill:
 		for len(w.batch) < cap(w.batch) {
 			select {
-			case bp := <-w.queue:
-				w.batch = append(w.batch, bp)
+			case q := <-w.queue:
+				w.batch = append(w.batch, q)
 			default:
 				break fill
 			}
@@ -341,13 +439,17 @@ func (w *Writer) loop() {
 func (w *Writer) flush() error {
 	w.bufs = w.bufs[:0]
 	var bytes uint64
-	for i, bp := range w.batch {
-		if w.ready(bp) {
-			w.bufs = append(w.bufs, *bp)
-			bytes += uint64(len(*bp) - writeOffset)
+	for i, q := range w.batch {
+		n := q.n
+		bytes += uint64(n)
+		if w.ready(q) {
+			if q.bp != nil {
+				w.bufs = append(w.bufs, *q.bp)
+			} else {
+				w.bufs = append(w.bufs, q.buf[q.off-writeOffset:q.off+n])
+			}
 			continue
 		}
-		n := len(*bp)
 		need := writeOffset + n
 		if w.gro {
 			need = w.bigCap
@@ -356,15 +458,14 @@ func (w *Writer) flush() error {
 			w.backing[i] = make([]byte, need)
 		}
 		b := w.backing[i][:writeOffset+n]
-		copy(b[writeOffset:], *bp)
+		copy(b[writeOffset:], q.packet())
 		w.bufs = append(w.bufs, b)
-		bytes += uint64(n)
 	}
 	count := len(w.batch)
 	_, err := w.dev.Write(w.bufs, writeOffset)
 	// The device is done with every buffer, including the ready ones.
-	for _, bp := range w.batch {
-		w.release(bp)
+	for _, q := range w.batch {
+		w.release(q)
 	}
 	w.batch = w.batch[:0]
 	w.c.writeBatches.Add(1)
@@ -385,8 +486,8 @@ func (w *Writer) flush() error {
 func (w *Writer) drainClosed() {
 	for {
 		select {
-		case bp := <-w.queue:
-			w.release(bp)
+		case q := <-w.queue:
+			w.release(q)
 			w.c.drop(DropClosed, 1)
 		default:
 			return

@@ -265,12 +265,7 @@ func TestPageBesideMetrics(t *testing.T) {
 		if s, _ := scrape(t, srv.Addr()); s[`pineconed_build_info{goversion="`+runtime.Version()+`",version="v1"}`] != 1 {
 			t.Errorf("page %t: /metrics lost pineconed_build_info", withPage)
 		}
-		resp, err := http.Get("http://" + srv.Addr() + "/api/status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := testhelp.Fetch(t, http.DefaultClient, http.MethodGet, "http://"+srv.Addr()+"/api/status", nil)
 		if withPage && (resp.StatusCode != 200 || string(body) != "page /api/status") ||
 			!withPage && resp.StatusCode != http.StatusNotFound {
 			t.Errorf("page %t: GET /api/status: %d %q", withPage, resp.StatusCode, body)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -63,8 +64,13 @@ func waitForMessage(t *testing.T, cond func() bool, state ...func() string) stri
 }
 
 // WaitFor returns once the condition holds, and otherwise fails naming
-// what it waited for, how long, and the state the test asked to see.
-func TestWaitFor(t *testing.T) {
+// what it waited for, how long, and the state the test asked to see. The
+// test runs in a synctest bubble: WaitFor's 5 ms polls then take exactly
+// that long, where on a loaded machine two of them could outlast the
+// 20 ms limit and fail a condition that comes true on the third.
+func TestWaitFor(t *testing.T) { synctest.Test(t, testWaitFor) }
+
+func testWaitFor(t *testing.T) {
 	n := 0
 	if msg := waitForMessage(t, func() bool { n++; return n == 3 }); msg != "" || n != 3 {
 		t.Fatalf("a condition that came true failed the test (%q) after %d polls", msg, n)

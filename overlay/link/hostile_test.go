@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -189,7 +190,12 @@ func TestFloodIsThrottledNotQueued(t *testing.T) {
 	if n := <-qGot; n != 200 {
 		t.Fatalf("Q got %d of 200 frames from P during the flood", n)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The flood goes on until the busy node has taken a mebibyte of it: at
+	// a millisecond a frame, a second or more in which a reader without
+	// backpressure would let the flooder write far more than the bound.
+	testhelp.WaitFor(t, "the node to consume 1 MiB of the flood", 60*time.Second, func() bool {
+		return consumed.Load() >= 1<<20
+	}, func() string { return fmt.Sprintf("consumed %d bytes", consumed.Load()) })
 
 	var after runtime.MemStats
 	runtime.GC()

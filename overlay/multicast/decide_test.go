@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -96,13 +97,7 @@ func TestIgnoreReasonTable(t *testing.T) {
 	if len(st) != int(numIgnoreReasons)-1 {
 		t.Fatalf("%d reasons in Stats, want %d: %v", len(st), numIgnoreReasons-1, st)
 	}
-	seen := map[string]bool{}
-	for r := range numIgnoreReasons {
-		if n := r.String(); n == "" || seen[n] {
-			t.Fatalf("reason %d named %q", r, n)
-		}
-		seen[r.String()] = true
-	}
+	testhelp.CheckNames(t, numIgnoreReasons)
 	if ignoreReason(250).String() != "unknown" {
 		t.Fatal("out-of-table reason not named unknown")
 	}

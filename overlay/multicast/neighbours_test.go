@@ -2,6 +2,7 @@ package multicast
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
@@ -47,6 +48,7 @@ func TestManyInboundLANNeighbours(t *testing.T) {
 	defer d.Close()
 
 	var nodes []*overlay.Node
+	var links []*link.Conn
 	defer func() {
 		for _, n := range nodes {
 			n.Close()
@@ -73,20 +75,47 @@ func TestManyInboundLANNeighbours(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Start(port, n)
+		links = append(links, c)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(m.Peers()) < neighbours && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	testhelp.WaitFor(t, "every neighbour peered", 10*time.Second, func() bool { return len(hub.Peerings()) >= neighbours },
+		func() string { return fmt.Sprintf("%d of %d", len(hub.Peerings()), neighbours) })
+	// They stay up: each neighbour hears from the hub over its link, which
+	// a refused neighbour's link, closed by the hub, would not; one ending
+	// stops the wait at once.
+	heard := func(n *overlay.Node) bool {
+		for _, p := range n.Peers() {
+			for _, fc := range p.In {
+				if fc.Frames > 0 {
+					return true
+				}
+			}
+		}
+		return false
 	}
-	// They stay up: a refused neighbour's link would end within moments.
-	time.Sleep(time.Second)
-	ps := m.Peers()
+	var ended []int
+	testhelp.WaitFor(t, "every neighbour to hear from the hub", 10*time.Second, func() bool {
+		all := true
+		for i, c := range links {
+			select {
+			case <-c.Done():
+				ended = append(ended, i)
+				return true
+			default:
+			}
+			all = all && heard(nodes[i])
+		}
+		return all
+	})
+	if len(ended) > 0 {
+		t.Fatalf("neighbour %d's link ended", ended[0])
+	}
+	ps := hub.Peerings()
 	if len(ps) != neighbours {
 		t.Fatalf("%d of %d LAN neighbours peered (handshake slots: %d)", len(ps), neighbours, maxInboundHandshakes)
 	}
 	for _, p := range ps {
-		if p.Type != router.PeerMulticast || p.Origin != overlay.OriginLAN || p.Interface != "lan0" || !p.Inbound {
-			t.Fatalf("peering %+v is not an inbound LAN peering on lan0", p.PeerInfo)
+		if p.Info.Type != router.PeerMulticast || p.Info.Origin != overlay.OriginLAN || p.Info.Interface != "lan0" || !p.Info.Inbound {
+			t.Fatalf("peering %+v is not an inbound LAN peering on lan0", p.Info)
 		}
 	}
 	if refused := logs.Lines("too many handshakes"); len(refused) > 0 {

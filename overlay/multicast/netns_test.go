@@ -108,7 +108,12 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("READY", d.Port())
-	_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin to stop us
+	// Each line the parent writes asks for the counters so far; the
+	// parent closes stdin to stop us.
+	for sc := bufio.NewScanner(os.Stdin); sc.Scan(); {
+		st, _ := json.Marshal(d.Stats())
+		fmt.Println("SNAPSHOT", string(st))
+	}
 	st, _ := json.Marshal(d.Stats())
 	fmt.Println("STATS", string(st))
 	if err := d.Close(); err != nil {
@@ -140,6 +145,22 @@ func (h *helper) has(prefix string) bool {
 		}
 	}
 	return false
+}
+
+// stats asks the helper for its discoverer's counters and returns them.
+func (h *helper) stats(t *testing.T) Stats {
+	t.Helper()
+	n := len(h.matching("SNAPSHOT "))
+	if _, err := io.WriteString(h.stdin, "snapshot\n"); err != nil {
+		t.Fatalf("%s: asking for counters: %v", h.name, err)
+	}
+	testhelp.WaitFor(t, h.name+"'s counters", 10*time.Second, func() bool { return len(h.matching("SNAPSHOT ")) > n })
+	s := h.matching("SNAPSHOT ")
+	var st Stats
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(s[len(s)-1], "SNAPSHOT ")), &st); err != nil {
+		t.Fatalf("%s: counters %q: %v", h.name, s[len(s)-1], err)
+	}
+	return st
 }
 
 func (h *helper) matching(prefix string) []string {
@@ -403,9 +424,14 @@ func TestDiscoveryInNamespaces(t *testing.T) {
 			t.Errorf("%s: no %q in %v", w.h.name, w.line, w.h.matching("ATTACH"))
 		}
 	}
-	// Several beacon intervals later, still one peering between A and B:
-	// the grace period kept A from dialling B as well.
-	time.Sleep(time.Second)
+	// Several of B's beacons later, still one peering between A and B:
+	// the grace period kept A from dialling B as well, and A passes over
+	// B's beacons as already peered. The wait counts those beacons, not
+	// the time they take to come.
+	passed := a.stats(t).Ignored["connected"]
+	testhelp.WaitEvery(t, "A to pass over 3 more beacons as already peered", 10*time.Second, 100*time.Millisecond, func() bool {
+		return a.stats(t).Ignored["connected"] >= passed+3
+	})
 	if n := len(a.matching(fmt.Sprintf("ATTACH %s", keyB))); n != 1 {
 		t.Errorf("A attached B %d times", n)
 	}

@@ -58,14 +58,14 @@ func TestChurnLeavesNoLiveHeap(t *testing.T) {
 	uri := ma.ListenAddrs()[0].String() + "?key=" + keyA.String()
 	startManager(t, Config{PrivateKey: privC, Logger: log, Static: mkURIs(uri)}, nodeC)
 	mb := startManager(t, Config{PrivateKey: privB, Logger: log}, nodeB)
-	testhelp.WaitFor(t, "C peered with A", 10*time.Second, func() bool { return len(ma.Peers()) == 1 })
+	testhelp.WaitFor(t, "C peered with A", 10*time.Second, func() bool { return len(nodeA.Peerings()) == 1 })
 	payload := make([]byte, 1000)
 	round := func() {
 		t.Helper()
 		if err := mb.Add(mkURI(uri), overlay.OriginAdmin); err != nil {
 			t.Fatal(err)
 		}
-		testhelp.WaitFor(t, "B peered with A", 10*time.Second, func() bool { return len(mb.Peers()) == 1 })
+		testhelp.WaitFor(t, "B peered with A", 10*time.Second, func() bool { return len(nodeB.Peerings()) == 1 })
 		for range 10 {
 			if err := nodeB.SendBuffer(nodeC.PublicKey(), bytes.Clone(payload), 0); err != nil {
 				t.Fatal(err)
@@ -78,7 +78,7 @@ func TestChurnLeavesNoLiveHeap(t *testing.T) {
 		if err := mb.Remove(mkURI(uri)); err != nil {
 			t.Fatal(err)
 		}
-		testhelp.WaitFor(t, "B's peering gone", 10*time.Second, func() bool { return len(mb.Peers()) == 0 && len(ma.Peers()) == 1 })
+		testhelp.WaitFor(t, "B's peering gone", 10*time.Second, func() bool { return len(nodeB.Peerings()) == 0 && len(nodeA.Peerings()) == 1 })
 	}
 	for range warmUp {
 		round()

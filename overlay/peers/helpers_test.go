@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
 	"github.com/pineconed/pineconed/overlay"
+	"github.com/pineconed/pineconed/overlay/link"
 	"github.com/pineconed/pineconed/overlay/peers/peeruri"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -147,6 +149,17 @@ func (n *fakeNode) got(port router.Port) [][]byte {
 	return append([][]byte(nil), n.frames[port]...)
 }
 
+// remote is the remote address of the link attached on port, or "" when
+// there is none or it is not a *link.Conn.
+func (n *fakeNode) remote(port router.Port) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c, ok := n.links[port].(*link.Conn); ok {
+		return c.RemoteAddr().String()
+	}
+	return ""
+}
+
 func (n *fakeNode) info(port router.Port) overlay.PeerInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -224,4 +237,27 @@ func mkURIs(ss ...string) []peeruri.URI {
 		out[i] = mkURI(s)
 	}
 	return out
+}
+
+// refusals counts the "refusing peer" lines in buf that name key and give
+// reason: the manager logs every refusal at debug level.
+func refusals(buf *testhelp.LogBuffer, key wire.PublicKey, reason error) int {
+	n := 0
+	for _, l := range buf.Lines(`msg="refusing peer"`) {
+		if strings.Contains(l, "peer="+key.String()) && strings.Contains(l, reason.Error()) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitRefusals waits until buf holds more refusals of key for reason than
+// it does now: the event a test of "stays out" waits for, since each one
+// is a retry that was checked and turned away.
+func waitRefusals(t *testing.T, buf *testhelp.LogBuffer, key wire.PublicKey, reason error, more int) {
+	t.Helper()
+	want := refusals(buf, key, reason) + more
+	testhelp.WaitFor(t, fmt.Sprintf("%d more refusals of %s (%v)", more, key, reason), 10*time.Second,
+		func() bool { return refusals(buf, key, reason) >= want },
+		func() string { return fmt.Sprintf("%d of %d", refusals(buf, key, reason), want) })
 }

@@ -2,12 +2,14 @@ package peers
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/pineconed/pineconed/internal/testhelp"
 	"github.com/pineconed/pineconed/internal/testhelp/testframe"
+	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
 )
 
@@ -40,7 +42,10 @@ func TestAddRemoveListener(t *testing.T) {
 
 	_, nb := newManager(t, Config{Static: mkURIs("tcp://" + tcpAddr)}, privB)
 	_, nc := newManager(t, Config{Static: mkURIs("ws://" + wsAddr + "/pc")}, privC)
-	testhelp.WaitFor(t, "peerings through the new listeners", 5*time.Second, func() bool { return na.live() == 2 })
+	// Both ends attached: A's two peerings, and B's and C's one each.
+	testhelp.WaitFor(t, "peerings through the new listeners", 5*time.Second, func() bool {
+		return na.live() == 2 && nb.live() == 1 && nc.live() == 1
+	})
 	pb, _ := na.portFor(keyB)
 	pc, _ := na.portFor(keyC)
 
@@ -63,8 +68,39 @@ func TestAddRemoveListener(t *testing.T) {
 		}
 	}
 
-	// The peerings made through them are the same ones, and they work.
-	time.Sleep(200 * time.Millisecond)
+	// The peerings made through them work, and are the same ones: a frame
+	// each way over each of them comes first, so that a peering the removal
+	// had closed has ended (its link stops with the close) by the time its
+	// port and the detaches are checked.
+	// A fresh frame for every Send: the link owns what it is given.
+	frame := func() []byte { return testframe.Of(wire.TypeTraffic, 100, 0x42) }
+	for _, c := range []struct {
+		n    *fakeNode
+		port router.Port
+		key  wire.PublicKey
+	}{{nb, pb, keyB}, {nc, pc, keyC}} {
+		toA, _ := c.n.portFor(keyA)
+		before := len(c.n.got(toA))
+		if !na.send(c.port, frame()) {
+			t.Fatal("send refused")
+		}
+		testhelp.WaitFor(t, fmt.Sprintf("frame from A to %s over a peering of a removed listener", c.key), 5*time.Second, func() bool {
+			return len(c.n.got(toA)) > before
+		})
+	}
+	for _, c := range []struct {
+		n   *fakeNode
+		key wire.PublicKey
+	}{{nb, keyA}, {nc, keyA}} {
+		p, _ := c.n.portFor(c.key)
+		before := len(na.got(pb)) + len(na.got(pc))
+		if !c.n.send(p, frame()) {
+			t.Fatal("send refused")
+		}
+		testhelp.WaitFor(t, "frame over a peering of a removed listener", 5*time.Second, func() bool {
+			return len(na.got(pb))+len(na.got(pc)) > before
+		})
+	}
 	if p, ok := na.portFor(keyB); !ok || p != pb {
 		t.Fatalf("B's peering changed: port %d, %v (was %d)", p, ok, pb)
 	}
@@ -73,20 +109,6 @@ func TestAddRemoveListener(t *testing.T) {
 	}
 	if r := na.detachReasons(); len(r) != 0 {
 		t.Fatalf("peerings ended: %v", r)
-	}
-	f := testframe.Of(wire.TypeTraffic, 100, 0x42)
-	for _, c := range []struct {
-		n   *fakeNode
-		key wire.PublicKey
-	}{{nb, keyA}, {nc, keyA}} {
-		p, _ := c.n.portFor(c.key)
-		before := len(na.got(pb)) + len(na.got(pc))
-		if !c.n.send(p, f) {
-			t.Fatal("send refused")
-		}
-		testhelp.WaitFor(t, "frame over a peering of a removed listener", 5*time.Second, func() bool {
-			return len(na.got(pb))+len(na.got(pc)) > before
-		})
 	}
 
 	// Added again on the same address: accepts again.

@@ -25,13 +25,13 @@ func TestPeerEventsLoggedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testhelp.WaitFor(t, "peering", 5*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
+	testhelp.WaitFor(t, "peering", 5*time.Second, func() bool { return len(nodeA.Peerings()) == 1 && len(nodeB.Peerings()) == 1 })
 	if err := mb.Remove(mkURI(uri)); err != nil {
 		t.Fatal(err)
 	}
 	// The registry forgets the link just before the line is logged.
 	testhelp.WaitFor(t, "A to see the end", 5*time.Second, func() bool {
-		return len(ma.Peers()) == 0 && len(bufA.Lines(`msg="peer disconnected"`)) > 0
+		return len(nodeA.Peerings()) == 0 && len(bufA.Lines(`msg="peer disconnected"`)) > 0
 	})
 	mb.Close()
 

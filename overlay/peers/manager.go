@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -371,7 +370,15 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 		m.live++
 	}
 	m.mu.Unlock()
-	c.Start(port, m.sw)
+	// Our outbound links note their first frame on its way to the node,
+	// which "peer connected" below waits for.
+	var recv link.Receiver = m.sw
+	var first *firstFrameWatch
+	if !info.Inbound {
+		first = newFirstFrameWatch(m.sw)
+		recv = first
+	}
+	c.Start(port, recv)
 	switch {
 	case closed:
 		c.Close(ErrClosed)
@@ -392,7 +399,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	// the handshake and then closes at once, without a frame. So on our
 	// outbound links "peer connected" waits for the first frame, and a link
 	// that ends before one is logged as the refusal it is.
-	refused := !info.Inbound && !firstFrame(c, firstFrameWait)
+	refused := first != nil && !first.wait(c, firstFrameWait)
 	if refused {
 		log.Info("peer closed the link before sending anything; it probably refuses us (its allowed_keys or max_peers)", "remote", nc.RemoteAddr().String())
 	} else {
@@ -425,24 +432,44 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 // announcement at once, but a quiet remote is not a refusal.
 const firstFrameWait = 2 * time.Second
 
-// firstFrame waits until c has received a frame (true), or ended without
-// one (false), or wait has passed (true).
-func firstFrame(c *link.Conn, wait time.Duration) bool {
+// firstFrameWatch passes a link's reports on to the node and closes got
+// at the first frame the link reads: the event an outbound link's "peer
+// connected" waits for. The node counts the frames themselves.
+type firstFrameWatch struct {
+	link.Receiver
+	once sync.Once
+	got  chan struct{}
+}
+
+func newFirstFrameWatch(r link.Receiver) *firstFrameWatch {
+	return &firstFrameWatch{Receiver: r, got: make(chan struct{})}
+}
+
+// Receive notes the first frame, then hands every frame to the node.
+func (w *firstFrameWatch) Receive(port router.Port, frame []byte) error {
+	w.once.Do(func() { close(w.got) })
+	return w.Receiver.Receive(port, frame)
+}
+
+// wait waits until the link c reports to w has received a frame (true),
+// or ended without one (false), or wait has passed (true).
+func (w *firstFrameWatch) wait(c *link.Conn, wait time.Duration) bool {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if len(c.Stats().In) > 0 {
-			return true
-		}
+	select {
+	case <-w.got:
+		return true
+	case <-c.Done():
+		// The reader's last Receive happens before Done, and select
+		// picks at random among ready cases: look at got again.
 		select {
-		case <-c.Done():
-			return len(c.Stats().In) > 0
-		case <-deadline.C:
+		case <-w.got:
 			return true
-		case <-tick.C:
+		default:
+			return false
 		}
+	case <-deadline.C:
+		return true
 	}
 }
 
@@ -596,30 +623,4 @@ func (m *Manager) Connected(key wire.PublicKey, iface string) bool {
 		}
 	}
 	return false
-}
-
-// Peer is one running peering as the link sees it.
-type Peer struct {
-	overlay.PeerInfo
-	// Port is the node's port for the peering.
-	Port router.Port
-	// Remote is the transport's remote address.
-	Remote string
-	// Stats are the link's counters.
-	Stats link.Stats
-}
-
-// Peers lists the running peerings this manager's links carry, ordered by
-// port, from the Switch's registry.
-func (m *Manager) Peers() []Peer {
-	var out []Peer
-	for _, p := range m.sw.Peerings() {
-		c, ok := p.Link.(*link.Conn)
-		if !ok {
-			continue
-		}
-		out = append(out, Peer{PeerInfo: p.Info, Port: p.Port, Remote: c.RemoteAddr().String(), Stats: c.Stats()})
-	}
-	slices.SortFunc(out, func(a, b Peer) int { return int(a.Port) - int(b.Port) })
-	return out
 }

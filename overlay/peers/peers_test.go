@@ -95,26 +95,35 @@ func TestSeveralListeners(t *testing.T) {
 		"tcp://"+addrs[0].String(), "tcp://"+addrs[1].String(),
 		"ws://"+addrs[2].String()+"/a", "ws://"+addrs[3].String()+"/b",
 	)
-	mb, nb := newManager(t, Config{Static: statics}, privB)
+	_, nb := newManager(t, Config{Static: statics}, privB)
 	testhelp.WaitFor(t, "four peerings", 5*time.Second, func() bool { return na.live() == 4 && nb.live() == 4 })
-	peers := mb.Peers()
+	peers := nb.Peerings()
 	for _, p := range peers {
-		if p.Key != keyA {
-			t.Fatalf("peer %+v is not A", p.PeerInfo)
+		if p.Info.Key != keyA {
+			t.Fatalf("peer %+v is not A", p.Info)
 		}
 	}
 	if len(peers) != 4 || peers[0].Port != 1 || peers[3].Port != 4 {
 		t.Fatalf("peers: %+v", peers)
 	}
-	// The peering is live once both ends attached; A's first announcement
-	// may still be on the wire, so wait for it rather than race it.
-	var st link.Stats
-	testhelp.WaitFor(t, "the first announcement each way in the link stats", 5*time.Second, func() bool {
-		st = mb.Peers()[0].Stats
-		return st.In["tree_announcement"].Frames >= 1 && st.Out["tree_announcement"].Frames >= 1
+	// Every link carries frames both ways: the greeting each fake node
+	// queues in Attach arrives at the other, once. A peering is live once
+	// both ends attached, while a greeting may still be on the wire, so
+	// wait for them rather than race them.
+	testhelp.WaitFor(t, "the greeting each way on every link", 5*time.Second, func() bool {
+		for p := router.Port(1); p <= 4; p++ {
+			if len(na.got(p)) == 0 || len(nb.got(p)) == 0 {
+				return false
+			}
+		}
+		return true
 	})
-	if st.In["tree_announcement"].Frames != 1 || st.Out["tree_announcement"].Frames != 1 {
-		t.Fatalf("link stats not exposed: %+v", st)
+	for p := router.Port(1); p <= 4; p++ {
+		for name, n := range map[string]*fakeNode{"A": na, "B": nb} {
+			if got := n.got(p); len(got) != 1 || !bytes.Equal(got[0], greeting) {
+				t.Fatalf("%s received %d frames on port %d, want the one greeting", name, len(got), p)
+			}
+		}
 	}
 }
 
@@ -200,7 +209,7 @@ func TestAllowedKeys(t *testing.T) {
 	}
 	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privC)
 	testhelp.WaitFor(t, "C accepted", 5*time.Second, func() bool { _, ok := na.portFor(keyC); return ok })
-	time.Sleep(100 * time.Millisecond)
+	waitRefusals(t, buf, keyB, ErrNotAllowed, 2)
 	na.mu.Lock()
 	defer na.mu.Unlock()
 	for _, info := range na.attaches {
@@ -433,13 +442,14 @@ var _ link.Receiver = Switch(nil)
 // refused peer in.
 func TestReloadPolicy(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), MaxPeers: 1}, privA)
+	log, buf := testhelp.NewLogger(t)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), MaxPeers: 1, Logger: log}, privA)
 	addr := ma.ListenAddrs()[0].String()
 	fast := Backoff{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond}
 	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privB)
 	testhelp.WaitFor(t, "B in", 5*time.Second, func() bool { _, ok := na.portFor(keyB); return ok })
 	newManager(t, Config{Static: mkURIs(addr), Backoff: fast}, privC)
-	time.Sleep(100 * time.Millisecond)
+	waitRefusals(t, buf, keyC, ErrTooManyPeers, 2)
 	if _, ok := na.portFor(keyC); ok {
 		t.Fatal("C in above max_peers 1")
 	}
@@ -460,7 +470,7 @@ func TestReloadPolicy(t *testing.T) {
 	if !found {
 		t.Fatalf("detach reasons %v", na.detachReasons())
 	}
-	time.Sleep(200 * time.Millisecond) // B keeps retrying and keeps being refused
+	waitRefusals(t, buf, keyB, ErrNotAllowed, 2) // B keeps retrying and keeps being refused
 	if _, ok := na.portFor(keyB); ok {
 		t.Fatal("B back in although not allowed")
 	}

@@ -20,18 +20,18 @@ import (
 // accepted peering must still get the new one.
 func TestPeerTimeoutReachesTheSocket(t *testing.T) {
 	testhelp.CheckNoLeak(t)
-	ma, _ := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), PeerTimeout: 3700 * time.Millisecond}, privA)
+	ma, na := newManager(t, Config{Listen: mkURIs("tcp://127.0.0.1:0"), PeerTimeout: 3700 * time.Millisecond}, privA)
 	if err := ma.SetPeerTimeout(4100 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	listenAddr := ma.ListenAddrs()[0].String()
-	mb, _ := newManager(t, Config{Static: mkURIs(listenAddr), PeerTimeout: 2300 * time.Millisecond}, privB)
-	testhelp.WaitFor(t, "peered", 10*time.Second, func() bool { return len(ma.Peers()) == 1 && len(mb.Peers()) == 1 })
+	_, nb := newManager(t, Config{Static: mkURIs(listenAddr), PeerTimeout: 2300 * time.Millisecond}, privB)
+	testhelp.WaitFor(t, "peered", 10*time.Second, func() bool { return na.live() == 1 && nb.live() == 1 })
 
 	if got := userTimeoutTo(t, listenAddr); got != 2300*time.Millisecond {
 		t.Errorf("dialled socket: TCP_USER_TIMEOUT %v, want 2.3s", got)
 	}
-	if got := userTimeoutTo(t, ma.Peers()[0].Remote); got != 4100*time.Millisecond {
+	if got := userTimeoutTo(t, na.remote(1)); got != 4100*time.Millisecond {
 		t.Errorf("accepted socket: TCP_USER_TIMEOUT %v, want 4.1s (the value set after the listener opened)", got)
 	}
 }

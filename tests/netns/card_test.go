@@ -91,11 +91,14 @@ func TestPeerCards(t *testing.T) {
 	if out, _, _ := b.Ctl("card", "list"); strings.Contains(out, "node-a") {
 		t.Errorf("expired card still listed:\n%s", out)
 	}
-	// The static back-off starts at a second: a peer still dialled would
-	// be back well within three.
-	time.Sleep(3 * time.Second)
+	// b logs the expiry once the card's dialers have stopped (each one's
+	// removal waits for its goroutine to end), so nothing dials a after it.
+	b.WaitLogged(1, 10*time.Second, "peer card expired; no longer dialling its URIs")
 	if _, ok := b.PeerWith(a); ok {
-		t.Error("b dials a again after a's card expired")
+		t.Error("b peered with a again after a's card expired")
+	}
+	if n := b.logCount(`msg="static peer removed"`); n == 0 {
+		t.Error("the expired card's static peer was not removed")
 	}
 	if _, errOut, code := b.Ctl("card", "import", file); code != 1 || !strings.Contains(errOut, "expired") {
 		t.Errorf("expired card imported: exit %d, %q", code, errOut)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -622,6 +623,30 @@ func (nd *Node) WaitNoPeer(other *Node, within time.Duration) {
 	waitFor(nd.t, fmt.Sprintf("%s to drop its peering with %s", nd.Name, other.Name), within, 100*time.Millisecond, func() (bool, string) {
 		p, ok := nd.PeerWith(other)
 		return !ok, fmt.Sprintf("still peered: %+v", p)
+	})
+}
+
+// logCount is how many lines of nd's log contain every one of parts.
+func (nd *Node) logCount(parts ...string) int {
+	data, _ := os.ReadFile(nd.LogPath)
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(line, p) }) {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitLogged waits until nd's log holds at least n lines containing every
+// one of parts: the event a negative check waits for where the daemon logs
+// one (a refusal, a dialler that has stopped), instead of watching for a
+// while.
+func (nd *Node) WaitLogged(n int, within time.Duration, parts ...string) {
+	nd.t.Helper()
+	waitFor(nd.t, fmt.Sprintf("%s to log %d lines with %q", nd.Name, n, parts), within, 100*time.Millisecond, func() (bool, string) {
+		got := nd.logCount(parts...)
+		return got >= n, fmt.Sprintf("%d logged\n%s", got, nd.logTail(5))
 	})
 }
 

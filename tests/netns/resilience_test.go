@@ -141,10 +141,22 @@ func TestSquareFailover(t *testing.T) {
 // (sent after 3 s of silence) then stay unacknowledged, or the 5 s read
 // timeout ends the peering. The time until a drops the peering is logged.
 func TestSquareFailoverIdle(t *testing.T) {
-	needTool(t, "ping", "tc")
+	needTool(t, "ping", "tc", "ss")
 	a, via, ifA, ifB, c, _ := squareRing(t)
-	// Let the last test traffic be acknowledged and the link fall idle.
-	time.Sleep(500 * time.Millisecond)
+	// The link falls idle once the last test traffic is acknowledged:
+	// nothing is left in either end's TCP send queues.
+	for _, nd := range []*Node{a, via} {
+		waitFor(t, nd.Name+"'s TCP send queues to empty", 10*time.Second, 20*time.Millisecond, func() (bool, string) {
+			out := nd.MustRun("ss", "-tnH", "state", "established")
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				// Recv-Q Send-Q Local Peer (the state column is left out).
+				if f := strings.Fields(line); len(f) >= 2 && f[1] != "0" {
+					return false, out
+				}
+			}
+			return true, ""
+		})
+	}
 	down := time.Now()
 	blackhole(a, ifA, true)
 	blackhole(via, ifB, true)
@@ -408,17 +420,18 @@ func TestReload(t *testing.T) {
 		t.Fatal("a lost its peering with b after a refused reload")
 	}
 
-	// Remove the static peer: the peering goes and stays gone.
+	// Remove the static peer: the peering goes and stays gone. a logs the
+	// removal once the peer's dialer has stopped, so nothing dials b
+	// after it.
+	if len(a.Static) != 1 {
+		t.Fatalf("a's static peers %q, want the one to b", a.Static)
+	}
+	uriB := a.Static[0]
+	removed := a.logCount(`msg="static peer removed"`, uriB)
 	a.Static = nil
 	a.Reload()
+	a.WaitLogged(removed+1, 10*time.Second, `msg="static peer removed"`, uriB)
 	a.WaitNoPeer(b, 10*time.Second)
-	stayed := time.Now().Add(3 * time.Second)
-	for time.Now().Before(stayed) {
-		if _, ok := a.PeerWith(b); ok {
-			t.Fatal("a peered with b again after the static peer was removed by reload")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // TestGarbageOnPeering: a's peering with b runs through a proxy in the
