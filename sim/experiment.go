@@ -127,6 +127,12 @@ type Recovery struct {
 	Seconds99 float64 `json:"seconds_to_99"`
 	// Seconds100 is the same for a round with 100 %, -1 if none.
 	Seconds100 float64 `json:"seconds_to_first_100"`
+	// TreeSeconds is the start of the first round at which the spanning
+	// tree had converged again (Network.TreeConverged), -1 if none.
+	TreeSeconds float64 `json:"tree_converged_s"`
+	// Losses counts, with Experiment.TraceLosses, the lost requests and
+	// replies of all rounds by cause.
+	Losses Losses `json:"losses,omitempty"`
 }
 
 // Result holds every figure of an Experiment.
@@ -446,7 +452,7 @@ func roundTrips(r ProbeResult) int {
 // every 500 ms for x.Recovery.
 func (x Experiment) recover(net *Network, all []Pair, window time.Duration, what string, fail func(), progress func(*Network, string)) Recovery {
 	fail()
-	rec := Recovery{What: what, Min: 1, Seconds99: 0, Seconds100: -1}
+	rec := Recovery{What: what, Min: 1, Seconds99: 0, Seconds100: -1, TreeSeconds: -1}
 	comp := map[*Node]int{}
 	for i, c := range net.Components() {
 		for _, n := range c {
@@ -465,8 +471,17 @@ func (x Experiment) recover(net *Network, all []Pair, window time.Duration, what
 	start := net.Elapsed()
 	for net.Elapsed()-start < x.Recovery {
 		at := net.Elapsed() - start
+		if rec.TreeSeconds < 0 && net.TreeConverged() == nil {
+			rec.TreeSeconds = at.Seconds()
+		}
 		net.ForgetCoords()
 		r := net.Probe(pairs, window)
+		if r.Losses != nil {
+			if rec.Losses == nil {
+				rec.Losses = Losses{}
+			}
+			rec.Losses.Merge(r.Losses)
+		}
 		ratio := float64(roundTrips(r)) / float64(max(1, len(pairs)))
 		rec.Series = append(rec.Series, Point{T: at.Seconds(), Ratio: ratio, Pairs: len(pairs)})
 		rec.Min = min(rec.Min, ratio)

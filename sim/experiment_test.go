@@ -224,7 +224,7 @@ func TestExperimentOnARing(t *testing.T) {
 	}
 	for _, rec := range []Recovery{res.LinkFailure, res.NodeFailure} {
 		last := rec.Series[len(rec.Series)-1]
-		if last.Ratio != 1 || rec.Seconds100 < 0 || rec.Seconds99 < 0 || rec.CutOff > 0 && rec.What[:4] == "link" {
+		if last.Ratio != 1 || rec.Seconds100 < 0 || rec.Seconds99 < 0 || rec.TreeSeconds < 0 || rec.CutOff > 0 && rec.What[:4] == "link" {
 			t.Errorf("%s: %+v", rec.What, rec)
 		}
 	}

@@ -103,3 +103,29 @@ func TestLossCause(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceLossesInRecovery: with the tracer on, the rounds after each
+// failure of an Experiment have their losses counted too, at least one
+// cause for every pair whose round trip failed (a pair may lose both its
+// request and its reply) and none while every round delivered.
+func TestTraceLossesInRecovery(t *testing.T) {
+	res, err := Experiment{Graph: ScaleFree(80, 2, 5), Seed: 3, Pairs: 300, TraceLosses: true,
+		Window: 10 * time.Second, Recovery: 20 * time.Second}.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []Recovery{res.LinkFailure, res.NodeFailure} {
+		lost := 0
+		for _, p := range rec.Series {
+			lost += p.Pairs - int(p.Ratio*float64(p.Pairs)+0.5)
+		}
+		got := lossTotal(rec.Losses)
+		t.Logf("%s: %d round trips lost, causes %v", rec.What, lost, rec.Losses)
+		if got < lost || (lost == 0) != (got == 0) {
+			t.Errorf("%s: %d round trips lost, %d losses attributed", rec.What, lost, got)
+		}
+	}
+	if lossTotal(res.NodeFailure.Losses) == 0 {
+		t.Error("removing the best-connected node of a scale-free graph lost nothing: the test shows nothing")
+	}
+}

@@ -176,6 +176,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *traceLosses {
 		printLosses(stdout, "losses in cold-start rounds from the first ≥ 99 % one", res.LateLosses)
 		printLosses(stdout, "losses in the steady state", res.SteadyLosses)
+		printLosses(stdout, "losses after the link failure", res.LinkFailure.Losses)
+		printLosses(stdout, "losses after the node failure", res.NodeFailure.Losses)
 	}
 	if *jsonOut != "" {
 		b, err := json.MarshalIndent(&rep, "", "  ")

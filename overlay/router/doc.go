@@ -60,8 +60,17 @@
 //   - Reparent wait: a parent that re-signs the same root update with a new
 //     path (it moved in the tree) is followed at once; the reference
 //     becomes root for ReparentWait (1 s), which is bad news for its whole
-//     subtree in turn. An identical repeat, a weaker root or a loop still
-//     wait as in the reference.
+//     subtree in turn. Nor is the parent's identical answer to an
+//     announcement of ours with a weaker root that crossed its own (within
+//     ReparentWait of it) taken as bad news: at a cold start nearly every
+//     node got one, and the tree took three ReparentWait rounds to form.
+//     And when the
+//     parent's new path comes back through us (it took an older
+//     announcement of ours), another peer's loop-free copy of the same root
+//     is taken at once. With both, no node waits at a cold start in the
+//     simulator and the tree forms within 50 ms instead of 3 s. Other
+//     identical repeats, a weaker root, or a loop with no other peer to
+//     turn to still wait as in the reference.
 //
 // All other timers (announcement refresh and timeout, route expiry, the
 // coordinate cache, the wakeup repeat guard and seen expiry) are the

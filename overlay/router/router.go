@@ -167,6 +167,9 @@ type Router struct {
 	routesChanged bool
 	// clones is, per port, the evidence of a clone of our key.
 	clones [MaxPort + 1]cloneWatch
+	// annOut is, per port, what we announced on it (tree.go, isEcho);
+	// allocated on the first announcement, so an idle port costs a pointer.
+	annOut [MaxPort + 1]*annOutState
 
 	out []Action
 }
@@ -288,6 +291,7 @@ func (r *Router) PeerDown(now time.Time, port Port) []Action {
 func (r *Router) removePeer(now time.Time, port Port) {
 	r.peers[port] = nil
 	r.clones[port] = cloneWatch{}
+	r.annOut[port] = nil
 	r.npeers--
 	r.dirty, r.tableDirty = true, true
 	r.deleteRoutes(func(e *snekEntry) bool { return e.source == port || e.dest == port })

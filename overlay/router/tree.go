@@ -73,7 +73,61 @@ func (r *Router) sendAnnouncement(a *wire.TreeAnnouncement, sig wire.Signature, 
 	hops := make([]wire.AnnouncementHop, len(a.Hops), len(a.Hops)+1)
 	copy(hops, a.Hops)
 	hops = append(hops, wire.AnnouncementHop{Port: uint64(port), Key: r.key, Signature: sig})
+	o := r.annOut[port]
+	if o == nil {
+		o = &annOutState{}
+		r.annOut[port] = o
+	}
+	o.note(r.clock, a.Root)
 	r.send(port, &wire.TreeAnnouncement{Root: a.Root, Hops: hops})
+}
+
+// annOutState is what we announced on one port, to tell the peer's answer
+// to it from news (isEcho).
+type annOutState struct {
+	// sent counts our announcements on the port since the peering came
+	// up; root is the last one's root, sentAt when it went.
+	sent   int
+	root   wire.Root
+	sentAt time.Time
+	// weakerAt is when we last sent, on this port, an announcement with a
+	// root key weaker than root's that was not the first of the peering;
+	// zero if none or unknown.
+	weakerAt time.Time
+}
+
+// note records an announcement for root sent at now.
+func (o *annOutState) note(now time.Time, root wire.Root) {
+	switch c := root.Key.Compare(o.root.Key); {
+	case o.sent == 0:
+	case c > 0 && o.sent >= 2:
+		o.weakerAt = o.sentAt
+	case c < 0:
+		// What we sent before may be stronger than this: unknown.
+		o.weakerAt = time.Time{}
+	}
+	o.sent++
+	o.root, o.sentAt = root, now
+}
+
+// isEcho reports whether an identical repeat of root from our parent on
+// port is its answer to an announcement of ours that crossed its own.
+// A peer answers every announcement with a weaker root key than its own
+// with its own (§4.5, "p follows a weaker root"), except the first on a
+// peering, which it takes as first contact. At a cold start we announce
+// ever stronger roots to every peer as we learn them, so the peer we
+// then choose as parent answers the weaker ones still in flight with an
+// identical copy of what we now follow. The reference takes that copy as
+// bad news from the parent: it becomes root and waits ReparentWait, and
+// its root announcement is bad news for its whole subtree in turn. In the
+// routing simulator nearly every node of fc00 waited so within the first
+// 50 ms (376 identical repeats, 216 weaker roots in the cascade), and the
+// tree formed only after three such rounds. An answer comes within a
+// round trip; a repeat with no weaker announcement of ours in the
+// ReparentWait before it is still bad news.
+func (r *Router) isEcho(now time.Time, port Port, root wire.Root) bool {
+	o := r.annOut[port]
+	return !r.opts.ReferenceTimers && o != nil && o.root.Key == root.Key && !o.weakerAt.IsZero() && now.Sub(o.weakerAt) < ReparentWait
 }
 
 // sendAnnouncementToAll re-signs the current root announcement for every
@@ -271,11 +325,14 @@ func (r *Router) decide(now time.Time, p *peerInfo, last wire.Root, first, moved
 			// subtree below for a second or more. The new path is loop-free
 			// (it does not hold our key) and as fresh as the parent's
 			// choice, so we follow the parent at once and pass the update
-			// on. An identical copy is still bad news: ignoring it formed
-			// the tree faster but made recovery from a failure three times
-			// slower in the simulator (docs/simulation/README.md).
+			// on. An identical copy is still bad news unless it answers an
+			// announcement of ours that crossed the parent's (isEcho).
 			r.dirty = true
 			r.sendAnnouncementToAll()
+		case !loop && delta == 0 && a.root.Seq == last.Seq && r.isEcho(now, p.port, a.root):
+			// The parent's answer to an announcement of ours that crossed
+			// its own (isEcho): nothing has changed.
+		case loop && r.reselectAfterLoop(now):
 		case loop, delta < 0, delta == 0 && a.root.Seq == last.Seq:
 			// Bad news from the parent: our path to the root is broken or
 			// the parent only re-signed an old update.
@@ -304,6 +361,28 @@ func (r *Router) decide(now time.Time, p *peerInfo, last wire.Root, first, moved
 			r.bootstrapSoon(now)
 		}
 	}
+}
+
+// reselectAfterLoop is what the tuned Router does when the parent's
+// announcement comes back through us: if another peer offers the same
+// root, loop-free and no older, it takes that peer at once instead of
+// becoming root for ReparentWait (the reference), and reports true.
+func (r *Router) reselectAfterLoop(now time.Time) bool {
+	if r.opts.ReferenceTimers {
+		return false
+	}
+	root := r.currentRoot()
+	for _, q := range r.peers {
+		if q == nil || q.ann == nil || q.port == r.parent || q.ann.root.Key != root.Key || q.ann.root.Seq < root.Seq ||
+			q.ann.hasKey(r.key) || now.Sub(q.ann.received) >= AnnouncementTimeout {
+			continue
+		}
+		if r.selectParent(now) {
+			r.bootstrapSoon(now)
+		}
+		return true
+	}
+	return false
 }
 
 // becomeRoot makes this node the root of its own tree with a new sequence

@@ -199,3 +199,86 @@ func TestParentMovedIsFollowedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossingAnswerIsNotBadNews: A announces M's root to C, then takes C
+// (stronger) as parent; C answers the weaker announcement, which crossed
+// its own, with an identical copy of what A now follows. The reference
+// takes that copy as bad news and waits ReparentWait; tuned, A keeps its
+// parent. An identical repeat with no weaker announcement of ours in the
+// ReparentWait before it is still bad news.
+func TestCrossingAnswerIsNotBadNews(t *testing.T) {
+	for _, ref := range []bool{false, true} {
+		r := New(privA, Options{DisableWakeups: true, ReferenceTimers: ref})
+		r.PeerUp(t0, 1, keyC, PeerRemote)
+		r.PeerUp(t0, 2, keyB, PeerRemote)
+		// B follows M (M > A): A follows B and tells C, which follows a
+		// stronger root of its own.
+		acts := feed(t, r, t0, 2, rootedAt(privM, 1, 7).Signed(privB, 1))
+		if r.Parent() != 2 || len(sends(acts, 1, int(wire.TypeTreeAnnouncement))) != 1 {
+			t.Fatalf("set-up: parent %v, announcements to C %d", r.Parent(), len(sends(acts, 1, int(wire.TypeTreeAnnouncement))))
+		}
+		fromC := rootedAt(privC, 1, 1)
+		now := t0.Add(time.Millisecond)
+		mustNoDisconnect(t, feed(t, r, now, 1, fromC))
+		if r.Parent() != 1 || r.Root() != (wire.Root{Key: keyC, Seq: 1}) {
+			t.Fatalf("parent %v root %v, want C on port 1", r.Parent(), r.Root())
+		}
+		// C's answer to A's announcement of M's root.
+		now = now.Add(time.Millisecond)
+		acts = feed(t, r, now, 1, fromC)
+		mustNoDisconnect(t, acts)
+		if ref {
+			if r.Parent() != NoPort || !r.waiting {
+				t.Errorf("reference: parent %v, waiting %v after the crossing answer; want bad news", r.Parent(), r.waiting)
+			}
+			continue
+		}
+		if r.Parent() != 1 || r.waiting || r.Root() != (wire.Root{Key: keyC, Seq: 1}) {
+			t.Fatalf("tuned: parent %v, waiting %v, root %v after the crossing answer; want C kept", r.Parent(), r.waiting, r.Root())
+		}
+		if n := len(sends(acts, NoPort, int(wire.TypeTreeAnnouncement))); n != 0 {
+			t.Errorf("tuned: the crossing answer made %d announcements, want none", n)
+		}
+		// The same copy once the weaker announcement is ReparentWait old.
+		mustNoDisconnect(t, feed(t, r, t0.Add(ReparentWait), 1, fromC))
+		if r.Parent() != NoPort || !r.waiting {
+			t.Errorf("tuned: parent %v, waiting %v after a late identical repeat; want bad news", r.Parent(), r.waiting)
+		}
+	}
+}
+
+// TestParentLoopTakesAnotherPeer: the parent's new path runs through us
+// (it took an older announcement of ours). The reference becomes root for
+// ReparentWait; tuned, a peer that offers the same root loop-free is taken
+// at once, and with none the node still waits.
+func TestParentLoopTakesAnotherPeer(t *testing.T) {
+	// M's new path: C, D, A (us), M.
+	looped := rootedAt(privC, 1, 4).Signed(privD, 5).Signed(privA, 7).Signed(privM, 1)
+	for _, tc := range []struct {
+		name     string
+		ref, alt bool
+	}{{"tuned", false, true}, {"tuned, no other peer", false, false}, {"reference", true, true}} {
+		r := New(privA, Options{DisableWakeups: true, ReferenceTimers: tc.ref})
+		r.PeerUp(t0, 1, keyM, PeerRemote)
+		r.PeerUp(t0, 2, keyB, PeerRemote)
+		mustNoDisconnect(t, feed(t, r, t0, 1, rootedAt(privC, 1, 1).Signed(privM, 1)))
+		if tc.alt {
+			mustNoDisconnect(t, feed(t, r, t0, 2, rootedAt(privC, 1, 3).Signed(privB, 1)))
+		}
+		if r.Parent() != 1 {
+			t.Fatalf("%s: set-up: parent %v", tc.name, r.Parent())
+		}
+		now := t0.Add(1300 * time.Millisecond)
+		mustNoDisconnect(t, feed(t, r, now, 1, looped))
+		wantWait := tc.ref || !tc.alt
+		if wantWait {
+			if r.Parent() != NoPort || !r.waiting {
+				t.Errorf("%s: parent %v, waiting %v after the parent's loop; want bad news", tc.name, r.Parent(), r.waiting)
+			}
+			continue
+		}
+		if r.Parent() != 2 || r.waiting || r.Root() != (wire.Root{Key: keyC, Seq: 1}) || !r.Coords().Equal(wire.Coordinates{3, 1}) {
+			t.Errorf("%s: parent %v, waiting %v, root %v, coords %v; want B on port 2 at once", tc.name, r.Parent(), r.waiting, r.Root(), r.Coords())
+		}
+	}
+}
