@@ -30,6 +30,39 @@ func (*direct) EchoReply(wire.PublicKey, uint64, []byte)        {}
 func (*direct) Established(wire.PublicKey, bool, time.Duration) {}
 func (*direct) Unreachable(wire.PublicKey, [][]byte)            {}
 
+// directPair is two Managers joined by direct transports.
+type directPair struct {
+	x, y   *Manager
+	tx, ty *direct
+	kx, ky wire.PublicKey
+}
+
+// newDirectPair makes x and y, both announcing mtu: Send holds back
+// larger packets for Packet Too Big, so the benchmark's must fit.
+func newDirectPair(b *testing.B, mtu int) *directPair {
+	px, py := testhelp.SeedKey(1), testhelp.SeedKey(2)
+	p := &directPair{kx: wire.PublicKeyOf(px), ky: wire.PublicKeyOf(py)}
+	p.tx, p.ty = &direct{src: p.kx}, &direct{src: p.ky}
+	var err error
+	if p.x, err = NewManager(px, Config{MTU: mtu}, p.tx); err != nil {
+		b.Fatal(err)
+	}
+	if p.y, err = NewManager(py, Config{MTU: mtu}, p.ty); err != nil {
+		b.Fatal(err)
+	}
+	p.tx.peer, p.ty.peer = p.y, p.x
+	return p
+}
+
+// establish sends x's first packet: the handshake, then the packet, which
+// y must have delivered.
+func (p *directPair) establish(b *testing.B, pkt []byte) {
+	p.x.Send(t0, p.ky, pkt)
+	if p.ty.delivered != 1 {
+		b.Fatalf("session not established: %d delivered", p.ty.delivered)
+	}
+}
+
 // BenchmarkSendReceive1400 sends 1400-byte packets from one Manager to
 // another over an established session, through Transport both ways
 // (seal into a pool buffer, Send, HandlePayload, replay window, source
@@ -37,27 +70,12 @@ func (*direct) Unreachable(wire.PublicKey, [][]byte)            {}
 // and opening the same bytes, measured in the same run.
 func BenchmarkSendReceive1400(b *testing.B) {
 	const size = 1400
-	px, py := testhelp.SeedKey(1), testhelp.SeedKey(2)
-	kx, ky := wire.PublicKeyOf(px), wire.PublicKeyOf(py)
-	tx, ty := &direct{src: kx}, &direct{src: ky}
-	// Both announce an MTU that the packet fits: Send holds back larger
-	// ones for Packet Too Big.
-	x, err := NewManager(px, Config{MTU: size}, tx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	y, err := NewManager(py, Config{MTU: size}, ty)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tx.peer, ty.peer = y, x
+	p := newDirectPair(b, size)
+	x, y, kx, ky, ty := p.x, p.y, p.kx, p.ky, p.ty
 	pkt := packet(kx, ky, 0)
 	pkt = append(pkt, make([]byte, size-len(pkt))...)
 	binary.BigEndian.PutUint16(pkt[4:], uint16(size-40))
-	x.Send(t0, ky, pkt) // handshake, then the queued packet
-	if ty.delivered != 1 {
-		b.Fatalf("session not established: %d delivered", ty.delivered)
-	}
+	p.establish(b, pkt)
 	b.SetBytes(size)
 	b.ReportAllocs()
 	start := time.Now()

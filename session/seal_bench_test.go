@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
-
-	"github.com/pineconed/pineconed/internal/testhelp"
-	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 // BenchmarkSendSeal measures the sending half alone for a packet of the
@@ -22,27 +19,13 @@ func BenchmarkSendSeal(b *testing.B) {
 				name = "SendFramed"
 			}
 			b.Run(fmt.Sprintf("%s/%d", name, size), func(b *testing.B) {
-				px, py := testhelp.SeedKey(1), testhelp.SeedKey(2)
-				kx, ky := wire.PublicKeyOf(px), wire.PublicKeyOf(py)
-				tx, ty := &direct{src: kx}, &direct{src: ky}
-				x, err := NewManager(px, Config{MTU: size}, tx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				y, err := NewManager(py, Config{MTU: size}, ty)
-				if err != nil {
-					b.Fatal(err)
-				}
-				tx.peer, ty.peer = y, x
+				p := newDirectPair(b, size)
+				x, ky := p.x, p.ky
 				buf := make([]byte, 1+size)
-				pkt := packet(kx, ky, 0)
-				copy(buf[1:], pkt)
+				copy(buf[1:], packet(p.kx, ky, 0))
 				binary.BigEndian.PutUint16(buf[1+4:], uint16(size-40))
-				x.Send(t0, ky, buf[1:]) // handshake, then the queued packet
-				if ty.delivered != 1 {
-					b.Fatalf("session not established: %d delivered", ty.delivered)
-				}
-				tx.peer = nil // from here on, sealed messages are only dropped
+				p.establish(b, buf[1:])
+				p.tx.peer = nil // from here on, sealed messages are only dropped
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				for b.Loop() {
