@@ -184,6 +184,16 @@ func establish(t *testing.T, f *fabric, now time.Time, a, b *node) {
 	a.echoes = nil
 }
 
+// establishedPair is a fabric with node 1 (a) and node 2 (b), configured by
+// ca and cb, that share a session a began at t0.
+func establishedPair(t *testing.T, ca, cb Config) (f *fabric, a, b *node) {
+	t.Helper()
+	f = newFabric(t)
+	a, b = f.add(1, ca), f.add(2, cb)
+	establish(t, f, t0, a, b)
+	return f, a, b
+}
+
 func seqs(from, to uint32) []uint32 {
 	var s []uint32
 	for i := from; i < to; i++ {

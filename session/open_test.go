@@ -3,17 +3,14 @@ package session
 import (
 	"bytes"
 	"testing"
-	"time"
 )
 
 // OpenTransport returns the IPv6 packet of a transport message, decrypted
 // in the caller's payload and source-checked, without calling Deliver;
 // a replay is refused and counted as HandlePayload refuses it.
 func TestOpenTransportReturnsThePacket(t *testing.T) {
-	f := newFabric(t)
-	now := time.Unix(1000, 0)
-	a, b := f.add(1, Config{}), f.add(2, Config{})
-	establish(t, f, now, a, b)
+	f, a, b := establishedPair(t, Config{}, Config{})
+	now := t0
 
 	pkt := packet(a.key, b.key, 7)
 	a.m.Send(now, b.key, pkt)
@@ -51,10 +48,8 @@ func TestOpenTransportReturnsThePacket(t *testing.T) {
 // returns that MTU (the packet path answers Packet Too Big); packets that
 // fit go out and Send returns 0.
 func TestSendReturnsPeerMTUForTooLargePacket(t *testing.T) {
-	f := newFabric(t)
-	now := time.Unix(1000, 0)
-	a, b := f.add(1, Config{}), f.add(2, Config{MTU: 1400})
-	establish(t, f, now, a, b)
+	f, a, b := establishedPair(t, Config{}, Config{MTU: 1400})
+	now := t0
 
 	fits := packet(a.key, b.key, 1)
 	if mtu := a.m.Send(now, b.key, fits); mtu != 0 {
@@ -73,10 +68,8 @@ func TestSendReturnsPeerMTUForTooLargePacket(t *testing.T) {
 // SendFramed sends what Send sends, sealing the packet from where it lies
 // behind its free byte.
 func TestSendFramedMatchesSend(t *testing.T) {
-	f := newFabric(t)
-	now := time.Unix(1000, 0)
-	a, b := f.add(1, Config{}), f.add(2, Config{})
-	establish(t, f, now, a, b)
+	f, a, b := establishedPair(t, Config{}, Config{})
+	now := t0
 
 	pkt := packet(a.key, b.key, 9)
 	framed := append([]byte{0xee}, pkt...)

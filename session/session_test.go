@@ -228,10 +228,8 @@ func TestRekeyByCountUninterrupted(t *testing.T) {
 }
 
 func TestRekeyByTimeUsesPreviousKeypair(t *testing.T) {
-	f := newFabric(t)
-	a, b := f.add(1, Config{}), f.add(2, Config{})
+	f, a, b := establishedPair(t, Config{}, Config{})
 	now := t0
-	establish(t, f, now, a, b)
 	var held []msg
 	seq := uint32(0)
 	for s := 0; s < 400; s++ {
@@ -276,10 +274,8 @@ func TestRekeyByTimeUsesPreviousKeypair(t *testing.T) {
 }
 
 func TestIdleExpiry(t *testing.T) {
-	f := newFabric(t)
-	a, b := f.add(1, Config{}), f.add(2, Config{})
+	f, a, b := establishedPair(t, Config{}, Config{})
 	now := t0
-	establish(t, f, now, a, b)
 	a.m.Send(now, b.key, packet(a.key, b.key, 1))
 	f.run(now)
 	for i := 0; i < 200; i++ {
@@ -452,10 +448,8 @@ func TestHandshakeGiveUpReportsUnreachable(t *testing.T) {
 }
 
 func TestPeerRestartRecovers(t *testing.T) {
-	f := newFabric(t)
-	a, b := f.add(1, Config{}), f.add(2, Config{})
+	f, a, b := establishedPair(t, Config{}, Config{})
 	now := t0
-	establish(t, f, now, a, b)
 	// b restarts: same identity, no session state.
 	b2 := f.add(2, Config{})
 	for s := range 40 {
