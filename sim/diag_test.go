@@ -229,7 +229,7 @@ func dropTotals(nodes []*Node) map[string]uint64 {
 		for k, v := range st.Drops {
 			m[k] += v
 		}
-		m["bootstraps_out"] += st.FramesOut["bootstrap"]
+		m["bootstraps_out"] += n.Sent(wire.TypeBootstrap).Frames
 	}
 	return m
 }

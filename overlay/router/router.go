@@ -340,12 +340,7 @@ func (r *Router) reset(now time.Time) {
 // once this returns.
 func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action {
 	r.begin(now)
-	var t wire.FrameType
-	if m != nil {
-		t = m.Type()
-	}
 	if from == LocalPort || from > MaxPort || r.peers[from] == nil {
-		r.stats.in[wire.CountSlot(t)].Add(1)
 		r.stats.drop(DropUnknownPort)
 		return r.end()
 	}
@@ -354,7 +349,6 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 		r.applyVerdict(f, r.Publish(now).Route(now, f, from))
 		return r.end()
 	}
-	r.stats.in[wire.CountSlot(t)].Add(1)
 	switch m := m.(type) {
 	case *wire.TreeAnnouncement:
 		r.handleAnnouncement(now, p, m)
@@ -363,7 +357,7 @@ func (r *Router) HandleFrame(now time.Time, from Port, m wire.Message) []Action 
 	case *wire.WakeupBroadcast:
 		r.handleWakeup(now, p, m)
 	case *wire.Keepalive:
-		// Link-local liveness: counted in FramesIn, nothing to route. It is
+		// Link-local liveness (the node counted it on its port): nothing to route. It is
 		// the protocol working, so it is not a drop.
 	default:
 		r.stats.drop(DropUnknownType)
@@ -533,7 +527,6 @@ func (r *Router) sendMany(ports []Port, m wire.Message) {
 }
 
 func (r *Router) queue(port Port, t wire.FrameType, frame []byte) {
-	r.stats.out[wire.CountSlot(t)].Add(1)
 	r.out = append(r.out, Action{Kind: ActionSend, Port: port, Frame: frame, Type: t, Protocol: t.IsProtocol()})
 }
 

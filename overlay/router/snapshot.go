@@ -346,8 +346,6 @@ func (s *Snapshot) Route(now time.Time, f *wire.Traffic, from Port) Verdict {
 	st := s.stats
 	if from == LocalPort {
 		st.originated.Add(1)
-	} else {
-		st.in[wire.TypeTraffic].Add(1)
 	}
 	if f.Destination == s.key {
 		if len(f.SourceCoords) > 0 {
@@ -392,7 +390,6 @@ func (s *Snapshot) Route(now time.Time, f *wire.Traffic, from Port) Verdict {
 		st.delivered.Add(1)
 		return Verdict{Kind: VerdictDeliver, Port: LocalPort}
 	}
-	st.out[wire.TypeTraffic].Add(1)
 	return Verdict{Kind: VerdictForward, Port: next}
 }
 

@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 
 	"github.com/pineconed/pineconed/internal/enum"
-
-	"github.com/pineconed/pineconed/overlay/wire"
 )
 
 // DropReason says why a frame was not forwarded or delivered.
@@ -150,7 +148,6 @@ func (e *ProtocolError) Unwrap() error { return e.Err }
 // counters are shared by a Router and all its Snapshots: the data plane
 // counts without the control lock, so they are atomics.
 type counters struct {
-	in, out       [wire.CountedTypes]atomic.Uint64
 	drops         [numDropReasons]atomic.Uint64
 	disconnects   [numDisconnectReasons]atomic.Uint64
 	delivered     atomic.Uint64
@@ -163,14 +160,11 @@ type counters struct {
 func (c *counters) drop(d DropReason) { c.drops[d].Add(1) }
 
 // Stats is a point-in-time copy of a Router's counters. Maps are keyed by
-// stable label values (frame type names as wire.FrameType.String, with
-// "unknown" for unknown types; DropReason and DisconnectReason names) and
-// hold only non-zero counts.
+// DropReason and DisconnectReason names. Frames are not counted here: the
+// node counts each frame once, on the port it crossed (overlay.Stats), and
+// a second count in the Router would only be two shared atomics more per
+// forwarded packet that disagree with the first by the link queue's drops.
 type Stats struct {
-	// FramesIn counts frames received from peers, by type.
-	FramesIn map[string]uint64
-	// FramesOut counts frames queued to peers, by type.
-	FramesOut map[string]uint64
 	// Drops counts frames dropped, by reason.
 	Drops map[string]uint64
 	// Disconnects counts peers dropped for protocol errors, by reason.
@@ -189,8 +183,6 @@ type Stats struct {
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		FramesIn:      map[string]uint64{},
-		FramesOut:     map[string]uint64{},
 		Drops:         map[string]uint64{},
 		Disconnects:   map[string]uint64{},
 		Delivered:     c.delivered.Load(),
@@ -198,14 +190,6 @@ func (c *counters) snapshot() Stats {
 		RoutedByTree:  c.routedTree.Load(),
 		RoutedBySNEK:  c.routedSNEK.Load(),
 		TreeFallbacks: c.treeFallbacks.Load(),
-	}
-	for i := range c.in {
-		if v := c.in[i].Load(); v > 0 {
-			s.FramesIn[wire.SlotName(i)] = v
-		}
-		if v := c.out[i].Load(); v > 0 {
-			s.FramesOut[wire.SlotName(i)] = v
-		}
 	}
 	// Every reason, zeros too: a counter series that exists from the
 	// start lets alerts and rate() see its first increase.
