@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pineconed/pineconed/internal/bufpool"
+	"github.com/pineconed/pineconed/internal/defaults"
 	"github.com/pineconed/pineconed/overlay"
 	"github.com/pineconed/pineconed/overlay/router"
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -77,25 +78,15 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	dur := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	num := func(v *int, def int) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	dur(&c.KeepaliveInterval, DefaultKeepaliveInterval)
-	dur(&c.ReadTimeout, DefaultReadTimeout)
-	dur(&c.WriteTimeout, DefaultWriteTimeout)
-	num(&c.ProtocolQueue, DefaultProtocolQueue)
-	num(&c.TrafficQueue, DefaultTrafficQueue)
-	num(&c.ProtocolQueueBytes, DefaultProtocolQueueBytes)
-	num(&c.TrafficQueueBytes, DefaultTrafficQueueBytes)
-	num(&c.WriteBuffer, DefaultWriteBuffer)
-	num(&c.ReadBuffer, DefaultReadBuffer)
+	defaults.IfZero(&c.KeepaliveInterval, DefaultKeepaliveInterval)
+	defaults.IfZero(&c.ReadTimeout, DefaultReadTimeout)
+	defaults.IfZero(&c.WriteTimeout, DefaultWriteTimeout)
+	defaults.IfNotPositive(&c.ProtocolQueue, DefaultProtocolQueue)
+	defaults.IfNotPositive(&c.TrafficQueue, DefaultTrafficQueue)
+	defaults.IfNotPositive(&c.ProtocolQueueBytes, DefaultProtocolQueueBytes)
+	defaults.IfNotPositive(&c.TrafficQueueBytes, DefaultTrafficQueueBytes)
+	defaults.IfNotPositive(&c.WriteBuffer, DefaultWriteBuffer)
+	defaults.IfNotPositive(&c.ReadBuffer, DefaultReadBuffer)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
