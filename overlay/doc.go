@@ -18,8 +18,8 @@
 // when it is full they are dropped and counted.
 //
 // Memory held by queued frames is bounded per node by max_peers links of
-// overlay/link's Config.MaxHeldBytes each (5.31 MiB with the defaults)
-// plus the delivery queue's bytes: 348 MiB at the default 64 peers, of
+// overlay/link's Config.MaxHeldBytes each (5.26 MiB with the defaults)
+// plus the delivery queue's bytes: 345 MiB at the default 64 peers, of
 // which a node with slow peers holds only what their queues really fill.
 // (overlay/peers, which admits every peering, enforces max_peers.)
 //

@@ -3,10 +3,8 @@ package link
 import (
 	"bufio"
 	"io"
-	"net"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -186,75 +184,4 @@ func smallBehindBulk(b *testing.B, dst wire.PublicKey, payload int) (ns, ahead f
 		}
 		read += h.Length
 	}
-}
-
-// plainConn hides the *net.TCPConn under a net.Conn, so that the writer
-// takes the path of connections without writev: it copies every frame
-// into its write buffer.
-type plainConn struct{ net.Conn }
-
-// BenchmarkLargeFrameWrite measures what writing queued frames to TCP
-// with writev saves over copying them into a write buffer first: 200
-// frames of 60 000 bytes in pool buffers (a forwarding node's bulk
-// traffic) from a link to a reader that discards them, once on the TCP
-// connection itself (writev, no copy) and once on the same kind of
-// connection seen as a plain net.Conn (the copy), alternately in each
-// iteration. It reports the process CPU time (user + system, both ends
-// and the kernel's TCP work included) per frame of each and their ratio,
-// which the load of a shared machine disturbs less than the wall time.
-func BenchmarkLargeFrameWrite(b *testing.B) {
-	var vec, cp time.Duration
-	for range b.N {
-		vec += largeFrameWrite(b, false)
-		cp += largeFrameWrite(b, true)
-	}
-	n := float64(b.N * largeFrames)
-	b.ReportMetric(float64(vec.Nanoseconds())/n, "writev_cpu_ns/frame")
-	b.ReportMetric(float64(cp.Nanoseconds())/n, "copy_cpu_ns/frame")
-	b.ReportMetric(float64(vec)/float64(cp), "cpu_ratio")
-}
-
-const largeFrames = 200
-
-// largeFrameWrite sends largeFrames frames over a fresh loopback link and
-// returns the CPU time the process spent until the reader had them all.
-func largeFrameWrite(b *testing.B, plain bool) time.Duration {
-	x, raw := tcpConns(b)
-	if plain {
-		x = plainConn{x}
-	}
-	c := New(x, keyB, Config{KeepaliveInterval: -1})
-	tmpl := trafficTo(b, keyB, 60000, 0x5a)
-	done := make(chan error, 1)
-	go func() {
-		_, err := io.CopyN(io.Discard, raw, int64(largeFrames*len(tmpl)))
-		done <- err
-	}()
-	start := cpuTime(b)
-	c.Start(1, &countingSwitch{})
-	for range largeFrames {
-		frame := bufpool.Get()[:len(tmpl)]
-		copy(frame, tmpl)
-		for !c.Send(frame, false) {
-			frame = bufpool.Get()[:len(tmpl)]
-			copy(frame, tmpl)
-			runtime.Gosched() // queue full: the writer is behind
-		}
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	used := cpuTime(b) - start
-	c.Close(nil)
-	<-c.Done()
-	return used
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -42,8 +42,8 @@ const (
 	// queue, so that large frames (up to 64 KiB each) cannot make one slow
 	// peer hold tens of megabytes.
 	DefaultTrafficQueueBytes = 4 << 20
-	// DefaultWriteBuffer is how many bytes of frames one write carries
-	// (and the size of the writer's buffer for the small frames it copies).
+	// DefaultWriteBuffer is the writer's buffer: how many bytes of frames
+	// one flush can carry.
 	DefaultWriteBuffer = 64 << 10
 	// DefaultReadBuffer is the reader's buffer. It is all the read-ahead a
 	// link does beyond the frame being handed to the node.
@@ -95,14 +95,12 @@ func (c Config) withDefaults() Config {
 
 // MaxHeldBytes is the most memory one link's frames and buffers hold while
 // its peer stops reading: both queues full to their byte caps, the
-// writer's scratch buffer and the large frames it holds for one write
-// (fewer than WriteBuffer bytes of buffers, plus the last frame, at most
-// one large pool buffer), the reader's buffer and the frame the reader is
-// reading (at most one large pool buffer). With the defaults it is
-// 5.31 MiB.
+// writer's and reader's buffers, the frame the writer is writing and the
+// frame the reader is reading (each at most one large pool buffer). With
+// the defaults it is 5.26 MiB.
 func (c Config) MaxHeldBytes() int {
 	c = c.withDefaults()
-	return c.ProtocolQueueBytes + c.TrafficQueueBytes + 2*c.WriteBuffer + c.ReadBuffer + 2*bufpool.LargeSize
+	return c.ProtocolQueueBytes + c.TrafficQueueBytes + c.WriteBuffer + c.ReadBuffer + 2*bufpool.LargeSize
 }
 
 // Reasons a link ends. The reason passed to Detach wraps one of these (or
@@ -475,15 +473,7 @@ func (c *Conn) readError(err error, deadline time.Time, got, want int) error {
 type deadlineWriter struct{ c *Conn }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
-	return w.c.write(len(p), func() (int64, error) {
-		n, err := w.c.nc.Write(p)
-		return int64(n), err
-	})
-}
-
-// write runs one write of size bytes to the connection under its own
-// deadline, counts it, and clears the deadline once it has returned.
-func (c *Conn) write(size int, do func() (int64, error)) (int, error) {
+	c := w.c
 	var deadline time.Time
 	if c.cfg.WriteTimeout > 0 {
 		deadline = time.Now().Add(c.cfg.WriteTimeout)
@@ -491,153 +481,24 @@ func (c *Conn) write(size int, do func() (int64, error)) (int, error) {
 			return 0, fmt.Errorf("set write deadline: %w", err)
 		}
 	}
-	n, err := do()
+	n, err := c.nc.Write(p)
 	c.stats.writes.Add(1)
 	if err != nil {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return int(n), fmt.Errorf("%w: %d bytes not written within %v", ErrWriteTimeout, int64(size)-n, c.cfg.WriteTimeout)
+			return n, fmt.Errorf("%w: %d bytes not written within %v", ErrWriteTimeout, len(p)-n, c.cfg.WriteTimeout)
 		}
-		return int(n), fmt.Errorf("write: %w", err)
+		return n, fmt.Errorf("write: %w", err)
 	}
 	if !deadline.IsZero() {
 		if err := c.nc.SetWriteDeadline(time.Time{}); err != nil {
-			return int(n), fmt.Errorf("clear write deadline: %w", err)
+			return n, fmt.Errorf("clear write deadline: %w", err)
 		}
 	}
-	return int(n), nil
-}
-
-// frameWriter batches the frames the writer takes from the queues into
-// few writes. On TCP, large frames are not copied on their way to the
-// socket: the writer keeps them and hands them to the kernel in one writev
-// (net.Buffers) together with the small frames, which it does copy, side
-// by side into a scratch buffer, so that a burst of small frames is one
-// piece of the writev rather than one each. With 64 KiB frames the copy
-// into a write buffer was 13 % of a forwarding node's CPU time. On
-// other connections (WebSocket, where every write is a message, and pipes
-// in tests) every frame is copied into a bufio.Writer, one write per
-// buffer's worth.
-type frameWriter struct {
-	c        *Conn
-	vectored bool
-	bw       *bufio.Writer // when not vectored
-
-	// When vectored: iov is the next write's pieces, size bytes in all,
-	// pointing into scratch and into the large frames held (their buffers
-	// capBytes in all), which go back to the pool after the write.
-	// smallTail: the last piece is in scratch and ends at its end.
-	// Frames of up to copyUpTo bytes are copied. out is the writev's
-	// copy of iov.
-	copyUpTo  int
-	iov, out  net.Buffers
-	scratch   []byte
-	held      [][]byte
-	size      int
-	capBytes  int
-	smallTail bool
-}
-
-// copyMax is the largest frame the vectored writer copies rather than
-// hands to the kernel as it is: below a page, a copy costs less than a
-// piece of a writev (a TCP acknowledgement in a Traffic frame is about 200
-// bytes).
-const copyMax = 4 << 10
-
-func newFrameWriter(c *Conn) *frameWriter {
-	w := &frameWriter{c: c}
-	// Only the net package's own connections write a net.Buffers with one
-	// system call; for anything else WriteTo would write piece by piece.
-	if _, ok := c.nc.(*net.TCPConn); ok {
-		w.vectored = true
-		w.scratch = make([]byte, 0, c.cfg.WriteBuffer)
-		// A copied frame must fit in an empty scratch buffer: append
-		// never moves it, so the pieces already made stay valid.
-		w.copyUpTo = min(copyMax, c.cfg.WriteBuffer)
-	} else {
-		w.bw = bufio.NewWriterSize(deadlineWriter{c}, c.cfg.WriteBuffer)
-	}
-	return w
-}
-
-// add takes frame, whose buffer it owns from then on, for the next write,
-// and writes once WriteBuffer bytes are waiting. A frame is written with
-// the ones before it or given back to the pool by the time add returns an
-// error. The vectored writer also writes once the large frames it holds
-// have WriteBuffer bytes of buffers, so that what a link holds stays
-// within Config.MaxHeldBytes: the scratch buffer, and large frames of
-// fewer than WriteBuffer bytes plus the last one.
-func (w *frameWriter) add(frame []byte) error {
-	if !w.vectored {
-		_, err := w.bw.Write(frame)
-		// bw has copied or written the frame: it is free. (Put ignores
-		// keepaliveFrame, far smaller than a pool buffer.)
-		bufpool.Put(frame)
-		return err
-	}
-	if len(frame) <= w.copyUpTo {
-		if len(w.scratch)+len(frame) > cap(w.scratch) {
-			if err := w.flush(); err != nil {
-				bufpool.Put(frame)
-				return err
-			}
-		}
-		at := len(w.scratch)
-		w.scratch = append(w.scratch, frame...)
-		bufpool.Put(frame)
-		if k := len(w.iov) - 1; w.smallTail {
-			// Small frames in a row are one piece: the last piece
-			// ends where this frame was put, so it grows over it.
-			w.iov[k] = w.iov[k][:len(w.iov[k])+len(frame)]
-		} else {
-			w.iov = append(w.iov, w.scratch[at:])
-		}
-		w.smallTail = true
-	} else {
-		w.iov = append(w.iov, frame)
-		w.held = append(w.held, frame)
-		w.capBytes += cap(frame)
-		w.smallTail = false
-	}
-	w.size += len(frame)
-	if w.size >= w.c.cfg.WriteBuffer || w.capBytes >= w.c.cfg.WriteBuffer {
-		return w.flush()
-	}
-	return nil
-}
-
-// pending reports whether frames wait for a write.
-func (w *frameWriter) pending() bool {
-	if !w.vectored {
-		return w.bw.Buffered() > 0
-	}
-	return w.size > 0
-}
-
-// flush writes every frame waiting, then gives the large frames' buffers
-// back to the pool, whether or not the write succeeded.
-func (w *frameWriter) flush() error {
-	if !w.vectored {
-		return w.bw.Flush()
-	}
-	if w.size == 0 {
-		return nil
-	}
-	// WriteTo consumes the slice it is given: give it a copy of w.iov,
-	// whose array the next write reuses.
-	w.out = w.iov
-	_, err := w.c.write(w.size, func() (int64, error) { return w.out.WriteTo(w.c.nc) })
-	for _, f := range w.held {
-		bufpool.Put(f)
-	}
-	clear(w.held)
-	clear(w.iov)
-	w.iov, w.held, w.scratch = w.iov[:0], w.held[:0], w.scratch[:0]
-	w.size, w.capBytes, w.smallTail = 0, 0, false
-	return err
+	return n, nil
 }
 
 func (c *Conn) writeLoop() {
-	w := newFrameWriter(c)
+	bw := bufio.NewWriterSize(deadlineWriter{c}, c.cfg.WriteBuffer)
 	ka := c.cfg.KeepaliveInterval
 	var idle <-chan time.Time
 	var timer *time.Timer
@@ -659,9 +520,9 @@ func (c *Conn) writeLoop() {
 		}
 		if frame == nil {
 			// Both queues are empty: this is the moment to put
-			// everything held on the wire in one write.
-			if w.pending() {
-				if err := w.flush(); err != nil {
+			// everything buffered on the wire in one write.
+			if bw.Buffered() > 0 {
+				if err := bw.Flush(); err != nil {
 					c.Close(err)
 					return
 				}
@@ -686,7 +547,11 @@ func (c *Conn) writeLoop() {
 			}
 		}
 		n := len(frame)
-		if err := w.add(frame); err != nil {
+		_, err := bw.Write(frame)
+		// bw has copied or written the frame: it is free. (Put ignores
+		// keepaliveFrame, far smaller than a pool buffer.)
+		bufpool.Put(frame)
+		if err != nil {
 			c.Close(err)
 			return
 		}

@@ -1,7 +1,6 @@
 package link
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -556,67 +555,5 @@ func TestKeepalivesCountedByNode(t *testing.T) {
 	// the remote.
 	if got.Frames < arrived || got.Frames > arrived+1 || got.Bytes != got.Frames*wire.HeaderSize {
 		t.Fatalf("node counts keepalives out %+v, the remote received %d", got, arrived)
-	}
-}
-
-// On TCP the writer hands large frames to the kernel as they are and
-// copies small ones together (frameWriter): a backlog of frames on both
-// sides of copyMax, some a byte either side of it and some as large as a
-// frame gets, arrives whole and in order, in far fewer writes than frames.
-func TestVectoredWriterKeepsFrames(t *testing.T) {
-	// The default write size, and one smaller than copyMax, where frames
-	// the default copies are held instead.
-	for _, wb := range []int{0, 1000} {
-		t.Run(fmt.Sprintf("WriteBuffer=%d", wb), func(t *testing.T) { vectoredWriterKeepsFrames(t, wb) })
-	}
-}
-
-func vectoredWriterKeepsFrames(t *testing.T, writeBuffer int) {
-	testhelp.CheckNoLeak(t)
-	x, raw := tcpConns(t)
-	a := New(x, keyB, Config{KeepaliveInterval: -1, WriteBuffer: writeBuffer})
-	if !a.writerIsVectored() {
-		t.Fatal("the writer of a TCP link does not use writev")
-	}
-	overhead := len(trafficTo(t, keyB, 0, 0))
-	// Sizes over sparseFrame only: frames of one flow and one bucket of
-	// the fair queue, which keeps them in order.
-	sizes := []int{600, copyMax, copyMax + 1, 1500, 30000, wire.MaxFrameSize, 2000, 60000}
-	var want [][]byte
-	for i := range 60 {
-		f := trafficTo(t, keyB, sizes[i%len(sizes)]-overhead, byte(i))
-		if len(f) != sizes[i%len(sizes)] {
-			t.Fatalf("frame of %d bytes, want %d", len(f), sizes[i%len(sizes)])
-		}
-		want = append(want, f)
-		// The link owns and recycles what it is given: keep a copy.
-		if !a.Send(append(bufpool.Alloc(len(f))[:0], f...), false) {
-			t.Fatalf("frame %d refused", i)
-		}
-	}
-	a.Start(1, newFakeSwitch())
-	defer func() { a.Close(nil); <-a.Done() }()
-	br := bufio.NewReader(raw)
-	for i, w := range want {
-		got := make([]byte, wire.HeaderSize)
-		if _, err := io.ReadFull(br, got); err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		h, err := wire.ParseHeader(got)
-		if err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		got = append(got, make([]byte, h.Length-wire.HeaderSize)...)
-		if _, err := io.ReadFull(br, got[wire.HeaderSize:]); err != nil {
-			t.Fatalf("frame %d: %v", i, err)
-		}
-		if !bytes.Equal(got, w) {
-			t.Fatalf("frame %d (%d bytes) differs from the one sent (%d bytes)", i, len(got), len(w))
-		}
-	}
-	st := a.Stats()
-	t.Logf("%d frames in %d writes", len(want), st.Writes)
-	if st.Writes >= uint64(len(want)) {
-		t.Fatalf("%d writes for %d queued frames: not batching", st.Writes, len(want))
 	}
 }

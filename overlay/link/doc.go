@@ -8,10 +8,9 @@
 // reads the next frame only when Receive has returned, so a peer that sends
 // faster than the node consumes is slowed down by TCP flow control instead of
 // filling our memory. Outbound, the node queues encoded frames with Send;
-// the writer goroutine drains the protocol queue before the traffic queue
-// and writes only when both queues are empty or 64 KiB wait, so a busy
-// link pays one system call for many frames; on TCP that is one writev of
-// the large frames as they are and the small ones copied together. The traffic queue is a
+// the writer goroutine drains the protocol queue before the traffic queue,
+// writes into a buffer and flushes only when both queues are empty, so a
+// busy link pays one system call for many frames. The traffic queue is a
 // fair queue (deficit round robin over a few buckets chosen by the frame's
 // keys, small frames apart from large ones), so a bulk transfer's backlog
 // does not sit in front of every other frame; on TCP the kernel's unsent
@@ -36,10 +35,8 @@
 // Config.MaxHeldBytes: the protocol queue's 1 MiB and the traffic queue's
 // 4 MiB of buffer bytes (cap, not len: a queued frame keeps its whole
 // buffer alive, so Send first moves small frames into small pool buffers),
-// the 64 KiB reader buffer and the frame it is reading, the writer's
-// 64 KiB buffer for small frames and the large frames it holds for one
-// write (under 64 KiB of buffers plus the last one). That is 5.31 MiB per
-// link with the defaults; frames that
+// the 64 KiB writer and reader buffers, and the one frame each goroutine
+// is working on. That is 5.26 MiB per link with the defaults; frames that
 // do not fit are dropped and counted (Stats.Drops). The traffic queue's
 // 512-frame bound admits at most 1 MiB of 1 280-byte packets.
 //

@@ -82,6 +82,3 @@ func fastConfig() Config {
 		WriteTimeout:      300 * time.Millisecond,
 	}
 }
-
-// writerIsVectored tells whether the link's writer will use writev.
-func (c *Conn) writerIsVectored() bool { return newFrameWriter(c).vectored }
