@@ -2,6 +2,7 @@ package peers
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // reads (firstFrameWatch), which the watch sees on its way to the node:
 // the wait ends at that frame, at once; a link that ends without one is a
 // refusal; a remote that stays quiet for firstFrameWait is connected all
-// the same. Each case runs in a synctest bubble, so "at once" is the
+// the same; a peering cancelled meanwhile (its static peer removed) ends
+// the wait at once. Each case runs in a synctest bubble, so "at once" is the
 // bubble's clock not moving, however loaded the machine is.
 func TestFirstFrameWatch(t *testing.T) {
 	testhelp.CheckNoLeak(t)
@@ -26,11 +28,13 @@ func TestFirstFrameWatch(t *testing.T) {
 		remote func(raw net.Conn) // what the remote end does
 		want   bool
 		after  time.Duration
-		frames int // what the node receives
+		frames int  // what the node receives
+		cancel bool // the peering's context is cancelled at the start
 	}{
-		{"frame", func(raw net.Conn) { raw.Write(bytes.Clone(greeting)) }, true, 0, 1},
-		{"closed", func(raw net.Conn) { raw.Close() }, false, 0, 0},
-		{"quiet", func(net.Conn) {}, true, firstFrameWait, 0},
+		{"frame", func(raw net.Conn) { raw.Write(bytes.Clone(greeting)) }, true, 0, 1, false},
+		{"closed", func(raw net.Conn) { raw.Close() }, false, 0, 0, false},
+		{"quiet", func(net.Conn) {}, true, firstFrameWait, 0, false},
+		{"cancelled", func(net.Conn) {}, true, 0, 0, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -51,8 +55,13 @@ func TestFirstFrameWatch(t *testing.T) {
 				go io.Copy(io.Discard, raw)
 				go c.remote(raw)
 
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if c.cancel {
+					cancel()
+				}
 				start := time.Now()
-				got := w.wait(l, firstFrameWait)
+				got := w.wait(ctx, l, firstFrameWait)
 				if waited := time.Since(start); got != c.want || waited != c.after {
 					t.Errorf("wait: %v after %v, want %v after %v", got, waited, c.want, c.after)
 				}

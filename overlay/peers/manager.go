@@ -399,7 +399,7 @@ func (m *Manager) handle(ctx context.Context, nc net.Conn, info overlay.PeerInfo
 	// the handshake and then closes at once, without a frame. So on our
 	// outbound links "peer connected" waits for the first frame, and a link
 	// that ends before one is logged as the refusal it is.
-	refused := first != nil && !first.wait(c, firstFrameWait)
+	refused := first != nil && !first.wait(ctx, c, firstFrameWait)
 	if refused {
 		log.Info("peer closed the link before sending anything; it probably refuses us (its allowed_keys or max_peers)", "remote", nc.RemoteAddr().String())
 	} else {
@@ -452,12 +452,16 @@ func (w *firstFrameWatch) Receive(port router.Port, frame []byte) error {
 }
 
 // wait waits until the link c reports to w has received a frame (true),
-// or ended without one (false), or wait has passed (true).
-func (w *firstFrameWatch) wait(c *link.Conn, wait time.Duration) bool {
+// or ended without one (false), or wait has passed or ctx (the peering's:
+// its static peer removed, the manager closing) is done (true: not a
+// refusal, and the caller closes the link at once).
+func (w *firstFrameWatch) wait(ctx context.Context, c *link.Conn, wait time.Duration) bool {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	select {
 	case <-w.got:
+		return true
+	case <-ctx.Done():
 		return true
 	case <-c.Done():
 		// The reader's last Receive happens before Done, and select
