@@ -33,37 +33,33 @@ func (s *Snapshot) indexPeers() {
 			n += len(q.ann.keys)
 		}
 	}
+	// Most of the entries are the same few keys: every peer's ancestry
+	// starts at the same root. The walk takes the first peer with a key in
+	// its ancestry, the parent first and then by port, so keep only that
+	// one of each key, in walk order (s.peers is in port order), and sort
+	// what is left, which has no equal keys. A sort of every entry with
+	// the walk's order as its tie-break gives the same index, but on hubs
+	// with hundreds of peers it was most of a snapshot's rebuild.
 	all := make([]ancestor, 0, n)
-	if p := s.peer(s.parent); p != nil && p.ann != nil {
-		for _, k := range p.ann.keys {
-			all = append(all, ancestor{k, s.parent})
-		}
-	}
-	for _, q := range s.peers {
-		if q.ann != nil && q.port != s.parent {
-			for _, k := range q.ann.keys {
+	seen := make(map[wire.PublicKey]struct{}, n)
+	add := func(q *peerInfo) {
+		for _, k := range q.ann.keys {
+			if _, dup := seen[k]; !dup {
+				seen[k] = struct{}{}
 				all = append(all, ancestor{k, q.port})
 			}
 		}
 	}
-	// Among equal keys the walk's order decides: the parent first, then
-	// by port. The first of each key is the one the walk takes. An
-	// unstable sort with that order as the tie-break gives what a stable
-	// one would, in O(n log n): the stable sort's O(n log² n) on hubs with
-	// hundreds of peers was most of the simulator's cold start.
-	walk := func(p Port) int {
-		if p == s.parent {
-			return -1
-		}
-		return int(p)
+	if p := s.peer(s.parent); p != nil && p.ann != nil {
+		add(p)
 	}
-	slices.SortFunc(all, func(a, b ancestor) int {
-		if c := a.key.Compare(b.key); c != 0 {
-			return c
+	for _, q := range s.peers {
+		if q.ann != nil && q.port != s.parent {
+			add(q)
 		}
-		return walk(a.port) - walk(b.port)
-	})
-	s.ancestors = slices.CompactFunc(all, func(a, b ancestor) bool { return a.key == b.key })
+	}
+	slices.SortFunc(all, func(a, b ancestor) int { return a.key.Compare(b.key) })
+	s.ancestors = all
 	s.byKey = make([]*peerInfo, 0, len(s.peers))
 	for _, q := range s.peers {
 		if q.ann != nil {
