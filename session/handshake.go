@@ -52,7 +52,7 @@ func (m *Manager) HandlePayload(now time.Time, src wire.PublicKey, payload []byt
 	case envelope.TypeHandshakeResponse:
 		return m.handleResponse(now, src, payload)
 	case envelope.TypeTransport:
-		pkt, err := m.handleTransport(now, src, payload)
+		pkt, err := m.OpenTransport(now, src, payload)
 		if pkt != nil {
 			m.tr.Deliver(src, pkt)
 		}

@@ -199,21 +199,15 @@ func (m *Manager) sendTransport(dst wire.PublicKey, kp *keypair, counter uint64,
 	kp.peer.bytesOut.Add(uint64(n))
 }
 
-// OpenTransport handles a transport message from src as HandlePayload
-// does, except that an IPv6 packet in it is returned instead of passed to
-// Transport.Deliver: the packet path then hands the buffer it lies in on
-// as it is. The packet aliases payload (decrypted in place) and its source
-// address has been checked; it is nil for a keepalive, an echo or a
-// refused message (err says why; refusals are counted in Stats).
+// OpenTransport authenticates a transport message from src, lets it move
+// the peer's timers and keypairs, and handles its inner message as
+// HandlePayload does, except that an IPv6 packet is returned instead of
+// passed to Transport.Deliver: the packet path then hands the buffer it
+// lies in on as it is. The packet aliases payload (decrypted in place) and
+// its source address has been checked; it is nil for a keepalive, an echo
+// or a refused message (err says why; refusals are counted in Stats).
 func (m *Manager) OpenTransport(now time.Time, src wire.PublicKey, payload []byte) ([]byte, error) {
-	return m.handleTransport(now, src, payload)
-}
-
-// handleTransport authenticates a transport message, lets it move the
-// peer's timers and keypairs, and handles its inner message: an IPv6
-// packet is returned for the caller to deliver.
-func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []byte) ([]byte, error) {
-	kp, plain, err := m.openTransport(now, src, payload)
+	kp, plain, err := m.decryptTransport(now, src, payload)
 	if err != nil {
 		return nil, fmt.Errorf("transport from %s: %w", src, err)
 	}
@@ -241,10 +235,10 @@ func (m *Manager) handleTransport(now time.Time, src wire.PublicKey, payload []b
 	return pkt, nil
 }
 
-// openTransport finds the keypair a transport message from src names,
+// decryptTransport finds the keypair a transport message from src names,
 // decrypts the message in place and passes its counter through the replay
 // window; each refusal is counted here.
-func (m *Manager) openTransport(now time.Time, src wire.PublicKey, payload []byte) (*keypair, []byte, error) {
+func (m *Manager) decryptTransport(now time.Time, src wire.PublicKey, payload []byte) (*keypair, []byte, error) {
 	msg, err := envelope.ParseTransport(payload)
 	if err != nil {
 		m.st.inc(Malformed)
