@@ -97,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	window := fs.Duration("window", time.Minute, "steady-state window for control traffic, delivery and stretch")
 	recovery := fs.Duration("recovery", time.Minute, "how long delivery is followed after each failure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile (everything the run allocated, and the heap live at its end) to this file")
 	jsonOut := fs.String("json", "", "write the figures as JSON to this file")
 	svgDir := fs.String("svg", "", "write the plots (stretch CDF, delivery during recovery) as SVG into this directory")
 	suite := fs.String("suite", "", "run the shared graphs in this directory (sim-skitter, yggdrasil, fc00, dn42), each in its own process")
@@ -148,6 +149,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer writeAllocs(*memProfile, stderr)
 	}
 	begin := time.Now()
 	lastProgress := begin
@@ -349,4 +353,20 @@ func runSuite(dir, out string, seed uint64, pairs int, sigs, reuse bool, only st
 		return err
 	}
 	return writeResults(filepath.Join(out, "RESULTS.md"), reps)
+}
+
+// writeAllocs writes the allocation profile to path. The run's result is
+// already out, so a failure here is reported and not returned.
+func writeAllocs(path string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		runtime.GC() // the live heap as of the end of the run
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pineconesim: -memprofile: %v\n", err)
+	}
 }

@@ -60,7 +60,7 @@ func TestPublishBoundsRouteRebuilds(t *testing.T) {
 	if r.Publish(at) != later {
 		t.Fatal("a refresh rebuilt the snapshot")
 	}
-	if v := later.entries[slices.IndexFunc(later.entries, func(e snapEntry) bool { return e.origin == wire.PublicKeyOf(origin) })].ver.Load(); v.seq != uint64(at.UnixMilli()) || !v.expires.Equal(at.Add(SNEKExpiry)) {
+	if v := later.entries[slices.IndexFunc(later.entries, func(e *snekEntry) bool { return e.origin == wire.PublicKeyOf(origin) })].ver.Load(); v.seq != uint64(at.UnixMilli()) || !v.expires.Equal(at.Add(SNEKExpiry)) {
 		t.Fatalf("refreshed route in the published snapshot: seq %d expires %v", v.seq, v.expires)
 	}
 
@@ -117,5 +117,35 @@ func TestPublishDueIsExact(t *testing.T) {
 	}
 	if held < 50 {
 		t.Fatalf("only %d of 200 changes were held back: the budget was not exercised", held)
+	}
+}
+
+// TestSnapshotKeepsAMovedRoute: snapshots share the Router's route
+// entries, so a route that now comes through another port must be a new
+// entry. A snapshot published before the move still routes the old way,
+// as a consistent older state; the next one routes the new way.
+func TestSnapshotKeepsAMovedRoute(t *testing.T) {
+	r := childOfC(t, Options{DisableWakeups: true, InsecureSkipSignatures: true, SnapshotInterval: -1})
+	now := t0.Add(time.Second)
+	r.Tick(now)
+	r.PeerUp(now, 3, keyB, PeerRemote)
+	origin := testhelp.SeedKey(40)
+	source := func(s *Snapshot) Port {
+		i := slices.IndexFunc(s.entries, func(e *snekEntry) bool { return e.origin == wire.PublicKeyOf(origin) })
+		if i < 0 {
+			t.Fatal("no route to the originator in the snapshot")
+		}
+		return s.entries[i].source
+	}
+	mustNoDisconnect(t, r.HandleFrame(now, 2, bootstrapFrom(origin, now, r.Root())))
+	before := r.Publish(now)
+	at := now.Add(100 * time.Millisecond)
+	mustNoDisconnect(t, r.HandleFrame(at, 3, bootstrapFrom(origin, at, r.Root())))
+	after := r.Publish(at)
+	if got := source(after); got != 3 {
+		t.Fatalf("route after the move comes from port %d, want 3", got)
+	}
+	if got := source(before); got != 2 {
+		t.Fatalf("the snapshot from before the move routes through port %d, want 2 as when it was made", got)
 	}
 }

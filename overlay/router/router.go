@@ -64,7 +64,10 @@ func (a *annInfo) hasKey(k wire.PublicKey) bool {
 }
 
 // snekEntry is one SNEK route (docs/protocol.md §5.2): the way back to a bootstrap's
-// originator.
+// originator. Snapshots share the Router's entries: origin and source never
+// change once the entry is made (a route through another port is a new
+// entry), so the data plane reads them without the Router's lock; the
+// fields the Router changes are only its own, and ver.
 type snekEntry struct {
 	origin   wire.PublicKey
 	source   Port // where the bootstrap came from: towards the originator
@@ -380,7 +383,10 @@ func (r *Router) SendTraffic(now time.Time, dst wire.PublicKey, payload []byte) 
 func (r *Router) applyVerdict(f *wire.Traffic, v Verdict) {
 	switch v.Kind {
 	case VerdictForward:
-		frame, err := f.Append(nil)
+		// Sized once: appending to nil grew the frame three times, and
+		// forwarded Traffic was most of what the routing simulator
+		// allocated.
+		frame, err := f.Append(make([]byte, 0, f.Overhead()+len(f.Payload)))
 		if err != nil {
 			r.stats.drop(DropEncode)
 			return

@@ -1,7 +1,7 @@
 package router
 
 import (
-	"sync/atomic"
+	"slices"
 	"time"
 
 	"github.com/pineconed/pineconed/overlay/wire"
@@ -28,23 +28,17 @@ type Snapshot struct {
 	peers []*peerInfo
 	// index maps a port to 1 + its position in peers; 0 means no peer.
 	index [MaxPort + 1]uint8
-	// ancestors and byKey index the peers' ancestries and keys for the
-	// traffic SNEK search (snekindex.go).
-	ancestors []ancestor
-	byKey     []*peerInfo
-	// entries are the SNEK routes, sorted by originator key.
-	entries []snapEntry
+	// peerIdx indexes the peers' ancestries and keys for the SNEK
+	// searches (snekindex.go). It is built by the first search that needs
+	// it, not with the snapshot.
+	peerIdx *peerIndex
+	// entries are the SNEK routes, sorted by originator key: a copy of
+	// Router.routes. They are the Router's own entries; a snapshot reads
+	// only their origin and source, which never change, and their
+	// version, which a refresh replaces atomically (see snekEntry.ver).
+	entries []*snekEntry
 	cache   *CoordCache
 	stats   *counters
-}
-
-// snapEntry is a SNEK route as lookups need it. Its version (sequence and
-// expiry) is read through ver, shared with the Router's route, because
-// refreshes change it in place (see snekEntry.ver).
-type snapEntry struct {
-	origin wire.PublicKey
-	source Port
-	ver    *atomic.Pointer[routeVersion]
 }
 
 // Snapshot returns the routing snapshot for the current state. It is built
@@ -62,7 +56,7 @@ func (r *Router) Snapshot() *Snapshot {
 	s := &Snapshot{cache: r.cache, stats: r.stats, hopLimiting: r.opts.HopLimiting}
 	if prev := r.snap; prev != nil && !r.dirty {
 		s.key, s.root, s.coords, s.parent = prev.key, prev.root, prev.coords, prev.parent
-		s.peers, s.index, s.ancestors, s.byKey = prev.peers, prev.index, prev.ancestors, prev.byKey
+		s.peers, s.index, s.peerIdx = prev.peers, prev.index, prev.peerIdx
 	} else {
 		s.key, s.root, s.coords, s.parent = r.key, r.currentRoot(), r.coords(), r.parent
 		s.peers = make([]*peerInfo, 0, r.npeers)
@@ -72,19 +66,17 @@ func (r *Router) Snapshot() *Snapshot {
 				s.index[port] = uint8(len(s.peers))
 			}
 		}
-		s.indexPeers()
+		s.peerIdx = new(peerIndex)
 	}
 	if prev := r.snap; prev != nil && !r.tableDirty {
 		// Only the tree or the peers changed: the sorted routes are the
 		// same, and copying and sorting them again is the expensive part.
 		s.entries = prev.entries
 	} else {
-		s.entries = make([]snapEntry, 0, len(r.routes))
-		for _, e := range r.routes {
-			// Routes whose source peer is gone were deleted with the
-			// peer, so every entry here has a live source port.
-			s.entries = append(s.entries, snapEntry{origin: e.origin, source: e.source, ver: &e.ver})
-		}
+		// Routes whose source peer is gone were deleted with the peer, so
+		// every entry here has a live source port. Copying the pointers
+		// and not the entries' fields makes this an eighth of the copy.
+		s.entries = slices.Clone(r.routes)
 	}
 	r.snap, r.dirty, r.tableDirty = s, false, false
 	return s
@@ -229,7 +221,7 @@ func (s *Snapshot) nextHopSNEK(now time.Time, dest wire.PublicKey, bootstrap boo
 	}
 	// Descend along bootstrap paths.
 	for i := range s.entries {
-		e := &s.entries[i]
+		e := s.entries[i]
 		v := e.ver.Load()
 		if !now.Before(v.expires) {
 			continue

@@ -95,6 +95,10 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 		}
 		e = &snekEntry{origin: f.Originator}
 		r.addRoute(e)
+	} else if e.source != p.port {
+		// Snapshots share the entry and read its source unlocked: a
+		// route that comes another way now is a new entry.
+		e = r.replaceRoute(e)
 	}
 	if !e.valid(now) || e.source != p.port || e.dest != next {
 		// A route back to the originator that we did not have, or
@@ -146,6 +150,17 @@ func (r *Router) addRoute(e *snekEntry) {
 	r.table[e.origin] = e
 	i, _ := slices.BinarySearchFunc(r.routes, e.origin, compareOrigin)
 	r.routes = slices.Insert(r.routes, i, e)
+}
+
+// replaceRoute puts a copy of e in its place in the table and routes, and
+// returns the copy.
+func (r *Router) replaceRoute(e *snekEntry) *snekEntry {
+	c := &snekEntry{origin: e.origin, source: e.source, dest: e.dest, lastSeen: e.lastSeen, root: e.root, seq: e.seq}
+	c.ver.Store(e.ver.Load())
+	r.table[e.origin] = c
+	i, _ := slices.BinarySearchFunc(r.routes, e.origin, compareOrigin)
+	r.routes[i] = c
+	return c
 }
 
 // deleteRoutes removes the routes for which gone reports true.

@@ -3,7 +3,6 @@ package router
 import (
 	"math/rand/v2"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,7 +62,7 @@ func randomSnapshot(rng *rand.Rand, now time.Time) *Snapshot {
 				now.Add(time.Duration(rng.IntN(3)-1)*time.Second)))
 		}
 	}
-	s.indexPeers()
+	s.peerIdx = new(peerIndex)
 	s.sortEntries()
 	return s
 }
@@ -105,7 +104,7 @@ func BenchmarkSNEKSearch(b *testing.B) {
 	for i := 0; i < 200; i++ {
 		s.entries = append(s.entries, testEntry(key(), 1, Port(1+i%64), t0.Add(time.Minute)))
 	}
-	s.indexPeers()
+	s.peerIdx = new(peerIndex)
 	s.sortEntries()
 	dests := make([]wire.PublicKey, 1024)
 	for i := range dests {
@@ -193,7 +192,7 @@ func checkSearchMatchesLiteral(t *testing.T, rng *rand.Rand, bootstrap bool,
 		}
 		gotPort, gotWM := indexed(s, now, dest, w)
 		lit := *s
-		lit.entries = append([]snapEntry(nil), s.entries...)
+		lit.entries = append([]*snekEntry(nil), s.entries...)
 		rng.Shuffle(len(lit.entries), func(i, j int) { lit.entries[i], lit.entries[j] = lit.entries[j], lit.entries[i] })
 		wantPort, wantWM := lit.nextHopSNEK(now, dest, bootstrap, w)
 		if gotPort != wantPort || gotWM != wantWM {
@@ -218,12 +217,12 @@ func routesOf(s *Snapshot) []*snekEntry {
 }
 
 func (s *Snapshot) sortEntries() {
-	slices.SortFunc(s.entries, func(a, b snapEntry) int { return a.origin.Compare(b.origin) })
+	slices.SortFunc(s.entries, func(a, b *snekEntry) int { return a.origin.Compare(b.origin) })
 }
 
 // testEntry is a snapshot route with its own version.
-func testEntry(origin wire.PublicKey, seq uint64, source Port, expires time.Time) snapEntry {
-	e := snapEntry{origin: origin, source: source, ver: new(atomic.Pointer[routeVersion])}
+func testEntry(origin wire.PublicKey, seq uint64, source Port, expires time.Time) *snekEntry {
+	e := &snekEntry{origin: origin, source: source}
 	e.ver.Store(&routeVersion{seq: seq, expires: expires})
 	return e
 }
