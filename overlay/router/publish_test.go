@@ -149,3 +149,24 @@ func TestSnapshotKeepsAMovedRoute(t *testing.T) {
 		t.Fatalf("the snapshot from before the move routes through port %d, want 2 as when it was made", got)
 	}
 }
+
+// TestDefaultPublishKeepsUpWithAHub: with the default budget, route
+// changes at the rate a hub of a large overlay sees them (here 500 a
+// second, new originators) are each published at once. A budget that held
+// them back made neighbours route with different tables and bounce first
+// packets between them (docs/simulation/README.md, skitter).
+func TestDefaultPublishKeepsUpWithAHub(t *testing.T) {
+	r := childOfC(t, Options{DisableWakeups: true, InsecureSkipSignatures: true})
+	now := t0.Add(time.Second)
+	r.Tick(now)
+	prev := r.Publish(now)
+	for i := range 200 {
+		at := now.Add(time.Duration(i) * 2 * time.Millisecond)
+		mustNoDisconnect(t, r.HandleFrame(at, 2, bootstrapFrom(testhelp.SeedKey(byte(i)), at, r.Root())))
+		s := r.Publish(at)
+		if s == prev || len(s.entries) != i+1 {
+			t.Fatalf("route change %d at %v: not published at once (%d routes in the snapshot)", i, at.Sub(now), len(s.entries))
+		}
+		prev = s
+	}
+}

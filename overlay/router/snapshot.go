@@ -85,7 +85,7 @@ func (r *Router) Snapshot() *Snapshot {
 // Publish returns the snapshot the data plane should forward with at now;
 // call it after every call into the Router, with the same now, and publish
 // the result (the node swaps an atomic pointer). The cost it bounds is the
-// copy and sort of the whole SNEK table that a new snapshot makes:
+// copy of the SNEK table's route pointers that a new snapshot makes:
 //
 //   - A bootstrap that only refreshes a route (most relayed bootstraps)
 //     costs no snapshot: the published one reads the route's new version
