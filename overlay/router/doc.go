@@ -47,9 +47,9 @@
 // node's frames byte for byte), and the routing simulator measures both
 // (docs/simulation/README.md):
 //
-//   - Periodic wakeup flood: once per DefaultWakeupRefresh (1 h) on
+//   - Periodic wakeup flood: once per DefaultWakeupRefresh (12 h) on
 //     average, each period drawn from [½, 1½) of it and the first from
-//     [0, 1 h), instead of every WakeupInterval (60 s) on the start grid.
+//     [0, 12 h), instead of every WakeupInterval (60 s) on the start grid.
 //     The periodic flood was ~95 % of all control frames and nothing in the
 //     protocol needs it; the wakeup on a peer's first announcement stays.
 //   - Bootstrap interval: FastBootstrapInterval (1 s) for
