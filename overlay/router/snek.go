@@ -85,6 +85,12 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 	// A refresh of a route we have, through the same port, changes only
 	// its version, which snapshots read in place: no rebuild is needed.
 	refresh := e != nil && e.source == p.port
+	// A route back to the originator that we did not have, or that leads
+	// another way now.
+	changed := e == nil || !e.valid(now) || e.source != p.port || e.dest != next
+	// Snapshots share the entries and read their source unlocked, so it
+	// is set only in a new entry, never written again: a route that comes
+	// another way now is a new entry.
 	if e == nil {
 		if len(r.table) >= r.opts.MaxSNEKEntries {
 			r.expireRoutes(now)
@@ -93,19 +99,13 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 			r.stats.drop(DropSNEKTableFull)
 			return
 		}
-		e = &snekEntry{origin: f.Originator}
+		e = &snekEntry{origin: f.Originator, source: p.port}
 		r.addRoute(e)
 	} else if e.source != p.port {
-		// Snapshots share the entry and read its source unlocked: a
-		// route that comes another way now is a new entry.
-		e = r.replaceRoute(e)
+		e = r.replaceRoute(e, p.port)
 	}
-	if !e.valid(now) || e.source != p.port || e.dest != next {
-		// A route back to the originator that we did not have, or
-		// that leads another way now.
-		r.routesChanged = true
-	}
-	e.source, e.dest, e.lastSeen, e.root, e.seq = p.port, next, now, sr.Root, sr.Seq
+	r.routesChanged = r.routesChanged || changed
+	e.dest, e.lastSeen, e.root, e.seq = next, now, sr.Root, sr.Seq
 	e.ver.Store(&routeVersion{seq: sr.Seq, expires: now.Add(SNEKExpiry)})
 	if !refresh {
 		r.tableDirty = true
@@ -152,11 +152,11 @@ func (r *Router) addRoute(e *snekEntry) {
 	r.routes = slices.Insert(r.routes, i, e)
 }
 
-// replaceRoute puts a copy of e in its place in the table and routes, and
-// returns the copy.
-func (r *Router) replaceRoute(e *snekEntry) *snekEntry {
-	c := &snekEntry{origin: e.origin, source: e.source, dest: e.dest, lastSeen: e.lastSeen, root: e.root, seq: e.seq}
-	c.ver.Store(e.ver.Load())
+// replaceRoute puts a new entry for e's originator, through source, in
+// e's place in the table and routes, and returns it; the caller sets the
+// rest.
+func (r *Router) replaceRoute(e *snekEntry, source Port) *snekEntry {
+	c := &snekEntry{origin: e.origin, source: source}
 	r.table[e.origin] = c
 	i, _ := slices.BinarySearchFunc(r.routes, e.origin, compareOrigin)
 	r.routes[i] = c
