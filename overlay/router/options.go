@@ -73,6 +73,13 @@ const (
 	// 20 s window converged no faster and cost 50 % more bootstrap frames
 	// in the minute after convergence (docs/simulation/README.md).
 	DefaultFastBootstrapWindow = SNEKExpiry
+	// DefaultBootstrapHandoffAge bounds the age of a relayed bootstrap that
+	// a node passes on again when a route to a key between its originator
+	// and where it went arrives (the reference: never; see Router.handOff).
+	// A stock node takes the copy for the bootstrap it is: the
+	// originator's signed frame, with its sequence, which nodes that saw it
+	// drop as a replay.
+	DefaultBootstrapHandoffAge = 300 * time.Millisecond
 )
 
 // Default bounds. The reference bounds none of these tables; a peer can
@@ -121,6 +128,11 @@ type Options struct {
 	// without ReferenceTimers; 0 means DefaultFastBootstrapWindow and a
 	// negative value bootstraps every BootstrapInterval always.
 	FastBootstrapWindow time.Duration
+	// BootstrapHandoffAge is how young a relayed bootstrap must be for the
+	// node to pass it on again towards a closer key it has just learnt,
+	// without ReferenceTimers; 0 means DefaultBootstrapHandoffAge and a
+	// negative value never passes one on.
+	BootstrapHandoffAge time.Duration
 	// HopLimiting drops Traffic whose hop limit has run out and decrements
 	// it on every forward. Off by default, as in the reference, which
 	// forwards the hop limit unchanged.
@@ -160,10 +172,11 @@ func (o Options) withDefaults() Options {
 	defaults.IfNotPositive(&o.MaxSNEKEntries, DefaultMaxSNEKEntries)
 	defaults.IfNotPositive(&o.MaxWakeupSeen, DefaultMaxWakeupSeen)
 	defaults.IfNotPositive(&o.CoordCacheSize, DefaultCoordCacheSize)
-	// A negative value of these three has its own meaning (see their
+	// A negative value of these four has its own meaning (see their
 	// fields), so only zero takes the default.
 	defaults.IfZero(&o.WakeupRefresh, DefaultWakeupRefresh)
 	defaults.IfZero(&o.FastBootstrapWindow, DefaultFastBootstrapWindow)
+	defaults.IfZero(&o.BootstrapHandoffAge, DefaultBootstrapHandoffAge)
 	defaults.IfZero(&o.SnapshotInterval, DefaultSnapshotInterval)
 	return o
 }
