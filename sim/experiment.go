@@ -41,9 +41,10 @@ type Experiment struct {
 	// (router.Options.ReferenceTimers): the stock node's behaviour, the
 	// baseline of the tuned ones.
 	ReferenceTimers bool
-	// WakeupRefresh and FastBootstrapWindow set the tuned timers of the
-	// same names in router.Options (0: the Router's defaults).
-	WakeupRefresh, FastBootstrapWindow time.Duration
+	// WakeupRefresh, FastBootstrapWindow and BootstrapHandoffAge set the
+	// tuned timers of the same names in router.Options (0: the Router's
+	// defaults).
+	WakeupRefresh, FastBootstrapWindow, BootstrapHandoffAge time.Duration
 	// TickJitter is Config.TickJitter (0: DefaultTickJitter, negative:
 	// lockstep ticks); the jitter is seeded with Seed.
 	TickJitter time.Duration
@@ -238,7 +239,8 @@ func (x Experiment) Run() (*Result, error) {
 		LatencyMs: float64(x.Latency) / float64(time.Millisecond), WakeupScale: 1,
 		ReferenceTimers: x.ReferenceTimers, TickJitterMs: max(0, float64(x.TickJitter)/float64(time.Millisecond))}
 	opts := router.Options{InsecureSkipSignatures: !x.Signatures, ReferenceTimers: x.ReferenceTimers,
-		WakeupRefresh: x.WakeupRefresh, FastBootstrapWindow: x.FastBootstrapWindow}
+		WakeupRefresh: x.WakeupRefresh, FastBootstrapWindow: x.FastBootstrapWindow,
+		BootstrapHandoffAge: x.BootstrapHandoffAge}
 	cfg := Config{Router: opts, TickJitter: x.TickJitter, JitterSeed: x.Seed}
 	rng := rand.New(rand.NewPCG(x.Seed, 0x5e1ec7))
 	if x.WakeupOriginators > 0 && x.WakeupOriginators < g.N() {

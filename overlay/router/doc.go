@@ -53,10 +53,20 @@
 //     The periodic flood was ~95 % of all control frames and nothing in the
 //     protocol needs it; the wakeup on a peer's first announcement stays.
 //   - Bootstrap interval: FastBootstrapInterval (1 s) for
-//     DefaultFastBootstrapWindow (10 s) after a change of our parent, root
+//     DefaultFastBootstrapWindow (7 s) after a change of our parent, root
 //     or descending neighbour, else BootstrapInterval (5 s) as the
 //     reference. The snake settles one link per round, so fast rounds while
 //     it moves cut cold-start convergence by a factor of three to four.
+//   - Bootstrap handoff: when a route to a key we did not know arrives, and
+//     the bootstrap of the route just below it in key order came through
+//     within DefaultBootstrapHandoffAge (300 ms) and went on towards a key
+//     above it (or ended here), we pass that bootstrap on again towards the
+//     new key, the same signed frame, as a stock node that had received
+//     the two bootstraps in the other order would have; the reference
+//     leaves that step to the originator's next bootstrap, a round later.
+//     Chains of not yet settled predecessors then settle within a burst of
+//     bootstraps instead of one link per round (Router.handOff has the
+//     bound's reason).
 //   - Reparent wait: a parent that re-signs the same root update with a new
 //     path (it moved in the tree) is followed at once; the reference
 //     becomes root for ReparentWait (1 s), which is bad news for its whole

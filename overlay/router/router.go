@@ -81,6 +81,9 @@ type snekEntry struct {
 	// at once without a new snapshot. One atomic pointer to an immutable
 	// value, so a reader sees a whole version, never half of one.
 	ver atomic.Pointer[routeVersion]
+	// held is a copy of the bootstrap that last set this route, kept for
+	// handOff; nil with ReferenceTimers.
+	held *heldBootstrap
 }
 
 // routeVersion is what a refresh changes in a SNEK route.

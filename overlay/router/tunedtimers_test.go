@@ -282,3 +282,89 @@ func TestParentLoopTakesAnotherPeer(t *testing.T) {
 		}
 	}
 }
+
+// handoffSetUp is router A under the root C (port 1) with three more peers
+// that send no announcements, so that A's bootstrap search knows only the
+// keys of its routes below its own.
+func handoffSetUp(t *testing.T, opts Options) *Router {
+	t.Helper()
+	opts.DisableWakeups = true
+	r := New(privA, opts)
+	for port, seed := range map[Port]byte{1: 3, 2: 9, 3: 7, 4: 15} {
+		mustNoDisconnect(t, r.PeerUp(t0, port, wire.PublicKeyOf(testhelp.SeedKey(seed)), PeerRemote))
+	}
+	mustNoDisconnect(t, feed(t, r, t0, 1, rootedAt(privC, 1, 1)))
+	if r.Parent() != 1 {
+		t.Fatalf("set-up: parent %v", r.Parent())
+	}
+	return r
+}
+
+// bootstrapsOf returns the bootstraps from origin among acts, by port.
+func bootstrapsOf(t *testing.T, acts []Action, origin wire.PublicKey) map[Port]*wire.Bootstrap {
+	t.Helper()
+	out := map[Port]*wire.Bootstrap{}
+	for _, a := range sends(acts, NoPort, int(wire.TypeBootstrap)) {
+		if b := decode(t, a.Frame).(*wire.Bootstrap); b.Originator == origin {
+			out[a.Port] = b
+		}
+	}
+	return out
+}
+
+// TestBootstrapHandoff: D's bootstrap passed through A towards the key H,
+// or ended at A; then a route to S (D < S < H) arrives. Tuned, A passes D's
+// bootstrap on towards S at once, the same signed frame, if it came through
+// within BootstrapHandoffAge; the reference waits for D's next bootstrap.
+// Seeds in key order: 26 < 11 < 5 < 6 < A (1).
+func TestBootstrapHandoff(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		ref         bool
+		viaH        bool          // D's bootstrap went on towards H (else it ended at A)
+		after       time.Duration // S's bootstrap after D's
+		wantHandoff bool
+	}{
+		{"tuned, ended here", false, false, 100 * time.Millisecond, true},
+		{"tuned, passed through", false, true, 100 * time.Millisecond, true},
+		{"tuned, too old", false, true, DefaultBootstrapHandoffAge, false},
+		{"reference", true, true, 100 * time.Millisecond, false},
+	} {
+		r := handoffSetUp(t, Options{ReferenceTimers: tc.ref})
+		now := t0.Add(time.Second)
+		d, s, dPort := testhelp.SeedKey(26), testhelp.SeedKey(11), Port(3)
+		if !tc.viaH {
+			d, s = testhelp.SeedKey(5), testhelp.SeedKey(6)
+		} else {
+			// H's bootstrap ends at A; D's then goes on to H's port 2.
+			mustNoDisconnect(t, feed(t, r, now, 2, bootstrapFrom(testhelp.SeedKey(5), now, r.Root())))
+		}
+		fromD := bootstrapFrom(d, now, r.Root())
+		acts := feed(t, r, now, dPort, fromD)
+		if got := bootstrapsOf(t, acts, wire.PublicKeyOf(d)); tc.viaH != (got[2] != nil) || len(got) > 1 {
+			t.Fatalf("%s: set-up: D's bootstrap went to %v", tc.name, got)
+		}
+		now = now.Add(tc.after)
+		acts = feed(t, r, now, 4, bootstrapFrom(s, now, r.Root()))
+		mustNoDisconnect(t, acts)
+		got := bootstrapsOf(t, acts, wire.PublicKeyOf(d))
+		if !tc.wantHandoff {
+			if len(got) != 0 {
+				t.Errorf("%s: D's bootstrap passed on again: %v", tc.name, got)
+			}
+			continue
+		}
+		b := got[4]
+		if len(got) != 1 || b == nil {
+			t.Fatalf("%s: D's bootstrap went to %v, want port 4 (towards S) only", tc.name, got)
+		}
+		if string(b.Payload) != string(fromD.Payload) || b.Watermark.Key != wire.PublicKeyOf(s) {
+			t.Errorf("%s: passed on payload %x watermark %v; want D's payload and S's key", tc.name, b.Payload, b.Watermark)
+		}
+		// S's next bootstrap only refreshes a route A knows: nothing more.
+		now = now.Add(time.Second)
+		if got := bootstrapsOf(t, feed(t, r, now, 4, bootstrapFrom(s, now, r.Root())), wire.PublicKeyOf(d)); len(got) != 0 {
+			t.Errorf("%s: D's bootstrap passed on again on S's refresh: %v", tc.name, got)
+		}
+	}
+}
