@@ -53,13 +53,13 @@
 //     The periodic flood was ~95 % of all control frames and nothing in the
 //     protocol needs it; the wakeup on a peer's first announcement stays.
 //   - Bootstrap interval: FastBootstrapInterval (1 s) for
-//     DefaultFastBootstrapWindow (7 s) after a change of our parent, root
+//     DefaultFastBootstrapWindow (6 s) after a change of our parent, root
 //     or descending neighbour, else BootstrapInterval (5 s) as the
 //     reference. The snake settles one link per round, so fast rounds while
 //     it moves cut cold-start convergence by a factor of three to four.
 //   - Bootstrap handoff: when a route to a key we did not know arrives, and
 //     the bootstrap of the route just below it in key order came through
-//     within DefaultBootstrapHandoffAge (300 ms) and went on towards a key
+//     within DefaultBootstrapHandoffAge (400 ms) and went on towards a key
 //     above it (or ended here), we pass that bootstrap on again towards the
 //     new key, the same signed frame, as a stock node that had received
 //     the two bootstraps in the other order would have; the reference

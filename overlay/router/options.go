@@ -81,18 +81,19 @@ const (
 	// FastBootstrapInterval. Longer windows converge faster but cost
 	// bootstrap frames in the minute after convergence. With bootstrap
 	// handoffs (DefaultBootstrapHandoffAge) the snake needs fewer rounds:
-	// in the routing simulator (seeds 1–3) 7 s with handoffs converged fc00
-	// in under half the time the 10 s window took without (median 25 s
-	// against 58 s) at fewer frames per node on dn42 (1.38 against 1.49);
-	// 10 s with handoffs sent 1.63 there, over that graph's goal of 1.5.
-	DefaultFastBootstrapWindow = 7 * time.Second
+	// in the routing simulator (seeds 1–3, medians) 6 s with handoffs
+	// converged fc00 at 20 s and yggdrasil at 36 s, where the 10 s window
+	// without them took 58 s and 101 s, at fewer frames per node on dn42
+	// (1.36 against 1.49); 10 s with handoffs sent 1.63 there, over that
+	// graph's goal of 1.5.
+	DefaultFastBootstrapWindow = 6 * time.Second
 	// DefaultBootstrapHandoffAge bounds the age of a relayed bootstrap that
 	// a node passes on again when a route to a key between its originator
 	// and where it went arrives (the reference: never; see Router.handOff).
 	// A stock node takes the copy for the bootstrap it is: the
 	// originator's signed frame, with its sequence, which nodes that saw it
 	// drop as a replay.
-	DefaultBootstrapHandoffAge = 300 * time.Millisecond
+	DefaultBootstrapHandoffAge = 400 * time.Millisecond
 )
 
 // Default bounds. The reference bounds none of these tables; a peer can

@@ -184,8 +184,9 @@ func (r *Router) hold(e *snekEntry, f *wire.Bootstrap, seq uint64, next Port, wm
 // d's later bootstraps take another way, first packets that follow the
 // branch in that gap are lost. Without the bound the routing simulator
 // lost 55–204 of 120 000 first packets in the minute after convergence on
-// fc00 (seeds 1–3), with 300 ms 0–3, as many as without handoffs; with
-// 100 ms the handoffs no longer sped convergence up.
+// fc00 (seeds 1–3, 10 s fast window); with 300 ms 0–3 (7 s window), as
+// without handoffs; with 400 ms and the 6 s window 0, 1 and 18; with 100 ms
+// the handoffs no longer sped convergence up.
 func (r *Router) handOff(now time.Time, o *snekEntry) {
 	i, _ := slices.BinarySearchFunc(r.routes, o.origin, compareOrigin)
 	if i == 0 {
