@@ -88,7 +88,7 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 	known := e != nil && e.valid(now)
 	// A route back to the originator that we did not have, or that leads
 	// another way now.
-	changed := e == nil || !e.valid(now) || e.source != p.port || e.dest != next
+	changed := !known || e.source != p.port || e.dest != next
 	// Snapshots share the entries and read their source unlocked, so it
 	// is set only in a new entry, never written again: a route that comes
 	// another way now is a new entry.
@@ -113,7 +113,7 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 	}
 	r.updateDescending(now, e)
 	if r.handoffAge() > 0 {
-		r.hold(e, f, sr.Seq, next, wm)
+		r.hold(e, f, next, wm)
 		if !known {
 			r.handOff(now, e)
 		}
@@ -137,11 +137,11 @@ func (r *Router) handleBootstrap(now time.Time, p *peerInfo, f *wire.Bootstrap) 
 
 // heldBootstrap is a copy of the bootstrap that last set a route: its
 // payload, the watermark it arrived with and the key it went on towards
-// (ours if it ended here).
+// (ours if it ended here). Every bootstrap that sets the route replaces
+// it, so it is always the one of the route's sequence and lastSeen.
 type heldBootstrap struct {
 	payload []byte
 	in      wire.Watermark
-	seq     uint64
 	heading wire.PublicKey
 }
 
@@ -156,14 +156,14 @@ func (r *Router) handoffAge() time.Duration {
 
 // hold keeps a copy of the bootstrap f that just set e and went on to next
 // towards wm's key, reusing the buffer of the previous one.
-func (r *Router) hold(e *snekEntry, f *wire.Bootstrap, seq uint64, next Port, wm wire.Watermark) {
+func (r *Router) hold(e *snekEntry, f *wire.Bootstrap, next Port, wm wire.Watermark) {
 	h := e.held
 	if h == nil {
 		h = &heldBootstrap{}
 		e.held = h
 	}
 	h.payload = append(h.payload[:0], f.Payload...)
-	h.in, h.seq, h.heading = f.Watermark, seq, wm.Key
+	h.in, h.heading = f.Watermark, wm.Key
 	if next == NoPort || next == LocalPort {
 		h.heading = r.key
 	}
@@ -194,7 +194,7 @@ func (r *Router) handOff(now time.Time, o *snekEntry) {
 	}
 	d := r.routes[i-1]
 	h := d.held
-	if h == nil || h.seq != d.seq || now.Sub(d.lastSeen) >= r.handoffAge() || !wire.DHTOrdered(d.origin, o.origin, h.heading) {
+	if h == nil || now.Sub(d.lastSeen) >= r.handoffAge() || !wire.DHTOrdered(d.origin, o.origin, h.heading) {
 		return
 	}
 	// The §5.4 checks of a relayed bootstrap, on d's frame as it arrived.
