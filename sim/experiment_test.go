@@ -228,9 +228,55 @@ func TestExperimentOnARing(t *testing.T) {
 	checkExperiment(t, res)
 }
 
+// TestBootstrapsSettled: a line's nodes bootstrap fast while the tree
+// forms and for the fast window after, then at the reference's interval;
+// a cut opens the window again for the nodes whose place changed. With
+// the reference's timers no window ever opens.
+func TestBootstrapsSettled(t *testing.T) {
+	net := New(Config{})
+	nodes, err := net.Build(Line(6), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTree(t, net, 10*time.Second)
+	if net.BootstrapsSettled() {
+		t.Fatal("settled as soon as the tree converged")
+	}
+	net.RunFor(router.DefaultFastBootstrapWindow + 5*time.Second)
+	if !net.BootstrapsSettled() {
+		t.Fatalf("not settled %v after the tree converged", router.DefaultFastBootstrapWindow+5*time.Second)
+	}
+	// Cutting the line in the middle gives one half a new root: its nodes
+	// are each their own root for a moment (roots do not bootstrap), then
+	// follow the half's highest key with their window open.
+	net.Disconnect(net.LinkBetween(nodes[2], nodes[3]))
+	cut := net.Elapsed()
+	for net.BootstrapsSettled() {
+		if net.Elapsed()-cut > 3*time.Second {
+			t.Fatal("still settled 3 s after a cut")
+		}
+		net.RunFor(100 * time.Millisecond)
+	}
+	net.RunFor(router.DefaultFastBootstrapWindow + 5*time.Second)
+	if !net.BootstrapsSettled() {
+		t.Error("not settled again after the cut")
+	}
+
+	ref, _ := convergedWith(t, Line(6), Config{Router: router.Options{ReferenceTimers: true}})
+	if !ref.BootstrapsSettled() {
+		t.Error("reference timers: fast bootstraps")
+	}
+}
+
 // checkExperiment holds for any topology.
 func checkExperiment(t *testing.T, res *Result) {
 	t.Helper()
+	// The window starts after convergence, once the fast bootstraps are
+	// over, and the cold start before it sent control traffic.
+	if res.SettleTimedOut || res.SettledSeconds < res.ConvergeSeconds || res.ColdStartControl.FramesMean <= 0 {
+		t.Errorf("steady state from %.1f s (timed out %v), converged %.1f s, cold-start control %+v",
+			res.SettledSeconds, res.SettleTimedOut, res.ConvergeSeconds, res.ColdStartControl)
+	}
 	for _, s := range [][]float64{res.StretchSNEKSamples, res.StretchTreeSamples} {
 		if len(s) == 0 || s[0] < 1 {
 			t.Errorf("stretch below 1 or no samples: %v", s[:min(len(s), 5)])

@@ -76,6 +76,21 @@ func (n *Network) TreeConverged() error {
 	return nil
 }
 
+// BootstrapsSettled reports whether every node still in the network that
+// bootstraps (every non-root) is back at router.BootstrapInterval: no
+// node's fast window after a change (router.FastBootstrapWindow) is open.
+// Until then the control traffic is the cold start's, not the steady
+// state's.
+func (n *Network) BootstrapsSettled() bool {
+	now := n.Now()
+	for _, node := range n.nodes {
+		if !node.removed && !IsRoot(node) && node.Router.BootstrapInterval(now) != router.BootstrapInterval {
+			return false
+		}
+	}
+	return true
+}
+
 // Pair is a source and a destination for probes.
 type Pair struct{ From, To *Node }
 

@@ -65,6 +65,12 @@ var rows = []row{
 	{"tree converged", func(r *Report) string { return secs(r.Result.TreeSeconds) }},
 	{"convergence: ≥99 % of pairs", func(r *Report) string { return secs(r.Result.Converge99Seconds) }},
 	{"convergence: 100 % of pairs", func(r *Report) string { return secs(r.Result.ConvergeSeconds) }},
+	{"steady state from (every node's fast bootstraps over)", func(r *Report) string {
+		if r.Result.SettleTimedOut {
+			return fmt.Sprintf("%s (not over within the window)", secs(r.Result.SettledSeconds))
+		}
+		return secs(r.Result.SettledSeconds)
+	}},
 	{"steady state: first packets delivered", func(r *Report) string { return pct(r.Result.SteadyRequests) }},
 	{"steady state: round trips delivered", func(r *Report) string {
 		return fmt.Sprintf("%s (%d rounds)", pct(r.Result.SteadyRoundTrips), r.Result.SteadyRounds)
@@ -78,6 +84,7 @@ var rows = []row{
 	{"simulator heap per node (real Router + sim)", func(r *Report) string {
 		return fmt.Sprintf("%.0f KiB", r.Result.HeapPerNode/1024)
 	}},
+	{"control before the steady state, per node mean / max", func(r *Report) string { return rate(r.Result.ColdStartControl) }},
 	{"control: all, per node mean / max", func(r *Report) string { return rate(r.Result.ControlTotal) }},
 	{"control: bootstraps", func(r *Report) string { return rate(r.Result.Control["bootstrap"]) }},
 	{"control: tree announcements", func(r *Report) string { return rate(r.Result.Control["tree_announcement"]) }},

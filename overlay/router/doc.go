@@ -53,7 +53,7 @@
 //     The periodic flood was ~95 % of all control frames and nothing in the
 //     protocol needs it; the wakeup on a peer's first announcement stays.
 //   - Bootstrap interval: FastBootstrapInterval (1 s) for
-//     DefaultFastBootstrapWindow (6 s) after a change of our parent, root
+//     DefaultFastBootstrapWindow (10 s) after a change of our parent, root
 //     or descending neighbour, else BootstrapInterval (5 s) as the
 //     reference. The snake settles one link per round, so fast rounds while
 //     it moves cut cold-start convergence by a factor of three to four.

@@ -78,15 +78,14 @@ const (
 	FastBootstrapInterval = time.Second
 	// DefaultFastBootstrapWindow is how long after a change of parent, root
 	// or descending (lower-keyed) neighbour a node bootstraps every
-	// FastBootstrapInterval. Longer windows converge faster but cost
-	// bootstrap frames in the minute after convergence. With bootstrap
-	// handoffs (DefaultBootstrapHandoffAge) the snake needs fewer rounds:
-	// in the routing simulator (seeds 1–3, medians) 6 s with handoffs
-	// converged fc00 at 20 s and yggdrasil at 36 s, where the 10 s window
-	// without them took 58 s and 101 s, at fewer frames per node on dn42
-	// (1.36 against 1.49); 10 s with handoffs sent 1.63 there, over that
-	// graph's goal of 1.5.
-	DefaultFastBootstrapWindow = 6 * time.Second
+	// FastBootstrapInterval: as long as a SNEK route lives, so that the
+	// routes a change made stale have expired, and been replaced, before
+	// the node slows down. In the routing simulator (seeds 1–3, medians,
+	// steady state measured after every node's window closed) 10 s brought
+	// every first packet through after a cold start in 8 s on fc00 and 9 s
+	// on yggdrasil, where 6 s took 20 s and 36 s, at the same steady-state
+	// frames; 15 s gained nothing more (docs/simulation/README.md).
+	DefaultFastBootstrapWindow = SNEKExpiry
 	// DefaultBootstrapHandoffAge bounds the age of a relayed bootstrap that
 	// a node passes on again when a route to a key between its originator
 	// and where it went arrives (the reference: never; see Router.handOff).

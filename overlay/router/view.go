@@ -116,3 +116,10 @@ func (r *Router) Ascending(now time.Time) (wire.PublicKey, Port, bool) {
 	}
 	return wm.Key, next, true
 }
+
+// BootstrapInterval is the time between this node's bootstraps at now:
+// FastBootstrapInterval within the fast window after a change of its
+// parent, root or descending neighbour, else BootstrapInterval. The
+// routing simulator waits for every node's to be back at
+// BootstrapInterval before it measures the steady state.
+func (r *Router) BootstrapInterval(now time.Time) time.Duration { return r.bootstrapInterval(now) }
