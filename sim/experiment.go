@@ -42,10 +42,10 @@ type Experiment struct {
 	// (router.Options.ReferenceTimers): the stock node's behaviour, the
 	// baseline of the tuned ones.
 	ReferenceTimers bool
-	// WakeupRefresh, FastBootstrapWindow and BootstrapHandoffAge set the
-	// tuned timers of the same names in router.Options (0: the Router's
-	// defaults).
-	WakeupRefresh, FastBootstrapWindow, BootstrapHandoffAge time.Duration
+	// WakeupRefresh, FastBootstrapWindow, BootstrapHandoffAge and
+	// TerminalHandoffAge set the tuned timers of the same names in
+	// router.Options (0: the Router's defaults).
+	WakeupRefresh, FastBootstrapWindow, BootstrapHandoffAge, TerminalHandoffAge time.Duration
 	// TickJitter is Config.TickJitter (0: DefaultTickJitter, negative:
 	// lockstep ticks); the jitter is seeded with Seed.
 	TickJitter time.Duration
@@ -254,7 +254,7 @@ func (x Experiment) Run() (*Result, error) {
 		ReferenceTimers: x.ReferenceTimers, TickJitterMs: max(0, float64(x.TickJitter)/float64(time.Millisecond))}
 	opts := router.Options{InsecureSkipSignatures: !x.Signatures, ReferenceTimers: x.ReferenceTimers,
 		WakeupRefresh: x.WakeupRefresh, FastBootstrapWindow: x.FastBootstrapWindow,
-		BootstrapHandoffAge: x.BootstrapHandoffAge}
+		BootstrapHandoffAge: x.BootstrapHandoffAge, TerminalHandoffAge: x.TerminalHandoffAge}
 	cfg := Config{Router: opts, TickJitter: x.TickJitter, JitterSeed: x.Seed}
 	rng := rand.New(rand.NewPCG(x.Seed, 0x5e1ec7))
 	if x.WakeupOriginators > 0 && x.WakeupOriginators < g.N() {

@@ -93,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	wakeupRefresh := fs.Duration("wakeup-refresh", 0, "tuned timers: mean period of each node's periodic wakeup flood (0: the router's default, negative: none)")
 	fastWindow := fs.Duration("fast-bootstrap-window", 0, "tuned timers: how long after a parent, root or descending change a node bootstraps every second (0: the router's default, negative: never)")
 	handoffAge := fs.Duration("bootstrap-handoff-age", 0, "tuned timers: how young a relayed bootstrap must be to be passed on again towards a closer key just learnt (0: the router's default, negative: never)")
+	terminalAge := fs.Duration("terminal-handoff-age", 0, "tuned timers: the same bound for a bootstrap that ended at the node (0: the router's default, negative: -bootstrap-handoff-age's)")
 	tickJitter := fs.Duration("tick-jitter", sim.DefaultTickJitter, "each router tick comes late by up to this much, seeded (negative: lockstep ticks)")
 	traceLosses := fs.Bool("trace-losses", false, "follow every probe hop by hop and print why each lost first packet or reply was lost, counted by cause, for the late cold-start rounds (from the first ≥ 99 % round) and the steady state")
 	window := fs.Duration("window", time.Minute, "steady-state window for control traffic, delivery and stretch")
@@ -158,7 +159,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	lastProgress := begin
 	x := sim.Experiment{Graph: g, Seed: *seed, Pairs: *pairs, Latency: *latency, Signatures: *sigs,
 		WakeupOriginators: *wakeups, Window: *window, Recovery: *recovery,
-		ReferenceTimers: *refTimers, WakeupRefresh: *wakeupRefresh, FastBootstrapWindow: *fastWindow, BootstrapHandoffAge: *handoffAge, TickJitter: *tickJitter,
+		ReferenceTimers: *refTimers, WakeupRefresh: *wakeupRefresh, FastBootstrapWindow: *fastWindow, BootstrapHandoffAge: *handoffAge, TerminalHandoffAge: *terminalAge, TickJitter: *tickJitter,
 		TraceLosses: *traceLosses,
 		Progress: func(p sim.Progress) {
 			if time.Since(lastProgress) < *progressEvery {

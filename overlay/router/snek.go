@@ -154,6 +154,14 @@ func (r *Router) handoffAge() time.Duration {
 	return r.opts.BootstrapHandoffAge
 }
 
+// terminalHandoffAge is handoffAge for a bootstrap that ended here.
+func (r *Router) terminalHandoffAge() time.Duration {
+	if r.handoffAge() == 0 || r.opts.TerminalHandoffAge < 0 {
+		return r.handoffAge()
+	}
+	return r.opts.TerminalHandoffAge
+}
+
 // hold keeps a copy of the bootstrap f that just set e and went on to next
 // towards wm's key, reusing the buffer of the previous one.
 func (r *Router) hold(e *snekEntry, f *wire.Bootstrap, next Port, wm wire.Watermark) {
@@ -187,6 +195,12 @@ func (r *Router) hold(e *snekEntry, f *wire.Bootstrap, next Port, wm wire.Waterm
 // fc00 (seeds 1–3, 10 s fast window); with 300 ms 0–3 (7 s window), as
 // without handoffs; with 400 ms and the 6 s window 0, 1 and 18; with 100 ms
 // the handoffs no longer sped convergence up.
+//
+// A bootstrap that ended here may be older, up to terminalHandoffAge: its
+// path ends at this node, so the originator's next bootstrap comes this
+// way again and goes on along the branch we lay, keeping it alive. That
+// closes the chains that otherwise settle one link per 5 s round once the
+// fast windows are over, as after a hub's loss.
 func (r *Router) handOff(now time.Time, o *snekEntry) {
 	i, _ := slices.BinarySearchFunc(r.routes, o.origin, compareOrigin)
 	if i == 0 {
@@ -194,7 +208,14 @@ func (r *Router) handOff(now time.Time, o *snekEntry) {
 	}
 	d := r.routes[i-1]
 	h := d.held
-	if h == nil || now.Sub(d.lastSeen) >= r.handoffAge() || !wire.DHTOrdered(d.origin, o.origin, h.heading) {
+	if h == nil || !wire.DHTOrdered(d.origin, o.origin, h.heading) {
+		return
+	}
+	age := r.handoffAge()
+	if h.heading == r.key {
+		age = r.terminalHandoffAge()
+	}
+	if now.Sub(d.lastSeen) >= age {
 		return
 	}
 	// The §5.4 checks of a relayed bootstrap, on d's frame as it arrived.

@@ -315,7 +315,8 @@ func bootstrapsOf(t *testing.T, acts []Action, origin wire.PublicKey) map[Port]*
 // TestBootstrapHandoff: D's bootstrap passed through A towards the key H,
 // or ended at A; then a route to S (D < S < H) arrives. Tuned, A passes D's
 // bootstrap on towards S at once, the same signed frame, if it came through
-// within BootstrapHandoffAge; the reference waits for D's next bootstrap.
+// within BootstrapHandoffAge, or ended at A within TerminalHandoffAge; the
+// reference waits for D's next bootstrap.
 // Seeds in key order: 26 < 11 < 5 < 6 < A (1).
 func TestBootstrapHandoff(t *testing.T) {
 	for _, tc := range []struct {
@@ -326,8 +327,10 @@ func TestBootstrapHandoff(t *testing.T) {
 		wantHandoff bool
 	}{
 		{"tuned, ended here", false, false, 100 * time.Millisecond, true},
+		{"tuned, ended here 2 s ago", false, false, 2 * time.Second, true},
+		{"tuned, ended here too long ago", false, false, DefaultTerminalHandoffAge, false},
 		{"tuned, passed through", false, true, 100 * time.Millisecond, true},
-		{"tuned, too old", false, true, DefaultBootstrapHandoffAge, false},
+		{"tuned, passed through too long ago", false, true, DefaultBootstrapHandoffAge, false},
 		{"reference", true, true, 100 * time.Millisecond, false},
 	} {
 		r := handoffSetUp(t, Options{ReferenceTimers: tc.ref})
