@@ -78,7 +78,8 @@ func (n *Network) TreeConverged() error {
 
 // BootstrapsSettled reports whether every node still in the network that
 // bootstraps (every non-root) is back at router.BootstrapInterval: no
-// node's fast window after a change (router.FastBootstrapWindow) is open.
+// node's fast window after a change (router.Options.FastBootstrapWindow)
+// is open.
 // Until then the control traffic is the cold start's, not the steady
 // state's.
 func (n *Network) BootstrapsSettled() bool {

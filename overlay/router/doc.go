@@ -61,10 +61,10 @@
 //     the bootstrap of the route just below it in key order came through
 //     within DefaultBootstrapHandoffAge (400 ms) and went on towards a key
 //     above it, or ended here within DefaultTerminalHandoffAge (5 s), we
-//     pass that bootstrap on again towards the
-//     new key, the same signed frame, as a stock node that had received
-//     the two bootstraps in the other order would have; the reference
-//     leaves that step to the originator's next bootstrap, a round later.
+//     pass that bootstrap on again towards the new key, the same signed
+//     frame, as a stock node that had received the two bootstraps in the
+//     other order would have; the reference leaves that step to the
+//     originator's next bootstrap, a round later.
 //     Chains of not yet settled predecessors then settle within a burst of
 //     bootstraps instead of one link per round (Router.handOff has the
 //     bound's reason).

@@ -102,7 +102,9 @@ const (
 	// the routing simulator (seeds 1–3) this brought yggdrasil back to
 	// ≥ 99 % within 15.5 s of losing its best-connected node on every seed,
 	// where 400 ms took 36 s on seed 2, and seed 3's cold start to 100 % in
-	// 79 s instead of 119 s, at the same frames (docs/simulation/README.md).
+	// 79 s instead of 119 s, at the same frames on dn42, fc00 and
+	// yggdrasil; skitter sent 0.05 more per node per second on two seeds
+	// of three (docs/simulation/README.md).
 	DefaultTerminalHandoffAge = BootstrapInterval
 )
 

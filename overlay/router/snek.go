@@ -154,12 +154,14 @@ func (r *Router) handoffAge() time.Duration {
 	return r.opts.BootstrapHandoffAge
 }
 
-// terminalHandoffAge is handoffAge for a bootstrap that ended here.
-func (r *Router) terminalHandoffAge() time.Duration {
-	if r.handoffAge() == 0 || r.opts.TerminalHandoffAge < 0 {
-		return r.handoffAge()
+// handoffAgeOf is how young the held bootstrap h must be for handOff to
+// pass it on: handoffAge, or TerminalHandoffAge if h ended here.
+func (r *Router) handoffAgeOf(h *heldBootstrap) time.Duration {
+	age := r.handoffAge()
+	if age > 0 && h.heading == r.key && r.opts.TerminalHandoffAge > 0 {
+		return r.opts.TerminalHandoffAge
 	}
-	return r.opts.TerminalHandoffAge
+	return age
 }
 
 // hold keeps a copy of the bootstrap f that just set e and went on to next
@@ -196,7 +198,7 @@ func (r *Router) hold(e *snekEntry, f *wire.Bootstrap, next Port, wm wire.Waterm
 // without handoffs; with 400 ms and the 6 s window 0, 1 and 18; with 100 ms
 // the handoffs no longer sped convergence up.
 //
-// A bootstrap that ended here may be older, up to terminalHandoffAge: its
+// A bootstrap that ended here may be older, up to TerminalHandoffAge: its
 // path ends at this node, so the originator's next bootstrap comes this
 // way again and goes on along the branch we lay, keeping it alive. That
 // closes the chains that otherwise settle one link per 5 s round once the
@@ -208,14 +210,7 @@ func (r *Router) handOff(now time.Time, o *snekEntry) {
 	}
 	d := r.routes[i-1]
 	h := d.held
-	if h == nil || !wire.DHTOrdered(d.origin, o.origin, h.heading) {
-		return
-	}
-	age := r.handoffAge()
-	if h.heading == r.key {
-		age = r.terminalHandoffAge()
-	}
-	if now.Sub(d.lastSeen) >= age {
+	if h == nil || now.Sub(d.lastSeen) >= r.handoffAgeOf(h) || !wire.DHTOrdered(d.origin, o.origin, h.heading) {
 		return
 	}
 	// The §5.4 checks of a relayed bootstrap, on d's frame as it arrived.
