@@ -205,21 +205,27 @@ type Result struct {
 	HeapPerNode float64 `json:"heap_bytes_per_node"`
 	// Control traffic sent per node per second in the window, by frame
 	// type and in all.
-	Control        map[string]Rate `json:"control"`
-	ControlTotal   Rate            `json:"control_total"`
-	WakeupScale    float64         `json:"wakeup_scale"`
-	WindowSeconds  float64         `json:"window_s"`
-	LinkFailure    Recovery        `json:"recovery_link"`
-	NodeFailure    Recovery        `json:"recovery_node"`
-	VirtualSeconds float64         `json:"virtual_s"`
-	Events         uint64          `json:"events"`
-	Frames         uint64          `json:"frames"`
+	Control      map[string]Rate `json:"control"`
+	ControlTotal Rate            `json:"control_total"`
+	// BootstrapPath is what the window's bootstraps cost each and which
+	// way they went, against the shortest path to a successor.
+	BootstrapPath  BootstrapPath `json:"bootstrap_path"`
+	WakeupScale    float64       `json:"wakeup_scale"`
+	WindowSeconds  float64       `json:"window_s"`
+	LinkFailure    Recovery      `json:"recovery_link"`
+	NodeFailure    Recovery      `json:"recovery_node"`
+	VirtualSeconds float64       `json:"virtual_s"`
+	Events         uint64        `json:"events"`
+	Frames         uint64        `json:"frames"`
 }
 
 const (
 	treeStep     = 100 * time.Millisecond
 	probeRound   = 200 * time.Millisecond
 	recoverEvery = 500 * time.Millisecond
+	// successorSamples bounds the nodes whose shortest path to their
+	// successor BootstrapPath averages: a breadth-first search each.
+	successorSamples = 200
 )
 
 // Run runs the experiment.
@@ -364,6 +370,7 @@ func (x Experiment) Run() (*Result, error) {
 	// Steady state: control traffic in the window, delivery and stretch
 	// from a probe round every second.
 	before := sentCounts(nodes)
+	bootstrapsBefore := net.stats.Bootstraps
 	var requests, trips int
 	for net.Elapsed()-start < x.Window {
 		at := net.Elapsed()
@@ -390,6 +397,7 @@ func (x Experiment) Run() (*Result, error) {
 	}
 	elapsed := net.Elapsed() - start
 	res.WindowSeconds = elapsed.Seconds()
+	windowBootstraps := net.stats.Bootstraps.Since(bootstrapsBefore)
 	res.SteadyRequests = float64(requests) / float64(res.SteadyRounds*len(pairs))
 	res.SteadyRoundTrips = float64(trips) / float64(res.SteadyRounds*len(pairs))
 	res.StretchSNEK = Summarize(res.StretchSNEKSamples)
@@ -411,6 +419,9 @@ func (x Experiment) Run() (*Result, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.HeapPerNode = float64(ms.HeapInuse) / float64(len(nodes))
+	// After the heap is measured: its breadth-first searches are the
+	// simulator's, not the nodes'.
+	res.BootstrapPath = net.bootstrapPath(windowBootstraps, largest, successorSamples)
 
 	// Failures: a random link of the largest component, then the node
 	// with the most links.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -287,6 +288,9 @@ func checkExperiment(t *testing.T, res *Result) {
 	}
 	if res.ControlTotal.FramesMean <= 0 || res.Control["bootstrap"].FramesMean <= 0 || res.SNEKEntries.Max < 1 {
 		t.Errorf("control %+v, SNEK entries %+v", res.Control, res.SNEKEntries)
+	}
+	if p := res.BootstrapPath; p.Hops < 1 || math.Abs(p.Up+p.Down+p.Across-1) > 1e-9 || p.SuccessorSamples == 0 || p.SuccessorShortest < 1 {
+		t.Errorf("bootstrap path %+v", p)
 	}
 	// Each non-root node bootstraps every 5 s; the mean over all nodes
 	// forwards more than that (paths are longer than one hop) but a node

@@ -179,6 +179,9 @@ type Stats struct {
 	LastDisconnect error
 	// RootChanges counts EventRootChanged over all nodes.
 	RootChanges uint64
+	// Bootstraps counts the bootstrap frames put on links by which way
+	// they went in the tree (measure.go).
+	Bootstraps BootstrapHops
 }
 
 type eventKind uint8
@@ -444,6 +447,9 @@ func (n *Network) transmit(from *Node, l *Link, frame []byte, t wire.FrameType, 
 	c := &from.sent[sentIndex(t)]
 	c.Frames++
 	c.Bytes += uint64(len(frame))
+	if t == wire.TypeBootstrap {
+		n.stats.Bootstraps.count(from, l, frame)
+	}
 	if n.queue.frames >= n.cfg.MaxQueued {
 		n.stats.QueueDrops++
 		return

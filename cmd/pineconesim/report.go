@@ -88,6 +88,14 @@ var rows = []row{
 	{"control: all, per node mean / max", func(r *Report) string { return rate(r.Result.ControlTotal) }},
 	{"control: bootstraps", func(r *Report) string { return rate(r.Result.Control["bootstrap"]) }},
 	{"control: tree announcements", func(r *Report) string { return rate(r.Result.Control["tree_announcement"]) }},
+	{"bootstrap path: frames per bootstrap (shortest path to the successor)", func(r *Report) string {
+		p := r.Result.BootstrapPath
+		return fmt.Sprintf("%.1f (%.1f)", p.Hops, p.SuccessorShortest)
+	}},
+	{"bootstrap frames up / down / across the tree", func(r *Report) string {
+		p := r.Result.BootstrapPath
+		return fmt.Sprintf("%.0f / %.0f / %.0f %%", 100*p.Up, 100*p.Down, 100*p.Across)
+	}},
 	{"control: wakeup broadcasts", func(r *Report) string {
 		s := rate(r.Result.Control["wakeup_broadcast"])
 		if r.Result.WakeupScale > 1 {

@@ -334,3 +334,35 @@ func TestTrafficAppendHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestBootstrapOriginator reads the originator from the golden bootstrap
+// (E6: B's, with A's key as the watermark right after it) and refuses
+// frames of other types and cut-off ones.
+func TestBootstrapOriginator(t *testing.T) {
+	var e6, e8 []byte
+	for _, g := range golden(t) {
+		switch g.name {
+		case "E6 bootstrap":
+			e6 = g.want
+		case "E8 wakeup":
+			e8 = g.want
+		}
+	}
+	if k, ok := BootstrapOriginator(e6); !ok || k != keyB {
+		t.Errorf("E6: %v %v, want B's key", k, ok)
+	}
+	for name, b := range map[string][]byte{
+		"wakeup":        e8,
+		"header only":   e6[:HeaderSize],
+		"key cut short": e6[:HeaderSize+payloadLenSize+KeySize-1],
+		"bad magic":     append([]byte("pinf"), e6[4:]...),
+		"nothing":       nil,
+	} {
+		if k, ok := BootstrapOriginator(b); ok {
+			t.Errorf("%s: originator %v accepted", name, k)
+		}
+	}
+	if k, ok := BootstrapOriginator(e6[:HeaderSize+payloadLenSize+KeySize]); !ok || k != keyB {
+		t.Errorf("frame cut after the key: %v %v", k, ok)
+	}
+}
